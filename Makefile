@@ -1,0 +1,40 @@
+# The project's entry points. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON_SOURCES := erp bot rocketchat_sim tests loadtests security scripts
+PYTEST_ARGS ?=
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with every pinned tool and the project installed editable
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
+	$(BIN)/yamllint --strict .
+	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
+	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim
+
+format: setup ## rewrite Python sources with ruff
+	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
+	$(BIN)/ruff format $(PYTHON_SOURCES)
+
+test: lint ## lint, then every test (unit, integration, e2e, infra)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## unit tests only
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: help setup lint format test test-fast

@@ -1,0 +1,1 @@
+"""Pytest plugins shared by every suite (process launchers for the project's services)."""
