@@ -47,7 +47,7 @@ class ServiceProcess:
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         self.wait_healthy(timeout)
