@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := erp bot rocketchat_sim tests loadtests security scripts
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections)
 PYTEST_ARGS ?=
 
 help: ## list the targets
