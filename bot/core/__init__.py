@@ -1,0 +1,1 @@
+"""Command logic: parser, registration dialog, command router. Knows nothing of transports."""

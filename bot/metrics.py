@@ -1,0 +1,38 @@
+"""Prometheus metrics of the bot (one registry per process, served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+COMMANDS = Counter(
+    "bot_commands_total",
+    "Commands handled, by command and outcome",
+    ["command", "outcome"],
+    registry=REGISTRY,
+)
+COMMAND_SECONDS = Histogram(
+    "bot_command_seconds",
+    "Time from receiving a message to the end of handling it",
+    ["command"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+    registry=REGISTRY,
+)
+RECONNECTS = Counter("bot_reconnects_total", "Realtime reconnects to Rocket.Chat", registry=REGISTRY)
+REALTIME_CONNECTED = Gauge("bot_realtime_connected", "1 while the realtime stream is up", registry=REGISTRY)
+CAUGHT_UP = Counter(
+    "bot_caught_up_messages_total", "Messages recovered from history after a gap", registry=REGISTRY
+)
+DUPLICATES = Counter("bot_duplicate_messages_total", "Messages dropped as already handled", registry=REGISTRY)
+ERP_ERRORS = Counter("bot_erp_errors_total", "ERP call failures, by kind", ["kind"], registry=REGISTRY)
+ERP_SECONDS = Histogram(
+    "bot_erp_request_seconds",
+    "ERP request latency",
+    ["method"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+BREAKER_STATE = Gauge(
+    "bot_erp_breaker_state", "ERP circuit breaker: 0 closed, 1 open, 2 half-open", registry=REGISTRY
+)

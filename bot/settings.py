@@ -1,0 +1,178 @@
+"""Bot settings: environment (prefix BOT_), an optional YAML/JSON config file, secrets from *_FILE paths."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "BOT_"
+# Values an operator forgot to replace: the bot refuses to start with them.
+PLACEHOLDER_SECRETS = {
+    "",
+    "changeme",
+    "change-me",
+    "change_me",
+    "changeit",
+    "placeholder",
+    "secret",
+    "password",
+    "token",
+    "xxx",
+    "todo",
+    "replace-me",
+    "example",
+}
+SECRET_FIELDS = ("rocketchat_token", "rocketchat_password", "erp_api_key", "webhook_token")
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """`BOT_<NAME>_FILE=/path` supplies the field `<name>` from that file (trailing newline stripped)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            # Name the variable, never the content.
+            raise ValueError(
+                f"{ENV_PREFIX}{field_name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """`BOT_CONFIG_FILE=/etc/bot.yaml`: keys are the field names (lower case, without the prefix)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if not path:
+            return {}
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of setting names to values")
+        return {str(k).lower(): v for k, v in data.items()}
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", case_sensitive=False)
+
+    # Rocket.Chat: a personal access token (user id + token) or username/password.
+    rocketchat_url: str = "http://127.0.0.1:3000"
+    rocketchat_ws_url: str | None = None
+    rocketchat_user_id: str | None = None
+    rocketchat_token: SecretStr | None = None
+    rocketchat_username: str | None = None
+    rocketchat_password: SecretStr | None = None
+
+    erp_url: str = "http://127.0.0.1:8000"
+    erp_api_key: SecretStr | None = None
+    erp_timeout: float = Field(5.0, gt=0, le=120)
+    erp_retries: int = Field(3, ge=0, le=10)
+    erp_backoff_base: float = Field(0.2, ge=0)
+    erp_backoff_max: float = Field(5.0, ge=0)
+    erp_breaker_threshold: int = Field(5, ge=1)
+    erp_breaker_reset_seconds: float = Field(30.0, gt=0)
+    # Shown to people with their activation code: where they activate their account.
+    erp_activation_url: str = ""
+
+    mode: Literal["realtime", "webhook"] = "realtime"
+    webhook_token: SecretStr | None = None
+    webhook_path: str = "/webhook"
+
+    admin_role: str = "admin"
+    admin_cache_seconds: float = Field(30.0, ge=0)
+    admins_channel: str = "erp-admins"
+    language: Literal["ru", "en"] = "ru"
+
+    state_url: str = "./.state/bot.sqlite3"
+    http_host: str = "0.0.0.0"  # noqa: S104  # the bot runs in a container; the proxy network reaches it
+    http_port: int = Field(8080, ge=0, le=65535)
+    ca_file: Path | None = None
+
+    dialog_ttl_seconds: float = Field(900.0, gt=0)
+    rate_limit_per_minute: int = Field(20, ge=1)
+    max_input_length: int = Field(500, ge=50)
+    rest_timeout: float = Field(10.0, gt=0)
+    reconnect_max_seconds: float = Field(30.0, gt=0)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Priority: explicit arguments, environment, *_FILE secrets, config file.
+        return (
+            init_settings,
+            env_settings,
+            FileSecretsSource(settings_cls),
+            ConfigFileSource(settings_cls),
+        )
+
+    @field_validator("rocketchat_url", "erp_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check(self) -> BotSettings:
+        for name in SECRET_FIELDS:
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} is a placeholder: set a real secret")
+        has_token = bool(self.rocketchat_user_id and self.rocketchat_token)
+        has_password = bool(self.rocketchat_username and self.rocketchat_password)
+        if not (has_token or has_password):
+            raise ValueError(
+                "Rocket.Chat credentials missing: set BOT_ROCKETCHAT_USER_ID + BOT_ROCKETCHAT_TOKEN "
+                "or BOT_ROCKETCHAT_USERNAME + BOT_ROCKETCHAT_PASSWORD"
+            )
+        if self.erp_api_key is None:
+            raise ValueError("BOT_ERP_API_KEY (or BOT_ERP_API_KEY_FILE) is required")
+        if self.mode == "webhook" and self.webhook_token is None:
+            raise ValueError("BOT_WEBHOOK_TOKEN is required in webhook mode")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"BOT_CA_FILE: {self.ca_file} is not a file")
+        return self
+
+    @property
+    def websocket_url(self) -> str:
+        if self.rocketchat_ws_url:
+            return self.rocketchat_ws_url
+        base = self.rocketchat_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        return f"{base}/websocket"
+
+    @property
+    def erp_api_base(self) -> str:
+        url = self.erp_url
+        return url if url.endswith("/api/bot/v1") else f"{url}/api/bot/v1"
+
+    @property
+    def erp_root(self) -> str:
+        return self.erp_url.removesuffix("/api/bot/v1")

@@ -1,0 +1,248 @@
+"""The bot's state: open dialogs, handled message ids, the audit trail, a few values (last seen time).
+
+SQLite by default (the stdlib driver on one worker thread, so the event loop never blocks on disk), or
+Redis (`redis://...`) when several webhook replicas share the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+SEEN_TTL_SECONDS = 7 * 24 * 3600
+AUDIT_KEEP = 10_000
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> bool: ...
+    async def get_dialog(self, user_id: str) -> dict[str, Any] | None: ...
+    async def put_dialog(self, user_id: str, data: dict[str, Any], expires_at: float) -> None: ...
+    async def delete_dialog(self, user_id: str) -> None: ...
+    async def expired_dialogs(self, now: float) -> list[dict[str, Any]]: ...
+    async def mark_seen(self, message_id: str) -> bool: ...
+    async def add_audit(self, entry: dict[str, Any]) -> None: ...
+    async def list_audit(self, limit: int) -> list[dict[str, Any]]: ...
+    async def get_value(self, key: str) -> str | None: ...
+    async def set_value(self, key: str, value: str) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url)
+    return SqliteStore(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dialogs (user_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS dialogs_expires ON dialogs (expires_at);
+CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, request_id TEXT, user_id TEXT, username TEXT,
+  command TEXT, outcome TEXT, detail TEXT
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-store")
+        self._db: sqlite3.Connection | None = None
+        self._writes = 0
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self.db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            await self._run(lambda: self.db.execute("SELECT 1").fetchone())
+        except (sqlite3.Error, RuntimeError):
+            return False
+        return True
+
+    async def get_dialog(self, user_id: str) -> dict[str, Any] | None:
+        row = await self._run(
+            lambda: self.db.execute("SELECT data FROM dialogs WHERE user_id = ?", (user_id,)).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    async def put_dialog(self, user_id: str, data: dict[str, Any], expires_at: float) -> None:
+        payload = json.dumps(data, ensure_ascii=False)
+        await self._run(
+            lambda: self.db.execute(
+                "INSERT INTO dialogs (user_id, data, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(user_id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                (user_id, payload, expires_at),
+            )
+        )
+
+    async def delete_dialog(self, user_id: str) -> None:
+        await self._run(lambda: self.db.execute("DELETE FROM dialogs WHERE user_id = ?", (user_id,)))
+
+    async def expired_dialogs(self, now: float) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda: self.db.execute("SELECT data FROM dialogs WHERE expires_at <= ?", (now,)).fetchall()
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def _mark_seen(self, message_id: str) -> bool:
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO seen (message_id, at) VALUES (?, ?)", (message_id, now)
+        )
+        self._writes += 1
+        if self._writes % 1000 == 0:
+            self.db.execute("DELETE FROM seen WHERE at < ?", (now - SEEN_TTL_SECONDS,))
+        return cursor.rowcount == 1
+
+    async def mark_seen(self, message_id: str) -> bool:
+        return await self._run(self._mark_seen, message_id)
+
+    def _add_audit(self, entry: dict[str, Any]) -> None:
+        cursor = self.db.execute(
+            "INSERT INTO audit (at, request_id, user_id, username, command, outcome, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.get("at", time.time()),
+                entry.get("request_id"),
+                entry.get("user_id"),
+                entry.get("username"),
+                entry.get("command"),
+                entry.get("outcome"),
+                entry.get("detail"),
+            ),
+        )
+        if cursor.lastrowid and cursor.lastrowid % 1000 == 0:
+            self.db.execute("DELETE FROM audit WHERE id <= ?", (cursor.lastrowid - AUDIT_KEEP,))
+
+    async def add_audit(self, entry: dict[str, Any]) -> None:
+        await self._run(self._add_audit, entry)
+
+    async def list_audit(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda: self.db.execute(
+                "SELECT id, at, request_id, user_id, username, command, outcome, detail FROM audit "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        keys = ("id", "at", "request_id", "user_id", "username", "command", "outcome", "detail")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def get_value(self, key: str) -> str | None:
+        row = await self._run(
+            lambda: self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        )
+        return row[0] if row else None
+
+    async def set_value(self, key: str, value: str) -> None:
+        await self._run(
+            lambda: self.db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        )
+
+
+class RedisStore:
+    """Same contract on Redis: dialogs as strings with a sorted set of expiry times, seen ids with TTL."""
+
+    PREFIX = "rcbot:"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis: Any = None
+
+    async def open(self) -> None:
+        import redis.asyncio as redis_asyncio  # optional backend: import only when configured
+
+        self._redis = redis_asyncio.from_url(self.url, decode_responses=True, socket_timeout=5)
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    def _k(self, *parts: str) -> str:
+        return self.PREFIX + ":".join(parts)
+
+    async def get_dialog(self, user_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._k("dialog", user_id))
+        return json.loads(raw) if raw else None
+
+    async def put_dialog(self, user_id: str, data: dict[str, Any], expires_at: float) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("dialog", user_id), json.dumps(data, ensure_ascii=False))
+            pipe.zadd(self._k("dialog-expiry"), {user_id: expires_at})
+            await pipe.execute()
+
+    async def delete_dialog(self, user_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._k("dialog", user_id))
+            pipe.zrem(self._k("dialog-expiry"), user_id)
+            await pipe.execute()
+
+    async def expired_dialogs(self, now: float) -> list[dict[str, Any]]:
+        users = await self._redis.zrangebyscore(self._k("dialog-expiry"), "-inf", now)
+        dialogs = [await self.get_dialog(u) for u in users]
+        return [d for d in dialogs if d]
+
+    async def mark_seen(self, message_id: str) -> bool:
+        return bool(await self._redis.set(self._k("seen", message_id), "1", nx=True, ex=SEEN_TTL_SECONDS))
+
+    async def add_audit(self, entry: dict[str, Any]) -> None:
+        entry = {"at": time.time(), **entry}
+        entry["id"] = await self._redis.incr(self._k("audit-id"))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(self._k("audit"), json.dumps(entry, ensure_ascii=False))
+            pipe.ltrim(self._k("audit"), 0, AUDIT_KEEP - 1)
+            await pipe.execute()
+
+    async def list_audit(self, limit: int) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in await self._redis.lrange(self._k("audit"), 0, limit - 1)]
+
+    async def get_value(self, key: str) -> str | None:
+        return await self._redis.get(self._k("kv", key))
+
+    async def set_value(self, key: str, value: str) -> None:
+        await self._redis.set(self._k("kv", key), value)
