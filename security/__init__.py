@@ -1,0 +1,1 @@
+"""Security scans runnable against a deployed stack (see docs/security.md)."""
