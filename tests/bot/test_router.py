@@ -1,0 +1,174 @@
+"""The router with a fake chat and a fake ERP: commands, dialogs, admin rights, dedupe, limits."""
+
+import itertools
+
+import pytest
+from plugins.bot import FakeChat, FakeErp
+
+from bot.core.ports import Identity, IncomingMessage
+from bot.core.router import Router
+from bot.store import SqliteStore
+
+pytestmark = pytest.mark.unit
+ids = itertools.count()
+
+
+@pytest.fixture
+async def env(tmp_path):
+    store = SqliteStore(str(tmp_path / "state.sqlite3"))
+    await store.open()
+    chat, erp = FakeChat(admins={"admin1"}), FakeErp()
+    now = [1000.0]
+    router = Router(
+        store=store,
+        erp=erp,
+        chat=chat,
+        identity=Identity("bot-id", "erpbot"),
+        language="ru",
+        rate_limit_per_minute=30,
+        clock=lambda: now[0],
+    )
+    yield router, chat, erp, store, now
+    await store.close()
+
+
+def dm(text, user="u1", username="ivan", **kw):
+    return IncomingMessage(
+        message_id=f"m{next(ids)}",
+        room_id=f"dm-{username}",
+        room_type="d",
+        text=text,
+        user_id=user,
+        username=username,
+        **kw,
+    )
+
+
+async def register(router, answers, user="u1", username="ivan"):
+    outcomes = [await router.handle(dm("регистрация", user, username))]
+    for answer in answers:
+        outcomes.append(await router.handle(dm(answer, user, username)))
+    return outcomes
+
+
+async def test_full_registration_sends_code_by_dm(env):
+    router, chat, erp, _, _ = env
+    outcomes = await register(router, ["Иванов Иван Иванович", "1", "ivanov@example.com", "-", "да"])
+    assert outcomes == ["started", "step_position", "step_email", "step_phone", "step_confirm", "created"]
+    assert "483920" in chat.texts("dm-ivan")[-1]
+    assert erp.creates == 1
+    assert await router.store.get_dialog("u1") is None
+
+
+async def test_approval_path_and_outcome_dm(env):
+    router, chat, erp, _, _ = env
+    await register(router, ["Петров Пётр", "2", "petrov@example.com", "+79990000000", "yes"])
+    assert any("одобрить 1" in t for t in chat.texts("#erp-admins"))
+    assert erp.staff[1]["status"] == "pending_approval"
+    assert await router.handle(dm("approve 1", "u2", "boss")) == "denied"
+    assert await router.handle(dm("approve 1", "admin1", "root")) == "approved"
+    assert "483920" in chat.texts("dm-ivan")[-1]
+    assert all("483920" not in t for t in chat.texts("dm-root"))
+    assert await router.handle(dm("approve 1", "admin1", "root")) == "invalid_state"
+
+
+async def test_no_erp_access_and_already_registered(env):
+    router, chat, _, _, _ = env
+    await register(router, ["Сидоров Сидор", "3", "s@example.com", "-", "да"])
+    assert "не даёт доступа" in chat.texts("dm-ivan")[-1]
+    assert await router.handle(dm("register")) == "already_registered"
+    assert await router.handle(dm("status")) == "ok"
+
+
+async def test_erp_down_at_confirm_keeps_the_dialog_and_retry_creates_one_record(env):
+    router, _chat, erp, _, _ = env
+    await register(router, ["Иванов Иван", "1", "i@example.com", "-"])
+    erp.down = True
+    assert await router.handle(dm("да")) == "erp_unavailable"
+    assert await router.handle(dm("да")) == "erp_unavailable"
+    erp.down = False
+    assert await router.handle(dm("да")) == "created"
+    assert erp.creates == 1
+
+
+async def test_cancel_expiry_and_invalid_answers(env):
+    router, chat, _, store, now = env
+    await router.handle(dm("register"))
+    assert await router.handle(dm("x")) == "step_name"
+    assert "от 2 до 150" in chat.texts("dm-ivan")[-1] or "2 to 150" in chat.texts("dm-ivan")[-1]
+    assert await router.handle(dm("cancel")) == "cancelled"
+    await router.handle(dm("register"))
+    now[0] += 901
+    assert await router.expire_dialogs() == 1
+    assert "register" in chat.texts("dm-ivan")[-1]
+    assert await store.get_dialog("u1") is None
+
+
+async def test_dedupe_edits_own_and_channel_without_mention(env):
+    router, chat, _, _, _ = env
+    msg = dm("status")
+    assert await router.handle(msg) == "not_registered"
+    assert await router.handle(msg) is None  # the same id again (an edit or reaction re-sends it)
+    assert await router.handle(dm("status", edited=True)) is None
+    assert await router.handle(dm("status", user="bot-id", username="erpbot")) is None
+    channel = IncomingMessage(
+        message_id="c1", room_id="general", room_type="c", text="status", user_id="u1", username="ivan"
+    )
+    assert await router.handle(channel) is None
+    mention = IncomingMessage(
+        message_id="c2",
+        room_id="general",
+        room_type="c",
+        text="@erpbot register",
+        user_id="u1",
+        username="ivan",
+    )
+    assert await router.handle(mention) == "started"
+    assert "direct messages" in chat.texts("general")[-1]
+
+
+async def test_admin_commands(env):
+    router, chat, erp, store, _ = env
+    await register(router, ["Иванов Иван", "1", "i@example.com", "-", "да"])
+    admin = lambda text: dm(text, "admin1", "root")  # noqa: E731
+    assert await router.handle(admin("status @ivan")) == "ok"
+    assert await router.handle(admin("block @ivan")) == "blocked"
+    assert erp.staff[1]["status"] == "blocked"
+    assert await router.handle(admin("unblock @ivan")) == "unblocked"
+    assert await router.handle(admin("reissue @ivan")) == "reissued"
+    assert "483920" in chat.texts("dm-ivan")[-1]
+    assert all("483920" not in t for t in chat.texts("dm-root"))
+    assert await router.handle(admin("positions")) == "ok"
+    assert "`ENG`" in chat.texts("dm-root")[-1]
+    assert await router.handle(admin("position ENG access off")) == "updated"
+    assert await router.handle(admin("position NOPE access off")) == "not_found"
+    assert await router.handle(admin("block @nobody")) == "not_found"
+    assert await router.handle(dm("block @ivan", "u9", "mallory")) == "denied"
+    assert await router.handle(admin("audit 3")) == "ok"
+    assert "mallory" in chat.texts("dm-root")[-1]
+    entries = await store.list_audit(50)
+    assert any(e["outcome"] == "denied" and e["username"] == "mallory" for e in entries)
+
+
+async def test_help_depends_on_role(env):
+    router, chat, _, _, _ = env
+    await router.handle(dm("помощь"))
+    assert "одобрить" not in chat.texts("dm-ivan")[-1]
+    await router.handle(dm("помощь", "admin1", "root"))
+    assert "одобрить" in chat.texts("dm-root")[-1]
+
+
+async def test_rate_limit_and_length_limit(env):
+    router, _chat, _, _, _ = env
+    assert await router.handle(dm("x" * 501)) == "too_long"
+    outcomes = [await router.handle(dm("status")) for _ in range(35)]
+    assert outcomes.count("rate_limited") == 5
+
+
+async def test_restart_resumes_dialog(env, tmp_path):
+    router, chat, erp, store, now = env
+    await register(router, ["Иванов Иван", "1"])
+    fresh = Router(
+        store=store, erp=erp, chat=chat, identity=Identity("bot-id", "erpbot"), clock=lambda: now[0]
+    )
+    assert await fresh.handle(dm("i@example.com")) == "step_phone"
