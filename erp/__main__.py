@@ -1,0 +1,7 @@
+"""`python -m erp ...`: see erp/cli.py."""
+
+import sys
+
+from erp.cli import main
+
+sys.exit(main())

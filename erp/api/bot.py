@@ -1,0 +1,156 @@
+"""Bot scope: positions, registration (idempotent), status look-ups; and the key-for-JWT exchange."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from erp.api.common import staff_out
+from erp.api.deps import BotPrincipal, KeyPrincipal, runtime
+from erp.api.problems import responses
+from erp.db import read_session, write_session
+from erp.errors import ProblemError
+from erp.metrics import REGISTRATIONS
+from erp.models import Staff
+from erp.schemas import (
+    PositionList,
+    PositionOut,
+    RocketChatUserId,
+    RocketChatUsername,
+    StaffCreate,
+    StaffList,
+    StaffOut,
+    StaffWithActivation,
+    TokenResponse,
+)
+from erp.security import tokens
+from erp.services import audit, idempotency
+from erp.services import positions as positions_service
+from erp.services import staff as staff_service
+
+AUTH_ERRORS = (401, 403, 422, 429)
+router = APIRouter(prefix="/api/bot/v1", responses=responses(*AUTH_ERRORS))
+StaffId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
+async def issue_token(request: Request, principal: KeyPrincipal) -> TokenResponse:
+    """Exchange an API key (header X-API-Key) for a signed token of at most 15 minutes."""
+    if request.headers.get("x-api-key") is None:
+        raise ProblemError(401, "unauthorized", "a token is obtained with an API key")
+    rt = runtime(request)
+    ttl = rt.settings.jwt_ttl_seconds
+    identity = principal.identity
+    token = tokens.issue(identity.id, identity.name, identity.scopes, rt.settings.secret_bytes, ttl)
+    return TokenResponse(access_token=token, expires_in=ttl)
+
+
+@router.get("/positions", response_model=PositionList, tags=["bot"])
+def list_positions(principal: BotPrincipal) -> PositionList:
+    with read_session() as session:
+        items = positions_service.active_positions(session)
+        return PositionList(items=[PositionOut.model_validate(p) for p in items])
+
+
+@router.post(
+    "/staff",
+    status_code=201,
+    response_model=StaffWithActivation,
+    responses=responses(409, 413, 428),
+    tags=["bot"],
+)
+def create_staff(
+    data: StaffCreate,
+    request: Request,
+    principal: BotPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            description="Required: a repeat with the same key and body replays the first response.",
+        ),
+    ] = None,
+) -> Response:
+    """Register an employee; the activation code is in this response only (and its idempotent replays)."""
+    if idempotency_key is None:
+        raise ProblemError(428, "idempotency_key_required", "POST /staff needs an Idempotency-Key header")
+    rt = runtime(request)
+    settings = rt.settings
+    key_id = principal.identity.id
+    fingerprint = idempotency.request_fingerprint(data.model_dump(mode="json"))
+    actor = principal.actor
+    try:
+        with write_session() as session:
+            stored = idempotency.lookup(session, settings, key_id, idempotency_key, fingerprint)
+            if stored is None:
+                staff, activation = staff_service.register(session, data, settings)
+                body = StaffWithActivation(staff=staff_out(staff), activation=activation)
+                raw = body.model_dump_json().encode()
+                idempotency.store(session, settings, key_id, idempotency_key, fingerprint, 201, raw)
+                detail = "activation code issued" if activation else None
+                audit.add(session, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
+                session.flush()
+    except ProblemError as exc:
+        REGISTRATIONS.labels(exc.code).inc()
+        audit.record(actor, "staff.create", exc.code, data.rocketchat_username, exc.detail)
+        raise
+    except IntegrityError:
+        # A concurrent request won the race: replay its response if it was ours, else report the duplicate.
+        stored = _after_race(data, settings, key_id, idempotency_key, fingerprint, actor)
+    if stored is not None:
+        REGISTRATIONS.labels("replayed").inc()
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    REGISTRATIONS.labels("created").inc()
+    rt.alerts.note("registrations", actor.source_ip)
+    return Response(raw, status_code=201, media_type="application/json")
+
+
+def _after_race(data, settings, key_id, idempotency_key, fingerprint, actor):  # type: ignore[no-untyped-def]
+    with write_session() as session:
+        stored = idempotency.lookup(session, settings, key_id, idempotency_key, fingerprint)
+        if stored is not None:
+            return stored
+        existing = staff_service.find_conflict(session, data)
+    if existing is None:  # a login clash exhausted by the retries: vanishingly rare, still not a 500
+        raise ProblemError(409, "staff_exists", "a concurrent registration conflicted; retry")
+    REGISTRATIONS.labels("staff_exists").inc()
+    audit.record(actor, "staff.create", "staff_exists", data.rocketchat_username)
+    raise staff_service.staff_exists(existing)
+
+
+@router.get("/staff/{staff_id}", response_model=StaffOut, responses=responses(404), tags=["bot"])
+def get_staff(staff_id: StaffId, principal: BotPrincipal) -> StaffOut:
+    with read_session() as session:
+        return staff_out(staff_service.get(session, staff_id))
+
+
+@router.get("/staff", response_model=StaffList, tags=["bot"])
+def find_staff(
+    principal: BotPrincipal,
+    rocketchat_username: Annotated[RocketChatUsername | None, Query()] = None,
+    rocketchat_user_id: Annotated[RocketChatUserId | None, Query()] = None,
+    email: Annotated[str | None, Query(min_length=3, max_length=254)] = None,
+) -> StaffList:
+    """Zero or one record matching every given filter; at least one filter is required."""
+    filters = []
+    if rocketchat_username is not None:
+        filters.append(Staff.rocketchat_username == rocketchat_username)
+    if rocketchat_user_id is not None:
+        filters.append(Staff.rocketchat_user_id == rocketchat_user_id)
+    if email is not None:
+        filters.append(Staff.email == email.lower())
+    if not filters:
+        raise ProblemError(422, "validation_error", "give rocketchat_username, rocketchat_user_id or email")
+    with read_session() as session:
+        found = session.scalars(select(Staff).where(*filters).limit(1)).unique().all()
+        return StaffList(items=[staff_out(s) for s in found])

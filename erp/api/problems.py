@@ -1,0 +1,91 @@
+"""Exception handlers that turn every error into RFC 9457 problem+json, and the documented responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from erp.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+from erp.schemas import Problem
+
+log = logging.getLogger("erp")
+
+STATUS_CODES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id")
+    return JSONResponse(
+        problem_body(status, code, detail, request_id, **extra),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _loc(item: Any) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in item]
+
+
+async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    return problem_response(request, exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
+
+
+async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # Only location and message: inputs are never echoed (they may be passwords or codes).
+    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    return problem_response(request, 422, "validation_error", "the request is invalid", errors=errors)
+
+
+async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
+    status = exc.status_code
+    code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "validation_error")
+    if status == 400:  # an unparseable body: report it as the validation error the contract names
+        status = 422
+    return problem_response(request, status, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(request, 500, "internal_error", "an internal error occurred")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries: each listed status answers with a problem document."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "description": STATUS_CODES.get(status, ""),
+        }
+        for status in statuses
+    }

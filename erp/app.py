@@ -1,0 +1,48 @@
+"""The FastAPI application of the ERP bot-integration API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from erp import __version__
+from erp.api import account, admin, bot, ops, problems
+from erp.db import get_engine, reset_engine
+from erp.middleware import RequestMiddleware
+from erp.runtime import Runtime
+from erp.settings import Settings, get_settings
+
+DESCRIPTION = """The API the Rocket.Chat onboarding bot uses to register employees in the Photomatrix ERP.
+
+Authentication: `X-API-Key`, or `Authorization: Bearer <jwt>` from `POST /api/bot/v1/auth/token`.
+Every error is RFC 9457 `application/problem+json` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = Runtime.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        get_engine()
+        yield
+        runtime.alerts.close()
+        reset_engine()
+
+    app = FastAPI(
+        title="Photomatrix ERP bot-integration API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(bot.router)
+    app.include_router(admin.router)
+    app.include_router(account.router)
+    app.include_router(ops.router)
+    app.add_middleware(RequestMiddleware, runtime=runtime)
+    return app

@@ -1,0 +1,159 @@
+"""Command line of the ERP service: serve, migrate, seed positions, manage API keys, print the OpenAPI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+
+
+def _alembic_config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    return Config(str(ALEMBIC_INI))
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from alembic import command
+
+    command.upgrade(_alembic_config(), "head")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from erp.db import write_session
+    from erp.services import positions
+
+    path = Path(args.file) if args.file else positions.DEFAULT_SEED
+    try:
+        items = positions.load_seed(path)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with write_session() as session:
+        created, updated = positions.seed(session, items)
+    print(f"positions: {created} created, {updated} updated from {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from erp.settings import get_settings
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.migrate:
+        cmd_migrate(args)
+    uvicorn.run(
+        "erp.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=args.access_log,
+        proxy_headers=False,  # X-Forwarded-For is handled by the app, only from trusted proxies
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from erp.security.api_keys import create_key
+
+    try:
+        key = create_key(args.name, args.scope, args.allow or [])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"created key {args.name!r}; it is shown only now, store it in a secret store", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(_args: argparse.Namespace) -> int:
+    from erp.security.api_keys import list_keys
+
+    print(f"{'name':<24} {'scopes':<12} {'networks':<24} {'created':<20} {'last used':<20} revoked")
+    for key in list_keys():
+        fmt = "%Y-%m-%d %H:%M:%S"
+        print(
+            f"{key.name:<24} {key.scopes:<12} {key.allowed_networks or 'any':<24} "
+            f"{key.created_at.strftime(fmt):<20} "
+            f"{key.last_used_at.strftime(fmt) if key.last_used_at else '-':<20} "
+            f"{key.revoked_at.strftime(fmt) if key.revoked_at else '-'}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from erp.security.api_keys import revoke_key
+
+    if revoke_key(args.name):
+        print(f"revoked key {args.name!r}")
+        return 0
+    print(f"error: no active key named {args.name!r}", file=sys.stderr)
+    return 1
+
+
+def cmd_openapi(_args: argparse.Namespace) -> int:
+    from erp.openapi import openapi_document
+
+    print(json.dumps(openapi_document(), indent=2, ensure_ascii=False, sort_keys=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m erp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn access log)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)").set_defaults(
+        func=cmd_migrate
+    )
+    seed = sub.add_parser("seed-positions", help="upsert positions from a YAML file")
+    seed.add_argument("file", nargs="?", help="YAML file (default: the positions.yaml shipped with erp)")
+    seed.set_defaults(func=cmd_seed)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key and print it once on stdout")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", required=True, choices=["bot", "admin"])
+    create.add_argument(
+        "--allow", action="append", metavar="CIDR", help="allowed source network (repeatable)"
+    )
+    create.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", help="list keys (never their secrets)").set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    sub.add_parser("openapi", help="print the OpenAPI document (commit it as erp/openapi.json)").set_defaults(
+        func=cmd_openapi
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:  # settings from the environment are invalid
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,86 @@
+"""Database engine and sessions: SQLite (WAL, one file) by default, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from erp.settings import Settings, get_settings
+
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+
+
+def build_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=8
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Autocommit at the driver level so that SQLAlchemy's "begin" below decides the lock mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        # Writers take the lock up front: a deferred read-then-write transaction can fail with
+        # SQLITE_BUSY at once instead of waiting, which would turn a race into a 500.
+        immediate = conn.get_execution_options().get("erp_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def get_engine() -> Engine:
+    global _engine, _sessions
+    if _engine is None:
+        _engine = build_engine(get_settings())
+        _sessions = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the engine (tests and CLI commands that change settings)."""
+    global _engine, _sessions
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _sessions = None
+
+
+def _factory() -> sessionmaker[Session]:
+    if _sessions is None:
+        get_engine()
+    return _sessions  # type: ignore[return-value]
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    with _factory()() as session:
+        yield session
+
+
+@contextmanager
+def write_session() -> Iterator[Session]:
+    """A transaction that intends to write: committed on success, rolled back on any exception."""
+    factory = _factory()
+    with factory(bind=get_engine().execution_options(erp_write=True)) as session, session.begin():
+        yield session

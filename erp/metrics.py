@@ -1,0 +1,15 @@
+"""Prometheus metrics of the ERP service (module level: one registry per process)."""
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("erp_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "erp_http_request_duration_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+AUTH_FAILURES = Counter("erp_auth_failures_total", "Failed authentications", ["reason"])
+RATE_LIMITED = Counter("erp_rate_limited_total", "Requests refused by a rate limit", ["limit"])
+REGISTRATIONS = Counter("erp_registrations_total", "Staff registrations", ["outcome"])
+ACTIVATIONS = Counter("erp_activations_total", "Account activation attempts", ["outcome"])

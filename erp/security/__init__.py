@@ -1,0 +1,1 @@
+"""Authentication, network checks and rate limiting of the ERP API."""

@@ -1,0 +1,1 @@
+"""Domain services of the ERP: one module per concern, called by the API routers and the CLI."""

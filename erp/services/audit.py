@@ -1,0 +1,73 @@
+"""Audit log: every mutating request and every authentication failure. Never secrets; codes only "issued"."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from erp.db import read_session, write_session
+from erp.models import AuditEvent
+
+log = logging.getLogger("erp.audit")
+
+
+@dataclass
+class Actor:
+    """Who made a request: the key (if any), where from, and the request id to correlate logs."""
+
+    key_name: str | None
+    source_ip: str | None
+    request_id: str | None
+    key_id: int | None = None
+
+
+def add(
+    session: Session,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    target: str | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            key_name=actor.key_name,
+            source_ip=actor.source_ip,
+            action=action,
+            target=target,
+            outcome=outcome,
+            request_id=actor.request_id,
+            detail=(detail or None) and detail[:500],
+        )
+    )
+
+
+def record(
+    actor: Actor, action: str, outcome: str, target: str | None = None, detail: str | None = None
+) -> None:
+    """Write one event in its own transaction (failures: the request's own transaction was rolled back)."""
+    try:
+        with write_session() as session:
+            add(session, actor, action, outcome, target, detail)
+    except SQLAlchemyError:
+        # Losing an audit row must not turn a 4xx into a 500; the structured log line still carries it.
+        log.exception("audit write failed")
+    log.info(
+        "audit action=%s outcome=%s target=%s key=%s ip=%s request_id=%s",
+        action,
+        outcome,
+        target,
+        actor.key_name,
+        actor.source_ip,
+        actor.request_id,
+    )
+
+
+def recent(limit: int, offset: int) -> list[AuditEvent]:
+    with read_session() as session:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
+        return list(session.scalars(query))

@@ -1,0 +1,101 @@
+"""Settings of the ERP service: environment variables with the `ERP_` prefix (secrets also from files)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that must never protect a production deployment.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret-change-me"}
+DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105  # nosec B105
+
+Networks = Annotated[list[str], NoDecode]
+
+
+def _split_networks(value: object) -> list[str]:
+    """Accept a comma/space separated string or a list; validate every CIDR."""
+    if value is None:
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # raises ValueError with the bad value
+    return [str(ipaddress.ip_network(item, strict=False)) for item in items]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ERP_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./.state/erp.sqlite3"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    secret_key_file: Path | None = None
+    log_level: str = "INFO"
+
+    # Networks: an empty allowlist admits every source; proxies are trusted for X-Forwarded-For only.
+    trusted_proxies: Networks = Field(default_factory=list)
+    allowed_networks: Networks = Field(default_factory=list)
+
+    max_body_bytes: int = Field(65536, ge=1024)
+    jwt_ttl_seconds: int = Field(900, ge=30, le=900)
+    api_key_cache_seconds: float = Field(5.0, ge=0)
+    idempotency_ttl_hours: float = Field(24.0, gt=0)
+
+    # Activation codes: hours may be fractional (tests use seconds).
+    activation_code_ttl_hours: float = Field(72.0, gt=0)
+    activation_code_digits: int = Field(6, ge=6, le=12)
+    activation_max_attempts: int = Field(5, ge=1, le=20)
+
+    # Token buckets: sustained rate per second and burst size.
+    rate_limit_key_per_second: float = Field(20.0, gt=0)
+    rate_limit_key_burst: int = Field(60, ge=1)
+    rate_limit_ip_per_second: float = Field(20.0, gt=0)
+    rate_limit_ip_burst: int = Field(60, ge=1)
+    rate_limit_activation_per_minute: float = Field(10.0, gt=0)
+    # Failed authentications per source IP within the window before the IP is throttled.
+    auth_failure_limit: int = Field(10, ge=1)
+    auth_failure_window_seconds: int = Field(300, ge=1)
+
+    # Suspicious activity: counts within the window that raise an alert.
+    alert_window_seconds: int = Field(60, ge=1)
+    alert_auth_failures_threshold: int = Field(20, ge=1)
+    alert_rate_limited_threshold: int = Field(50, ge=1)
+    alert_registrations_threshold: int = Field(30, ge=1)
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    alert_webhook_min_interval_seconds: float = Field(300.0, ge=0)
+
+    @field_validator("trusted_proxies", "allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> list[str]:
+        return _split_networks(value)
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> Settings:
+        if self.secret_key_file is not None:
+            self.secret_key = SecretStr(self.secret_key_file.read_text(encoding="utf-8").strip())
+        if self.environment == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret in PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ValueError(
+                    "ERP_SECRET_KEY (or ERP_SECRET_KEY_FILE) must be set to a random value of at least "
+                    "32 characters in production"
+                )
+        return self
+
+    @property
+    def secret_bytes(self) -> bytes:
+        return self.secret_key.get_secret_value().encode()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
