@@ -117,7 +117,7 @@ class ErpClient:
         if retry_after is not None:
             return min(retry_after, 60.0)
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311  # jitter, not cryptography
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311  # nosec B311
 
     async def request(
         self,

@@ -105,7 +105,8 @@ class BotSettings(BaseSettings):
     language: Literal["ru", "en"] = "ru"
 
     state_url: str = "./.state/bot.sqlite3"
-    http_host: str = "0.0.0.0"  # noqa: S104  # the bot runs in a container; the proxy network reaches it
+    # In a container the proxy network must reach the webhook endpoint and the healthcheck.
+    http_host: str = "0.0.0.0"  # noqa: S104  # nosec B104
     http_port: int = Field(8080, ge=0, le=65535)
     ca_file: Path | None = None
 

@@ -1,0 +1,192 @@
+"""Wires the bot together: settings -> store, ERP client, Rocket.Chat REST, router, transport, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.core.ports import Identity
+from bot.core.router import Router
+from bot.erp_client import ErpClient
+from bot.metrics import REGISTRY
+from bot.settings import BotSettings
+from bot.store import Store, open_store
+from bot.transport.realtime import RealtimeTransport
+from bot.transport.rest import RestChatPort, RocketChatRest
+from bot.transport.webhook import webhook_routes
+
+log = logging.getLogger("bot.app")
+EXPIRY_SWEEP_SECONDS = 15.0
+
+
+class BotApp:
+    def __init__(self, settings: BotSettings) -> None:
+        self.settings = settings
+        ca = str(settings.ca_file) if settings.ca_file else None
+        self.ssl_context = ssl.create_default_context(cafile=ca) if ca else None
+        self.store: Store = open_store(settings.state_url)
+        self.erp = ErpClient(
+            settings.erp_api_base,
+            settings.erp_api_key.get_secret_value() if settings.erp_api_key else "",
+            timeout=settings.erp_timeout,
+            retries=settings.erp_retries,
+            backoff_base=settings.erp_backoff_base,
+            backoff_max=settings.erp_backoff_max,
+            breaker_threshold=settings.erp_breaker_threshold,
+            breaker_reset_seconds=settings.erp_breaker_reset_seconds,
+            ca_file=ca,
+        )
+        self.rest = RocketChatRest(
+            settings.rocketchat_url,
+            user_id=settings.rocketchat_user_id if settings.rocketchat_token else None,
+            token=settings.rocketchat_token.get_secret_value() if settings.rocketchat_token else None,
+            username=settings.rocketchat_username,
+            password=settings.rocketchat_password.get_secret_value()
+            if settings.rocketchat_password
+            else None,
+            timeout=settings.rest_timeout,
+            ca_file=ca,
+        )
+        self.identity = Identity()
+        self.router = Router(
+            store=self.store,
+            erp=self.erp,
+            chat=RestChatPort(self.rest),
+            identity=self.identity,
+            language=settings.language,
+            admin_role=settings.admin_role,
+            admins_channel=settings.admins_channel,
+            admin_cache_seconds=settings.admin_cache_seconds,
+            dialog_ttl_seconds=settings.dialog_ttl_seconds,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            max_input_length=settings.max_input_length,
+            activation_url=settings.erp_activation_url,
+        )
+        self.realtime: RealtimeTransport | None = None
+        if settings.mode == "realtime":
+            self.realtime = RealtimeTransport(
+                ws_url=settings.websocket_url,
+                rest=self.rest,
+                router=self.router,
+                store=self.store,
+                identity=self.identity,
+                ssl_context=self.ssl_context,
+                reconnect_max_seconds=settings.reconnect_max_seconds,
+            )
+        self._rest_ok_at = 0.0
+
+    # --- HTTP: health, readiness, metrics (+ the webhook endpoint in webhook mode) ---
+    def http_app(self) -> Starlette:
+        routes = [
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+            Route("/metrics", self.metrics),
+        ]
+        if self.settings.mode == "webhook" and self.settings.webhook_token is not None:
+            routes += webhook_routes(
+                self.settings.webhook_path, self.settings.webhook_token.get_secret_value(), self.router
+            )
+        return Starlette(routes=routes)
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> JSONResponse:
+        checks: dict[str, bool] = {
+            "store": await self.store.ping(),
+            "erp": await self.erp.ping(),
+            "rocketchat": await self._rocketchat_ok(),
+        }
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def _rocketchat_ok(self) -> bool:
+        if self.realtime is not None:
+            return self.realtime.connected
+        if time.monotonic() - self._rest_ok_at < 10:
+            return True
+        try:
+            await self.rest.me()
+        except Exception:
+            return False
+        self._rest_ok_at = time.monotonic()
+        return True
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    # --- lifecycle ---
+    async def _identify(self) -> None:
+        """Who the bot is on Rocket.Chat (retried: Rocket.Chat may start after the bot)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.rest.login() if self.rest.token is None else None
+                me = await self.rest.me()
+                self.identity.user_id, self.identity.username = me.user_id, me.username
+                log.info("logged in to Rocket.Chat", extra={"bot_user": me.username})
+                return
+            except Exception as exc:
+                log.warning("Rocket.Chat login failed", extra={"reason": f"{type(exc).__name__}"[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.reconnect_max_seconds)
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            with contextlib.suppress(Exception):
+                await self.router.expire_dialogs()
+
+    async def run(self) -> None:
+        await self.store.open()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.http_app(),
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve(), name="http")]
+        try:
+            identify = asyncio.create_task(self._identify())
+            await asyncio.wait(
+                [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            if not stop.is_set():
+                tasks.append(asyncio.create_task(self._sweep_expired(), name="expiry"))
+                if self.realtime is not None:
+                    tasks.append(asyncio.create_task(self.realtime.run(), name="realtime"))
+                log.info("bot started", extra={"mode": self.settings.mode})
+                await stop.wait()
+            identify.cancel()
+        finally:
+            log.info("bot stopping")
+            if self.realtime is not None:
+                await self.realtime.stop()
+            server.should_exit = True
+            for task in tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.rest.aclose()
+            await self.erp.aclose()
+            await self.store.close()

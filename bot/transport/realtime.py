@@ -1,0 +1,202 @@
+"""Realtime adapter: receive on the `__my_messages__` stream over DDP, act through REST.
+
+Reconnects with exponential backoff and jitter, resubscribes, then catches up on what was missed from
+REST history since the last seen message time. Messages are deduplicated by id in the router's store, so
+the overlap between catch-up and the live stream (and Rocket.Chat re-sending edited messages) is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import metrics
+from bot.core.ports import Identity, IncomingMessage
+from bot.core.router import Router
+from bot.store import Store
+from bot.transport.ddp import DdpClient
+from bot.transport.rest import RocketChatRest
+
+log = logging.getLogger("bot.realtime")
+LAST_SEEN_KEY = "realtime.last_seen_ts"
+CATCH_UP_SLACK_SECONDS = 2.0
+
+
+def message_time(value: Any) -> float:
+    """EJSON `{"$date": ms}` on the stream, ISO 8601 strings from REST; seconds since the epoch."""
+    if isinstance(value, dict) and "$date" in value:
+        return float(value["$date"]) / 1000
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    if isinstance(value, int | float):
+        return float(value) / 1000
+    return 0.0
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def to_incoming(message: dict[str, Any], room_type: str, bot_user_id: str) -> IncomingMessage | None:
+    user = message.get("u") or {}
+    if not message.get("_id") or not message.get("rid") or not user.get("_id"):
+        return None
+    mentions = message.get("mentions") or []
+    return IncomingMessage(
+        message_id=str(message["_id"]),
+        room_id=str(message["rid"]),
+        room_type=room_type,
+        text=str(message.get("msg") or ""),
+        user_id=str(user["_id"]),
+        username=str(user.get("username") or ""),
+        ts=message_time(message.get("ts")),
+        edited=bool(message.get("editedAt")),
+        from_bot=bool(message.get("bot")),
+        system=bool(message.get("t")),
+        mentions_bot=any(isinstance(m, dict) and m.get("_id") == bot_user_id for m in mentions),
+    )
+
+
+class RealtimeTransport:
+    def __init__(
+        self,
+        *,
+        ws_url: str,
+        rest: RocketChatRest,
+        router: Router,
+        store: Store,
+        identity: Identity,
+        ssl_context: ssl.SSLContext | None = None,
+        reconnect_max_seconds: float = 30.0,
+    ) -> None:
+        self.ws_url, self.rest, self.router, self.store, self.identity = ws_url, rest, router, store, identity
+        self.ssl_context, self.reconnect_max = ssl_context, reconnect_max_seconds
+        self.connected = False
+        self.last_seen = 0.0
+        self._client: DdpClient | None = None
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        stored = await self.store.get_value(LAST_SEEN_KEY)
+        # First start ever: the backlog before the bot existed is not ours to answer.
+        self.last_seen = float(stored) if stored else time.time()
+        if not stored:
+            await self.store.set_value(LAST_SEEN_KEY, repr(self.last_seen))
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "realtime connection failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:200]}
+                )
+            finally:
+                self.connected = False
+                metrics.REALTIME_CONNECTED.set(0)
+            if self._stopping.is_set():
+                break
+            delay = random.uniform(0.5, 1.0) * min(self.reconnect_max, 0.5 * 2**attempt)  # noqa: S311  # nosec B311
+            attempt += 1
+            metrics.RECONNECTS.inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._client is not None:
+            await self._client.close()
+        tails = list(self._tails.values())
+        if tails:
+            await asyncio.wait(tails, timeout=10)
+
+    async def _session(self) -> None:
+        client = DdpClient(self.ws_url, ssl_context=self.ssl_context)
+        self._client = client
+        client.on_changed = self._on_changed
+        await client.connect()
+        try:
+            if self.rest.token is None:
+                await self.rest.login()
+            user_id = await client.login_resume(self.rest.token or "")
+            if self.identity.user_id and user_id != self.identity.user_id:
+                log.warning("stream login is another user than REST", extra={"stream_user": user_id})
+            await client.subscribe(
+                "stream-room-messages", "__my_messages__", {"useCollection": False, "args": []}
+            )
+            self.connected = True
+            metrics.REALTIME_CONNECTED.set(1)
+            log.info("realtime connected")
+            await self._catch_up()
+            await client.closed.wait()
+        finally:
+            await client.close()
+        log.info("realtime disconnected")
+
+    async def _on_changed(self, collection: str, fields: dict[str, Any]) -> None:
+        if collection != "stream-room-messages" or fields.get("eventName") != "__my_messages__":
+            return
+        args = fields.get("args") or []
+        if not args or not isinstance(args[0], dict):
+            return
+        meta = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        incoming = to_incoming(args[0], str(meta.get("roomType") or ""), self.identity.user_id)
+        if incoming is not None:
+            self.dispatch(incoming)
+
+    def dispatch(self, msg: IncomingMessage) -> asyncio.Task[None]:
+        """Handle without blocking the reader; one user's messages run in the order they arrived."""
+        previous = self._tails.get(msg.user_id)
+        task = asyncio.create_task(self._handle_after(previous, msg))
+        self._tails[msg.user_id] = task
+
+        def _forget(done: asyncio.Task[None], user_id: str = msg.user_id) -> None:
+            if self._tails.get(user_id) is done:
+                del self._tails[user_id]
+
+        task.add_done_callback(_forget)
+        return task
+
+    async def _handle_after(self, previous: asyncio.Task[None] | None, msg: IncomingMessage) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        try:
+            await self.router.handle(msg)
+        except Exception:
+            log.exception("message handling failed")
+        if msg.ts > self.last_seen:
+            self.last_seen = msg.ts
+            with contextlib.suppress(Exception):
+                await self.store.set_value(LAST_SEEN_KEY, repr(msg.ts))
+
+    async def _catch_up(self) -> None:
+        """Replay what arrived while the stream was down, oldest first."""
+        since = iso(self.last_seen - CATCH_UP_SLACK_SECONDS)
+        try:
+            rooms = await self.rest.rooms_updated_since(since)
+            missed: list[IncomingMessage] = []
+            for room in rooms:
+                for message in await self.rest.history(room, since):
+                    incoming = to_incoming(message, str(room.get("t") or ""), self.identity.user_id)
+                    if incoming is not None and incoming.user_id != self.identity.user_id:
+                        missed.append(incoming)
+        except Exception as exc:
+            log.warning("catch-up failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:200]})
+            return
+        missed.sort(key=lambda m: m.ts)
+        for msg in missed:
+            metrics.CAUGHT_UP.inc()
+            self.dispatch(msg)
+        if missed:
+            log.info("caught up", extra={"messages": len(missed)})

@@ -1,0 +1,164 @@
+"""Rocket.Chat REST client (httpx): the bot acts only through REST, as Rocket.Chat recommends."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+import time
+from typing import Any
+
+import httpx
+
+from bot.core.ports import Identity
+
+log = logging.getLogger("bot.rest")
+
+
+class RestError(Exception):
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(f"Rocket.Chat REST {status}: {error[:200]}")
+        self.status, self.error = status, error
+
+
+class RocketChatRest:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_id: str | None = None,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        ca_file: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user_id, self.token = user_id, token
+        self._username, self._password = username, password
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            verify=verify,
+            transport=transport,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+        self._dm_rooms: dict[str, str] = {}
+        self._login_lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def login(self) -> None:
+        """Password login when no token was given; the resume token is kept for REST and the stream."""
+        if self._username is None or self._password is None:
+            return
+        async with self._login_lock:
+            response = await self._http.post(
+                "/api/v1/login", json={"user": self._username, "password": self._password}
+            )
+            body = _json(response)
+            if response.status_code != 200 or body.get("status") != "success":
+                raise RestError(
+                    response.status_code, str(body.get("error") or body.get("message") or "login failed")
+                )
+            self.user_id, self.token = body["data"]["userId"], body["data"]["authToken"]
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self.token is None:
+            await self.login()
+        for attempt in range(4):
+            headers = {"X-User-Id": self.user_id or "", "X-Auth-Token": self.token or ""}
+            response = await self._http.request(method, path, headers=headers, **kwargs)
+            if response.status_code == 429 and attempt < 3:
+                await asyncio.sleep(_rate_limit_wait(response))
+                continue
+            if response.status_code == 401 and attempt == 0 and self._password is not None:
+                await self.login()  # the login token expired or was revoked: log in again once
+                continue
+            body = _json(response)
+            if response.status_code != 200 or body.get("success") is False:
+                raise RestError(response.status_code, str(body.get("error") or body.get("message") or ""))
+            return body
+        raise RestError(429, "rate limited")
+
+    async def me(self) -> Identity:
+        body = await self.request("GET", "/api/v1/me")
+        return Identity(user_id=body["_id"], username=body["username"])
+
+    async def post_message(self, room_id: str, text: str) -> dict[str, Any]:
+        return (
+            await self.request("POST", "/api/v1/chat.postMessage", json={"roomId": room_id, "text": text})
+        )["message"]
+
+    async def post_to_channel(self, channel: str, text: str) -> None:
+        target = channel if channel.startswith(("#", "@")) else f"#{channel}"
+        await self.request("POST", "/api/v1/chat.postMessage", json={"channel": target, "text": text})
+
+    async def direct_room(self, username: str) -> str:
+        if username not in self._dm_rooms:
+            body = await self.request("POST", "/api/v1/dm.create", json={"username": username})
+            room = body["room"]
+            self._dm_rooms[username] = room.get("rid") or room["_id"]
+        return self._dm_rooms[username]
+
+    async def user_roles(self, user_id: str) -> set[str]:
+        body = await self.request("GET", "/api/v1/users.info", params={"userId": user_id})
+        return set(body.get("user", {}).get("roles") or [])
+
+    async def rooms_updated_since(self, since_iso: str) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/api/v1/rooms.get", params={"updatedSince": since_iso})
+        rooms = body.get("update")
+        return rooms if isinstance(rooms, list) else []
+
+    async def history(self, room: dict[str, Any], oldest_iso: str, count: int = 100) -> list[dict[str, Any]]:
+        endpoint = {"d": "dm.history", "c": "channels.history", "p": "groups.history"}.get(room.get("t", ""))
+        if endpoint is None:
+            return []
+        body = await self.request(
+            "GET", f"/api/v1/{endpoint}", params={"roomId": room["_id"], "oldest": oldest_iso, "count": count}
+        )
+        return body.get("messages") or []
+
+
+def password_digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _rate_limit_wait(response: httpx.Response) -> float:
+    reset = response.headers.get("X-RateLimit-Reset")  # epoch milliseconds, not seconds
+    try:
+        wait = float(reset) / 1000 - time.time() if reset else 1.0
+    except ValueError:
+        wait = 1.0
+    return min(max(wait, 0.1), 10.0)
+
+
+class RestChatPort:
+    """The router's ChatPort on top of REST."""
+
+    def __init__(self, rest: RocketChatRest) -> None:
+        self.rest = rest
+
+    async def send(self, room_id: str, text: str) -> None:
+        await self.rest.post_message(room_id, text)
+
+    async def direct_room(self, username: str) -> str:
+        return await self.rest.direct_room(username)
+
+    async def send_to_channel(self, channel: str, text: str) -> None:
+        await self.rest.post_to_channel(channel, text)
+
+    async def user_roles(self, user_id: str) -> set[str]:
+        return await self.rest.user_roles(user_id)
