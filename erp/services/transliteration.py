@@ -24,11 +24,15 @@ def _ascii_word(word: str) -> str:
 
 def login_base(full_name: str) -> str:
     """`Иванов Иван Иванович` → `ivanov.i`: surname, a dot, the given name's initial (Russian order)."""
-    words = [w for w in (_ascii_word(part) for part in full_name.split()) if w]
-    if not words:
+    parts = [part for part in full_name.split() if _ascii_word(part)]
+    if not parts:
         return "user"
-    surname = words[0][:MAX_LOGIN_BASE]
-    return f"{surname}.{words[1][0]}" if len(words) > 1 else surname
+    surname = _ascii_word(parts[0])[:MAX_LOGIN_BASE]
+    if len(parts) == 1:
+        return surname
+    # The initial is the whole transliteration of the first letter: Юлия → "iu", Хасан → "kh".
+    given = parts[1].lstrip("'’-")
+    return f"{surname}.{_ascii_word(given[0]) or _ascii_word(given)[0]}"
 
 
 def login_candidates(full_name: str, limit: int = 1000):  # type: ignore[no-untyped-def]
