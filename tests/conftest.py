@@ -1,3 +1,9 @@
 """Shared test scaffolding: each deployable part contributes one plugin module in tests/plugins/."""
 
-pytest_plugins = ["plugins.processes", "plugins.collection", "plugins.erp", "plugins.rocketchat"]
+pytest_plugins = [
+    "plugins.processes",
+    "plugins.collection",
+    "plugins.erp",
+    "plugins.rocketchat",
+    "plugins.bot",
+]

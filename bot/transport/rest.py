@@ -107,7 +107,11 @@ class RocketChatRest:
 
     async def user_roles(self, user_id: str) -> set[str]:
         body = await self.request("GET", "/api/v1/users.info", params={"userId": user_id})
-        return set(body.get("user", {}).get("roles") or [])
+        user = body.get("user") or {}
+        if "roles" not in user:
+            # Rocket.Chat shows other users' roles only to holders of view-full-other-user-info.
+            log.warning("users.info shows no roles: grant the bot view-full-other-user-info")
+        return set(user.get("roles") or [])
 
     async def rooms_updated_since(self, since_iso: str) -> list[dict[str, Any]]:
         body = await self.request("GET", "/api/v1/rooms.get", params={"updatedSince": since_iso})

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
 from bot.erp_client import ErpError, ErpUnavailable
+from plugins.processes import ServiceProcess, free_port
 
 
 class FakeChat:
@@ -144,3 +154,320 @@ class FakeErp:
             if position["code"] == code:
                 return {**position, **changes}
         raise ErpError(404, "not_found")
+
+
+# --------------------------------------------------------------------------------------------------
+# Integration: the bot as a real process against the simulator (or a real Rocket.Chat) and the ERP.
+
+
+def rest_call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    response = http.request(method, f"/api/v1/{path}", **kwargs)
+    body = response.json()
+    if response.status_code != 200 or not body.get("success"):
+        raise AssertionError(f"{path}: {response.status_code} {body}")
+    return body
+
+
+class RocketChatAdmin:
+    """Admin REST session used by the tests to make users, rooms and roles (Rocket.Chat's public API)."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=15.0)
+        body = self.http.post("/api/v1/login", json={"user": username, "password": password}).json()
+        self.user_id, self.token = body["data"]["userId"], body["data"]["authToken"]
+        self.http.headers.update({"X-User-Id": self.user_id, "X-Auth-Token": self.token})
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return rest_call(self.http, method, path, **kwargs)
+
+    def create_user(self, username: str, *, roles: tuple[str, ...] = ("user",)) -> ChatUser:
+        password = secrets.token_urlsafe(16) + "aA1"
+        self.call(
+            "POST",
+            "users.create",
+            json={
+                "name": username.replace(".", " ").title(),
+                "email": f"{username}@example.com",
+                "password": password,
+                "username": username,
+                "roles": list(roles),
+                "verified": False,
+                "joinDefaultChannels": False,
+            },
+        )
+        return ChatUser.login(self.base_url, username, password)
+
+    def grant(self, permission: str, role: str) -> None:
+        """Add `role` to a permission (permissions.update replaces the whole role list)."""
+        current = self.call("GET", "permissions.listAll")["update"]
+        roles = next(p["roles"] for p in current if p["_id"] == permission)
+        if role not in roles:
+            self.call(
+                "POST",
+                "permissions.update",
+                json={"permissions": [{"_id": permission, "roles": [*roles, role]}]},
+            )
+
+    def create_channel(self, name: str, members: list[str]) -> str:
+        return self.call("POST", "channels.create", json={"name": name, "members": members})["channel"]["_id"]
+
+
+@dataclass
+class ChatUser:
+    base_url: str
+    username: str
+    password: str
+    user_id: str
+    token: str
+    http: httpx.Client = field(repr=False)
+
+    @classmethod
+    def login(cls, base_url: str, username: str, password: str) -> ChatUser:
+        http = httpx.Client(base_url=base_url, timeout=15.0)
+        body = http.post("/api/v1/login", json={"user": username, "password": password}).json()
+        user_id, token = body["data"]["userId"], body["data"]["authToken"]
+        http.headers.update({"X-User-Id": user_id, "X-Auth-Token": token})
+        return cls(base_url, username, password, user_id, token, http)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return rest_call(self.http, method, path, **kwargs)
+
+    def dm_room(self, username: str) -> str:
+        room = self.call("POST", "dm.create", json={"username": username})["room"]
+        return room.get("rid") or room["_id"]
+
+    def say(self, room_id: str, text: str) -> str:
+        message_id = uuid.uuid4().hex[:17]
+        self.call(
+            "POST", "chat.sendMessage", json={"message": {"_id": message_id, "rid": room_id, "msg": text}}
+        )
+        return message_id
+
+    def edit(self, room_id: str, message_id: str, text: str) -> None:
+        self.call("POST", "chat.update", json={"roomId": room_id, "msgId": message_id, "text": text})
+
+    def history(self, room_id: str, kind: str = "dm") -> list[dict[str, Any]]:
+        endpoint = {"dm": "dm.history", "c": "channels.history"}[kind]
+        return self.call("GET", endpoint, params={"roomId": room_id, "count": 200})["messages"]
+
+    def bot_messages(self, room_id: str, bot_user_id: str, kind: str = "dm") -> list[str]:
+        """Texts from the bot in the room, oldest first."""
+        messages = [m for m in self.history(room_id, kind) if m["u"]["_id"] == bot_user_id]
+        return [m["msg"] for m in sorted(messages, key=lambda m: m["ts"])]
+
+    def wait_for_bot(
+        self, room_id: str, bot_user_id: str, count: int, *, kind: str = "dm", timeout: float = 15.0
+    ) -> list[str]:
+        """Wait until the bot has said at least `count` messages in the room; return them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            texts = self.bot_messages(room_id, bot_user_id, kind)
+            if len(texts) >= count or time.monotonic() > deadline:
+                assert len(texts) >= count, f"bot said {len(texts)} < {count} messages: {texts}"
+                return texts
+            time.sleep(0.05)
+
+    def converse(self, room_id: str, bot_user_id: str, text: str, timeout: float = 15.0) -> str:
+        """Send `text`, wait for the bot's next message, return it."""
+        before = len(self.bot_messages(room_id, bot_user_id))
+        self.say(room_id, text)
+        return self.wait_for_bot(room_id, bot_user_id, before + 1, timeout=timeout)[before]
+
+
+@dataclass
+class BotProcess:
+    process: ServiceProcess
+    http_url: str
+    user_id: str
+    username: str
+    env: dict[str, str]
+
+    def ready(self) -> httpx.Response:
+        return httpx.get(f"{self.http_url}/readyz", timeout=5)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.ready().status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"bot not ready: {self.process.tail()}")
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.http_url}/metrics", timeout=5).text
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_bot(
+    *,
+    rocketchat_url: str,
+    erp_url: str,
+    erp_key: str,
+    bot_user: ChatUser,
+    state_dir: Path,
+    name: str = "bot",
+    extra_env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+) -> BotProcess:
+    port = free_port()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "BOT_ROCKETCHAT_URL": rocketchat_url,
+        "BOT_ROCKETCHAT_USERNAME": bot_user.username,
+        "BOT_ROCKETCHAT_PASSWORD": bot_user.password,
+        "BOT_ERP_URL": erp_url,
+        "BOT_ERP_API_KEY": erp_key,
+        "BOT_HTTP_HOST": "127.0.0.1",
+        "BOT_HTTP_PORT": str(port),
+        "BOT_STATE_URL": str(state_dir / "bot.sqlite3"),
+        "BOT_ADMINS_CHANNEL": "erp-admins",
+        "BOT_RATE_LIMIT_PER_MINUTE": "1000",
+        "BOT_ERP_RETRIES": "1",
+        "BOT_ERP_BACKOFF_BASE": "0.05",
+        "BOT_ERP_BREAKER_RESET_SECONDS": "1",
+        "BOT_RECONNECT_MAX_SECONDS": "2",
+        "BOT_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
+    }
+    process = ServiceProcess(
+        name, ["-m", "bot"], env=env, health_url=f"http://127.0.0.1:{port}/healthz", log_dir=state_dir
+    ).start()
+    bot = BotProcess(process, f"http://127.0.0.1:{port}", bot_user.user_id, bot_user.username, env)
+    if wait_ready:
+        bot.wait_ready()
+    return bot
+
+
+SIM_ADMIN = ("admin", "Sim-Adm1n-Passw0rd")
+
+
+@dataclass
+class BotStack:
+    """Simulator + ERP + bot, each a real process; `new_user` makes a Rocket.Chat user with a DM room."""
+
+    sim: ServiceProcess
+    rocketchat_url: str
+    control_url: str
+    erp: Any
+    admin: RocketChatAdmin
+    bot_user: ChatUser
+    bot: BotProcess
+    state_dir: Path
+    sim_env: dict[str, str]
+    _names: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def new_user(self, prefix: str = "user", roles: tuple[str, ...] = ("user",)) -> tuple[ChatUser, str]:
+        username = f"{prefix}.{next(self._names)}.{secrets.token_hex(2)}"
+        user = self.admin.create_user(username, roles=roles)
+        return user, user.dm_room(self.bot_user.username)
+
+    def admin_user(self) -> ChatUser:
+        """The workspace admin (role `admin`) as a chat user."""
+        return ChatUser.login(self.rocketchat_url, *SIM_ADMIN)
+
+    def fault(self, path: str, **body: Any) -> dict[str, Any]:
+        response = httpx.post(f"{self.control_url}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def restart_bot(self, **extra_env: str) -> BotProcess:
+        self.bot.stop()
+        self.bot = start_bot(
+            rocketchat_url=self.rocketchat_url,
+            erp_url=self.erp.base_url,
+            erp_key=self.erp.admin_key,
+            bot_user=self.bot_user,
+            state_dir=self.state_dir / "bot",
+            extra_env={k: v for k, v in self.bot.env.items() if k not in _BASE_KEYS} | extra_env,
+        )
+        return self.bot
+
+    def stop(self) -> None:
+        for part in (self.bot, self.erp, self.sim):
+            part.stop()
+
+
+_BASE_KEYS = {
+    "BOT_ROCKETCHAT_URL",
+    "BOT_ROCKETCHAT_USERNAME",
+    "BOT_ROCKETCHAT_PASSWORD",
+    "BOT_ERP_URL",
+    "BOT_ERP_API_KEY",
+    "BOT_HTTP_PORT",
+    "BOT_STATE_URL",
+}
+
+
+def start_simulator(state_dir: Path, **extra_env: str) -> tuple[ServiceProcess, str, str, dict[str, str]]:
+    port, control_port = free_port(), free_port()
+    env = {
+        "PORT": str(port),
+        "BIND_IP": "127.0.0.1",
+        "ROOT_URL": f"http://127.0.0.1:{port}",
+        "ADMIN_USERNAME": SIM_ADMIN[0],
+        "ADMIN_PASS": SIM_ADMIN[1],
+        "ADMIN_EMAIL": "admin@example.com",
+        "SIM_CONTROL_PORT": str(control_port),
+        "SIM_STATE_FILE": str(state_dir / "sim-state.json"),
+        # The harness's own users poll history; the bot itself has the `bot` role, which bypasses it.
+        "OVERWRITE_SETTING_API_Enable_Rate_Limiter": "false",
+        **extra_env,
+    }
+    sim = ServiceProcess(
+        "rocketchat-sim",
+        ["-m", "rocketchat_sim"],
+        env=env,
+        health_url=f"http://127.0.0.1:{port}/readyz",
+        log_dir=state_dir,
+    ).start()
+    return sim, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control_port}", env
+
+
+def start_bot_stack(state_dir: Path, *, bot_env: dict[str, str] | None = None) -> BotStack:
+    from plugins.erp import start_erp_server  # the ERP part's helper: migrated, seeded, keys made
+
+    sim, url, control_url, sim_env = start_simulator(state_dir)
+    erp = None
+    try:
+        erp = start_erp_server(state_dir / "erp")
+        admin = RocketChatAdmin(url, *SIM_ADMIN)
+        bot_user = admin.create_user("erpbot", roles=("bot", "user"))
+        # The bot reads other users' roles (admin commands): users.info shows them only with this.
+        admin.grant("view-full-other-user-info", "bot")
+        admin.create_channel("erp-admins", [bot_user.username])
+        bot = start_bot(
+            rocketchat_url=url,
+            erp_url=erp.base_url,
+            erp_key=erp.admin_key,
+            bot_user=bot_user,
+            state_dir=state_dir / "bot",
+            extra_env=bot_env,
+        )
+    except Exception:
+        if erp is not None:
+            erp.stop()
+        sim.stop()
+        raise
+    return BotStack(sim, url, control_url, erp, admin, bot_user, bot, state_dir, sim_env)
+
+
+@pytest.fixture(scope="module")
+def bot_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotStack]:
+    """One stack per test module (tests make their own users, so they do not interfere)."""
+    stack = start_bot_stack(tmp_path_factory.mktemp("bot-stack"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def fresh_bot_stack(tmp_path: Path) -> Iterator[BotStack]:
+    """A stack of its own, for tests that break things (faults, restarts)."""
+    stack = start_bot_stack(tmp_path)
+    yield stack
+    stack.stop()
