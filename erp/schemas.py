@@ -40,7 +40,11 @@ def _lower_email(value: str) -> str:
     return value.lower()
 
 
-PersonName = Annotated[str, StringConstraints(min_length=2, max_length=150), AfterValidator(_person_name)]
+PersonName = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=150, pattern=NAME_RE.pattern),
+    AfterValidator(_person_name),
+]
 Email = Annotated[EmailStr, StringConstraints(max_length=254), AfterValidator(_lower_email)]
 Phone = Annotated[str, StringConstraints(pattern=PHONE_RE, max_length=16)]
 SafeText = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_control_characters)]

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from erp.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
 from erp.schemas import Problem
@@ -59,12 +60,25 @@ async def on_validation(request: Request, exc: RequestValidationError) -> JSONRe
     return problem_response(request, 422, "validation_error", "the request is invalid", errors=errors)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method any route at this path accepts (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
     status = exc.status_code
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request)
     code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "validation_error")
     if status == 400:  # an unparseable body: report it as the validation error the contract names
         status = 422
-    return problem_response(request, status, code, str(exc.detail), dict(exc.headers or {}))
+    return problem_response(request, status, code, str(exc.detail), headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
