@@ -89,8 +89,51 @@ class Workspace:
             )
         for pid, roles in DEFAULT_PERMISSIONS.items():
             self.state.permissions.setdefault(pid, {"_id": pid, "roles": list(roles), "_updatedAt": now})
+        if not loaded:
+            self._first_start_documents(now)
         self._first_admin()
         self.state.mark_dirty()
+
+    def _first_start_documents(self, now: int) -> None:
+        """What a fresh Rocket.Chat database holds: the rocket.cat bot and the default #general."""
+        if "rocket.cat" not in self.state.users:
+            cat = {
+                "_id": "rocket.cat",
+                "createdAt": now,
+                "username": "rocket.cat",
+                "name": "Rocket.Cat",
+                "emails": [],
+                "type": "bot",
+                "status": "online",
+                "statusConnection": "online",
+                "active": True,
+                "roles": ["bot"],
+                "utcOffset": 0,
+                "settings": {"preferences": {}},
+                "_updatedAt": now,
+                "services": {"resume": {"loginTokens": []}},
+            }
+            self.state.users["rocket.cat"] = cat
+            self.state.index_user(cat)
+        if "GENERAL" not in self.state.rooms:
+            general = {
+                "_id": "GENERAL",
+                "name": "general",
+                "fname": "general",
+                "t": "c",
+                "msgs": 0,
+                "usersCount": 0,
+                "customFields": {},
+                "broadcast": False,
+                "encrypted": False,
+                "ts": now,
+                "ro": False,
+                "default": True,
+                "sysMes": True,
+                "_updatedAt": now,
+            }
+            self.state.rooms["GENERAL"] = general
+            self.state.index_room(general)
 
     def _converted(self, sid: str, raw: str, fallback: Any) -> Any:
         try:
@@ -105,8 +148,9 @@ class Workspace:
                 log.warning("Users with admin role already exist; Ignoring environment variables ADMIN_PASS")
             return
         if self.config.ADMIN_PASS is None:
-            if self.state.users:  # Rocket.Chat promotes the oldest user when no admin exists
-                oldest = min(self.state.users.values(), key=lambda u: u["createdAt"])
+            humans = [u for u in self.state.users.values() if u["_id"] != "rocket.cat"]
+            if humans:  # Rocket.Chat promotes the oldest user when no admin exists
+                oldest = min(humans, key=lambda u: u["createdAt"])
                 oldest["roles"].append("admin")
             return
         email = self.config.ADMIN_EMAIL if _EMAIL.match(self.config.ADMIN_EMAIL or "") else ""
