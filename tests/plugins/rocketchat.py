@@ -278,6 +278,12 @@ class DDPClient:
             with contextlib.suppress(BaseException):
                 await self._reader
 
+    async def wait_closed(self, wait: float = 5.0) -> None:
+        """Until the server closes the connection (raises TimeoutError if it stays open)."""
+        import asyncio
+
+        await asyncio.wait_for(self.ws.wait_closed(), wait)
+
     async def send(self, frame: dict[str, Any]) -> None:
         import json
 
