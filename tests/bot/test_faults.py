@@ -1,0 +1,118 @@
+"""Faults with real processes: ERP down at confirm, stream dropped, bot restarted; webhook mode."""
+
+import re
+import time
+
+import httpx
+import pytest
+from plugins.bot import start_bot
+
+pytestmark = pytest.mark.integration
+
+
+def erp_records(stack, username):
+    with stack.erp.client(stack.erp.admin_key) as client:
+        return client.get("/api/bot/v1/staff", params={"rocketchat_username": username}).json()["items"]
+
+
+def test_erp_down_at_confirm_then_one_record_after_recovery(fresh_bot_stack):
+    stack = fresh_bot_stack
+    user, room = stack.new_user("down")
+    bot_id = stack.bot_user.user_id
+    for text in ["register", "Ivan Petrov", "ENG", f"{user.username}@example.com", "-"]:
+        user.converse(room, bot_id, text)
+    stack.erp.process.stop()
+    try:
+        assert "unavailable" in user.converse(room, bot_id, "yes")
+        # Now the breaker is open: the bot answers at once instead of waiting on retries.
+        started = time.monotonic()
+        assert "unavailable" in user.converse(room, bot_id, "yes")
+        assert time.monotonic() - started < 5
+        assert stack.bot.ready().status_code == 503
+    finally:
+        stack.erp.process.start()
+    time.sleep(1.2)  # the breaker's reset time in the test settings
+    assert "Activation code" in user.converse(room, bot_id, "yes")
+    assert len(erp_records(stack, user.username)) == 1
+    assert "bot_erp_errors_total" in stack.bot.metrics()
+
+
+def test_stream_dropped_mid_dialog_resumes_without_double_answers(fresh_bot_stack):
+    stack = fresh_bot_stack
+    user, room = stack.new_user("drop")
+    bot_id = stack.bot_user.user_id
+    user.converse(room, bot_id, "register")
+    user.converse(room, bot_id, "Ivan Petrov")
+    stack.fault("/faults/drop-websockets", abort=True)
+    # Sent while the bot is reconnecting: it arrives either live or from the history catch-up.
+    user.say(room, "ENG")
+    texts = user.wait_for_bot(room, bot_id, 3, timeout=20)
+    assert "email" in texts[2]
+    assert "phone" in user.converse(room, bot_id, f"{user.username}@example.com")
+    stack.fault("/faults/drop-websockets")
+    time.sleep(0.3)
+    assert "Please check" in user.converse(room, bot_id, "-")
+    time.sleep(1.5)
+    assert len(user.bot_messages(room, bot_id)) == 5  # every answer exactly once
+    assert re.search(r"bot_reconnects_total (\d+)", stack.bot.metrics()).group(1) != "0"
+
+
+def test_bot_restarted_mid_dialog_resumes_and_catches_up(fresh_bot_stack):
+    stack = fresh_bot_stack
+    user, room = stack.new_user("restart")
+    bot_id = stack.bot_user.user_id
+    user.converse(room, bot_id, "регистрация")
+    user.converse(room, bot_id, "Петров Иван")
+    stack.bot.stop()
+    user.say(room, "ENG")  # sent while the bot is down
+    stack.restart_bot()
+    texts = user.wait_for_bot(room, bot_id, 3, timeout=20)
+    assert "почты" in texts[2]
+    assert "телефон" in user.converse(room, bot_id, f"{user.username}@example.com").lower()
+    time.sleep(1.0)
+    assert len(user.bot_messages(room, bot_id)) == 4
+
+
+def test_webhook_mode_refuses_a_wrong_token_and_answers_a_right_one(bot_stack, tmp_path):
+    token = "webhook-token-" + "x7" * 10
+    bot = start_bot(
+        rocketchat_url=bot_stack.rocketchat_url,
+        erp_url=bot_stack.erp.base_url,
+        erp_key=bot_stack.erp.admin_key,
+        bot_user=bot_stack.bot_user,
+        state_dir=tmp_path / "webhook-bot",
+        name="bot-webhook",
+        extra_env={"BOT_MODE": "webhook", "BOT_WEBHOOK_TOKEN": token},
+    )
+    try:
+        user, room = bot_stack.new_user("hook")
+        payload = {
+            "token": "wrong",
+            "bot": False,
+            "channel_id": room,
+            "message_id": "hook-msg-1",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "user_id": user.user_id,
+            "user_name": user.username,
+            "text": "status",
+            "siteUrl": bot_stack.rocketchat_url,
+        }
+        url = f"{bot.http_url}/webhook"
+        assert httpx.post(url, json=payload, timeout=10).status_code == 403
+        assert (
+            httpx.post(url, json={k: v for k, v in payload.items() if k != "token"}, timeout=10).status_code
+            == 403
+        )
+        assert httpx.post(url, content=b"not json", timeout=10).status_code == 400
+        response = httpx.post(url, json={**payload, "token": token}, timeout=10)
+        assert response.status_code == 200
+        assert "text" not in response.json()  # the reply goes through REST, not through Rocket.Chat's hook
+        texts = user.wait_for_bot(room, bot_stack.bot_user.user_id, 1)
+        assert "not registered" in texts[0]
+        # The same message delivered twice (Rocket.Chat retries) is answered once.
+        httpx.post(url, json={**payload, "token": token}, timeout=10)
+        time.sleep(0.5)
+        assert len(user.bot_messages(room, bot_stack.bot_user.user_id)) == 1
+        assert bot.ready().status_code == 200
+    finally:
+        bot.stop()
