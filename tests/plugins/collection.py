@@ -130,3 +130,29 @@ class PlaybookRunner:
 @pytest.fixture
 def playbook(tmp_path: Path) -> PlaybookRunner:
     return PlaybookRunner(tmp_path)
+
+
+# The collection's tests change workspace settings (rate limiter, 2FA policy, language), so against the
+# simulator they get one of their own rather than the session-wide one other suites share.
+PRIVATE_SIM_SETTINGS = {
+    # 2FA is asked for at once, even from users created seconds ago (Rocket.Chat's default waits 1800 s).
+    "OVERWRITE_SETTING_Accounts_TwoFactorAuthentication_RememberFor": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def rc_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The Rocket.Chat the collection tests configure: ROCKETCHAT_URL, else a private simulator."""
+    if os.environ.get("ROCKETCHAT_URL"):
+        yield request.getfixturevalue("rocketchat")
+        return
+    from plugins.rocketchat import start_simulator
+
+    target = start_simulator(
+        tmp_path_factory.mktemp("collection-sim"), "collection-sim", PRIVATE_SIM_SETTINGS
+    )
+    try:
+        yield target
+    finally:
+        if target.process is not None:
+            target.process.stop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,6 +21,10 @@ from urllib.parse import quote, urlencode
 Transport = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, bytes]]
 
 DEFAULT_TIMEOUT = 30.0
+# Rocket.Chat limits each route per client IP (10 calls a minute by default, `login` included); waiting
+# out the window once is better than failing a playbook half-way.
+RATE_LIMIT_BUDGET = 90.0
+WAIT_SECONDS = re.compile(r"wait (\d+) seconds")
 TWO_FACTOR_ERRORS = ("totp-required", "totp-invalid", "totp-max-attempts")
 
 
@@ -116,6 +122,8 @@ class RocketChatClient:
         timeout: float = DEFAULT_TIMEOUT,
         two_factor_method: str | None = None,
         two_factor_code: str | None = None,
+        rate_limit_budget: float = RATE_LIMIT_BUDGET,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not server_url or not server_url.startswith(("http://", "https://")):
             raise RocketChatError(f"server_url must be an http:// or https:// URL, got {server_url!r}")
@@ -124,6 +132,8 @@ class RocketChatClient:
         self.timeout = timeout
         self.two_factor_method = two_factor_method
         self.two_factor_code = two_factor_code
+        self.rate_limit_budget = rate_limit_budget
+        self.sleep = sleep
         self.user_id: str | None = None
         self.username: str | None = None
         self._token: str | None = None
@@ -219,6 +229,14 @@ class RocketChatClient:
             headers["Content-Type"] = "application/json"
             payload = json.dumps(body).encode("utf-8")
         status, raw = self.transport(method, url, headers, payload, self.timeout)
+        while status == 429:
+            match = WAIT_SECONDS.search(raw.decode("utf-8", errors="replace"))
+            wait = float(match.group(1)) + 1 if match else 10.0
+            if wait > self.rate_limit_budget:
+                break
+            self.rate_limit_budget -= wait
+            self.sleep(wait)
+            status, raw = self.transport(method, url, headers, payload, self.timeout)
         where = f"{method} /api/v1/{endpoint.split('?')[0]}"
         if 200 <= status < 300:
             try:

@@ -12,6 +12,9 @@ description:
     C(groups.create), and brings topic, read-only flag, default flag and members in line with
     C(setTopic), C(setReadOnly), C(channels.setDefault) and C(invite). Only what differs is written.
   - Members are added, never removed, unless O(members_exclusive=true).
+  - Whether a wanted member is in the room is read from C(users.info?includeUserRooms=true) (needs
+    C(view-other-user-channels), which admins have); the full member list (C(members)) is read only with
+    O(members_exclusive=true).
   - The module does not convert a channel into a group or back; it fails and says so.
 author: Photomatrix
 extends_documentation_fragment:
@@ -154,6 +157,7 @@ def find_room(client: RocketChatClient, name: str, room_type: str) -> dict[str, 
 
 
 def room_members(client: RocketChatClient, room_id: str, room_type: str) -> list[str]:
+    """Every member's user name (``<prefix>.members``, paged)."""
     names: list[str] = []
     offset = 0
     while True:
@@ -165,6 +169,35 @@ def room_members(client: RocketChatClient, room_id: str, room_type: str) -> list
         offset += len(members)
         if not members or offset >= int(page.get("total", offset)):
             return names
+
+
+def members_among(
+    client: RocketChatClient, room_id: str | None, usernames: list[str], missing: list[str] | None = None
+) -> tuple[list[str], dict]:
+    """(which of ``usernames`` are in the room, their user ids), from each user's own room list.
+
+    ``users.info?includeUserRooms=true`` (needs ``view-other-user-channels``) answers "is X a member" exactly
+    without listing rooms of thousands; it also finds unknown user names before anything is written.
+    Unknown names fail, unless ``missing`` collects them (check mode: an earlier task may create them).
+    """
+    present, ids = [], {}
+    for username in sorted(set(usernames)):
+        try:
+            user = client.get("users.info", {"username": username, "includeUserRooms": True}).get("user")
+        except RocketChatError as exc:
+            if exc.status == 400 and "not found" in str(exc).lower():
+                user = None
+            else:
+                raise
+        if not user:
+            if missing is None:
+                raise RocketChatError(f"member {username!r} does not exist in Rocket.Chat")
+            missing.append(username)
+            continue
+        ids[username] = user["_id"]
+        if room_id and any(room.get("rid") == room_id for room in user.get("rooms") or []):
+            present.append(username)
+    return present, ids
 
 
 def user_id_of(client: RocketChatClient, username: str) -> str:
@@ -207,7 +240,18 @@ def main() -> None:
                 module.fail_json(
                     msg=f"room {name!r} exists as a {other}, not a {room_type}; change its type by hand"
                 )
-        members = room_members(client, room["_id"], room_type) if room else []
+        exclusive = params["members_exclusive"]
+        unknown: list[str] | None = [] if module.check_mode else None
+        if room and exclusive:
+            members = room_members(client, room["_id"], room_type)
+            _, user_ids = members_among(client, None, params["members"], unknown)
+        else:
+            # Additive: only the wanted members matter; the diff shows those of them already in the room.
+            members, user_ids = members_among(client, room and room["_id"], params["members"], unknown)
+        for username in unknown or []:
+            module.warn(
+                f"member {username!r} does not exist (yet): a real run fails unless an earlier task makes it"
+            )
         before = room_view(room, members)
 
         if params["state"] == "absent":
@@ -232,8 +276,6 @@ def main() -> None:
                 "members": sorted({*add, client.username_hint} - {None}),
             }
             if not module.check_mode:
-                for username in add:
-                    user_id_of(client, username)  # a clear error for an unknown member, before creating
                 created = client.post(
                     f"{prefix}.create", {"name": name, "members": add, "readOnly": bool(params["read_only"])}
                 )[KEY[room_type]]
@@ -242,15 +284,16 @@ def main() -> None:
         else:
             result["room_id"] = room["_id"]
             changes = plan_room(before, params)
-            keep = {(room.get("u") or {}).get("username"), client.username_hint} - {None}
+            keep = (
+                {(room.get("u") or {}).get("username"), client.username_hint} - {None} if exclusive else set()
+            )
             add, remove = plan_members(members, params["members"], params["members_exclusive"], keep)
             result["changed_fields"] = sorted(changes) + (["members"] if add or remove else [])
             after = {**before, **changes, "members": sorted((set(members) | set(add)) - set(remove))}
             if not module.check_mode:
                 write_fields(client, prefix, room["_id"], changes)
-                if add:
-                    user_ids = [user_id_of(client, username) for username in add]
-                    client.post(f"{prefix}.invite", {"roomId": room["_id"], "userIds": user_ids})
+                for username in add:
+                    client.post(f"{prefix}.invite", {"roomId": room["_id"], "userId": user_ids[username]})
                 for username in remove:
                     client.post(
                         f"{prefix}.kick", {"roomId": room["_id"], "userId": user_id_of(client, username)}

@@ -95,7 +95,9 @@ from ansible_collections.photomatrix.rocketchat.plugins.module_utils.common impo
 
 
 def token_works(client: RocketChatClient, user_id: str, token: str) -> bool:
-    probe = RocketChatClient(client.server_url, transport=client.transport, timeout=client.timeout)
+    probe = RocketChatClient(
+        client.server_url, transport=client.transport, timeout=client.timeout, sleep=client.sleep
+    )
     probe.use_token(user_id, token)
     try:
         return probe.get("me").get("_id") == user_id

@@ -170,7 +170,9 @@ def create_body(params: dict[str, Any]) -> dict[str, Any]:
 
 def password_matches(client: RocketChatClient, username: str, password: str) -> bool:
     """Log in as the user (then out again): the only way REST tells whether a password is current."""
-    probe = RocketChatClient(client.server_url, transport=client.transport, timeout=client.timeout)
+    probe = RocketChatClient(
+        client.server_url, transport=client.transport, timeout=client.timeout, sleep=client.sleep
+    )
     try:
         probe.login(username, password)
     except RocketChatError as exc:
