@@ -112,7 +112,7 @@ def chat_delete(call: Call) -> dict[str, Any]:
     call.ws.delete_message(call.user, msg)
     return {
         "_id": msg["_id"],
-        "ts": now_ms(),
+        "ts": str(now_ms()),  # Date.now() as a string here, unlike chat.postMessage
         "message": {"_id": msg["_id"], "rid": msg["rid"], "u": msg["u"]},
     }
 
