@@ -1,0 +1,222 @@
+"""Benchmark of the onboarding bot through the Rocket.Chat simulator, everything as real processes.
+
+Starts the simulator, the ERP API and one bot process on loopback, then measures, as users see it, the
+time from a user's message (REST chat.sendMessage) to the bot's reply arriving on that user's realtime
+stream (`__my_messages__`):
+
+  * `status` round trip p50 / p99 (sequential, one user);
+  * commands per second with many users in a closed loop;
+  * one full registration dialog: the sum of round trips and the bot's own handling time;
+  * the bot's RSS (current and peak).
+
+Targets (issue): p50 <= 20 ms, p99 <= 60 ms, >= 200 commands/s, RSS <= 150 MB.
+Usage: python loadtests/bench_bot.py [--sequential 300] [--users 20] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from plugins.bot import RocketChatAdmin, start_bot, start_simulator  # noqa: E402
+from plugins.erp import start_erp_server  # noqa: E402
+
+from bot.transport.ddp import DdpClient  # noqa: E402
+
+
+class StreamUser:
+    """A chat user: sends over REST, receives the bot's replies on its own DDP stream."""
+
+    def __init__(self, base_url: str, ws_url: str, user, bot_user_id: str, room: str) -> None:
+        self.user, self.bot_user_id, self.room, self.ws_url = user, bot_user_id, room, ws_url
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=10, headers={"X-User-Id": user.user_id, "X-Auth-Token": user.token}
+        )
+        self.replies: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        self.ddp = DdpClient(ws_url)
+
+    async def start(self) -> None:
+        self.ddp.on_changed = self._changed
+        await self.ddp.connect()
+        await self.ddp.login_resume(self.user.token)
+        await self.ddp.subscribe(
+            "stream-room-messages", "__my_messages__", {"useCollection": False, "args": []}
+        )
+
+    def _changed(self, collection: str, fields: dict) -> None:
+        args = fields.get("args") or []
+        if fields.get("eventName") != "__my_messages__" or not args:
+            return
+        message = args[0]
+        from_bot = message.get("u", {}).get("_id") == self.bot_user_id
+        if message.get("rid") == self.room and from_bot and not message.get("editedAt"):
+            self.replies.put_nowait((time.perf_counter(), message.get("msg", "")))
+
+    async def round_trip(self, text: str) -> tuple[float, str]:
+        while not self.replies.empty():
+            self.replies.get_nowait()
+        started = time.perf_counter()
+        body = {"message": {"_id": uuid.uuid4().hex[:17], "rid": self.room, "msg": text}}
+        response = await self.http.post("/api/v1/chat.sendMessage", json=body)
+        response.raise_for_status()
+        arrived, reply = await asyncio.wait_for(self.replies.get(), timeout=10)
+        return arrived - started, reply
+
+    async def close(self) -> None:
+        await self.ddp.close()
+        await self.http.aclose()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+    return rss, peak
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bot_seconds(metrics: str, command: str) -> float:
+    match = re.search(rf'bot_command_seconds_sum\{{command="{command}"\}} ([0-9.e+-]+)', metrics)
+    return float(match.group(1)) if match else 0.0
+
+
+async def bench(
+    args: argparse.Namespace, base_url: str, admin: RocketChatAdmin, bot, pids: dict[str, int]
+) -> None:
+    ws_url = base_url.replace("http://", "ws://") + "/websocket"
+
+    async def make_user(prefix: str) -> StreamUser:
+        user = await asyncio.to_thread(admin.create_user, f"{prefix}-{uuid.uuid4().hex[:8]}")
+        room = await asyncio.to_thread(user.dm_room, bot.username)
+        stream_user = StreamUser(base_url, ws_url, user, bot.user_id, room)
+        await stream_user.start()
+        return stream_user
+
+    # 1. Sequential `status` round trips (after a short warm-up).
+    single = await make_user("seq")
+    for _ in range(20):
+        await single.round_trip("status")
+    latencies = [(await single.round_trip("status"))[0] * 1000 for _ in range(args.sequential)]
+    print(
+        f"status round trip, sequential x{len(latencies)}: p50 {percentile(latencies, 50):.1f} ms, "
+        f"p99 {percentile(latencies, 99):.1f} ms, mean {statistics.mean(latencies):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
+
+    # 2. Throughput: many users, each in a closed loop.
+    users = [await make_user("load") for _ in range(args.users)]
+    done = 0
+    load_latencies: list[float] = []
+    stop_at = time.perf_counter() + args.seconds
+
+    async def loop(user: StreamUser) -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            elapsed, _ = await user.round_trip("status")
+            load_latencies.append(elapsed * 1000)
+            done += 1
+
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    client_before = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(u) for u in users))
+    wall = time.perf_counter() - started
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / max(done, 1) for name, pid in pids.items()}
+    cpu["load client"] = (time.process_time() - client_before) * 1000 / max(done, 1)
+    print(
+        f"throughput, {args.users} users x {args.seconds:.0f} s: {done / wall:.0f} commands/s "
+        f"(p50 {percentile(load_latencies, 50):.1f} ms, p99 {percentile(load_latencies, 99):.1f} ms loaded)"
+    )
+    print(
+        "CPU per command: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
+        + f" (the bot alone would sustain ~{1000 / max(cpu['bot'], 0.001):.0f} commands/s on one core; "
+        f"{os.cpu_count()} cores shared by all processes)"
+    )
+
+    # 3. One full registration dialog.
+    async with httpx.AsyncClient(timeout=10) as http:
+        before = bot_seconds((await http.get(f"{bot.http_url}/metrics")).text, "register")
+    dialog_user = await make_user("reg")
+    answers = ["регистрация", "Петров Иван", "ENG", f"{dialog_user.user.username}@example.com", "-", "да"]
+    trips = []
+    for text in answers:
+        elapsed, reply = await dialog_user.round_trip(text)
+        trips.append(elapsed * 1000)
+    assert "Код активации" in reply, reply
+    async with httpx.AsyncClient(timeout=10) as http:
+        after = bot_seconds((await http.get(f"{bot.http_url}/metrics")).text, "register")
+    bot_time = (after - before) * 1000
+    print(
+        f"registration dialog ({len(answers)} messages): round trips total {sum(trips):.0f} ms "
+        f"(steps {', '.join(f'{t:.0f}' for t in trips)} ms); bot handling time {bot_time:.0f} ms"
+    )
+
+    rss, peak = rss_mb(bot.process.proc.pid)
+    print(f"bot RSS: {rss:.0f} MB now, {peak:.0f} MB peak")
+    for user in [single, dialog_user, *users]:
+        await user.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
+        state = Path(tmp)
+        sim, base_url, _, _ = start_simulator(state, SIM_LOG_LEVEL="warning")
+        erp = bot = None
+        try:
+            erp = start_erp_server(state / "erp", settings={"ERP_LOG_LEVEL": "WARNING"})
+            from plugins.bot import SIM_ADMIN
+
+            admin = RocketChatAdmin(base_url, *SIM_ADMIN)
+            bot_user = admin.create_user("erpbot", roles=("bot", "user"))
+            admin.grant("view-full-other-user-info", "bot")
+            admin.create_channel("erp-admins", [bot_user.username])
+            bot = start_bot(
+                rocketchat_url=base_url,
+                erp_url=erp.base_url,
+                erp_key=erp.admin_key,
+                bot_user=bot_user,
+                state_dir=state / "bot",
+                extra_env={"BOT_LOG_LEVEL": "WARNING", "BOT_RATE_LIMIT_PER_MINUTE": "100000"},
+            )
+            print(f"simulator {base_url}, ERP {erp.base_url}, bot {bot.http_url} (one process each)")
+            pids = {"bot": bot.process.proc.pid, "simulator": sim.proc.pid, "ERP": erp.process.proc.pid}
+            asyncio.run(bench(args, base_url, admin, bot, pids))
+        finally:
+            for part in (bot, erp, sim):
+                if part is not None:
+                    part.stop()
+
+
+if __name__ == "__main__":
+    main()
