@@ -1,0 +1,99 @@
+"""Both state stores keep the same contract: dialogs, dedupe of message ids, the audit trail, values."""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from plugins.processes import free_port
+
+from bot.store import RedisStore, SqliteStore, open_store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = open_store(str(tmp_path / "state" / "bot.sqlite3"))
+        assert isinstance(store, SqliteStore)
+    else:
+        store = open_store(request.getfixturevalue("redis_url"))
+        assert isinstance(store, RedisStore)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_dialogs_expire_and_survive_reopen(store):
+    await store.put_dialog("u1", {"user_id": "u1", "step": "email"}, expires_at=100.0)
+    await store.put_dialog("u2", {"user_id": "u2", "step": "name"}, expires_at=300.0)
+    assert (await store.get_dialog("u1"))["step"] == "email"
+    assert [d["user_id"] for d in await store.expired_dialogs(200.0)] == ["u1"]
+    await store.delete_dialog("u1")
+    assert await store.get_dialog("u1") is None
+    assert await store.expired_dialogs(200.0) == []
+
+
+async def test_seen_ids_audit_and_values(store):
+    assert await store.mark_seen("m1") is True
+    assert await store.mark_seen("m1") is False
+    for i in range(5):
+        await store.add_audit({"user_id": "u", "username": f"user{i}", "command": "status", "outcome": "ok"})
+    entries = await store.list_audit(3)
+    assert [e["username"] for e in entries] == ["user4", "user3", "user2"]
+    assert await store.get_value("k") is None
+    await store.set_value("k", "1.5")
+    assert await store.get_value("k") == "1.5"
+    assert await store.ping() is True
+
+
+async def test_sqlite_state_survives_a_restart(tmp_path):
+    path = str(tmp_path / "bot.sqlite3")
+    first = SqliteStore(path)
+    await first.open()
+    await first.put_dialog("u1", {"step": "phone"}, 10.0)
+    await first.mark_seen("m1")
+    await first.close()
+    second = SqliteStore(path)
+    await second.open()
+    assert (await second.get_dialog("u1"))["step"] == "phone"
+    assert await second.mark_seen("m1") is False
+    await second.close()
