@@ -189,3 +189,38 @@ def test_unreachable_server_is_a_clear_error():
     client = RocketChatClient(f"http://127.0.0.1:{free_port()}", transport=default_transport(), timeout=2)
     with pytest.raises(RocketChatError, match=r"cannot reach Rocket\.Chat"):
         client.login("admin", PASSWORD)
+
+
+def test_rate_limited_call_waits_the_announced_time_then_retries(fake_rocketchat):
+    answers = iter(
+        [
+            (
+                429,
+                {
+                    "success": False,
+                    "error": "Error, too many requests. Please slow down. You must wait 12 seconds before "
+                    "trying this endpoint again. [error-too-many-requests]",
+                },
+            ),
+            (200, {"status": "success", "data": {"userId": "U1", "authToken": TOKEN}}),
+        ]
+    )
+    fake_rocketchat.on("POST", "login", lambda request: next(answers))
+    slept: list[float] = []
+    client = RocketChatClient("http://127.0.0.1:9", transport=fake_rocketchat, sleep=slept.append)
+    client.login("admin", PASSWORD)
+    assert slept == [13.0]
+    assert client.user_id == "U1"
+
+
+def test_rate_limit_beyond_the_budget_fails_instead_of_hanging(fake_rocketchat):
+    fake_rocketchat.on(
+        "POST",
+        "login",
+        (429, {"success": False, "error": "You must wait 600 seconds before trying this endpoint again."}),
+    )
+    slept: list[float] = []
+    client = RocketChatClient("http://127.0.0.1:9", transport=fake_rocketchat, sleep=slept.append)
+    with pytest.raises(RocketChatError, match="HTTP 429"):
+        client.login("admin", PASSWORD)
+    assert slept == []
