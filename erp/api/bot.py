@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from erp.api.common import staff_out
@@ -14,7 +13,6 @@ from erp.api.problems import responses
 from erp.db import read_session, write_session
 from erp.errors import ProblemError
 from erp.metrics import REGISTRATIONS
-from erp.models import Staff
 from erp.schemas import (
     PositionList,
     PositionOut,
@@ -27,7 +25,7 @@ from erp.schemas import (
     TokenResponse,
 )
 from erp.security import tokens
-from erp.services import audit, idempotency
+from erp.services import audit, idempotency, staff_reads
 from erp.services import positions as positions_service
 from erp.services import staff as staff_service
 
@@ -129,28 +127,25 @@ def _after_race(data, settings, key_id, idempotency_key, fingerprint, actor):  #
 
 
 @router.get("/staff/{staff_id}", response_model=StaffOut, responses=responses(404), tags=["bot"])
-def get_staff(staff_id: StaffId, principal: BotPrincipal) -> StaffOut:
-    with read_session() as session:
-        return staff_out(staff_service.get(session, staff_id))
+async def get_staff(staff_id: StaffId, principal: BotPrincipal) -> Response:
+    body = staff_reads.get_json(staff_id)
+    if body is None:
+        raise ProblemError(404, "not_found", "no such staff record")
+    return Response(body, media_type="application/json")
 
 
 @router.get("/staff", response_model=StaffList, tags=["bot"])
-def find_staff(
+async def find_staff(
     principal: BotPrincipal,
     rocketchat_username: Annotated[RocketChatUsername | None, Query()] = None,
     rocketchat_user_id: Annotated[RocketChatUserId | None, Query()] = None,
     email: Annotated[str | None, Query(min_length=3, max_length=254)] = None,
-) -> StaffList:
+) -> Response:
     """Zero or one record matching every given filter; at least one filter is required."""
-    filters = []
-    if rocketchat_username is not None:
-        filters.append(Staff.rocketchat_username == rocketchat_username)
-    if rocketchat_user_id is not None:
-        filters.append(Staff.rocketchat_user_id == rocketchat_user_id)
+    filters = {"rocketchat_username": rocketchat_username, "rocketchat_user_id": rocketchat_user_id}
     if email is not None:
-        filters.append(Staff.email == email.lower())
-    if not filters:
+        filters["email"] = email.lower()
+    given = {name: value for name, value in filters.items() if value is not None}
+    if not given:
         raise ProblemError(422, "validation_error", "give rocketchat_username, rocketchat_user_id or email")
-    with read_session() as session:
-        found = session.scalars(select(Staff).where(*filters).limit(1)).unique().all()
-        return StaffList(items=[staff_out(s) for s in found])
+    return Response(staff_reads.find_json(**given), media_type="application/json")
