@@ -51,7 +51,14 @@ class Simulator:
             Route("/readyz", self._readyz, methods=["GET"]),
             Route("/hooks/{integration_id}/{token:path}", self._hook, methods=["POST", "GET"]),
         ]
-        return Starlette(routes=routes)
+        return Starlette(
+            routes=routes,
+            exception_handlers={404: self._not_found, 405: self._not_found},
+        )
+
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        # ApiClass's notFound(): JSON, never an HTML page
+        return json_response(404, {"success": False, "error": "Resource not found"})
 
     async def _livez(self, request: Request) -> Response:
         return json_response(200, {"status": "ok"})

@@ -237,3 +237,9 @@ def test_password_digest_login_matches_rest(rocketchat):
         timeout=10,
     )
     assert response.status_code == 200
+
+
+def test_unknown_endpoint_is_json_404(rocketchat):
+    response = rocketchat.api("GET", "no.such.endpoint")
+    assert response.status_code == 404
+    assert response.json()["success"] is False
