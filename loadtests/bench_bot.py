@@ -31,8 +31,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from plugins.bot import RocketChatAdmin, start_bot, start_simulator  # noqa: E402
+from plugins.bot import BOT_SIM_SETTINGS, RocketChatAdmin, prepare_workspace, start_bot  # noqa: E402
 from plugins.erp import start_erp_server  # noqa: E402
+from plugins.rocketchat import start_simulator  # noqa: E402
 
 from bot.transport.ddp import DdpClient  # noqa: E402
 
@@ -191,16 +192,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
         state = Path(tmp)
-        sim, base_url, _, _ = start_simulator(state, SIM_LOG_LEVEL="warning")
+        rc = start_simulator(state, "rocketchat-sim", {**BOT_SIM_SETTINGS, "SIM_LOG_LEVEL": "warning"})
+        base_url, sim = rc.base_url, rc.process
         erp = bot = None
         try:
             erp = start_erp_server(state / "erp", settings={"ERP_LOG_LEVEL": "WARNING"})
-            from plugins.bot import SIM_ADMIN
-
-            admin = RocketChatAdmin(base_url, *SIM_ADMIN)
-            bot_user = admin.create_user("erpbot", roles=("bot", "user"))
-            admin.grant("view-full-other-user-info", "bot")
-            admin.create_channel("erp-admins", [bot_user.username])
+            admin, bot_user = prepare_workspace(rc)
             bot = start_bot(
                 rocketchat_url=base_url,
                 erp_url=erp.base_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from bot.erp_client import ErpError, ErpUnavailable
 from plugins.processes import ServiceProcess, free_port
+from plugins.rocketchat import RocketChat, start_simulator
 
 
 class FakeChat:
@@ -233,6 +235,16 @@ class ChatUser:
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return rest_call(self.http, method, path, **kwargs)
 
+    def personal_access_token(self, name: str) -> str:
+        """A PAT that bypasses 2FA; creating it is 2FA-protected: the password fallback answers."""
+        digest = hashlib.sha256(self.password.encode()).hexdigest()
+        return self.call(
+            "POST",
+            "users.generatePersonalAccessToken",
+            json={"tokenName": name, "bypassTwoFactor": True},
+            headers={"x-2fa-method": "password", "x-2fa-code": digest},
+        )["token"]
+
     def dm_room(self, username: str) -> str:
         room = self.call("POST", "dm.create", json={"username": username})["room"]
         return room.get("rid") or room["_id"]
@@ -314,13 +326,18 @@ def start_bot(
     name: str = "bot",
     extra_env: dict[str, str] | None = None,
     wait_ready: bool = True,
+    token: str | None = None,
 ) -> BotProcess:
+    """The bot as a process; with `token` it authenticates with a personal access token, else a password."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "BOT_ROCKETCHAT_URL": rocketchat_url,
-        "BOT_ROCKETCHAT_USERNAME": bot_user.username,
-        "BOT_ROCKETCHAT_PASSWORD": bot_user.password,
+        **(
+            {"BOT_ROCKETCHAT_USER_ID": bot_user.user_id, "BOT_ROCKETCHAT_TOKEN": token}
+            if token
+            else {"BOT_ROCKETCHAT_USERNAME": bot_user.username, "BOT_ROCKETCHAT_PASSWORD": bot_user.password}
+        ),
         "BOT_ERP_URL": erp_url,
         "BOT_ERP_API_KEY": erp_key,
         "BOT_HTTP_HOST": "127.0.0.1",
@@ -344,23 +361,25 @@ def start_bot(
     return bot
 
 
-SIM_ADMIN = ("admin", "Sim-Adm1n-Passw0rd")
+# The harness's own users poll history; the bot itself has the `bot` role, which bypasses the limiter.
+BOT_SIM_SETTINGS = {"OVERWRITE_SETTING_API_Enable_Rate_Limiter": "false"}
 
 
 @dataclass
 class BotStack:
     """Simulator + ERP + bot, each a real process; `new_user` makes a Rocket.Chat user with a DM room."""
 
-    sim: ServiceProcess
-    rocketchat_url: str
-    control_url: str
+    rc: RocketChat
     erp: Any
     admin: RocketChatAdmin
     bot_user: ChatUser
     bot: BotProcess
     state_dir: Path
-    sim_env: dict[str, str]
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def rocketchat_url(self) -> str:
+        return self.rc.base_url
 
     def new_user(self, prefix: str = "user", roles: tuple[str, ...] = ("user",)) -> tuple[ChatUser, str]:
         username = f"{prefix}.{next(self._names)}.{secrets.token_hex(2)}"
@@ -369,17 +388,17 @@ class BotStack:
 
     def admin_user(self) -> ChatUser:
         """The workspace admin (role `admin`) as a chat user."""
-        return ChatUser.login(self.rocketchat_url, *SIM_ADMIN)
+        return ChatUser.login(self.rc.base_url, self.rc.admin_username, self.rc.admin_password)
 
     def fault(self, path: str, **body: Any) -> dict[str, Any]:
-        response = httpx.post(f"{self.control_url}{path}", json=body, timeout=10)
+        response = self.rc.control(path, body)
         response.raise_for_status()
         return response.json()
 
     def restart_bot(self, **extra_env: str) -> BotProcess:
         self.bot.stop()
         self.bot = start_bot(
-            rocketchat_url=self.rocketchat_url,
+            rocketchat_url=self.rc.base_url,
             erp_url=self.erp.base_url,
             erp_key=self.erp.admin_key,
             bot_user=self.bot_user,
@@ -389,8 +408,10 @@ class BotStack:
         return self.bot
 
     def stop(self) -> None:
-        for part in (self.bot, self.erp, self.sim):
-            part.stop()
+        self.bot.stop()
+        self.erp.stop()
+        if self.rc.process is not None:
+            self.rc.process.stop()
 
 
 _BASE_KEYS = {
@@ -404,45 +425,26 @@ _BASE_KEYS = {
 }
 
 
-def start_simulator(state_dir: Path, **extra_env: str) -> tuple[ServiceProcess, str, str, dict[str, str]]:
-    port, control_port = free_port(), free_port()
-    env = {
-        "PORT": str(port),
-        "BIND_IP": "127.0.0.1",
-        "ROOT_URL": f"http://127.0.0.1:{port}",
-        "ADMIN_USERNAME": SIM_ADMIN[0],
-        "ADMIN_PASS": SIM_ADMIN[1],
-        "ADMIN_EMAIL": "admin@example.com",
-        "SIM_CONTROL_PORT": str(control_port),
-        "SIM_STATE_FILE": str(state_dir / "sim-state.json"),
-        # The harness's own users poll history; the bot itself has the `bot` role, which bypasses it.
-        "OVERWRITE_SETTING_API_Enable_Rate_Limiter": "false",
-        **extra_env,
-    }
-    sim = ServiceProcess(
-        "rocketchat-sim",
-        ["-m", "rocketchat_sim"],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/readyz",
-        log_dir=state_dir,
-    ).start()
-    return sim, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control_port}", env
+def prepare_workspace(rc: RocketChat) -> tuple[RocketChatAdmin, ChatUser]:
+    """What the deployment's bootstrap does for the bot: its user, its permission, the admins channel."""
+    admin = RocketChatAdmin(rc.base_url, rc.admin_username, rc.admin_password)
+    bot_user = admin.create_user("erpbot", roles=("bot", "user"))
+    # The bot reads other users' roles (admin commands): users.info shows them only with this.
+    admin.grant("view-full-other-user-info", "bot")
+    admin.create_channel("erp-admins", [bot_user.username])
+    return admin, bot_user
 
 
 def start_bot_stack(state_dir: Path, *, bot_env: dict[str, str] | None = None) -> BotStack:
     from plugins.erp import start_erp_server  # the ERP part's helper: migrated, seeded, keys made
 
-    sim, url, control_url, sim_env = start_simulator(state_dir)
+    rc = start_simulator(state_dir, "rocketchat-sim", BOT_SIM_SETTINGS)
     erp = None
     try:
         erp = start_erp_server(state_dir / "erp")
-        admin = RocketChatAdmin(url, *SIM_ADMIN)
-        bot_user = admin.create_user("erpbot", roles=("bot", "user"))
-        # The bot reads other users' roles (admin commands): users.info shows them only with this.
-        admin.grant("view-full-other-user-info", "bot")
-        admin.create_channel("erp-admins", [bot_user.username])
+        admin, bot_user = prepare_workspace(rc)
         bot = start_bot(
-            rocketchat_url=url,
+            rocketchat_url=rc.base_url,
             erp_url=erp.base_url,
             erp_key=erp.admin_key,
             bot_user=bot_user,
@@ -452,9 +454,10 @@ def start_bot_stack(state_dir: Path, *, bot_env: dict[str, str] | None = None) -
     except Exception:
         if erp is not None:
             erp.stop()
-        sim.stop()
+        if rc.process is not None:
+            rc.process.stop()
         raise
-    return BotStack(sim, url, control_url, erp, admin, bot_user, bot, state_dir, sim_env)
+    return BotStack(rc, erp, admin, bot_user, bot, state_dir)
 
 
 @pytest.fixture(scope="module")
