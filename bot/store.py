@@ -58,6 +58,9 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-store")
         self._db: sqlite3.Connection | None = None
         self._writes = 0
+        # Audit entries are written in batches: one hop to the worker thread per batch, not per command.
+        self._audit_buffer: list[dict[str, Any]] = []
+        self._audit_flush: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -82,6 +85,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._db is not None:
+            await self.flush_audit()
             await self._run(self.db.close)
             self._db = None
         self._executor.shutdown(wait=True)
@@ -131,10 +135,8 @@ class SqliteStore:
     async def mark_seen(self, message_id: str) -> bool:
         return await self._run(self._mark_seen, message_id)
 
-    def _add_audit(self, entry: dict[str, Any]) -> None:
-        cursor = self.db.execute(
-            "INSERT INTO audit (at, request_id, user_id, username, command, outcome, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    def _add_audit(self, entries: list[dict[str, Any]]) -> None:
+        rows = [
             (
                 entry.get("at", time.time()),
                 entry.get("request_id"),
@@ -143,15 +145,40 @@ class SqliteStore:
                 entry.get("command"),
                 entry.get("outcome"),
                 entry.get("detail"),
-            ),
-        )
-        if cursor.lastrowid and cursor.lastrowid % 1000 == 0:
-            self.db.execute("DELETE FROM audit WHERE id <= ?", (cursor.lastrowid - AUDIT_KEEP,))
+            )
+            for entry in entries
+        ]
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "INSERT INTO audit (at, request_id, user_id, username, command, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        last = self.db.execute("SELECT max(id) FROM audit").fetchone()[0] or 0
+        if last // 1000 != (last - len(rows)) // 1000:
+            self.db.execute("DELETE FROM audit WHERE id <= ?", (last - AUDIT_KEEP,))
 
     async def add_audit(self, entry: dict[str, Any]) -> None:
-        await self._run(self._add_audit, entry)
+        self._audit_buffer.append({"at": time.time(), **entry})
+        if self._audit_flush is None or self._audit_flush.done():
+            self._audit_flush = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.flush_audit()
+
+    async def flush_audit(self) -> None:
+        entries, self._audit_buffer = self._audit_buffer, []
+        if entries:
+            await self._run(self._add_audit, entries)
 
     async def list_audit(self, limit: int) -> list[dict[str, Any]]:
+        await self.flush_audit()
         rows = await self._run(
             lambda: self.db.execute(
                 "SELECT id, at, request_id, user_id, username, command, outcome, detail FROM audit "

@@ -25,7 +25,8 @@ from bot.transport.rest import RocketChatRest
 
 log = logging.getLogger("bot.realtime")
 LAST_SEEN_KEY = "realtime.last_seen_ts"
-CATCH_UP_SLACK_SECONDS = 2.0
+CATCH_UP_SLACK_SECONDS = 5.0
+LAST_SEEN_PERSIST_SECONDS = 1.0
 
 
 def message_time(value: Any) -> float:
@@ -80,6 +81,7 @@ class RealtimeTransport:
         self.ssl_context, self.reconnect_max = ssl_context, reconnect_max_seconds
         self.connected = False
         self.last_seen = 0.0
+        self._last_persisted = 0.0
         self._client: DdpClient | None = None
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -119,6 +121,7 @@ class RealtimeTransport:
         tails = list(self._tails.values())
         if tails:
             await asyncio.wait(tails, timeout=10)
+        await self._persist_last_seen(force=True)
 
     async def _session(self) -> None:
         client = DdpClient(self.ws_url, ssl_context=self.ssl_context)
@@ -177,8 +180,16 @@ class RealtimeTransport:
             log.exception("message handling failed")
         if msg.ts > self.last_seen:
             self.last_seen = msg.ts
-            with contextlib.suppress(Exception):
-                await self.store.set_value(LAST_SEEN_KEY, repr(msg.ts))
+            await self._persist_last_seen()
+
+    async def _persist_last_seen(self, force: bool = False) -> None:
+        # At most once a second: catch-up re-reads a slack window and dedupe absorbs the overlap.
+        now = time.monotonic()
+        if not force and now - self._last_persisted < LAST_SEEN_PERSIST_SECONDS:
+            return
+        self._last_persisted = now
+        with contextlib.suppress(Exception):
+            await self.store.set_value(LAST_SEEN_KEY, repr(self.last_seen))
 
     async def _catch_up(self) -> None:
         """Replay what arrived while the stream was down, oldest first."""
