@@ -114,3 +114,24 @@ def test_json_lines_with_request_id():
     assert entry["message"] == "registered p***@example.com"
     assert entry["password"] == "***"
     assert "hunter2" not in json.dumps(entry)
+
+
+def test_the_process_refuses_to_start_with_a_placeholder_secret(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update(BASE, BOT_ERP_API_KEY="changeme", BOT_ROCKETCHAT_TOKEN="pat-very-secret-value-1234")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "BOT_ERP_API_KEY is a placeholder" in result.stderr
+    assert "pat-very-secret-value-1234" not in result.stderr + result.stdout
