@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -67,8 +68,17 @@ def main() -> int:
     except StateFileError as exc:
         print(f"rocketchat_sim: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(config, sim))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(config, sim))
     return 0
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] brings it; plain asyncio still works
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -79,20 +79,32 @@ class Connection:
         self.ping_sent_at: float | None = None
         self.closed = False
         self.send_times: list[float] = []  # sendMessage rate limit window
+        self.out: list[bytes] = []  # frames waiting for this loop turn's flush
 
     def write(self, frame: bytes, text: str) -> None:
         if self.closed:
             return
         if self.transport is not None:
-            if self.transport.is_closing():
-                return
-            if self.transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
-                log.warning("dropping slow websocket subscriber %s", self.session)
-                self.abort()
-                return
-            self.transport.write(frame)
+            # Frames queue up and go out in one write per connection per loop turn: one syscall for
+            # many messages instead of one per frame.
+            if not self.out:
+                self.realtime.schedule_flush(self)
+            self.out.append(frame)
         else:
             self._keep(asyncio.ensure_future(self._send({"type": "websocket.send", "text": text})))
+
+    def flush(self) -> None:
+        if not self.out:
+            return
+        data = b"".join(self.out)
+        self.out.clear()
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            log.warning("dropping slow websocket subscriber %s", self.session)
+            self.abort()
+            return
+        self.transport.write(data)
 
     def send_obj(self, obj: dict[str, Any]) -> None:
         text = dumps(obj)
@@ -101,6 +113,7 @@ class Connection:
     def close(self, code: int = 1000) -> None:
         if self.closed:
             return
+        self.flush()
         self.closed = True
         self._keep(asyncio.ensure_future(self._safe_close(code)))
 
@@ -131,6 +144,17 @@ class Realtime:
         self.listeners: dict[str, dict[Connection, int]] = defaultdict(dict)
         self.my_messages: dict[Connection, int] = {}
         self.pending: set[asyncio.Future[Any]] = set()
+        self._to_flush: list[Connection] = []
+
+    def schedule_flush(self, conn: Connection) -> None:
+        if not self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._to_flush.append(conn)
+
+    def _flush_all(self) -> None:
+        conns, self._to_flush = self._to_flush, []
+        for conn in conns:
+            conn.flush()
 
     # ------------------------------------------------------------ subscription registry
     def _listen(self, conn: Connection, key: str) -> None:
