@@ -173,3 +173,69 @@ async def test_server_pings_idle_clients_and_drops_silent_ones(rocketchat_sim):
         with pytest.raises(websockets.ConnectionClosed):
             await read_until_closed()
         assert {"msg": "ping"} in frames
+
+
+async def test_send_message_limits_and_ephemeral_notice(rocketchat):
+    user = rocketchat.create_user()
+    rid = rocketchat.api(
+        "POST", "channels.create", headers=user.headers, json={"name": f"lim-{user.username}"}
+    ).json()["channel"]["_id"]
+    async with DDPClient(rocketchat.ws_url) as ddp:
+        await ddp.call("login", {"resume": user.token})
+        await ddp.subscribe("stream-notify-user", f"{user.id}/message", False)
+        # too long: swallowed (no result key), an ephemeral notice from rocket.cat instead
+        frame = await ddp.call("sendMessage", {"rid": rid, "msg": "x" * 6000})
+        assert "result" not in frame
+        assert "error" not in frame
+        notice = await ddp.next_changed(lambda f: f["fields"]["eventName"] == f"{user.id}/message")
+        assert notice["fields"]["args"][0]["u"]["username"] == "rocket.cat"
+        assert notice["fields"]["args"][0]["private"] is True
+        # users without send-many-messages: 5 per second
+        replies = [await ddp.call("sendMessage", {"rid": rid, "msg": f"m{i}"}) for i in range(7)]
+        errors = [r["error"]["error"] for r in replies if "error" in r]
+        assert "too-many-requests" in errors
+
+
+async def test_thread_reply_re_emits_parent_and_typing(rocketchat):
+    user, other = rocketchat.create_user(), rocketchat.create_user()
+    rid = rocketchat.api(
+        "POST", "channels.create", headers=user.headers, json={"name": f"th-{user.username}"}
+    ).json()["channel"]["_id"]
+    parent = rocketchat.api(
+        "POST", "chat.postMessage", headers=user.headers, json={"roomId": rid, "text": "parent"}
+    )
+    pid = parent.json()["message"]["_id"]
+    async with DDPClient(rocketchat.ws_url) as ddp, DDPClient(rocketchat.ws_url) as typist:
+        await ddp.call("login", {"resume": user.token})
+        await typist.call("login", {"resume": other.token})
+        await ddp.subscribe("stream-room-messages", rid, False)
+        await ddp.subscribe("stream-notify-room", f"{rid}/user-activity", False)
+        rocketchat.api(
+            "POST",
+            "chat.postMessage",
+            headers=other.headers,
+            json={"roomId": rid, "text": "reply", "tmid": pid},
+        )
+        reply = await ddp.next_changed(lambda f: f["fields"]["args"][0].get("tmid") == pid)
+        assert reply["fields"]["args"][0]["msg"] == "reply"
+        updated_parent = await ddp.next_changed(lambda f: f["fields"]["args"][0]["_id"] == pid)
+        assert updated_parent["fields"]["args"][0]["tcount"] == 1
+        assert updated_parent["fields"]["args"][0]["replies"] == [other.id]
+        typing = await typist.call(
+            "stream-notify-room", f"{rid}/user-activity", other.username, ["user-typing"], {}
+        )
+        assert "error" not in typing
+        event = await ddp.next_changed(lambda f: f["collection"] == "stream-notify-room")
+        assert event["fields"]["args"] == [other.username, ["user-typing"], {}]
+        spoof = await typist.call(
+            "stream-notify-room", f"{rid}/user-activity", user.username, ["user-typing"], {}
+        )
+        assert spoof["error"]["error"] == "not-allowed"
+
+
+async def test_deactivated_user_is_disconnected(rocketchat):
+    user = rocketchat.create_user()
+    async with DDPClient(rocketchat.ws_url) as ddp:
+        await ddp.call("login", {"resume": user.token})
+        rocketchat.api("POST", "users.setActiveStatus", json={"userId": user.id, "activeStatus": False})
+        await ddp.wait_closed()
