@@ -20,7 +20,7 @@ from bot import metrics
 from bot.core.ports import Identity, IncomingMessage
 from bot.core.router import Router
 from bot.store import Store
-from bot.transport.ddp import DdpClient
+from bot.transport.ddp import DdpClient, DdpError
 from bot.transport.rest import RocketChatRest
 
 log = logging.getLogger("bot.realtime")
@@ -131,7 +131,14 @@ class RealtimeTransport:
         try:
             if self.rest.token is None:
                 await self.rest.login()
-            user_id = await client.login_resume(self.rest.token or "")
+            try:
+                user_id = await client.login_resume(self.rest.token or "")
+            except DdpError:
+                if not self.rest.can_login:
+                    raise  # a revoked personal access token: nothing to renew it with
+                log.info("login token refused by the stream; logging in again")
+                await self.rest.login()  # the kept login token expired or was revoked
+                user_id = await client.login_resume(self.rest.token or "")
             if self.identity.user_id and user_id != self.identity.user_id:
                 log.warning("stream login is another user than REST", extra={"stream_user": user_id})
             await client.subscribe(

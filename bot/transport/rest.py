@@ -49,6 +49,10 @@ class RocketChatRest:
         self._dm_rooms: dict[str, str] = {}
         self._login_lock = asyncio.Lock()
 
+    @property
+    def can_login(self) -> bool:
+        return self._username is not None and self._password is not None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

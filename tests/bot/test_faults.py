@@ -116,3 +116,15 @@ def test_webhook_mode_refuses_a_wrong_token_and_answers_a_right_one(bot_stack, t
         assert bot.ready().status_code == 200
     finally:
         bot.stop()
+
+
+def test_revoked_login_token_makes_the_bot_log_in_again(fresh_bot_stack):
+    stack = fresh_bot_stack
+    user, room = stack.new_user("relogin")
+    bot_id = stack.bot_user.user_id
+    assert "не зарегистрированы" in user.converse(room, bot_id, "статус")
+    # Deactivating a user revokes all its login tokens and closes its connections (Rocket.Chat does so).
+    stack.admin.call("POST", "users.setActiveStatus", json={"userId": bot_id, "activeStatus": False})
+    stack.admin.call("POST", "users.setActiveStatus", json={"userId": bot_id, "activeStatus": True})
+    assert "не зарегистрированы" in user.converse(room, bot_id, "статус", timeout=30)
+    assert len(user.bot_messages(room, bot_id)) == 2
