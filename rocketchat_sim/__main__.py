@@ -63,6 +63,8 @@ def main() -> int:
     logging.basicConfig(
         level=config.SIM_LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request URL at INFO; outgoing webhook URLs may hold secrets
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         sim = Simulator(config)
     except StateFileError as exc:

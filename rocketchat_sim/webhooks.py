@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -127,6 +127,16 @@ async def incoming_hook(sim: Simulator, request: Request) -> Response:
             {"success": False, "error": error},
             {**headers, **exc.headers},
         )
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port only: webhook URLs may carry credentials in their path or query."""
+    parts = urlsplit(url)
+    return (
+        f"{parts.scheme}://{parts.hostname}:{parts.port}"
+        if parts.port
+        else f"{parts.scheme}://{parts.hostname}"
+    )
 
 
 def _error(exc: ApiError) -> Response:
@@ -273,14 +283,21 @@ class OutgoingWebhooks:
                         url, json=data, headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"}
                     )
                 except httpx.HTTPError as exc:
-                    log.warning("outgoing webhook %s to %s failed: %s", integration["name"], url, exc)
+                    log.warning(
+                        "outgoing webhook %s to %s failed: %s",
+                        integration["name"],
+                        _origin(url),
+                        type(exc).__name__,
+                    )
                 if response is not None and response.status_code in (200, 201, 202):
                     self._handle_reply(integration, response, room)
                     break
                 if response is not None and response.status_code == 410:
                     integration["enabled"] = False
                     self.sim.state.mark_dirty()
-                    log.warning("outgoing webhook %s disabled: %s answered 410", integration["name"], url)
+                    log.warning(
+                        "outgoing webhook %s disabled: %s answered 410", integration["name"], _origin(url)
+                    )
                     return
                 if not integration.get("retryFailedCalls") or attempt >= int(
                     integration.get("retryCount", 6)
