@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from erp.settings import Settings, get_settings
 
 _engine: Engine | None = None
+_read_engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 
 
@@ -26,7 +27,9 @@ def build_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+    # No pool_pre_ping: it costs a round trip per checkout on the hot path. Connections are recycled
+    # every 30 minutes; after a database restart a stale pooled connection fails once and is replaced.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -57,9 +60,20 @@ def get_engine() -> Engine:
     return _engine
 
 
+def read_engine() -> Engine:
+    """For single-statement reads: autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips)."""
+    global _read_engine
+    if _read_engine is None:
+        engine = get_engine()
+        is_sqlite = engine.dialect.name == "sqlite"
+        _read_engine = engine if is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+    return _read_engine
+
+
 def reset_engine() -> None:
     """Forget the engine (tests and CLI commands that change settings)."""
-    global _engine, _sessions
+    global _engine, _sessions, _read_engine
+    _read_engine = None
     if _engine is not None:
         _engine.dispose()
     _engine = None

@@ -1,17 +1,20 @@
-"""The hot read path: staff look-ups with one Core query (no ORM identity map, no lazy loads).
+"""The hot read path: staff look-ups with one plain SQL query (no ORM identity map, no lazy loads).
 
-The bot polls status often; these run inline on the event loop (an indexed single-row read is far
-cheaper than a hop to the thread pool) and serialise once, through the same pydantic model.
+The bot polls status often. On SQLite the read is in-process CPU work and runs inline on the event
+loop (cheaper than a hop to the thread pool); on PostgreSQL it waits on the network, so it runs in the
+thread pool where many reads overlap. Either way it is serialised once, through the same pydantic model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
-from erp.db import get_engine
+from erp.db import read_engine
 from erp.schemas import StaffList, StaffOut
 
 # Plain SQL: ORM-annotated columns cost ~20 expression coercions per call on this path.
@@ -68,6 +71,15 @@ def _record(row: Any) -> dict[str, Any]:
     }
 
 
+T = TypeVar("T")
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    if read_engine().dialect.name == "sqlite":
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 def _utc(value: Any) -> Any:
     # SQLite hands back naive datetimes (stored as UTC) or ISO strings; pydantic parses both.
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -80,12 +92,12 @@ def _utc(value: Any) -> Any:
 def find_json(**filters: str) -> bytes:
     """`{"items": [Staff]}` as JSON bytes: zero or one record matching every filter (names in FILTERS)."""
     mask = sum(1 << i for i, name in enumerate(FILTERS) if name in filters)
-    with get_engine().connect() as conn:
+    with read_engine().connect() as conn:
         rows = conn.execute(_BY_FILTERS[mask], filters).all()
     return StaffList.model_validate({"items": [_record(r) for r in rows]}).model_dump_json().encode()
 
 
 def get_json(staff_id: int) -> bytes | None:
-    with get_engine().connect() as conn:
+    with read_engine().connect() as conn:
         row = conn.execute(_BY_ID, {"id": staff_id}).first()
     return None if row is None else StaffOut.model_validate(_record(row)).model_dump_json().encode()

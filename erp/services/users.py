@@ -18,7 +18,7 @@ from erp.security.secrets_hashing import (
     hash_password,
     new_activation_code,
 )
-from erp.services.transliteration import login_base, login_candidates
+from erp.services.transliteration import login_base
 from erp.settings import Settings
 
 MIN_PASSWORD_LENGTH = 10
@@ -41,13 +41,13 @@ def create_user_from_staff(session: Session, staff: Staff, settings: Settings) -
     if staff.user is not None:
         raise ProblemError(409, "invalid_state", "the staff record has an account already")
     role = staff.position.erp_role or "employee"
-    taken = set(session.scalars(select(User.login).where(User.login.like(_like_prefix(staff.full_name)))))
-    for login in login_candidates(staff.full_name):
-        if login in taken:
-            continue
+    base = login_base(staff.full_name)
+    taken = set(session.scalars(select(User.login).where(User.login.like(_like_prefix(base), escape="\\"))))
+    while True:
+        login = _first_free(base, taken)
         user = User(staff_id=staff.id, login=login, email=staff.email, role=role, is_active=False)
         try:
-            with session.begin_nested():
+            with session.begin_nested():  # a concurrent namesake may take the login first
                 session.add(user)
                 session.flush()
         except IntegrityError:
@@ -56,11 +56,20 @@ def create_user_from_staff(session: Session, staff: Staff, settings: Settings) -
         staff.user = user
         staff.status = StaffStatus.awaiting_activation
         return _issue_code(user, settings)
-    raise ProblemError(409, "invalid_state", "no free login for this name")
 
 
-def _like_prefix(full_name: str) -> str:
-    return login_base(full_name).replace("%", "").replace("_", "\\_") + "%"
+def _first_free(base: str, taken: set[str]) -> str:
+    """`base`, else the smallest `base<n>` (n >= 2) not taken; linear in the namesakes."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}{n}" in taken:
+        n += 1
+    return f"{base}{n}"
+
+
+def _like_prefix(base: str) -> str:
+    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def reissue_code(session: Session, staff: Staff, settings: Settings) -> Activation:
