@@ -92,8 +92,8 @@ def bench_backend(name: str, database_url: str, state: Path, seconds: int, conne
     try:
         body = {"full_name": "Иванов Иван", "email": "bench@example.com", "position_code": "ENG",
                 "rocketchat_user_id": "benchuser", "rocketchat_username": "bench.user"}  # fmt: skip
-        created = httpx.post(f"{base}/api/bot/v1/staff", json=body,
-                             headers={"X-API-Key": key, "Idempotency-Key": "bench-seed"}, timeout=10)  # fmt: skip
+        seed_headers = {"X-API-Key": key, "Idempotency-Key": "bench-seed"}
+        created = httpx.post(f"{base}/api/bot/v1/staff", json=body, headers=seed_headers, timeout=10)
         created.raise_for_status()
         get_url = f"{base}/api/bot/v1/staff?rocketchat_username=bench.user"
         wrk(get_url, connections, 2, {"X-API-Key": key})  # warm-up
