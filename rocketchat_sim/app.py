@@ -28,7 +28,7 @@ log = logging.getLogger("rocketchat_sim")
 class Simulator:
     def __init__(self, config: SimSettings) -> None:
         self.config = config
-        self.state = State(config.SIM_STATE_FILE)
+        self.state = State(config.SIM_STATE_FILE, config.SIM_MAX_MESSAGES_PER_ROOM)
         self.workspace = Workspace(self.state, config)
         self.realtime = Realtime(self)
         self.workspace.realtime = self.realtime

@@ -39,6 +39,8 @@ class SimSettings(BaseSettings):
     # Outgoing webhook POST timeout (seconds).
     SIM_WEBHOOK_TIMEOUT: float = Field(5.0, gt=0)
     SIM_LOG_LEVEL: str = "warning"
+    # Messages kept in memory per room (oldest dropped beyond it): long load tests stay bounded.
+    SIM_MAX_MESSAGES_PER_ROOM: int = Field(10_000, ge=100)
 
     @model_validator(mode="before")
     @classmethod

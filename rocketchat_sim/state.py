@@ -28,8 +28,9 @@ class StateFileError(RuntimeError):
 
 
 class State:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, max_messages_per_room: int = 10_000) -> None:
         self.path = path
+        self.max_messages_per_room = max_messages_per_room
         self.users: dict[str, dict[str, Any]] = {}
         self.rooms: dict[str, dict[str, Any]] = {}
         # (rid, uid) → subscription document
@@ -82,8 +83,15 @@ class State:
         return sub
 
     def add_message(self, msg: dict[str, Any]) -> None:
-        self.messages[msg["rid"]].append(msg)
+        msgs = self.messages[msg["rid"]]
+        msgs.append(msg)
         self.message_index[msg["_id"]] = msg
+        # Bounded memory under long load tests: drop the oldest tenth once a room is over the cap.
+        if len(msgs) > self.max_messages_per_room + self.max_messages_per_room // 10:
+            excess = len(msgs) - self.max_messages_per_room
+            for old in msgs[:excess]:
+                self.message_index.pop(old["_id"], None)
+            del msgs[:excess]
 
     # ---- persistence
     def mark_dirty(self) -> None:

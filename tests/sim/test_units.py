@@ -127,3 +127,13 @@ def test_secrets_from_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMIN_PASS_FILE", str(secret))
     assert SimSettings().ADMIN_PASS.get_secret_value() == "from-file"
     assert "from-file" not in repr(SimSettings())
+
+
+def test_messages_per_room_are_bounded():
+    state = State(None, max_messages_per_room=100)
+    for i in range(250):
+        state.add_message({"_id": f"m{i}", "rid": "r"})
+    assert 100 <= len(state.messages["r"]) <= 110
+    assert state.messages["r"][-1]["_id"] == "m249"
+    assert "m0" not in state.message_index
+    assert len(state.message_index) == len(state.messages["r"])
