@@ -128,3 +128,49 @@ def test_revoked_login_token_makes_the_bot_log_in_again(fresh_bot_stack):
     stack.admin.call("POST", "users.setActiveStatus", json={"userId": bot_id, "activeStatus": True})
     assert "не зарегистрированы" in user.converse(room, bot_id, "статус", timeout=30)
     assert len(user.bot_messages(room, bot_id)) == 2
+
+
+def test_webhook_replicas_share_state_through_redis(bot_stack, redis_url, tmp_path):
+    token = "replica-token-" + "k3" * 10
+    pat = bot_stack.bot_user.personal_access_token("replicas")
+    replicas = [
+        start_bot(
+            rocketchat_url=bot_stack.rocketchat_url,
+            erp_url=bot_stack.erp.base_url,
+            erp_key=bot_stack.erp.admin_key,
+            bot_user=bot_stack.bot_user,
+            state_dir=tmp_path / f"replica{i}",
+            name=f"bot-replica{i}",
+            token=pat,
+            extra_env={"BOT_MODE": "webhook", "BOT_WEBHOOK_TOKEN": token, "BOT_STATE_URL": redis_url},
+        )
+        for i in range(2)
+    ]
+    try:
+        user, room = bot_stack.new_user("replica")
+        bot_id = bot_stack.bot_user.user_id
+
+        def deliver(replica, message_id, text):
+            payload = {
+                "token": token,
+                "bot": False,
+                "channel_id": room,
+                "message_id": message_id,
+                "user_id": user.user_id,
+                "user_name": user.username,
+                "text": text,
+            }
+            return httpx.post(f"{replica.http_url}/webhook", json=payload, timeout=10)
+
+        # One message delivered to both replicas (a retried webhook): answered once.
+        assert deliver(replicas[0], "rep-1", "register").status_code == 200
+        assert deliver(replicas[1], "rep-1", "register").json()["outcome"] is None
+        # The dialog started on one replica continues on the other.
+        deliver(replicas[1], "rep-2", "Ivan Petrov")
+        texts = user.wait_for_bot(room, bot_id, 2)
+        assert "Choose your position" in texts[1]
+        time.sleep(0.3)
+        assert len(user.bot_messages(room, bot_id)) == 2
+    finally:
+        for replica in replicas:
+            replica.stop()
