@@ -92,6 +92,11 @@ class Workspace:
         if not loaded:
             self._first_start_documents(now)
         self._first_admin()
+        wizard = self.state.settings["Show_Setup_Wizard"]
+        if wizard["value"] == "pending" and any(
+            "admin" in u.get("roles", []) for u in self.state.users.values()
+        ):
+            wizard["value"] = self.settings["Show_Setup_Wizard"] = "in_progress"  # as initialData.ts does
         self.state.mark_dirty()
 
     def _first_start_documents(self, now: int) -> None:

@@ -122,3 +122,10 @@ def test_delay_and_error_injection(rocketchat_sim):
     assert bad.status_code == 400
     faults = httpx.get(f"{sim.control_url}/faults", timeout=5).json()
     assert json.dumps(faults)
+
+
+def test_setup_wizard_and_overwrite(rocketchat_sim):
+    sim = rocketchat_sim()
+    assert sim.api("GET", "settings/Show_Setup_Wizard").json()["value"] == "in_progress"
+    done = rocketchat_sim({"OVERWRITE_SETTING_Show_Setup_Wizard": "completed"})
+    assert done.api("GET", "settings/Show_Setup_Wizard").json()["value"] == "completed"
