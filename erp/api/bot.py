@@ -76,7 +76,9 @@ def create_staff(
 ) -> Response:
     """Register an employee; the activation code is in this response only (and its idempotent replays)."""
     if idempotency_key is None:
-        raise ProblemError(428, "idempotency_key_required", "POST /staff needs an Idempotency-Key header")
+        problem = ProblemError(428, "idempotency_key_required", "POST /staff needs an Idempotency-Key header")
+        audit.record(principal.actor, "staff.create", problem.code, data.rocketchat_username)
+        raise problem
     rt = runtime(request)
     settings = rt.settings
     key_id = principal.identity.id

@@ -103,6 +103,7 @@ async def authenticate(
     wait = rt.key_buckets.take(f"key:{identity.id}")
     if wait:
         raise rate_limited(rt, "key", ip, wait)
+    request.scope["state"]["key_name"] = identity.name  # for the audit of requests refused later
     return Principal(identity, actor_for(request, identity))
 
 

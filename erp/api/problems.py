@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from erp.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
 from erp.schemas import Problem
+from erp.services import audit
 
 log = logging.getLogger("erp")
 
@@ -54,7 +56,14 @@ async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
     return problem_response(request, exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
 
 
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if request.method in MUTATING:  # every mutating request is audited, refused ones too
+        state = request.scope.get("state", {})
+        actor = audit.Actor(state.get("key_name"), state.get("client_ip_str"), state.get("request_id"))
+        await run_in_threadpool(audit.record, actor, "request", "validation_error", request.url.path)
     # Only location and message: inputs are never echoed (they may be passwords or codes).
     errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in exc.errors()]
     return problem_response(request, 422, "validation_error", "the request is invalid", errors=errors)

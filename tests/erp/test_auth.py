@@ -104,3 +104,14 @@ def test_auth_failures_are_audited_without_secrets(erp_server):
     assert mine[0]["source_ip"] == "127.0.0.1"
     assert secret_looking not in str(events)
     assert erp_server.admin_key not in str(events)
+
+
+def test_refused_mutations_are_audited_with_the_key(erp_server):
+    with erp_server.client(erp_server.bot_key) as client:
+        client.post(f"{API}/staff", json={"full_name": 1}, headers={"X-Request-ID": "audit-invalid-1"})
+    with erp_server.client(erp_server.admin_key) as client:
+        events = client.get(f"{API}/audit", params={"limit": 200}).json()["items"]
+    mine = [e for e in events if e["request_id"] == "audit-invalid-1"]
+    assert len(mine) == 1
+    assert mine[0]["outcome"] == "validation_error"
+    assert mine[0]["key_name"] == "bot"
