@@ -28,7 +28,7 @@ from bot.transport.rest import RestChatPort, RocketChatRest
 from bot.transport.webhook import webhook_routes
 
 log = logging.getLogger("bot.app")
-EXPIRY_SWEEP_SECONDS = 15.0
+MAX_EXPIRY_SWEEP_SECONDS = 15.0
 
 
 class BotApp:
@@ -144,8 +144,10 @@ class BotApp:
                 delay = min(delay * 2, self.settings.reconnect_max_seconds)
 
     async def _sweep_expired(self) -> None:
+        # Notices go out at most a quarter of the dialog's lifetime late (and never later than 15 s).
+        interval = min(MAX_EXPIRY_SWEEP_SECONDS, max(0.5, self.settings.dialog_ttl_seconds / 4))
         while True:
-            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
                 await self.router.expire_dialogs()
 

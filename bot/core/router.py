@@ -127,6 +127,8 @@ class Router:
             await self.chat.send(msg.room_id, translate(lang, "too_long", limit=self.max_input_length))
             return "too_long"
         if not self._allow_rate(msg.user_id):
+            if len(self._recent[msg.user_id]) == self.rate_limit + 1:  # say it once, then stay quiet
+                await self.chat.send(msg.room_id, translate(lang, "rate_limited"))
             return "rate_limited"
         dialog = await self._load_dialog(msg.user_id) if is_dm else None
         if dialog is not None and command.name not in ("cancel", "help", "register", "status"):

@@ -174,3 +174,36 @@ def test_webhook_replicas_share_state_through_redis(bot_stack, redis_url, tmp_pa
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_an_abandoned_dialog_expires_with_a_notice(bot_stack, tmp_path):
+    bot = start_bot(
+        rocketchat_url=bot_stack.rocketchat_url,
+        erp_url=bot_stack.erp.base_url,
+        erp_key=bot_stack.erp.admin_key,
+        bot_user=bot_stack.bot_user,
+        state_dir=tmp_path / "short-ttl",
+        name="bot-short-ttl",
+        token=bot_stack.bot_user.personal_access_token("short-ttl"),
+        extra_env={
+            "BOT_MODE": "webhook",
+            "BOT_WEBHOOK_TOKEN": "ttl-token-" + "z9" * 10,
+            "BOT_DIALOG_TTL_SECONDS": "2",
+        },
+    )
+    try:
+        user, room = bot_stack.new_user("slow")
+        payload = {
+            "token": "ttl-token-" + "z9" * 10,
+            "bot": False,
+            "channel_id": room,
+            "message_id": "ttl-1",
+            "user_id": user.user_id,
+            "user_name": user.username,
+            "text": "register",
+        }
+        assert httpx.post(f"{bot.http_url}/webhook", json=payload, timeout=10).json()["outcome"] == "started"
+        texts = user.wait_for_bot(room, bot_stack.bot_user.user_id, 2, timeout=10)
+        assert "timed out" in texts[1]
+    finally:
+        bot.stop()

@@ -159,10 +159,11 @@ async def test_help_depends_on_role(env):
 
 
 async def test_rate_limit_and_length_limit(env):
-    router, _chat, _, _, _ = env
+    router, chat, _, _, _ = env
     assert await router.handle(dm("x" * 501)) == "too_long"
     outcomes = [await router.handle(dm("status")) for _ in range(35)]
     assert outcomes.count("rate_limited") == 5
+    assert sum("Too many commands" in t for t in chat.texts("dm-ivan")) == 1
 
 
 async def test_restart_resumes_dialog(env, tmp_path):
