@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import auth, views
 from .errors import ApiError
-from .util import dumps, ejson_date, hash_token, new_id, now_ms
+from .util import dumps, ejson_date, hash_token, new_id, now_ms, sha256_hex
 
 if TYPE_CHECKING:
     from .app import Simulator
@@ -449,8 +449,6 @@ class Realtime:
             if isinstance(password, dict) and password.get("algorithm") == "sha-256":
                 digest = password.get("digest")
             elif isinstance(password, str):
-                from .util import sha256_hex
-
                 digest = sha256_hex(password)
             else:
                 raise MethodError(400, "Match failed")

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from .. import auth
 from ..errors import ApiError, failure, forbidden, invalid_params, not_logged_in
-from ..util import dumps, hash_token
+from ..util import dumps, hash_token, now_ms
 
 if TYPE_CHECKING:
     from ..app import Simulator
@@ -113,8 +113,6 @@ def authenticate(
         expiry = auth.token_expires_ms(
             record, int(sim.workspace.settings.get("Accounts_LoginExpiration", 90))
         )
-        from ..util import now_ms
-
         if expiry < now_ms():
             return None, None, True
     return user, record, True
