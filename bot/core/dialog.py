@@ -45,6 +45,10 @@ class Dialog:
         # Stable for the life of the dialog, so every retry of the confirm is the same ERP request.
         return f"rc-{self.user_id}-{self.dialog_id}"[:128]
 
+    def renew_key(self) -> None:
+        """After the ERP refused the request: the corrected request is a new one, with a new key."""
+        self.dialog_id = uuid.uuid4().hex
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -482,7 +482,7 @@ class Router:
                         for p in await self.erp.positions()
                     ]
             back_to(dialog, step)
-            dialog.dialog_id = Dialog.__dataclass_fields__["dialog_id"].default_factory()  # type: ignore[misc]
+            dialog.renew_key()
             await self._save(dialog)
             await self._say(
                 dialog, [("dialog.field_rejected", {"field": field, "detail": detail[:200]}), prompt(dialog)]

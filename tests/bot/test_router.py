@@ -7,6 +7,7 @@ from plugins.bot import FakeChat, FakeErp
 
 from bot.core.ports import Identity, IncomingMessage
 from bot.core.router import Router
+from bot.erp_client import ErpError
 from bot.store import SqliteStore
 
 pytestmark = pytest.mark.unit
@@ -173,3 +174,20 @@ async def test_restart_resumes_dialog(env, tmp_path):
         store=store, erp=erp, chat=chat, identity=Identity("bot-id", "erpbot"), clock=lambda: now[0]
     )
     assert await fresh.handle(dm("i@example.com")) == "step_phone"
+
+
+async def test_a_field_refused_by_the_erp_is_asked_again_with_a_new_key(env):
+    router, chat, erp, _, _ = env
+    await register(router, ["Иванов Иван", "1", "i@example.com", "-"])
+    erp.refuse_next = ErpError(
+        422,
+        "validation_error",
+        body={"code": "validation_error", "errors": [{"loc": ["body", "email"], "msg": "bad"}]},
+    )
+    assert await router.handle(dm("да")) == "refused_field"
+    assert "почты" in chat.texts("dm-ivan")[-1]
+    assert await router.handle(dm("ivan@example.org")) == "step_phone"
+    await router.handle(dm("-"))
+    assert await router.handle(dm("да")) == "created"
+    assert erp.keys_seen[0] != erp.keys_seen[1]
+    assert erp.staff[1]["email"] == "ivan@example.org"

@@ -82,6 +82,8 @@ class FakeErp:
         self.ids = itertools.count(1)
         self.down = False
         self.creates = 0
+        self.refuse_next: ErpError | None = None
+        self.keys_seen: list[str] = []
 
     def _check(self) -> None:
         if self.down:
@@ -98,6 +100,10 @@ class FakeErp:
 
     async def create_staff(self, body, key):
         self._check()
+        self.keys_seen.append(key)
+        if self.refuse_next is not None:
+            refusal, self.refuse_next = self.refuse_next, None
+            raise refusal
         if key in self.keys:
             return self.keys[key]
         for staff in self.staff.values():
