@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -122,11 +122,10 @@ async def incoming_hook(sim: Simulator, request: Request) -> Response:
         return json_response(200, {"success": True}, headers)
     except ApiError as exc:
         error = exc.body.get("errorType") or exc.body.get("error") or "unknown-error"
-        return json_response(
-            exc.status if exc.status != 400 else 400,
-            {"success": False, "error": error},
-            {**headers, **exc.headers},
-        )
+        return json_response(exc.status, {"success": False, "error": error}, {**headers, **exc.headers})
+    except Exception:
+        log.exception("incoming webhook %s failed", integration_id)
+        return json_response(500, {"success": False, "error": "Internal server error"}, headers)
 
 
 def _origin(url: str) -> str:
@@ -148,9 +147,8 @@ async def _hook_body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     if "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
-        form = await request.form()
-        payload = form.get("payload")
-        raw = payload.encode() if isinstance(payload, str) else b""
+        form = parse_qs(raw.decode(errors="replace"))
+        raw = form.get("payload", [""])[0].encode()
         if not raw:
             return {}
     try:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -124,8 +125,8 @@ async def _parse_body(request: Request) -> dict[str, Any]:
         return {}
     ctype = request.headers.get("content-type", "")
     if "application/x-www-form-urlencoded" in ctype:
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        # parsed here: Starlette's form parser needs python-multipart, which the image does not carry
+        return {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
     try:
         data = json.loads(raw)
     except ValueError:

@@ -243,3 +243,12 @@ def test_unknown_endpoint_is_json_404(rocketchat):
     response = rocketchat.api("GET", "no.such.endpoint")
     assert response.status_code == 404
     assert response.json()["success"] is False
+
+
+def test_form_encoded_login(rocketchat):
+    user = rocketchat.create_user(login=False)
+    response = rocketchat.api(
+        "POST", "login", headers={}, data={"user": user.username, "password": user.password}
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["userId"] == user.id

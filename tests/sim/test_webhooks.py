@@ -233,3 +233,51 @@ def test_outgoing_webhook_direct_messages_and_410_disables(rocketchat, receiver)
     time.sleep(0.3)
     state = rocketchat.api("GET", "integrations.get", params={"integrationId": integration["_id"]}).json()
     assert state["integration"]["enabled"] is False
+
+
+def test_outgoing_webhook_retries_failed_calls(rocketchat, receiver):
+    owner = rocketchat.create_user()
+    bot = rocketchat.create_user(roles=["bot"], login=False)
+    channel = _channel(rocketchat, owner, "retry")
+    _outgoing(
+        rocketchat,
+        receiver,
+        bot,
+        f"#{channel['name']}",
+        retryFailedCalls=True,
+        retryCount=2,
+        retryDelay="powers-of-ten",
+    )
+    receiver.reply = (500, None)
+    rocketchat.api(
+        "POST", "chat.postMessage", headers=owner.headers, json={"roomId": channel["_id"], "text": "retry me"}
+    )
+    bodies = [receiver.get()["body"]["text"] for _ in range(3)]  # first call + 2 retries (0.1 s, 1 s)
+    assert bodies == ["retry me"] * 3
+    time.sleep(0.3)
+    assert receiver.requests.empty()
+
+
+def test_incoming_webhook_accepts_slack_style_form_payload(rocketchat):
+    owner = rocketchat.create_user()
+    channel = _channel(rocketchat, owner, "form")
+    integration = rocketchat.api(
+        "POST",
+        "integrations.create",
+        json={
+            "type": "webhook-incoming",
+            "name": f"form-{owner.username}",
+            "enabled": True,
+            "username": rocketchat.admin_username,
+            "channel": f"#{channel['name']}",
+            "scriptEnabled": False,
+        },
+    ).json()["integration"]
+    hook = f"/hooks/{integration['_id']}/{integration['token']}"
+    sent = rocketchat.api("POST", hook, headers={}, data={"payload": json.dumps({"text": "from a form"})})
+    assert sent.json() == {"success": True}
+    history = rocketchat.api(
+        "GET", "channels.history", headers=owner.headers, params={"roomId": channel["_id"]}
+    ).json()
+    assert history["messages"][0]["msg"] == "from a form"
+    assert rocketchat.api("POST", hook, headers={}, content=b"").json() == {"success": True}
