@@ -37,9 +37,8 @@ def register(session: Session, data: StaffCreate, settings: Settings) -> tuple[S
     position = session.scalar(select(Position).where(Position.code == data.position_code, Position.is_active))
     if position is None:
         raise ProblemError(422, "position_not_found", "unknown or inactive position code")
-    existing = find_conflict(session, data)
-    if existing is not None:
-        raise staff_exists(existing)
+    # No pre-check for duplicates: the unique constraints decide, also between concurrent requests;
+    # the caller turns the IntegrityError into 409 staff_exists (or an idempotent replay).
     if not position.erp_access:
         status = StaffStatus.no_erp_access
     elif position.requires_approval:
@@ -54,6 +53,7 @@ def register(session: Session, data: StaffCreate, settings: Settings) -> tuple[S
         rocketchat_user_id=data.rocketchat_user_id,
         rocketchat_username=data.rocketchat_username,
         status=status,
+        user=None,  # known empty: no lazy load when the account is made below
     )
     session.add(staff)
     session.flush()  # a concurrent duplicate fails here on the unique constraints

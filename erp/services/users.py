@@ -26,7 +26,8 @@ MIN_PASSWORD_LENGTH = 10
 
 def _issue_code(user: User, settings: Settings) -> Activation:
     code = new_activation_code(settings.activation_code_digits)
-    user.activation_code_hash = activation_code_hash(settings.secret_bytes, user.id, code)
+    # Keyed on the staff id (1:1 with the user, known before the user row exists: no extra UPDATE).
+    user.activation_code_hash = activation_code_hash(settings.secret_bytes, user.staff_id, code)
     user.activation_expires_at = utcnow() + timedelta(hours=settings.activation_code_ttl_hours)
     user.activation_attempts = 0
     return Activation(login=user.login, code=code, expires_at=user.activation_expires_at)
@@ -43,19 +44,26 @@ def create_user_from_staff(session: Session, staff: Staff, settings: Settings) -
     role = staff.position.erp_role or "employee"
     base = login_base(staff.full_name)
     taken = set(session.scalars(select(User.login).where(User.login.like(_like_prefix(base), escape="\\"))))
+    # SQLite serialises writers (BEGIN IMMEDIATE): no concurrent namesake, no savepoint needed.
+    serialised = session.get_bind().dialect.name == "sqlite"
     while True:
         login = _first_free(base, taken)
         user = User(staff_id=staff.id, login=login, email=staff.email, role=role, is_active=False)
-        try:
-            with session.begin_nested():  # a concurrent namesake may take the login first
-                session.add(user)
-                session.flush()
-        except IntegrityError:
-            taken.add(login)
-            continue
+        activation = _issue_code(user, settings)
+        if serialised:
+            session.add(user)
+            session.flush()
+        else:
+            try:
+                with session.begin_nested():  # a concurrent namesake may take the login first
+                    session.add(user)
+                    session.flush()
+            except IntegrityError:
+                taken.add(login)
+                continue
         staff.user = user
         staff.status = StaffStatus.awaiting_activation
-        return _issue_code(user, settings)
+        return activation
 
 
 def _first_free(base: str, taken: set[str]) -> str:
@@ -111,7 +119,7 @@ def activate(session: Session, login: str, code: str, password: str, settings: S
     expires: datetime | None = user.activation_expires_at
     if expires is None or expires <= utcnow():
         raise ProblemError(400, "activation_code_expired", "the code's time is over: ask for a new code")
-    if not activation_code_matches(settings.secret_bytes, user.id, code, user.activation_code_hash):
+    if not activation_code_matches(settings.secret_bytes, user.staff_id, code, user.activation_code_hash):
         user.activation_attempts += 1
         raise WrongCode(user.activation_attempts >= settings.activation_max_attempts)
     problems = password_problems(password, login)
