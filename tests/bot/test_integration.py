@@ -54,6 +54,12 @@ def test_registration_from_first_dm_to_activation(bot_stack):
     ]
     history = bot_stack.admin.call("GET", "channels.history", params={"roomId": admin_room})["messages"]
     assert all(code not in m["msg"] for m in history)
+    # The bot's log: every command as a JSON line, but no code, no password, no plain email.
+    log = bot_stack.bot.process.log_path.read_text()
+    assert f'"user": "{user.username}"' in log
+    assert not re.search(rf"(?<![0-9a-f]){code}(?![0-9a-f])", log)  # request ids are hex: match whole tokens
+    assert bot_stack.bot_user.password not in log
+    assert f"{user.username}@example.com" not in log
 
 
 def test_approval_path_tells_admins_and_the_person(bot_stack):
