@@ -6,6 +6,7 @@ import itertools
 import httpx
 import pytest
 from plugins.bot import FakeChat
+from plugins.erp import start_erp_server
 
 from bot.core.ports import Identity, IncomingMessage
 from bot.core.router import Router
@@ -14,6 +15,14 @@ from bot.store import SqliteStore
 
 pytestmark = pytest.mark.integration
 ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def erp_api(tmp_path_factory):
+    """An ERP server of this module's own: the tests write staff and toggle positions."""
+    server = start_erp_server(tmp_path_factory.mktemp("erp-for-bot"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
