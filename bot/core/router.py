@@ -64,7 +64,7 @@ class Router:
         self.activation_url, self.clock = activation_url, clock
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
-        self._roles: dict[str, tuple[float, bool]] = {}
+        self._roles: dict[str, tuple[float, frozenset[str]]] = {}
 
     # --- entry point ---
     async def handle(self, msg: IncomingMessage) -> str | None:
@@ -79,6 +79,8 @@ class Router:
         is_dm = msg.room_type == "d"
         command = parse(msg.text[: self.max_input_length * 4], self.identity.username)
         if not is_dm and not (msg.mentions_bot or f"@{self.identity.username}".lower() in msg.text.lower()):
+            return None
+        if await self._is_other_bot(msg.user_id):
             return None
         token = request_id_var.set(new_request_id())
         started = time.perf_counter()
@@ -177,14 +179,26 @@ class Router:
                 await self._expire(Dialog.from_dict(data))
         return len(expired)
 
-    async def is_admin(self, user_id: str) -> bool:
+    async def user_roles(self, user_id: str) -> frozenset[str]:
+        """Rocket.Chat roles, checked live and cached briefly (role changes apply within the cache time)."""
         cached = self._roles.get(user_id)
         now = self.clock()
         if cached and now - cached[0] < self.admin_cache_seconds:
             return cached[1]
-        allowed = self.admin_role in await self.chat.user_roles(user_id)
-        self._roles[user_id] = (now, allowed)
-        return allowed
+        roles = frozenset(await self.chat.user_roles(user_id))
+        if len(self._roles) > 10_000:
+            self._roles.clear()
+        self._roles[user_id] = (now, roles)
+        return roles
+
+    async def is_admin(self, user_id: str) -> bool:
+        return self.admin_role in await self.user_roles(user_id)
+
+    async def _is_other_bot(self, user_id: str) -> bool:
+        try:
+            return "bot" in await self.user_roles(user_id)
+        except Exception:
+            return False  # a failed lookup must not silence a person
 
     # --- commands ---
     async def _command(

@@ -18,7 +18,7 @@ ids = itertools.count()
 async def env(tmp_path):
     store = SqliteStore(str(tmp_path / "state.sqlite3"))
     await store.open()
-    chat, erp = FakeChat(admins={"admin1"}), FakeErp()
+    chat, erp = FakeChat(admins={"admin1"}, bots={"other-bot"}), FakeErp()
     now = [1000.0]
     router = Router(
         store=store,
@@ -112,6 +112,7 @@ async def test_dedupe_edits_own_and_channel_without_mention(env):
     assert await router.handle(msg) is None  # the same id again (an edit or reaction re-sends it)
     assert await router.handle(dm("status", edited=True)) is None
     assert await router.handle(dm("status", user="bot-id", username="erpbot")) is None
+    assert await router.handle(dm("status", user="other-bot", username="notifier")) is None
     channel = IncomingMessage(
         message_id="c1", room_id="general", room_type="c", text="status", user_id="u1", username="ivan"
     )

@@ -24,9 +24,10 @@ from plugins.rocketchat import RocketChat, start_simulator
 
 
 class FakeChat:
-    def __init__(self, admins: set[str] | None = None) -> None:
+    def __init__(self, admins: set[str] | None = None, bots: set[str] | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
         self.admins = admins or set()
+        self.bots = bots or set()
 
     async def send(self, room_id: str, text: str) -> None:
         self.sent.append((room_id, text))
@@ -38,6 +39,8 @@ class FakeChat:
         self.sent.append((f"#{channel}", text))
 
     async def user_roles(self, user_id: str) -> set[str]:
+        if user_id in self.bots:
+            return {"bot"}
         return {"admin", "user"} if user_id in self.admins else {"user"}
 
     def texts(self, room_id: str) -> list[str]:
