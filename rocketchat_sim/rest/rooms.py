@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import views
 from ..errors import failure, invalid_params, meteor_error, unauthorized
+from ..util import iso, now_ms
 from ..workspace import room_type_error
 from .base import Call, endpoint, optional, paginate
 
@@ -210,6 +211,98 @@ def channels_set_topic(call: Call) -> dict[str, Any]:
 @endpoint("POST", "groups.setTopic")
 def groups_set_topic(call: Call) -> dict[str, Any]:
     return _set_topic(call, "p")
+
+
+def _members(call: Call, kind: str) -> dict[str, Any]:
+    room = _room_param(call, call.query, kind)
+    if kind == "c" and not call.ws.can_access_room(call.uid, room):
+        raise failure("Not allowed", "error-not-allowed")
+    users = [
+        call.sim.state.users[uid]
+        for uid in call.sim.state.room_members.get(room["_id"], ())
+        if uid in call.sim.state.users
+    ]
+    users.sort(key=lambda u: u["username"])
+    needle = (call.query.get("filter") or "").lower()
+    if needle:
+        users = [
+            u for u in users if needle in u["username"].lower() or needle in (u.get("name") or "").lower()
+        ]
+    page, offset, count = paginate(call, users)
+    members = [
+        {
+            "_id": u["_id"],
+            "username": u["username"],
+            "name": u.get("name"),
+            "status": u.get("status", "offline"),
+            "_updatedAt": iso(u["_updatedAt"]),
+        }
+        for u in page
+    ]
+    return {"members": members, "count": count, "offset": offset, "total": len(users)}
+
+
+@endpoint("GET", "channels.members")
+def channels_members(call: Call) -> dict[str, Any]:
+    return _members(call, "c")
+
+
+@endpoint("GET", "groups.members")
+def groups_members(call: Call) -> dict[str, Any]:
+    return _members(call, "p")
+
+
+def _set_read_only(call: Call, kind: str) -> dict[str, Any]:
+    room = _room_param(call, call.body, kind)
+    read_only = call.body.get("readOnly")
+    if not isinstance(read_only, bool):
+        raise failure('The bodyParam "readOnly" is required')
+    if not call.can("edit-room", room["_id"]):
+        raise meteor_error(
+            "error-action-not-allowed",
+            "Editing room is not allowed",
+            {"method": "saveRoomSettings", "action": "Editing_room"},
+        )
+    if room.get("ro") == read_only:
+        raise failure(
+            f"The {_KIND_NAMES[kind]} read only setting is the same as what it would be changed to."
+        )
+    room["ro"] = read_only
+    room["_updatedAt"] = now_ms()
+    call.sim.state.mark_dirty()
+    return room
+
+
+@endpoint("POST", "channels.setReadOnly")
+def channels_set_read_only(call: Call) -> dict[str, Any]:
+    return {"channel": views.room_rest(_set_read_only(call, "c"))}
+
+
+@endpoint("POST", "groups.setReadOnly")
+def groups_set_read_only(call: Call) -> dict[str, Any]:
+    return {"group": views.room_rest(_set_read_only(call, "p"))}
+
+
+@endpoint("POST", "channels.setDefault")
+def channels_set_default(call: Call) -> dict[str, Any]:
+    room = _room_param(call, call.body, "c")
+    raw = call.body.get("default")
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        raw = raw.lower() == "true"
+    if not isinstance(raw, bool):
+        raise failure('The bodyParam "default" is required')
+    if not call.can("edit-room", room["_id"]):
+        raise meteor_error(
+            "error-action-not-allowed",
+            "Editing room is not allowed",
+            {"method": "saveRoomSettings", "action": "Editing_room"},
+        )
+    if room.get("default", False) == raw:
+        raise failure("The channel default setting is the same as what it would be changed to.")
+    room["default"] = raw
+    room["_updatedAt"] = now_ms()
+    call.sim.state.mark_dirty()
+    return {"channel": views.room_rest(room)}
 
 
 # ---------------------------------------------------------------- history

@@ -83,6 +83,11 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rooms.info"): "rooms.yaml",
     ("GET", "/api/v1/subscriptions.getOne"): "rooms.yaml",
     ("POST", "/api/v1/users.regeneratePersonalAccessToken"): "user-management.yaml",
+    ("GET", "/api/v1/channels.members"): "rooms.yaml",
+    ("GET", "/api/v1/groups.members"): "rooms.yaml",
+    ("POST", "/api/v1/channels.setReadOnly"): "rooms.yaml",
+    ("POST", "/api/v1/groups.setReadOnly"): "rooms.yaml",
+    ("POST", "/api/v1/channels.setDefault"): "rooms.yaml",
 }
 
 # Where the official definitions contradict what Rocket.Chat really sends, the schema is corrected before
@@ -261,6 +266,12 @@ def _scenario(rc: Any, client: httpx.Client) -> None:
     call("GET", "channels.list", params={"count": 5})
     call("POST", "channels.invite", json={"roomId": channel["_id"], "userId": user["_id"]})
     call("POST", "channels.setTopic", json={"roomId": channel["_id"], "topic": "contracts"})
+    call("GET", "channels.members", params={"roomId": channel["_id"]})
+    call("POST", "channels.setReadOnly", json={"roomId": channel["_id"], "readOnly": True})
+    call("POST", "channels.setReadOnly", json={"roomId": channel["_id"], "readOnly": True})
+    call("POST", "channels.setReadOnly", json={"roomId": channel["_id"], "readOnly": False})
+    call("POST", "channels.setDefault", json={"roomId": channel["_id"], "default": True})
+    call("POST", "channels.setDefault", json={"roomId": channel["_id"], "default": False})
     posted = call(
         "POST",
         "chat.postMessage",
@@ -284,6 +295,9 @@ def _scenario(rc: Any, client: httpx.Client) -> None:
     call("POST", "chat.postMessage", json={"roomId": group["_id"], "text": "in group"})
     call("GET", "groups.history", params={"roomId": group["_id"]})
     call("GET", "groups.list")
+    call("GET", "groups.members", params={"roomId": group["_id"]})
+    call("POST", "groups.setReadOnly", json={"roomId": group["_id"], "readOnly": True})
+    call("POST", "groups.setReadOnly", json={"roomId": group["_id"], "readOnly": False})
     call("POST", "groups.setTopic", json={"roomId": group["_id"], "topic": "private"})
     call("GET", "rooms.info", params={"roomId": group["_id"]})
     call("GET", "subscriptions.getOne", params={"roomId": group["_id"]})

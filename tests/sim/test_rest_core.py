@@ -252,3 +252,61 @@ def test_form_encoded_login(rocketchat):
     )
     assert response.status_code == 200
     assert response.json()["data"]["userId"] == user.id
+
+
+def test_room_settings_members_read_only_default(rocketchat):
+    owner, member, outsider = rocketchat.create_user(), rocketchat.create_user(), rocketchat.create_user()
+    channel = rocketchat.api(
+        "POST",
+        "channels.create",
+        headers=owner.headers,
+        json={"name": f"ro-{owner.username}", "members": [member.username]},
+    ).json()["channel"]
+    members = rocketchat.api(
+        "GET", "channels.members", headers=owner.headers, params={"roomId": channel["_id"]}
+    ).json()
+    assert sorted(m["username"] for m in members["members"]) == sorted([owner.username, member.username])
+    assert members["total"] == 2
+    denied = rocketchat.api(
+        "POST",
+        "channels.setReadOnly",
+        headers=member.headers,
+        json={"roomId": channel["_id"], "readOnly": True},
+    )
+    assert denied.json()["errorType"] == "error-action-not-allowed"
+    ro = rocketchat.api(
+        "POST",
+        "channels.setReadOnly",
+        headers=owner.headers,
+        json={"roomId": channel["_id"], "readOnly": True},
+    )
+    assert ro.json()["channel"]["ro"] is True
+    blocked = rocketchat.api(
+        "POST", "chat.postMessage", headers=member.headers, json={"roomId": channel["_id"], "text": "x"}
+    )
+    assert blocked.status_code == 400
+    assert (
+        rocketchat.api(
+            "POST", "chat.postMessage", headers=owner.headers, json={"roomId": channel["_id"], "text": "ok"}
+        ).status_code
+        == 200
+    )
+    default = rocketchat.api("POST", "channels.setDefault", json={"roomId": channel["_id"], "default": True})
+    assert default.json()["channel"]["default"] is True
+    same = rocketchat.api("POST", "channels.setDefault", json={"roomId": channel["_id"], "default": True})
+    assert same.status_code == 400
+    fresh = rocketchat.api(
+        "POST",
+        "users.create",
+        json={
+            "username": f"d-{outsider.username}",
+            "email": f"d-{outsider.username}@example.test",
+            "password": "p",
+            "name": "n",
+        },
+    ).json()["user"]
+    joined = rocketchat.api(
+        "GET", "channels.members", headers=owner.headers, params={"roomId": channel["_id"]}
+    ).json()
+    assert fresh["_id"] in [m["_id"] for m in joined["members"]]  # new users join default channels
+    rocketchat.api("POST", "channels.setDefault", json={"roomId": channel["_id"], "default": False})
