@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -92,9 +93,17 @@ def read_session() -> Iterator[Session]:
         yield session
 
 
+# SQLite has one writer at a time; threads of this process queue here (woken in turn) rather than
+# in SQLite's busy handler, which polls with sleeps of up to 100 ms and gives long latency tails.
+# Other processes (the CLI) are still covered by busy_timeout.
+_sqlite_writer = threading.Lock()
+
+
 @contextmanager
 def write_session() -> Iterator[Session]:
     """A transaction that intends to write: committed on success, rolled back on any exception."""
     factory = _factory()
-    with factory(bind=get_engine().execution_options(erp_write=True)) as session, session.begin():
+    engine = get_engine()
+    lock = _sqlite_writer if engine.dialect.name == "sqlite" else nullcontext()
+    with lock, factory(bind=engine.execution_options(erp_write=True)) as session, session.begin():
         yield session
