@@ -25,8 +25,32 @@ ROLE_PLAY = """
 
 
 def role_vars(target, secrets_dir, **overrides):
+    # Unique names, so the test also reruns against one real server (ROCKETCHAT_URL).
     suffix = uuid.uuid4().hex[:6]
+    bot = f"erp-bot-{suffix}"
     values = {
+        "rocketchat_bootstrap_bot_username": bot,
+        "rocketchat_bootstrap_bot_email": f"{bot}@example.test",
+        "rocketchat_bootstrap_bot_token_name": bot,
+        "rocketchat_bootstrap_rooms": [
+            {"name": "general", "type": "channel", "members": [bot]},
+            {"name": f"support-{suffix}", "type": "channel", "topic": "ERP questions", "members": [bot]},
+            {"name": f"admins-{suffix}", "type": "group", "members": [bot]},
+        ],
+        "rocketchat_bootstrap_incoming_webhook": {
+            "name": f"erp-alerts-{suffix}",
+            "channel": f"#admins-{suffix}",
+            "username": bot,
+            "alias": "ERP",
+            "emoji": ":bell:",
+        },
+        "rocketchat_bootstrap_outgoing_webhook": {
+            "name": f"erp-bot-webhook-{suffix}",
+            "channels": [f"@{bot}", f"#support-{suffix}"],
+            "username": bot,
+            "urls": ["http://127.0.0.1:9/webhook"],
+            "trigger_words": [],
+        },
         "rocketchat_bootstrap_url": target.base_url,
         "rocketchat_bootstrap_admin_username": target.admin_username,
         "rocketchat_bootstrap_admin_password": target.admin_password,
@@ -75,7 +99,9 @@ def test_role_check_first_rerun_quiet_and_rotation(rc_target, playbook, tmp_path
     checked = playbook.run(ROLE_PLAY, "--check", "--diff", extra_vars=values)
     assert checked.returncode == 0, checked.output[-4000:]
     assert checked.recap()["changed"] >= 5
-    assert api(rc_target, "users.info", username="erp-bot").status_code == 400  # not created
+    bot_name = values["rocketchat_bootstrap_bot_username"]
+    suffix = bot_name.rsplit("-", 1)[1]
+    assert api(rc_target, "users.info", username=bot_name).status_code == 400  # not created
     assert not secrets_dir.exists()
 
     first = playbook.run(ROLE_PLAY, extra_vars=values)
@@ -91,24 +117,23 @@ def test_role_check_first_rerun_quiet_and_rotation(rc_target, playbook, tmp_path
         api(rc_target, "settings/Accounts_TwoFactorAuthentication_By_Email_Auto_Opt_In").json()["value"]
         is False
     )
-    bot = api(rc_target, "users.info", username="erp-bot", includeUserRooms="true").json()["user"]
+    bot = api(rc_target, "users.info", username=bot_name, includeUserRooms="true").json()["user"]
     assert bot["roles"] == ["bot"]
     assert bot["emails"][0]["verified"] is False
     assert user_id_file.read_text().strip() == bot["_id"]
     assert f"bot_user_id={bot['_id']}" in first.stdout
     bot_rooms = {room["name"]: room["t"] for room in bot["rooms"]}
-    assert bot_rooms == {"general": "c", "support": "c", "admins": "p"}
+    assert bot_rooms == {"general": "c", f"support-{suffix}": "c", f"admins-{suffix}": "p"}
 
     token = token_file.read_text().strip()
     me = api(rc_target, "me", user_id=bot["_id"], token=token)
     assert me.status_code == 200
-    assert me.json()["username"] == "erp-bot"
+    assert me.json()["username"] == bot_name
     hook = httpx.post(url_file.read_text().strip(), json={"text": "ERP alert: role test"}, timeout=10)
     assert hook.status_code == 200, hook.text
-    hooks = api(rc_target, "integrations.list", name="erp-bot-webhook").json()["integrations"]
-    assert [h["token"] for h in hooks if h["name"] == "erp-bot-webhook"] == [
-        outgoing_file.read_text().strip()
-    ]
+    outgoing_name = f"erp-bot-webhook-{suffix}"
+    hooks = api(rc_target, "integrations.list", name=outgoing_name).json()["integrations"]
+    assert [h["token"] for h in hooks if h["name"] == outgoing_name] == [outgoing_file.read_text().strip()]
 
     files = (token_file, url_file, outgoing_file)
     for secret in [*secrets_in(values, files), token]:

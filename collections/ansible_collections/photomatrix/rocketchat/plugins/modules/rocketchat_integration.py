@@ -355,7 +355,8 @@ def main() -> None:
                     f"creating it needs {', '.join(missing)}"
                 )
             merged = {k: (v if v is not None else "") for k, v in wanted.items()}
-            merged["trigger_words"] = wanted.get("trigger_words") or []
+            if kind == "outgoing":
+                merged["trigger_words"] = wanted.get("trigger_words") or []
             result.update(changed=True, changed_fields=["state"])
             after = merged
             integration = {}
