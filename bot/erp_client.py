@@ -108,6 +108,8 @@ class ErpClient:
             headers={"X-API-Key": api_key, "User-Agent": "photomatrix-onboarding-bot"},
             verify=verify,
             transport=transport,
+            # A small pool: httpcore scans every pooled connection on each request.
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
 
     async def aclose(self) -> None:

@@ -44,7 +44,8 @@ class RocketChatRest:
             timeout=httpx.Timeout(timeout),
             verify=verify,
             transport=transport,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            # A small pool: httpcore scans every pooled connection on each request.
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
         self._dm_rooms: dict[str, str] = {}
         self._login_lock = asyncio.Lock()
