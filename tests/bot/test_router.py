@@ -1,8 +1,11 @@
 """The router with a fake chat and a fake ERP: commands, dialogs, admin rights, dedupe, limits."""
 
+import asyncio
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from plugins.bot import FakeChat, FakeErp
 
 from bot.core.ports import Identity, IncomingMessage
@@ -192,3 +195,46 @@ async def test_a_field_refused_by_the_erp_is_asked_again_with_a_new_key(env):
     assert await router.handle(dm("да")) == "created"
     assert erp.keys_seen[0] != erp.keys_seen[1]
     assert erp.staff[1]["email"] == "ivan@example.org"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=120),
+            st.sampled_from(
+                [
+                    "register",
+                    "регистрация",
+                    "да",
+                    "yes",
+                    "1",
+                    "cancel",
+                    "status",
+                    "-",
+                    "approve 1",
+                    "Ivan Petrov",
+                    "a@example.com",
+                    "+79991234567",
+                    "audit 3",
+                    "position ENG access on",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_no_message_sequence_crashes_a_command(texts):
+    async def run():
+        store = SqliteStore(":memory:")
+        await store.open()
+        router = Router(
+            store=store, erp=FakeErp(), chat=FakeChat(admins={"u1"}), identity=Identity("b", "erpbot")
+        )
+        outcomes = [await router.handle(dm(text)) for text in texts]
+        await store.close()
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    assert "error" not in outcomes
