@@ -28,6 +28,7 @@ from erp.security import tokens
 from erp.services import audit, idempotency, staff_reads
 from erp.services import positions as positions_service
 from erp.services import staff as staff_service
+from erp.settings import Settings
 
 AUTH_ERRORS = (401, 403, 422, 429)
 router = APIRouter(prefix="/api/bot/v1", responses=responses(*AUTH_ERRORS))
@@ -115,13 +116,20 @@ def create_staff(
     return Response(raw, status_code=201, media_type="application/json")
 
 
-def _after_race(data, settings, key_id, idempotency_key, fingerprint, actor):  # type: ignore[no-untyped-def]
+def _after_race(
+    data: StaffCreate,
+    settings: Settings,
+    key_id: int,
+    idempotency_key: str,
+    fingerprint: str,
+    actor: audit.Actor,
+) -> idempotency.StoredResponse:
     with write_session() as session:
         stored = idempotency.lookup(session, settings, key_id, idempotency_key, fingerprint)
         if stored is not None:
             return stored
         existing = staff_service.find_conflict(session, data)
-    if existing is None:  # a login clash exhausted by the retries: vanishingly rare, still not a 500
+    if existing is None:  # the conflicting transaction rolled back meanwhile: the client may retry
         raise ProblemError(409, "staff_exists", "a concurrent registration conflicted; retry")
     REGISTRATIONS.labels("staff_exists").inc()
     audit.record(actor, "staff.create", "staff_exists", data.rocketchat_username)
