@@ -92,6 +92,8 @@ class Router:
         except Exception:
             log.exception("command crashed", extra={"user": msg.username, "command": name})
             outcome = "error"
+            with contextlib.suppress(Exception):  # best effort: Rocket.Chat itself may be what failed
+                await self.chat.send(msg.room_id, translate(command.lang or self.language, "internal_error"))
         finally:
             elapsed = time.perf_counter() - started
         metrics.COMMANDS.labels(name, outcome).inc()
@@ -119,6 +121,11 @@ class Router:
         request_id_var.reset(token)
         if len(self._locks) > 10_000:
             self._locks = defaultdict(asyncio.Lock, {k: v for k, v in self._locks.items() if v.locked()})
+        if len(self._recent) > 10_000:
+            horizon = self.clock() - 60
+            self._recent = defaultdict(
+                deque, {k: v for k, v in self._recent.items() if v and v[-1] > horizon}
+            )
         return outcome
 
     async def _handle(self, msg: IncomingMessage, command: Command, is_dm: bool) -> str:

@@ -19,6 +19,7 @@ MESSAGES: dict[str, str] = {
         "• `audit [n]` — the last n commands"
     ),
     "unknown": "I did not understand that. Send `help` to see the commands.",
+    "internal_error": "Something went wrong. Please try again a bit later.",
     "too_long": "The message is too long (over {limit} characters).",
     "rate_limited": "Too many commands. Wait a minute and try again.",
     "not_admin": "Only administrators may use this command. The attempt has been recorded.",

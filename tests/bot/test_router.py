@@ -238,3 +238,15 @@ def test_no_message_sequence_crashes_a_command(texts):
 
     outcomes = asyncio.run(run())
     assert "error" not in outcomes
+
+
+async def test_an_unexpected_failure_is_reported_and_audited(env):
+    router, chat, erp, store, _ = env
+
+    async def broken(**query):
+        raise RuntimeError("boom")
+
+    erp.find_staff = broken
+    assert await router.handle(dm("статус")) == "error"
+    assert "Что-то пошло не так" in chat.texts("dm-ivan")[-1]
+    assert (await store.list_audit(1))[0]["outcome"] == "error"
