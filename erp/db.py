@@ -28,9 +28,9 @@ def build_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    # No pool_pre_ping: it costs a round trip per checkout on the hot path. Connections are recycled
-    # every 30 minutes; after a database restart a stale pooled connection fails once and is replaced.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    # pool_pre_ping: a database restart must not cost a 500. The hot reads (services/staff_reads.py)
+    # use their own connections, so the extra round trip falls on writes only.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
 
 
 def _configure_sqlite(engine: Engine) -> None:
