@@ -172,3 +172,30 @@ def test_burst_of_registrations_raises_an_alert(alerting_server, webhook, new_st
         for _ in range(3):
             assert client.post(f"{API}/staff", json=new_staff(), headers=idem()).status_code == 201
     assert wait_for(lambda: any(b["alert"]["kind"] == "registrations" for b in webhook.bodies))
+
+
+@pytest.fixture(scope="module")
+def ip_limited_server(erp_server_factory):
+    return erp_server_factory(
+        {
+            "ERP_RATE_LIMIT_IP_PER_SECOND": "1",
+            "ERP_RATE_LIMIT_IP_BURST": "6",
+            "ERP_TRUSTED_PROXIES": "127.0.0.1",
+        },
+        name="erp-ip-limited",
+    )
+
+
+def test_source_ip_limit_applies_across_keys(ip_limited_server):
+    second = ip_limited_server.create_key("second")
+    client_ip = {"X-Forwarded-For": "198.51.100.9"}
+    statuses = []
+    for key in [ip_limited_server.bot_key, second] * 5:
+        response = httpx.get(
+            f"{ip_limited_server.base_url}{API}/positions", headers={**client_ip, "X-API-Key": key}
+        )
+        statuses.append(response.status_code)
+    assert statuses[:6] == [200] * 6
+    assert statuses[-1] == 429
+    other_ip = {"X-Forwarded-For": "198.51.100.10", "X-API-Key": second}
+    assert httpx.get(f"{ip_limited_server.base_url}{API}/positions", headers=other_ip).status_code == 200
