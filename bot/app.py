@@ -151,6 +151,14 @@ class BotApp:
             with contextlib.suppress(Exception):
                 await self.router.expire_dialogs()
 
+    async def _watch_pending(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.pending_poll_seconds)
+            try:
+                await self.router.check_pending()
+            except Exception:
+                log.exception("approval watch failed")
+
     async def run(self) -> None:
         await self.store.open()
         server = uvicorn.Server(
@@ -176,6 +184,7 @@ class BotApp:
             )
             if not stop.is_set():
                 tasks.append(asyncio.create_task(self._sweep_expired(), name="expiry"))
+                tasks.append(asyncio.create_task(self._watch_pending(), name="approval-watch"))
                 if self.realtime is not None:
                     tasks.append(asyncio.create_task(self.realtime.run(), name="realtime"))
                 log.info("bot started", extra={"mode": self.settings.mode})

@@ -111,6 +111,8 @@ class BotSettings(BaseSettings):
     ca_file: Path | None = None
 
     dialog_ttl_seconds: float = Field(900.0, gt=0)
+    # How often requests waiting for approval are checked (decisions made in the ERP, not via the bot).
+    pending_poll_seconds: float = Field(60.0, gt=0)
     rate_limit_per_minute: int = Field(20, ge=1)
     max_input_length: int = Field(500, ge=50)
     rest_timeout: float = Field(10.0, gt=0)

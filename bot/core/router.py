@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import time
 from collections import defaultdict, deque
@@ -22,6 +23,7 @@ from bot.store import Store
 
 log = logging.getLogger("bot.commands")
 
+PENDING_KEY = "router.pending_approvals"
 # ERP validation error field -> the dialog step that asks for it again.
 FIELD_STEPS = {"full_name": "name", "email": "email", "phone": "phone", "position_code": "position"}
 
@@ -296,12 +298,13 @@ class Router:
         await self.chat.send(
             msg.room_id, translate(lang, "approval.approved_admin", id=staff_id, username=username)
         )
+        person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
         if username:
-            text = translate(self.language, "approval.approved_user", id=staff_id) + "\n"
+            text = translate(person_lang, "approval.approved_user", id=staff_id) + "\n"
             if activation:
-                text += self._code_text(self.language, activation)
+                text += self._code_text(person_lang, activation)
             else:
-                text += translate(self.language, "result.no_access", id=staff_id)
+                text += translate(person_lang, "result.no_access", id=staff_id)
             await self._direct(username, text)
         return "approved"
 
@@ -314,10 +317,11 @@ class Router:
         await self.chat.send(
             msg.room_id, translate(lang, "approval.rejected_admin", id=staff_id, username=username)
         )
+        person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
         if username:
-            why = translate(self.language, "approval.reason", reason=reason) if reason else ""
+            why = translate(person_lang, "approval.reason", reason=reason) if reason else ""
             await self._direct(
-                username, translate(self.language, "approval.rejected_user", id=staff_id, reason=why)
+                username, translate(person_lang, "approval.rejected_user", id=staff_id, reason=why)
             )
         return "rejected"
 
@@ -469,6 +473,7 @@ class Router:
                     position=staff["position"]["name"],
                 ),
             )
+            await self._remember_pending(staff["id"], dialog.username, lang)
             return "pending_approval"
         if status == "no_erp_access":
             await self.chat.send(dialog.room_id, translate(lang, "result.no_access", id=staff["id"]))
@@ -512,6 +517,75 @@ class Router:
         await self.store.delete_dialog(dialog.user_id)
         await self.chat.send(dialog.room_id, translate(lang, "erp_error", code=exc.code))
         return "erp_error"
+
+    # --- requests waiting for approval: the person hears the outcome even if it was decided in the ERP ---
+    async def _pending(self) -> dict[str, dict[str, str]]:
+        raw = await self.store.get_value(PENDING_KEY)
+        return json.loads(raw) if raw else {}
+
+    async def _remember_pending(self, staff_id: int, username: str, lang: str) -> None:
+        pending = await self._pending()
+        pending[str(staff_id)] = {"username": username, "lang": lang}
+        await self.store.set_value(PENDING_KEY, json.dumps(pending))
+
+    async def _forget_pending(self, staff_id: int) -> dict[str, str]:
+        pending = await self._pending()
+        entry = pending.pop(str(staff_id), None)
+        if entry is not None:
+            await self.store.set_value(PENDING_KEY, json.dumps(pending))
+        return entry or {}
+
+    async def check_pending(self) -> int:
+        """Tell people whose request was decided outside the bot; called periodically by the app."""
+        told = 0
+        for key, entry in (await self._pending()).items():
+            staff_id, username, lang = int(key), entry["username"], entry.get("lang", self.language)
+            try:
+                staff = await self.erp.get_staff(staff_id)
+                if staff["status"] == "pending_approval":
+                    continue
+                text = await self._outcome_text(staff, lang)
+            except ErpUnavailable:
+                return told  # the ERP is down: try again next round
+            except ErpError as exc:
+                if exc.code != "not_found":
+                    continue
+                text = None
+            await self._forget_pending(staff_id)
+            if text:
+                await self._direct(username, text)
+                told += 1
+                await self.store.add_audit(
+                    {
+                        "username": username,
+                        "command": "approval_watch",
+                        "outcome": staff["status"],
+                        "detail": f"staff {staff_id}",
+                    }
+                )
+        return told
+
+    async def _outcome_text(self, staff: dict[str, Any], lang: str) -> str:
+        staff_id, status = staff["id"], staff["status"]
+        if status == "awaiting_activation":
+            # The code was issued to whoever approved in the ERP; a fresh one goes to its owner.
+            activation = (await self.erp.reissue_code(staff_id))["activation"]
+            return (
+                translate(lang, "approval.approved_user", id=staff_id)
+                + "\n"
+                + self._code_text(lang, activation)
+            )
+        if status == "no_erp_access":
+            return (
+                translate(lang, "approval.approved_user", id=staff_id)
+                + "\n"
+                + translate(lang, "result.no_access", id=staff_id)
+            )
+        if status == "rejected":
+            reason = staff.get("status_reason")
+            why = translate(lang, "approval.reason", reason=reason) if reason else ""
+            return translate(lang, "approval.rejected_user", id=staff_id, reason=why)
+        return self._status_text(lang, staff)
 
     # --- helpers ---
     async def _direct(self, username: str, text: str) -> None:

@@ -86,7 +86,7 @@ def test_approval_path_tells_admins_and_the_person(bot_stack):
     admin_dm = admin.dm_room(bot_stack.bot_user.username)
     assert f"#{staff_id}" in admin.converse(admin_dm, bot_id, f"approve {staff_id}")
     texts = user.wait_for_bot(room, bot_id, 7)
-    assert "одобрена" in texts[6]
+    assert "has been approved" in texts[6]  # in the language the person registered in
     code_of(texts[6])
 
 
@@ -167,3 +167,21 @@ def test_health_readiness_and_metrics(bot_stack):
     metrics = bot_stack.bot.metrics()
     assert "bot_commands_total" in metrics
     assert "bot_erp_breaker_state 0.0" in metrics
+
+
+def test_approval_decided_in_the_erp_reaches_the_person_with_a_working_code(bot_stack):
+    user, room = bot_stack.new_user("outside")
+    bot_id = bot_stack.bot_user.user_id
+    assert "отправлена администраторам" in register(user, room, bot_id, position="ACC")[-1]
+    staff_id = erp_staff(bot_stack, user.username)[0]["id"]
+    with bot_stack.erp.client(bot_stack.erp.admin_key) as client:
+        assert client.post(f"/api/bot/v1/staff/{staff_id}/approve").status_code == 200
+    texts = user.wait_for_bot(room, bot_id, 7, timeout=20)
+    assert "одобрена" in texts[6]
+    login, code = code_of(texts[6])
+    response = httpx.post(
+        f"{bot_stack.erp.base_url}/api/v1/account/activate",
+        json={"login": login, "code": code, "password": "Outs1de-Approval-77"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text

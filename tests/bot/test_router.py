@@ -250,3 +250,29 @@ async def test_an_unexpected_failure_is_reported_and_audited(env):
     assert await router.handle(dm("статус")) == "error"
     assert "Что-то пошло не так" in chat.texts("dm-ivan")[-1]
     assert (await store.list_audit(1))[0]["outcome"] == "error"
+
+
+async def test_decisions_made_in_the_erp_reach_the_person(env):
+    router, chat, erp, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "да"])
+    await register(router, ["Анна Иванова", "2", "a@example.com", "-", "да"], user="u2", username="anna")
+    assert await router.check_pending() == 0  # nothing decided yet
+    await erp.approve(1)  # decided in the ERP, not through the bot
+    await erp.reject(2, "нет вакансии")
+    erp.down = True
+    assert await router.check_pending() == 0  # the ERP is down: kept for the next round
+    erp.down = False
+    assert await router.check_pending() == 2
+    assert "одобрена" in chat.texts("dm-ivan")[-1]
+    assert "483920" in chat.texts("dm-ivan")[-1]
+    assert "нет вакансии" in chat.texts("dm-anna")[-1]
+    assert await router.check_pending() == 0  # told once
+
+
+async def test_approval_through_the_bot_is_not_announced_twice(env):
+    router, chat, _, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "yes"])
+    assert await router.handle(dm("approve 1", "admin1", "root")) == "approved"
+    told = len(chat.texts("dm-ivan"))
+    assert await router.check_pending() == 0
+    assert len(chat.texts("dm-ivan")) == told

@@ -361,6 +361,7 @@ def start_bot(
         "BOT_ERP_BACKOFF_BASE": "0.05",
         "BOT_ERP_BREAKER_RESET_SECONDS": "1",
         "BOT_RECONNECT_MAX_SECONDS": "2",
+        "BOT_PENDING_POLL_SECONDS": "1",
         "BOT_LOG_LEVEL": "INFO",
         **(extra_env or {}),
     }
