@@ -33,8 +33,24 @@ format: setup ## rewrite Python sources with ruff
 
 test: lint ## lint, then every test (unit, integration, e2e, infra)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-infra
 
 test-fast: setup ## unit tests only
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-.PHONY: help setup lint format test test-fast
+up: setup ## deploy the whole stack onto this machine (inventory/local; as root)
+	$(BIN)/ansible-playbook playbooks/site.yml
+
+down: setup ## remove the stack's containers and network (data kept; PURGE=true removes volumes and secrets)
+	$(BIN)/ansible-playbook playbooks/teardown.yml -e purge=$(or $(PURGE),false)
+
+verify: setup ## verify the deployed stack with testinfra (tests/infra)
+	$(BIN)/ansible-playbook playbooks/verify.yml
+
+test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), down
+	set -e; trap '$(MAKE) down PURGE=true' EXIT; \
+	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
+	  $(MAKE) verify; \
+	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py
+
+.PHONY: help setup lint format test test-fast up down verify test-infra

@@ -6,4 +6,5 @@ pytest_plugins = [
     "plugins.erp",
     "plugins.rocketchat",
     "plugins.bot",
+    "plugins.infra",
 ]

@@ -1,0 +1,83 @@
+"""The proxy's TLS: certificate from the internal CA, modern protocols only, HSTS, redirect, WebSocket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+
+import httpx
+import pytest
+import websockets
+from plugins.infra import Stack
+
+pytestmark = pytest.mark.infra
+
+
+def handshake(stack: Stack, context: ssl.SSLContext) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    return context.wrap_socket(raw, server_hostname=stack.domain)
+
+
+def test_certificate_san_expiry_and_chain(stack: Stack) -> None:
+    with handshake(stack, stack.ssl_context()) as tls:  # verification against the generated CA
+        cert = tls.getpeercert()
+    sans = {value for _kind, value in cert["subjectAltName"]}
+    assert {stack.domain, "localhost", "127.0.0.1"} <= sans
+    not_after = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), tz=dt.UTC)
+    assert not_after - dt.datetime.now(dt.UTC) > dt.timedelta(days=30), "certificate should have been renewed"
+
+
+def test_certificate_is_rejected_without_the_ca(stack: Stack) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake(stack, ssl.create_default_context()).close()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_modern_tls_accepted(stack: Stack, version: ssl.TLSVersion) -> None:
+    context = stack.ssl_context()
+    context.minimum_version = context.maximum_version = version
+    with handshake(stack, context) as tls:
+        expected = {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        assert tls.version() == expected
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 are deprecated: that is the point
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+def test_old_tls_refused(stack: Stack, version: ssl.TLSVersion) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer the old protocols at all
+    context.minimum_version = context.maximum_version = version
+    with pytest.raises(ssl.SSLError):
+        handshake(stack, context).close()
+
+
+def test_hsts_and_security_headers(stack: Stack) -> None:
+    response = httpx.get(f"{stack.base_url}/api/info", verify=stack.ssl_context(), timeout=10)
+    assert response.status_code == 200
+    hsts = response.headers["strict-transport-security"]
+    max_age = int(hsts.split("max-age=")[1].split(";")[0])
+    assert max_age >= 31536000
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in response.headers or "/" not in response.headers["server"]  # no version
+
+
+def test_plain_http_redirects_to_https(stack: Stack) -> None:
+    response = httpx.get(f"http://127.0.0.1:{stack.http_port}/home", timeout=10)
+    assert response.status_code == 301
+    assert response.headers["location"].startswith("https://")
+
+
+async def test_websocket_upgrade_reaches_the_realtime_api(stack: Stack) -> None:
+    url = f"wss://{stack.domain}/websocket"
+    async with websockets.connect(url, ssl=stack.ssl_context(), open_timeout=10) as ws:
+        await ws.send(json.dumps({"msg": "connect", "version": "1", "support": ["1"]}))
+        for _ in range(5):
+            frame = json.loads(await ws.recv())
+            if frame.get("msg") == "connected":
+                assert frame["session"]
+                return
+    pytest.fail("no DDP 'connected' frame through the proxy")
