@@ -66,11 +66,9 @@ def test_erp_scenario_has_no_failures(erp_api, tmp_path: Path) -> None:
 
 
 def test_chat_scenario_gets_every_answer(bot_stack, tmp_path: Path) -> None:
-    from plugins.bot import SIM_ADMIN
-
     env = {
-        "LOAD_RC_ADMIN_USER": SIM_ADMIN[0],
-        "LOAD_RC_ADMIN_PASSWORD": SIM_ADMIN[1],
+        "LOAD_RC_ADMIN_USER": bot_stack.rc.admin_username,
+        "LOAD_RC_ADMIN_PASSWORD": bot_stack.rc.admin_password,
         "LOAD_BOT_USERNAME": bot_stack.bot_user.username,
     }
     result, rows = run_locust(
