@@ -6,11 +6,15 @@ import datetime as dt
 import json
 import socket
 import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 import websockets
-from plugins.infra import Stack
+from plugins.infra import ROOT, Stack, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -81,3 +85,36 @@ async def test_websocket_upgrade_reaches_the_realtime_api(stack: Stack) -> None:
                 assert frame["session"]
                 return
     pytest.fail("no DDP 'connected' frame through the proxy")
+
+
+def served_serial(stack: Stack) -> str:
+    with handshake(stack, stack.ssl_context()) as tls:
+        return tls.getpeercert()["serialNumber"]
+
+
+def run_proxy_play(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
+    image = docker_inspect(stack.proxy)["Config"]["Image"]
+    command = [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/proxy.yml"]
+    return subprocess.run(
+        [*command, "-e", f"tls_proxy_image={image}", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_certificate_renewed_inside_the_window_and_left_alone_outside(stack: Stack) -> None:
+    before = served_serial(stack)
+    untouched = run_proxy_play(stack)
+    assert untouched.returncode == 0, untouched.stdout[-3000:]
+    assert "changed=0" in untouched.stdout, untouched.stdout[-3000:]
+    assert served_serial(stack) == before
+    # A renewal window longer than the certificate's life: the run must re-issue and serve a new one.
+    renewed = run_proxy_play(stack, "-e", "tls_proxy_cert_renew_days=3650")
+    assert renewed.returncode == 0, renewed.stdout[-3000:]
+    deadline = time.monotonic() + 30
+    while served_serial(stack) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert served_serial(stack) != before
