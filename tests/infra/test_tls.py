@@ -118,3 +118,70 @@ def test_certificate_renewed_inside_the_window_and_left_alone_outside(stack: Sta
     while served_serial(stack) == before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert served_serial(stack) != before
+
+
+def write_provided_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate from 'elsewhere' (self-signed here) for the proxy's `provided` mode."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=200))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "provided.crt", directory / "provided.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_file.chmod(0o600)
+    return cert_file, key_file
+
+
+def test_provided_certificate_is_served_then_internal_ca_restored(stack: Stack, tmp_path: Path) -> None:
+    cert_file, key_file = write_provided_certificate(tmp_path)
+    provided = run_proxy_play(
+        stack,
+        "-e",
+        "tls_proxy_cert_mode=provided",
+        "-e",
+        f"tls_proxy_provided_cert_file={cert_file}",
+        "-e",
+        f"tls_proxy_provided_key_file={key_file}",
+    )
+    try:
+        assert provided.returncode == 0, provided.stdout[-3000:]
+        trusting_provided = ssl.create_default_context(cafile=str(cert_file))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                handshake(stack, trusting_provided).close()
+                break
+            except ssl.SSLError:
+                assert time.monotonic() < deadline, "the provided certificate is not served"
+                time.sleep(0.5)
+    finally:
+        restored = run_proxy_play(stack)
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            served_serial(stack)  # verifies against the internal CA again
+            break
+        except ssl.SSLError:
+            assert time.monotonic() < deadline, "the internal CA's certificate is not back"
+            time.sleep(0.5)
