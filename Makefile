@@ -53,4 +53,17 @@ test-infra: setup ## the deployment cycle: up, verify, idempotence (second run c
 	  $(MAKE) verify; \
 	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py
 
-.PHONY: help setup lint format test test-fast up down verify test-infra
+security: setup ## bandit, the security test suite, and the TLS audit of the stack `make up` deployed
+	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim
+	$(BIN)/pytest -q tests/security
+	$(PY) security/tls_check.py https://localhost/ --ca /srv/photomatrix/pki/ca.crt
+
+bench: setup ## benchmark scripts (ERP needs Debian's wrk); each prints its figures
+	$(PY) loadtests/bench_erp.py
+	$(PY) loadtests/bench_sim.py
+	$(PY) loadtests/bench_bot.py
+
+load: setup ## locust scenarios, headless, against processes started for the run (zero failures required)
+	$(BIN)/pytest -q tests/loadtests
+
+.PHONY: help setup lint format test test-fast up down verify test-infra security bench load
