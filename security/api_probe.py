@@ -1,6 +1,6 @@
 """Probe an ERP bot-integration API the way an attacker would, and report what it lets through.
 
-    python security/api_probe.py https://erp.example.com --key-file bot.key [--ca ca.pem]
+    python -m security.api_probe https://erp.example.com --key-file bot.key [--ca ca.pem]
 
 The key should be a bot-scope key (no admin scope): the probe checks that it cannot do admin things.
 It sends a few dozen requests (no load), creates nothing that succeeds, and exits 1 when any check
@@ -15,10 +15,11 @@ import json
 import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from security.findings import Finding, report
 
 API = "/api/bot/v1"
 TIMEOUT = 10.0
@@ -34,16 +35,6 @@ INJECTION_VALUES = (
     "%00",
     "\u202eevil",
 )
-
-
-@dataclass
-class Finding:
-    check: str
-    ok: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
 
 
 def _b64(data: dict) -> str:
@@ -236,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca", help="CA certificate to verify TLS against")
     args = parser.parse_args(argv)
     findings = run(args.url, _read_key(args.key_file), ca=args.ca)
-    for finding in findings:
-        print(finding)
-    failed = sum(not f.ok for f in findings)
-    print(f"{len(findings) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(findings)
 
 
 if __name__ == "__main__":

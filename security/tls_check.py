@@ -1,6 +1,6 @@
 """Check a deployed HTTPS endpoint the way an auditor would: protocols, certificate, redirect, headers.
 
-    python security/tls_check.py https://chat.example.com --ca ca.pem [--resolve 127.0.0.1]
+    python -m security.tls_check https://chat.example.com --ca ca.pem [--resolve 127.0.0.1]
 
 Prints one line per check and exits 1 when any check fails. Used by the deployment's testinfra suite
 and by `make security` against a running stack; safe to point at staging (a handful of handshakes).
@@ -14,26 +14,17 @@ import socket
 import ssl
 import sys
 import warnings
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+
+from security.findings import Finding, report
 
 REFUSED_PROTOCOLS = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
 ACCEPTED_PROTOCOLS = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
 MIN_HSTS_SECONDS = 15_552_000  # 180 days, the floor most audits use
 REQUIRED_HEADERS = ("x-content-type-options", "referrer-policy")
 TIMEOUT = 5.0
-
-
-@dataclass
-class Finding:
-    check: str
-    ok: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
 
 
 def handshake(host: str, port: int, version: ssl.TLSVersion, *, address: str, ca: str | None) -> str | None:
@@ -129,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     findings = check(
         args.url, ca=args.ca, resolve=args.resolve, min_days=args.min_days, http_port=args.http_port
     )
-    for finding in findings:
-        print(finding)
-    return 0 if all(f.ok for f in findings) else 1
+    return report(findings)
 
 
 if __name__ == "__main__":

@@ -312,12 +312,8 @@ def main() -> None:
         module.fail_json(msg="token, token_file, urls and trigger_words apply to outgoing webhooks only")
     if kind == "outgoing" and params["url_file"]:
         module.fail_json(msg="url_file applies to incoming webhooks only")
-    result: dict[str, Any] = {
-        "changed": False,
-        "integration_id": "",
-        "changed_fields": [],
-        "secret_files_changed": False,
-    }
+    result: dict[str, Any] = {"changed": False, "integration_id": "", "changed_fields": []}
+    result["secret_files_changed"] = False
 
     with session(module) as client:
         existing = find_integration(client, params["name"], kind)

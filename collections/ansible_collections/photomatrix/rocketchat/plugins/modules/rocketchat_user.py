@@ -123,7 +123,8 @@ from ansible_collections.photomatrix.rocketchat.plugins.module_utils.client impo
 )
 from ansible_collections.photomatrix.rocketchat.plugins.module_utils.common import new_module, session
 
-PASSWORD_CHANGED = "(changed)"  # noqa: S105 - a diff marker, not a password
+# A diff marker, not a password.
+PASSWORD_CHANGED = "(changed)"  # noqa: S105  # nosec B105
 
 
 def user_view(user: dict[str, Any] | None) -> dict[str, Any]:
