@@ -15,11 +15,13 @@ def test_tls_audit_of_the_deployed_proxy_passes(stack: Stack) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "security" / "tls_check.py"),
+            "-m",
+            "security.tls_check",
             f"{stack.base_url}/",
             "--ca",
             str(stack.ca_file),
         ],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
