@@ -231,6 +231,12 @@ def paginate(call: Call, items: list[Any]) -> tuple[list[Any], int, int]:
     return page, offset, len(page)
 
 
+def listing(call: Call, key: str, items: list[Any], view: Callable[[Any], Any]) -> dict[str, Any]:
+    """A paginated list response: `{key: [view(item)...], count, offset, total}`."""
+    page, offset, count = paginate(call, items)
+    return {key: [view(item) for item in page], "count": count, "offset": offset, "total": len(items)}
+
+
 def query_json(call: Call, name: str) -> dict[str, Any]:
     raw = call.query.get(name)
     if not raw:

@@ -9,7 +9,7 @@ from .. import views
 from ..errors import failure, invalid_params, meteor_error, unauthorized
 from ..util import iso, now_ms
 from ..workspace import room_type_error
-from .base import Call, endpoint, optional, paginate
+from .base import Call, endpoint, listing, optional, paginate
 
 _KIND_NAMES = {"c": "channel", "p": "group"}
 
@@ -88,37 +88,19 @@ def channels_list(call: Call) -> dict[str, Any]:
     if not call.ws.has_any_permission(call.uid, ["view-c-room", "view-joined-room"]):
         raise unauthorized()
     rooms = _rooms_of_kind(call, "c", joined_only=not call.can("view-c-room"))
-    page, offset, count = paginate(call, rooms)
-    return {
-        "channels": [views.room_rest(r) for r in page],
-        "count": count,
-        "offset": offset,
-        "total": len(rooms),
-    }
+    return listing(call, "channels", rooms, views.room_rest)
 
 
 @endpoint("GET", "channels.list.joined")
 def channels_list_joined(call: Call) -> dict[str, Any]:
     rooms = _rooms_of_kind(call, "c", joined_only=True)
-    page, offset, count = paginate(call, rooms)
-    return {
-        "channels": [views.room_rest(r) for r in page],
-        "count": count,
-        "offset": offset,
-        "total": len(rooms),
-    }
+    return listing(call, "channels", rooms, views.room_rest)
 
 
 @endpoint("GET", "groups.list")
 def groups_list(call: Call) -> dict[str, Any]:
     rooms = _rooms_of_kind(call, "p", joined_only=True)
-    page, offset, count = paginate(call, rooms)
-    return {
-        "groups": [views.room_rest(r) for r in page],
-        "count": count,
-        "offset": offset,
-        "total": len(rooms),
-    }
+    return listing(call, "groups", rooms, views.room_rest)
 
 
 def _invite(call: Call, kind: str) -> dict[str, Any]:
@@ -396,8 +378,7 @@ def im_create(call: Call) -> dict[str, Any]:
 @endpoint("GET", "im.list", "dm.list")
 def im_list(call: Call) -> dict[str, Any]:
     rooms = _rooms_of_kind(call, "d", joined_only=True)
-    page, offset, count = paginate(call, rooms)
-    return {"ims": [views.room_rest(r) for r in page], "count": count, "offset": offset, "total": len(rooms)}
+    return listing(call, "ims", rooms, views.room_rest)
 
 
 # ---------------------------------------------------------------- rooms & subscriptions

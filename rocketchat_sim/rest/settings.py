@@ -6,18 +6,12 @@ from typing import Any
 
 from ..errors import ApiError, failure, invalid_params
 from ..settings_registry import check_type
-from .base import Call, endpoint, paginate
+from .base import Call, endpoint, listing
 
 
 def _listing(call: Call, docs: list[dict[str, Any]], key: str = "settings") -> dict[str, Any]:
     docs = sorted(docs, key=lambda d: d["_id"])
-    page, offset, count = paginate(call, docs)
-    return {
-        key: [{"_id": d["_id"], "value": d["value"]} for d in page],
-        "count": count,
-        "offset": offset,
-        "total": len(docs),
-    }
+    return listing(call, key, docs, lambda d: {"_id": d["_id"], "value": d["value"]})
 
 
 @endpoint("GET", "settings.public", auth_required=False)
