@@ -197,14 +197,18 @@ def main() -> None:
         erp = bot = None
         try:
             erp = start_erp_server(state / "erp", settings={"ERP_LOG_LEVEL": "WARNING"})
-            admin, bot_user = prepare_workspace(rc)
+            admin, bot_user, admins_channel = prepare_workspace(rc)
             bot = start_bot(
                 rocketchat_url=base_url,
                 erp_url=erp.base_url,
                 erp_key=erp.admin_key,
                 bot_user=bot_user,
                 state_dir=state / "bot",
-                extra_env={"BOT_LOG_LEVEL": "WARNING", "BOT_RATE_LIMIT_PER_MINUTE": "100000"},
+                extra_env={
+                    "BOT_LOG_LEVEL": "WARNING",
+                    "BOT_RATE_LIMIT_PER_MINUTE": "100000",
+                    "BOT_ADMINS_CHANNEL": admins_channel,
+                },
             )
             print(f"simulator {base_url}, ERP {erp.base_url}, bot {bot.http_url} (one process each)")
             pids = {"bot": bot.process.proc.pid, "simulator": sim.proc.pid, "ERP": erp.process.proc.pid}

@@ -30,6 +30,11 @@ def erp_staff(stack, username):
 
 
 @pytest.mark.e2e
+def admins_room_id(stack) -> str:
+    info = stack.admin.call("GET", "channels.info", params={"roomName": stack.admins_channel})
+    return info["channel"]["_id"]
+
+
 def test_registration_from_first_dm_to_activation(bot_stack):
     user, room = bot_stack.new_user("ivan")
     bot_id = bot_stack.bot_user.user_id
@@ -49,9 +54,7 @@ def test_registration_from_first_dm_to_activation(bot_stack):
     assert "уже зарегистрированы" in user.converse(room, bot_id, "регистрация")
     assert len(erp_staff(bot_stack, user.username)) == 1
     # The code went to the DM only: never to the admins channel.
-    admin_room = bot_stack.admin.call("GET", "channels.info", params={"roomName": "erp-admins"})["channel"][
-        "_id"
-    ]
+    admin_room = admins_room_id(bot_stack)
     history = bot_stack.admin.call("GET", "channels.history", params={"roomId": admin_room})["messages"]
     assert all(code not in m["msg"] for m in history)
     # The bot's log: every command as a JSON line, but no code, no password, no plain email.
@@ -68,9 +71,7 @@ def test_approval_path_tells_admins_and_the_person(bot_stack):
     replies = register(user, room, bot_id, position="ACC", lang="en")
     assert "sent to the administrators" in replies[-1]
     staff_id = erp_staff(bot_stack, user.username)[0]["id"]
-    admin_room = bot_stack.admin.call("GET", "channels.info", params={"roomName": "erp-admins"})["channel"][
-        "_id"
-    ]
+    admin_room = admins_room_id(bot_stack)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         history = bot_stack.admin.call("GET", "channels.history", params={"roomId": admin_room})["messages"]

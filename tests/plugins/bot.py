@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import secrets
 import shutil
 import socket
@@ -20,7 +21,7 @@ import pytest
 
 from bot.erp_client import ErpError, ErpUnavailable
 from plugins.processes import ServiceProcess, free_port
-from plugins.rocketchat import RocketChat, start_simulator
+from plugins.rocketchat import RocketChat, real_server_from_env, start_simulator
 
 
 class FakeChat:
@@ -388,6 +389,7 @@ class BotStack:
     bot_user: ChatUser
     bot: BotProcess
     state_dir: Path
+    admins_channel: str
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -438,31 +440,40 @@ _BASE_KEYS = {
 }
 
 
-def prepare_workspace(rc: RocketChat) -> tuple[RocketChatAdmin, ChatUser]:
-    """What the deployment's bootstrap does for the bot: its user, its permission, the admins channel."""
+def prepare_workspace(rc: RocketChat) -> tuple[RocketChatAdmin, ChatUser, str]:
+    """What the deployment's bootstrap does for the bot: its user, its permission, the admins channel.
+
+    Names carry a random suffix, so stacks never collide on one server (a real Rocket.Chat keeps them).
+    """
+    suffix = secrets.token_hex(3)
     admin = RocketChatAdmin(rc.base_url, rc.admin_username, rc.admin_password)
-    bot_user = admin.create_user("erpbot", roles=("bot", "user"))
+    bot_user = admin.create_user(f"erpbot-{suffix}", roles=("bot", "user"))
     # The bot reads other users' roles (admin commands): users.info shows them only with this.
     admin.grant("view-full-other-user-info", "bot")
-    admin.create_channel("erp-admins", [bot_user.username])
-    return admin, bot_user
+    admins_channel = f"erp-admins-{suffix}"
+    admin.create_channel(admins_channel, [bot_user.username])
+    return admin, bot_user, admins_channel
 
 
-def start_bot_stack(state_dir: Path, *, bot_env: dict[str, str] | None = None) -> BotStack:
+def start_bot_stack(
+    state_dir: Path, *, bot_env: dict[str, str] | None = None, rc: RocketChat | None = None
+) -> BotStack:
+    """Simulator (or the given Rocket.Chat) + ERP + bot; a simulator started here stops with the stack."""
     from plugins.erp import start_erp_server  # the ERP part's helper: migrated, seeded, keys made
 
-    rc = start_simulator(state_dir, "rocketchat-sim", BOT_SIM_SETTINGS)
+    if rc is None:
+        rc = start_simulator(state_dir, "rocketchat-sim", BOT_SIM_SETTINGS)
     erp = None
     try:
         erp = start_erp_server(state_dir / "erp")
-        admin, bot_user = prepare_workspace(rc)
+        admin, bot_user, admins_channel = prepare_workspace(rc)
         bot = start_bot(
             rocketchat_url=rc.base_url,
             erp_url=erp.base_url,
             erp_key=erp.admin_key,
             bot_user=bot_user,
             state_dir=state_dir / "bot",
-            extra_env=bot_env,
+            extra_env={"BOT_ADMINS_CHANNEL": admins_channel, **(bot_env or {})},
         )
     except Exception:
         if erp is not None:
@@ -470,20 +481,25 @@ def start_bot_stack(state_dir: Path, *, bot_env: dict[str, str] | None = None) -
         if rc.process is not None:
             rc.process.stop()
         raise
-    return BotStack(rc, erp, admin, bot_user, bot, state_dir)
+    return BotStack(rc, erp, admin, bot_user, bot, state_dir, admins_channel)
 
 
 @pytest.fixture(scope="module")
 def bot_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotStack]:
-    """One stack per test module (tests make their own users, so they do not interfere)."""
-    stack = start_bot_stack(tmp_path_factory.mktemp("bot-stack"))
+    """One stack per test module (tests make their own users, so they do not interfere).
+
+    With ROCKETCHAT_URL set, the stack uses that real server (its REST rate limiter must allow the
+    harness's history polling); otherwise a simulator of its own."""
+    stack = start_bot_stack(tmp_path_factory.mktemp("bot-stack"), rc=real_server_from_env())
     yield stack
     stack.stop()
 
 
 @pytest.fixture
 def fresh_bot_stack(tmp_path: Path) -> Iterator[BotStack]:
-    """A stack of its own, for tests that break things (faults, restarts)."""
+    """A stack of its own, for tests that break things (faults, restarts): always a simulator."""
+    if os.environ.get("ROCKETCHAT_URL"):
+        pytest.skip("needs the simulator (faults, restarts); ROCKETCHAT_URL targets a real server")
     stack = start_bot_stack(tmp_path)
     yield stack
     stack.stop()

@@ -165,18 +165,26 @@ def start_simulator(log_dir: Path, name: str, env: dict[str, str] | None = None)
     return target
 
 
+def real_server_from_env() -> RocketChat | None:
+    """The real Rocket.Chat named by ROCKETCHAT_URL (+ admin credentials), logged in; None when unset."""
+    url = os.environ.get("ROCKETCHAT_URL")
+    if not url:
+        return None
+    target = RocketChat(
+        base_url=url.rstrip("/"),
+        admin_username=os.environ.get("ROCKETCHAT_ADMIN_USER", "admin"),
+        admin_password=os.environ.get("ROCKETCHAT_ADMIN_PASSWORD", ""),
+        is_simulator=False,
+    )
+    target.connect_admin()
+    return target
+
+
 @pytest.fixture(scope="session")
 def rocketchat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RocketChat]:
-    url = os.environ.get("ROCKETCHAT_URL")
-    if url:
-        target = RocketChat(
-            base_url=url.rstrip("/"),
-            admin_username=os.environ.get("ROCKETCHAT_ADMIN_USER", "admin"),
-            admin_password=os.environ.get("ROCKETCHAT_ADMIN_PASSWORD", ""),
-            is_simulator=False,
-        )
-        target.connect_admin()
-        yield target
+    real = real_server_from_env()
+    if real is not None:
+        yield real
         return
     target = start_simulator(tmp_path_factory.mktemp("rocketchat-sim"), "rocketchat-sim", SHARED_SIM_SETTINGS)
     try:
