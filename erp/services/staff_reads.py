@@ -59,29 +59,32 @@ class PgReadPool:
     execute. A connection that failed is dropped; a read is retried once on a fresh connection (a
     stale connection after a database restart)."""
 
-    def __init__(self, database_url: str, size: int = 16) -> None:
+    def __init__(self, database_url: str, size: int = 8) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
-        self._size = size
+        # At most `size` connections in use: a read beyond that waits for one to come back rather than
+        # opening (and then closing) a connection of its own, a backend fork per request under load.
+        self._slots = threading.BoundedSemaphore(size)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            conn = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=5, row_factory=namedtuple_row
-            )
-        try:
-            yield conn
-        except psycopg.Error:
-            conn.close()
-            raise
-        if conn.closed or self._idle.qsize() >= self._size:
-            conn.close()
-        else:
-            self._idle.put(conn)
+        with self._slots:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5, row_factory=namedtuple_row
+                )
+            try:
+                yield conn
+            except psycopg.Error:
+                conn.close()
+                raise
+            if conn.closed:
+                conn.close()
+            else:
+                self._idle.put(conn)
 
     def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
         try:
