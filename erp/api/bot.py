@@ -138,7 +138,7 @@ def _after_race(
 
 @router.get("/staff/{staff_id}", response_model=StaffOut, responses=responses(404), tags=["bot"])
 async def get_staff(staff_id: StaffId, principal: BotPrincipal) -> Response:
-    body = await staff_reads.run(staff_reads.get_json, staff_id)
+    body = await staff_reads.get_json(staff_id)
     if body is None:
         raise ProblemError(404, "not_found", "no such staff record")
     return Response(body, media_type="application/json")
@@ -158,4 +158,4 @@ async def find_staff(
     given = {name: value for name, value in filters.items() if value is not None}
     if not given:
         raise ProblemError(422, "validation_error", "give rocketchat_username, rocketchat_user_id or email")
-    return Response(await staff_reads.run(staff_reads.find_json, **given), media_type="application/json")
+    return Response(await staff_reads.find_json(**given), media_type="application/json")

@@ -1,24 +1,21 @@
 """The hot read path: staff look-ups with one plain SQL query (no ORM identity map, no lazy loads).
 
 The bot polls status often. On SQLite the read is in-process CPU work and runs inline on the event
-loop (cheaper than a hop to the thread pool); on PostgreSQL it waits on the network, so it runs in the
-thread pool where many reads overlap. Either way it is serialised once, through the same pydantic model.
+loop (cheaper than a hop to the thread pool); on PostgreSQL it waits on the network, so it runs on the
+event loop through async psycopg connections, where many reads overlap. Either way it is serialised
+once, through the same pydantic model.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from starlette.concurrency import run_in_threadpool
 
 from erp.db import read_engine
 from erp.schemas import StaffList, StaffOut
@@ -55,57 +52,57 @@ _PG_BY_FILTERS = {
 
 
 class PgReadPool:
-    """A few autocommit psycopg connections for the hot reads: half the cost of a pooled SQLAlchemy
-    execute. A connection that failed is dropped; a read is retried once on a fresh connection (a
-    stale connection after a database restart)."""
+    """A few autocommit async psycopg connections for the hot reads, used on the event loop itself: no
+    hop to the thread pool and no GIL hand-offs between worker threads. At most `size` connections are
+    in use; a read beyond that waits for one to come back (rather than opening a connection, a backend
+    fork, per request). A connection that failed is dropped; a read is retried once on a fresh
+    connection (a stale connection after a database restart). One pool per event loop."""
 
     def __init__(self, database_url: str, size: int = 8) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
-        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
-        # At most `size` connections in use: a read beyond that waits for one to come back rather than
-        # opening (and then closing) a connection of its own, a backend fork per request under load.
-        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(size)
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._slots:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = psycopg.connect(
-                    self._conninfo, autocommit=True, connect_timeout=5, row_factory=namedtuple_row
-                )
-            try:
-                yield conn
-            except psycopg.Error:
-                conn.close()
-                raise
-            if conn.closed:
-                conn.close()
-            else:
-                self._idle.put(conn)
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._idle:
+            return self._idle.pop()
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=5, row_factory=namedtuple_row
+        )
 
-    def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+    async def _once(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        conn = await self._connect()
         try:
-            with self._connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        except psycopg.OperationalError:
-            with self._connection() as conn:
-                return conn.execute(sql, params).fetchall()
+            cursor = await conn.execute(sql, params)
+            rows = await cursor.fetchall()
+        except BaseException:
+            # Failed or cancelled mid-query: the connection's state is unknown, it is not reused.
+            conn.pgconn.finish()
+            raise
+        if not conn.closed:
+            self._idle.append(conn)
+        return rows
+
+    async def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        async with self._slots:
+            try:
+                return await self._once(sql, params)
+            except psycopg.OperationalError:
+                return await self._once(sql, params)
 
 
-_pg_pool: PgReadPool | None = None
-_pg_lock = threading.Lock()
+_pg_pools: dict[asyncio.AbstractEventLoop, PgReadPool] = {}
 
 
 def _pg() -> PgReadPool:
-    global _pg_pool
-    if _pg_pool is None:
-        with _pg_lock:
-            if _pg_pool is None:
-                _pg_pool = PgReadPool(get_settings().database_url)
-    return _pg_pool
+    loop = asyncio.get_running_loop()
+    pool = _pg_pools.get(loop)
+    if pool is None:
+        for old in [old for old in _pg_pools if old.is_closed()]:
+            del _pg_pools[old]
+        pool = _pg_pools[loop] = PgReadPool(get_settings().database_url)
+    return pool
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -140,15 +137,6 @@ def _record(row: Any) -> dict[str, Any]:
     }
 
 
-T = TypeVar("T")
-
-
-async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    if read_engine().dialect.name == "sqlite":
-        return fn(*args, **kwargs)
-    return await run_in_threadpool(fn, *args, **kwargs)
-
-
 def _utc(value: Any) -> Any:
     # SQLite hands back naive datetimes (stored as UTC) or ISO strings; pydantic parses both.
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -162,22 +150,22 @@ def _is_sqlite() -> bool:
     return read_engine().dialect.name == "sqlite"
 
 
-def find_json(**filters: str) -> bytes:
+async def find_json(**filters: str) -> bytes:
     """`{"items": [Staff]}` as JSON bytes: zero or one record matching every filter (names in FILTERS)."""
     mask = sum(1 << i for i, name in enumerate(FILTERS) if name in filters)
     if _is_sqlite():
         with read_engine().connect() as conn:
             rows = list(conn.execute(_BY_FILTERS[mask], filters).all())
     else:
-        rows = _pg().rows(_PG_BY_FILTERS[mask], filters)
+        rows = await _pg().rows(_PG_BY_FILTERS[mask], filters)
     return StaffList.model_validate({"items": [_record(r) for r in rows]}).model_dump_json().encode()
 
 
-def get_json(staff_id: int) -> bytes | None:
+async def get_json(staff_id: int) -> bytes | None:
     if _is_sqlite():
         with read_engine().connect() as conn:
             rows = list(conn.execute(_BY_ID, {"id": staff_id}).all())
     else:
-        rows = _pg().rows(_PG_BY_ID, {"id": staff_id})
+        rows = await _pg().rows(_PG_BY_ID, {"id": staff_id})
     row = rows[0] if rows else None
     return None if row is None else StaffOut.model_validate(_record(row)).model_dump_json().encode()
