@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
 from erp.api.bot import StaffId
 from erp.api.common import audited_write, staff_out
-from erp.api.deps import AdminPrincipal, runtime
+from erp.api.deps import AdminPrincipal, Principal, runtime
 from erp.api.problems import responses
+from erp.models import Staff
 from erp.schemas import (
     AuditEventOut,
     AuditList,
@@ -50,36 +52,29 @@ def reject(
     body: Annotated[RejectRequest | None, Body()] = None,
 ) -> StaffOut:
     reason = body.reason if body else None
-
-    def work(session):  # type: ignore[no-untyped-def]
-        staff = staff_service.get(session, staff_id, lock=True)
-        staff_service.reject(staff, reason)
-        session.flush()
-        return staff_out(staff)
-
-    return audited_write(principal.actor, "staff.reject", f"staff:{staff_id}", work)
+    return _transition(principal, staff_id, "staff.reject", lambda staff: staff_service.reject(staff, reason))
 
 
 @router.post("/staff/{staff_id}/block", response_model=StaffOut)
 def block(staff_id: StaffId, principal: AdminPrincipal) -> StaffOut:
-    def work(session):  # type: ignore[no-untyped-def]
-        staff = staff_service.get(session, staff_id, lock=True)
-        staff_service.block(staff)
-        session.flush()
-        return staff_out(staff)
-
-    return audited_write(principal.actor, "staff.block", f"staff:{staff_id}", work)
+    return _transition(principal, staff_id, "staff.block", staff_service.block)
 
 
 @router.post("/staff/{staff_id}/unblock", response_model=StaffOut)
 def unblock(staff_id: StaffId, principal: AdminPrincipal) -> StaffOut:
+    return _transition(principal, staff_id, "staff.unblock", staff_service.unblock)
+
+
+def _transition(principal: Principal, staff_id: int, action: str, apply: Callable[[Staff], None]) -> StaffOut:
+    """Lock the staff record, apply one status transition, audit it, answer with the record."""
+
     def work(session):  # type: ignore[no-untyped-def]
         staff = staff_service.get(session, staff_id, lock=True)
-        staff_service.unblock(staff)
+        apply(staff)
         session.flush()
         return staff_out(staff)
 
-    return audited_write(principal.actor, "staff.unblock", f"staff:{staff_id}", work)
+    return audited_write(principal.actor, action, f"staff:{staff_id}", work)
 
 
 @router.post("/staff/{staff_id}/activation-code", response_model=StaffWithNewActivation)
