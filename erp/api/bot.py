@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from erp.api.common import staff_out
 from erp.api.deps import BotPrincipal, KeyPrincipal, runtime
 from erp.api.problems import responses
-from erp.db import read_session, write_session
+from erp.db import read_session, write_connection
 from erp.errors import ProblemError
 from erp.metrics import REGISTRATIONS
 from erp.schemas import (
@@ -86,16 +85,14 @@ def create_staff(
     fingerprint = idempotency.request_fingerprint(data.model_dump(mode="json"))
     actor = principal.actor
     try:
-        with write_session() as session:
-            stored = idempotency.lookup(session, settings, key_id, idempotency_key, fingerprint)
+        with write_connection() as conn:
+            stored = idempotency.lookup(conn, settings, key_id, idempotency_key, fingerprint)
             if stored is None:
-                staff, activation = staff_service.register(session, data, settings)
-                body = StaffWithActivation(staff=staff_out(staff), activation=activation)
-                raw = body.model_dump_json().encode()
-                idempotency.store(session, settings, key_id, idempotency_key, fingerprint, 201, raw)
+                staff, activation = staff_service.register(conn, data, settings)
+                raw = StaffWithActivation(staff=staff, activation=activation).model_dump_json().encode()
+                idempotency.store(conn, settings, key_id, idempotency_key, fingerprint, 201, raw)
                 detail = "activation code issued" if activation else None
-                audit.add(session, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
-                session.flush()
+                audit.insert(conn, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
     except ProblemError as exc:
         REGISTRATIONS.labels(exc.code).inc()
         audit.record(actor, "staff.create", exc.code, data.rocketchat_username, exc.detail)
@@ -124,11 +121,11 @@ def _after_race(
     fingerprint: str,
     actor: audit.Actor,
 ) -> idempotency.StoredResponse:
-    with write_session() as session:
-        stored = idempotency.lookup(session, settings, key_id, idempotency_key, fingerprint)
+    with write_connection() as conn:
+        stored = idempotency.lookup(conn, settings, key_id, idempotency_key, fingerprint)
         if stored is not None:
             return stored
-        existing = staff_service.find_conflict(session, data)
+        existing = staff_service.find_conflict(conn, data)
     if existing is None:  # the conflicting transaction rolled back meanwhile: the client may retry
         raise ProblemError(409, "staff_exists", "a concurrent registration conflicted; retry")
     REGISTRATIONS.labels("staff_exists").inc()

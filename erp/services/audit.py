@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erp.db import read_session, write_session
-from erp.models import AuditEvent
+from erp.models import AuditEvent, utcnow
 
 log = logging.getLogger("erp.audit")
 
@@ -25,6 +25,21 @@ class Actor:
     key_id: int | None = None
 
 
+def _values(
+    actor: Actor, action: str, outcome: str, target: str | None, detail: str | None
+) -> dict[str, object]:
+    return {
+        "at": utcnow(),
+        "key_name": actor.key_name,
+        "source_ip": actor.source_ip,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "request_id": actor.request_id,
+        "detail": (detail or None) and detail[:500],
+    }
+
+
 def add(
     session: Session,
     actor: Actor,
@@ -33,17 +48,23 @@ def add(
     target: str | None = None,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            key_name=actor.key_name,
-            source_ip=actor.source_ip,
-            action=action,
-            target=target,
-            outcome=outcome,
-            request_id=actor.request_id,
-            detail=(detail or None) and detail[:500],
-        )
-    )
+    """Add the event to an ORM session's transaction."""
+    session.add(AuditEvent(**_values(actor, action, outcome, target, detail)))
+
+
+_INSERT = AuditEvent.__table__.insert()
+
+
+def insert(
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    target: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Write the event in a Core connection's transaction (the registration hot path)."""
+    conn.execute(_INSERT, _values(actor, action, outcome, target, detail))
 
 
 def record(

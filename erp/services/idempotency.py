@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from erp.errors import ProblemError
@@ -54,20 +54,24 @@ def _aad(api_key_id: int, key: str) -> bytes:
     return f"{api_key_id}:{key}".encode()
 
 
+_records = IdempotencyRecord.__table__
+_LOOKUP = select(
+    _records.c.id, _records.c.request_hash, _records.c.status_code, _records.c.response_body,
+    _records.c.created_at,
+).where(_records.c.api_key_id == bindparam("api_key_id"), _records.c.key == bindparam("key"))  # fmt: skip
+_DELETE = delete(_records).where(_records.c.id == bindparam("record_id"))
+_INSERT = _records.insert()
+
+
 def lookup(
-    session: Session, settings: Settings, api_key_id: int, key: str, fingerprint: str
+    conn: Connection, settings: Settings, api_key_id: int, key: str, fingerprint: str
 ) -> StoredResponse | None:
     """The stored response for a repeat; 422 when the key came with another body; None when new."""
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key
-        )
-    )
+    record = conn.execute(_LOOKUP, {"api_key_id": api_key_id, "key": key}).first()
     if record is None:
         return None
     if record.created_at < utcnow() - timedelta(hours=settings.idempotency_ttl_hours):
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
-        session.flush()
+        conn.execute(_DELETE, {"record_id": record.id})
         return None
     if not hmac.compare_digest(record.request_hash, fingerprint):
         raise ProblemError(
@@ -77,7 +81,7 @@ def lookup(
 
 
 def store(
-    session: Session,
+    conn: Connection,
     settings: Settings,
     api_key_id: int,
     key: str,
@@ -85,15 +89,15 @@ def store(
     status_code: int,
     body: bytes,
 ) -> None:
-    session.add(
-        IdempotencyRecord(
-            api_key_id=api_key_id,
-            key=key,
-            request_hash=fingerprint,
-            status_code=status_code,
-            response_body=_seal(settings, body, _aad(api_key_id, key)),
-        )
-    )
+    values = {
+        "api_key_id": api_key_id,
+        "key": key,
+        "request_hash": fingerprint,
+        "status_code": status_code,
+        "response_body": _seal(settings, body, _aad(api_key_id, key)),
+        "created_at": utcnow(),
+    }
+    conn.execute(_INSERT, values)
 
 
 def purge_expired(session: Session, settings: Settings) -> int:

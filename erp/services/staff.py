@@ -2,64 +2,80 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from erp.errors import ProblemError
-from erp.models import Position, Staff, StaffStatus
-from erp.schemas import Activation, StaffCreate
-from erp.services.users import create_user_from_staff
+from erp.models import Position, Staff, StaffStatus, utcnow
+from erp.schemas import Activation, PositionOut, StaffCreate, StaffOut
+from erp.services.users import create_account, create_user_from_staff
 from erp.settings import Settings
 
 
-def find_conflict(session: Session, data: StaffCreate) -> Staff | None:
-    return session.scalar(
-        select(Staff).where(
+def find_conflict(conn: Connection, data: StaffCreate) -> int | None:
+    """The id of a record that holds this Rocket.Chat user or email already, if any."""
+    return conn.scalar(
+        select(Staff.id)
+        .where(
             or_(
                 Staff.rocketchat_user_id == data.rocketchat_user_id,
                 Staff.rocketchat_username == data.rocketchat_username,
                 Staff.email == data.email,
             )
         )
+        .limit(1)
     )
 
 
-def staff_exists(existing: Staff) -> ProblemError:
+def staff_exists(staff_id: int) -> ProblemError:
     return ProblemError(
         409,
         "staff_exists",
         "the Rocket.Chat user or the email is registered already",
-        staff_id=existing.id,
+        staff_id=staff_id,
     )
 
 
-def register(session: Session, data: StaffCreate, settings: Settings) -> tuple[Staff, Activation | None]:
-    position = session.scalar(select(Position).where(Position.code == data.position_code, Position.is_active))
+_staff = Staff.__table__
+_positions = Position.__table__
+_ACTIVE_POSITION = select(_positions).where(_positions.c.code == bindparam("code"), _positions.c.is_active)
+_INSERT_STAFF = _staff.insert().returning(_staff.c.id)
+
+
+def register(conn: Connection, data: StaffCreate, settings: Settings) -> tuple[StaffOut, Activation | None]:
+    """The bot's registration: the Staff record and, when the position grants ERP access without
+    approval, its account. Core statements on the caller's transaction: this is the write hot path."""
+    position = conn.execute(_ACTIVE_POSITION, {"code": data.position_code}).first()
     if position is None:
         raise ProblemError(422, "position_not_found", "unknown or inactive position code")
-    # No pre-check for duplicates: the unique constraints decide, also between concurrent requests;
-    # the caller turns the IntegrityError into 409 staff_exists (or an idempotent replay).
     if not position.erp_access:
         status = StaffStatus.no_erp_access
     elif position.requires_approval:
         status = StaffStatus.pending_approval
     else:
         status = StaffStatus.awaiting_activation
-    staff = Staff(
-        full_name=data.full_name,
-        email=data.email,
-        phone=data.phone,
-        position=position,
-        rocketchat_user_id=data.rocketchat_user_id,
-        rocketchat_username=data.rocketchat_username,
-        status=status,
-        user=None,  # known empty: no lazy load when the account is made below
-    )
-    session.add(staff)
-    session.flush()  # a concurrent duplicate fails here on the unique constraints
-    activation = None
+    now = utcnow()
+    record = {
+        "full_name": data.full_name,
+        "email": data.email,
+        "phone": data.phone,
+        "rocketchat_user_id": data.rocketchat_user_id,
+        "rocketchat_username": data.rocketchat_username,
+        "status": status,
+        "status_reason": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # No pre-check for duplicates: the unique constraints decide, also between concurrent requests;
+    # the caller turns the IntegrityError into 409 staff_exists (or an idempotent replay).
+    staff_id = conn.execute(_INSERT_STAFF, {**record, "position_id": position.id}).scalar_one()
+    activation = user = None
     if status == StaffStatus.awaiting_activation:
-        activation = create_user_from_staff(session, staff, settings)
+        activation = create_account(conn, staff_id, data.full_name, data.email, position.erp_role, settings)
+        user = {"login": activation.login, "role": position.erp_role or "employee", "is_active": False,
+                "activated_at": None}  # fmt: skip
+    position_out = {name: getattr(position, name) for name in PositionOut.model_fields}
+    staff = StaffOut.model_validate({**record, "id": staff_id, "position": position_out, "user": user})
     return staff, activation
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from erp.errors import ProblemError
@@ -22,61 +23,72 @@ from erp.services.transliteration import login_base
 from erp.settings import Settings
 
 MIN_PASSWORD_LENGTH = 10
-_USER_INSERT_COLUMNS = (
-    "staff_id",
-    "login",
-    "email",
-    "role",
-    "is_active",
-    "activation_code_hash",
-    "activation_expires_at",
-    "activation_attempts",
-)
+_users = User.__table__
+# ON CONFLICT (login) DO NOTHING RETURNING: a concurrent namesake that took the login first yields no
+# row (after its transaction commits), and the next suffix is tried: one round trip, no savepoint.
+_INSERT_ACCOUNT = {
+    "postgresql": pg_insert(_users).on_conflict_do_nothing(index_elements=["login"]).returning(_users.c.id),
+    "sqlite": sqlite_insert(_users).on_conflict_do_nothing(index_elements=["login"]).returning(_users.c.id),
+}
+
+
+def _new_code(staff_id: int, settings: Settings) -> tuple[str, str, datetime]:
+    """A fresh code, its HMAC (keyed on the staff id, 1:1 with the account and known before the account
+    row exists) and its expiry."""
+    code = new_activation_code(settings.activation_code_digits)
+    expires = utcnow() + timedelta(hours=settings.activation_code_ttl_hours)
+    return code, activation_code_hash(settings.secret_bytes, staff_id, code), expires
 
 
 def _issue_code(user: User, settings: Settings) -> Activation:
-    code = new_activation_code(settings.activation_code_digits)
-    # Keyed on the staff id (1:1 with the user, known before the user row exists: no extra UPDATE).
-    user.activation_code_hash = activation_code_hash(settings.secret_bytes, user.staff_id, code)
-    user.activation_expires_at = utcnow() + timedelta(hours=settings.activation_code_ttl_hours)
+    code, code_hash, expires = _new_code(user.staff_id, settings)
+    user.activation_code_hash = code_hash
+    user.activation_expires_at = expires
     user.activation_attempts = 0
-    return Activation(login=user.login, code=code, expires_at=user.activation_expires_at)
+    return Activation(login=user.login, code=code, expires_at=expires)
+
+
+def create_account(
+    conn: Connection, staff_id: int, full_name: str, email: str, role: str | None, settings: Settings
+) -> Activation:
+    """THE function that makes the ERP account for a Staff record and issues its activation code.
+
+    Used by the bot's registration and by the admin approval path alike (checklist 4.7), on the
+    transaction's connection (Core statements: this is on the registration hot path). The login is
+    derived from the name; a collision, also a concurrent one, moves on to the next suffix.
+    """
+    base = login_base(full_name)
+    like = _users.c.login.like(_like_prefix(base), escape="\\")
+    taken = set(conn.scalars(select(_users.c.login).where(like)))
+    insert = _INSERT_ACCOUNT[conn.dialect.name]
+    code, code_hash, expires = _new_code(staff_id, settings)
+    while True:
+        login = _first_free(base, taken)
+        values = {
+            "staff_id": staff_id,
+            "login": login,
+            "email": email,
+            "role": role or "employee",
+            "is_active": False,
+            "activation_code_hash": code_hash,
+            "activation_expires_at": expires,
+            "activation_attempts": 0,
+            "created_at": utcnow(),
+        }
+        if conn.execute(insert, values).first() is not None:
+            return Activation(login=login, code=code, expires_at=expires)
+        taken.add(login)
 
 
 def create_user_from_staff(session: Session, staff: Staff, settings: Settings) -> Activation:
-    """Make the ERP account for a Staff record and issue its activation code.
-
-    Used by the bot's registration and by the admin approval path alike (checklist 4.7). The login is
-    derived from the name; a collision (also a concurrent one) moves on to the next suffix.
-    """
+    """create_account for a Staff record loaded in an ORM session (the admin approval path)."""
     if staff.user is not None:
         raise ProblemError(409, "invalid_state", "the staff record has an account already")
-    role = staff.position.erp_role or "employee"
-    base = login_base(staff.full_name)
-    taken = set(session.scalars(select(User.login).where(User.login.like(_like_prefix(base), escape="\\"))))
-    # SQLite serialises writers (BEGIN IMMEDIATE): no concurrent namesake, no savepoint needed.
-    serialised = session.get_bind().dialect.name == "sqlite"
-    while True:
-        login = _first_free(base, taken)
-        user = User(staff_id=staff.id, login=login, email=staff.email, role=role, is_active=False)
-        activation = _issue_code(user, settings)
-        if serialised:
-            session.add(user)
-            session.flush()
-        else:
-            # A concurrent namesake may take the login first: ON CONFLICT DO NOTHING returns no row
-            # then (after that transaction commits), and the next suffix is tried. One round trip,
-            # where a savepoint around a plain INSERT took three.
-            values = {column: getattr(user, column) for column in _USER_INSERT_COLUMNS}
-            insert = pg_insert(User).values(**values).on_conflict_do_nothing(index_elements=[User.login])
-            inserted = session.scalars(insert.returning(User)).first()
-            if inserted is None:
-                taken.add(login)
-                continue
-            user = inserted
-        staff.user = user
-        staff.status = StaffStatus.awaiting_activation
-        return activation
+    role = staff.position.erp_role
+    activation = create_account(session.connection(), staff.id, staff.full_name, staff.email, role, settings)
+    staff.status = StaffStatus.awaiting_activation
+    session.expire(staff, ["user"])  # made outside the ORM: loaded again on first use
+    return activation
 
 
 def _first_free(base: str, taken: set[str]) -> str:
