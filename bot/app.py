@@ -21,6 +21,7 @@ from bot.core.ports import Identity
 from bot.core.router import Router
 from bot.erp_client import ErpClient
 from bot.metrics import REGISTRY
+from bot.reminders import Reminders
 from bot.settings import BotSettings
 from bot.store import Store, open_store
 from bot.transport.realtime import RealtimeTransport
@@ -72,6 +73,19 @@ class BotApp:
             dialog_ttl_seconds=settings.dialog_ttl_seconds,
             rate_limit_per_minute=settings.rate_limit_per_minute,
             max_input_length=settings.max_input_length,
+            activation_url=settings.erp_activation_url,
+            timezone=settings.work_calendar.tz,
+        )
+        self.reminders = Reminders(
+            store=self.store,
+            erp=self.erp,
+            chat=RestChatPort(self.rest),
+            calendar=settings.work_calendar,
+            admins_channel=settings.admins_channel,
+            language=settings.language,
+            pending_after_hours=settings.reminder_pending_after_hours,
+            repeat_hours=settings.reminder_repeat_hours,
+            expiry_within_hours=settings.reminder_expiry_within_hours,
             activation_url=settings.erp_activation_url,
         )
         self.realtime: RealtimeTransport | None = None
@@ -159,6 +173,14 @@ class BotApp:
             except Exception:
                 log.exception("approval watch failed")
 
+    async def _remind(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reminder_check_seconds)
+            try:
+                await self.reminders.run_once()
+            except Exception:
+                log.exception("reminder round failed")
+
     async def run(self) -> None:
         await self.store.open()
         server = uvicorn.Server(
@@ -185,6 +207,8 @@ class BotApp:
             if not stop.is_set():
                 tasks.append(asyncio.create_task(self._sweep_expired(), name="expiry"))
                 tasks.append(asyncio.create_task(self._watch_pending(), name="approval-watch"))
+                if self.settings.reminders_enabled:
+                    tasks.append(asyncio.create_task(self._remind(), name="reminders"))
                 if self.realtime is not None:
                     tasks.append(asyncio.create_task(self.realtime.run(), name="realtime"))
                 log.info("bot started", extra={"mode": self.settings.mode})

@@ -14,6 +14,7 @@ import logging
 import random
 import ssl
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -218,6 +219,13 @@ class ErpClient:
 
     async def update_position(self, code: str, changes: dict[str, Any]) -> dict[str, Any]:
         return await self.request("PATCH", f"/positions/{code}", json=changes)
+
+    async def registration_report(self, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+        """Registrations created in [since, until) and everyone still waiting (aware datetimes only)."""
+        params = {"since": since.isoformat()}
+        if until is not None:
+            params["until"] = until.isoformat()
+        return await self.request("GET", "/reports/registrations", params=params)
 
     async def ping(self) -> bool:
         try:

@@ -36,3 +36,21 @@ ERP_SECONDS = Histogram(
 BREAKER_STATE = Gauge(
     "bot_erp_breaker_state", "ERP circuit breaker: 0 closed, 1 open, 2 half-open", registry=REGISTRY
 )
+REMINDERS = Counter(
+    "bot_reminders_total",
+    "Reminders sent, by kind (pending_digest to the admins channel, activation_expiry to the employee)",
+    ["kind"],
+    registry=REGISTRY,
+)
+REMINDER_FAILURES = Counter(
+    "bot_reminder_failures_total",
+    "Reminders that could not be sent (retried next round), by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+REMINDER_ROUNDS = Counter(
+    "bot_reminder_rounds_total",
+    "Reminder rounds, by result (sent, nothing, off_hours, erp_unavailable, erp_error)",
+    ["result"],
+    registry=REGISTRY,
+)

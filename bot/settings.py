@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.work_calendar import WorkCalendar, parse_timezone, parse_work_days, parse_work_hours
 
 ENV_PREFIX = "BOT_"
 # Values an operator forgot to replace: the bot refuses to start with them.
@@ -119,6 +122,18 @@ class BotSettings(BaseSettings):
     reconnect_max_seconds: float = Field(30.0, gt=0)
     log_level: str = "INFO"
 
+    # Reminders (pending approvals to the admins channel, expiring activation codes to their owners).
+    reminders_enabled: bool = True
+    reminder_check_seconds: float = Field(300.0, gt=0)
+    reminder_pending_after_hours: float = Field(24.0, ge=0)
+    reminder_repeat_hours: float = Field(24.0, gt=0)
+    reminder_expiry_within_hours: float = Field(24.0, gt=0)
+    reminder_work_hours: str = "09:00-18:00"
+    reminder_work_days: str = "mon-fri"
+    reminder_timezone: str = "Europe/Moscow"
+    # ISO dates; in the environment a JSON list or comma-separated: 2027-01-01,2027-01-07
+    reminder_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -143,6 +158,34 @@ class BotSettings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("reminder_work_hours")
+    @classmethod
+    def _work_hours(cls, value: str) -> str:
+        parse_work_hours(value)
+        return value
+
+    @field_validator("reminder_work_days")
+    @classmethod
+    def _work_days(cls, value: str) -> str:
+        parse_work_days(value)
+        return value
+
+    @field_validator("reminder_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        parse_timezone(value)
+        return value
+
+    @field_validator("reminder_holidays", mode="before")
+    @classmethod
+    def _holidays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> BotSettings:
         for name in SECRET_FIELDS:
@@ -163,6 +206,12 @@ class BotSettings(BaseSettings):
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ValueError(f"BOT_CA_FILE: {self.ca_file} is not a file")
         return self
+
+    @property
+    def work_calendar(self) -> WorkCalendar:
+        return WorkCalendar.parse(
+            self.reminder_work_hours, self.reminder_work_days, self.reminder_timezone, self.reminder_holidays
+        )
 
     @property
     def websocket_url(self) -> str:

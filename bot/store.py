@@ -1,4 +1,5 @@
-"""The bot's state: open dialogs, handled message ids, the audit trail, a few values (last seen time).
+"""The bot's state: open dialogs, handled message ids, the audit trail, a few values (last seen time),
+claims (what was already done once, such as a reminder sent: `claim` succeeds for one caller only).
 
 SQLite by default (the stdlib driver on one worker thread, so the event loop never blocks on disk), or
 Redis (`redis://...`) when several webhook replicas share the state.
@@ -31,6 +32,8 @@ class Store(Protocol):
     async def list_audit(self, limit: int) -> list[dict[str, Any]]: ...
     async def get_value(self, key: str) -> str | None: ...
     async def set_value(self, key: str, value: str) -> None: ...
+    async def claim(self, key: str, until: float, now: float) -> bool: ...
+    async def release(self, key: str, until: float) -> None: ...
 
 
 def open_store(url: str) -> Store:
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS audit (
   command TEXT, outcome TEXT, detail TEXT
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 
@@ -204,6 +208,44 @@ class SqliteStore:
             )
         )
 
+    def _claim(self, key: str, until: float, now: float) -> bool:
+        # One transaction: two processes sharing the file cannot both take the same key.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM claims WHERE until <= ?", (now,))
+            taken = self.db.execute(
+                "INSERT OR IGNORE INTO claims (key, until) VALUES (?, ?)", (key, until)
+            ).rowcount
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return taken == 1
+
+    async def claim(self, key: str, until: float, now: float) -> bool:
+        """Take `key` until the time `until`; False while someone else holds it (and `now` < its end)."""
+        return await self._run(self._claim, key, until, now)
+
+    async def release(self, key: str, until: float) -> None:
+        """Give a claim back (the work failed), only if it is still the one taken with `until`."""
+        await self._run(
+            lambda: self.db.execute("DELETE FROM claims WHERE key = ? AND until = ?", (key, until))
+        )
+
+
+# Claims on Redis: compare the stored end with the caller's clock, so an injected clock works too;
+# the key also expires by itself so nothing accumulates.
+_CLAIM_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisStore:
     """Same contract on Redis: dialogs as strings with a sorted set of expiry times, seen ids with TTL."""
@@ -273,3 +315,12 @@ class RedisStore:
 
     async def set_value(self, key: str, value: str) -> None:
         await self._redis.set(self._k("kv", key), value)
+
+    async def claim(self, key: str, until: float, now: float) -> bool:
+        ttl_ms = max(1, int((until - now) * 1000))
+        return bool(
+            await self._redis.eval(_CLAIM_SCRIPT, 1, self._k("claim", key), repr(until), repr(now), ttl_ms)
+        )
+
+    async def release(self, key: str, until: float) -> None:
+        await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("claim", key), repr(until))

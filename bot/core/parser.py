@@ -20,12 +20,13 @@ ALIASES: dict[str, dict[str, str]] = {
     "position": {"position": "en", "должность": "ru"},
     "reissue": {"reissue": "en", "перевыпустить": "ru", "новый-код": "ru"},
     "audit": {"audit": "en", "аудит": "ru"},
+    "report": {"report": "en", "отчет": "ru", "отчёт": "ru"},
 }
 WORDS: dict[str, tuple[str, str]] = {
     word: (name, lang) for name, words in ALIASES.items() for word, lang in words.items()
 }
 ADMIN_COMMANDS = frozenset(
-    {"approve", "reject", "block", "unblock", "positions", "position", "reissue", "audit"}
+    {"approve", "reject", "block", "unblock", "positions", "position", "reissue", "audit", "report"}
 )
 USER_COMMANDS = ("register", "status", "help", "cancel")
 
@@ -45,6 +46,8 @@ ACCESS_WORDS = {"access", "доступ"}
 MAX_ID = 10**12
 MAX_REASON = 500
 MAX_AUDIT = 100
+MAX_REPORT_DAYS = 366  # the ERP's longest report period
+DEFAULT_REPORT_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,14 @@ def _audit(text: str) -> dict[str, object]:
     return {"limit": int(text)}
 
 
+def _report(text: str) -> dict[str, object]:
+    if not text:
+        return {"days": DEFAULT_REPORT_DAYS}
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_REPORT_DAYS:
+        raise _UsageError
+    return {"days": int(text)}
+
+
 _ARG_PARSERS = {
     "register": _no_args,
     "status": _status,
@@ -186,4 +197,5 @@ _ARG_PARSERS = {
     "position": _position,
     "reissue": _user_arg,
     "audit": _audit,
+    "report": _report,
 }

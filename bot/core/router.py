@@ -9,13 +9,14 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from bot import metrics
 from bot.core.dialog import Dialog, advance, back_to, prompt
 from bot.core.parser import ADMIN_COMMANDS, Command, parse
 from bot.core.ports import ChatPort, Identity, IncomingMessage
+from bot.core.report import report_text
 from bot.erp_client import ErpClient, ErpError, ErpUnavailable
 from bot.i18n import translate
 from bot.logging import new_request_id, request_id_var
@@ -57,6 +58,7 @@ class Router:
         rate_limit_per_minute: int = 20,
         max_input_length: int = 500,
         activation_url: str = "",
+        timezone: tzinfo = UTC,
         clock: Any = time.time,
     ) -> None:
         self.store, self.erp, self.chat, self.identity = store, erp, chat, identity
@@ -64,6 +66,7 @@ class Router:
         self.admin_cache_seconds, self.dialog_ttl = admin_cache_seconds, dialog_ttl_seconds
         self.rate_limit, self.max_input_length = rate_limit_per_minute, max_input_length
         self.activation_url, self.clock = activation_url, clock
+        self.timezone = timezone  # reports show times in the company's zone
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
         self._roles: dict[str, tuple[float, frozenset[str]]] = {}
@@ -420,6 +423,14 @@ class Router:
             for e in entries
         ]
         await self.chat.send(msg.room_id, "\n".join(lines))
+        return "ok"
+
+    async def _cmd_report(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
+        days = int(command.args["days"])  # type: ignore[call-overload]
+        _detail.set(f"days {days}")
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        report = await self.erp.registration_report(since=now - timedelta(days=days), until=now)
+        await self.chat.send(msg.room_id, report_text(lang, report, days, now, self.timezone))
         return "ok"
 
     # --- the registration dialog ---

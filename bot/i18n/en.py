@@ -16,7 +16,8 @@ MESSAGES: dict[str, str] = {
         "• `positions` — the positions\n"
         "• `position <code> access on|off` — ERP access for a position\n"
         "• `reissue @user` — a new activation code (sent to that user by direct message)\n"
-        "• `audit [n]` — the last n commands"
+        "• `audit [n]` — the last n commands\n"
+        "• `report [days]` — registrations over the last days (7 by default) and who is waiting"
     ),
     "unknown": "I did not understand that. Send `help` to see the commands.",
     "internal_error": "Something went wrong. Please try again a bit later.",
@@ -35,6 +36,7 @@ MESSAGES: dict[str, str] = {
     "usage.position": "Usage: `position <code> access on|off`",
     "usage.reissue": "Usage: `reissue @user`",
     "usage.audit": "Usage: `audit [n]`, n from 1 to 100",
+    "usage.report": "Usage: `report [days]`, days from 1 to 366 (7 by default)",
     "usage.help": "Usage: `help`",
     "usage.cancel": "Usage: `cancel`",
     "register.dm_sent": "@{username}, let's continue the registration in direct messages.",
@@ -109,4 +111,35 @@ MESSAGES: dict[str, str] = {
     "audit.header": "Recent commands:",
     "audit.line": "#{id} {at} @{username} {command} → {outcome}",
     "audit.empty": "The audit trail is empty.",
+    "report.header": "*Registrations report* {since} — {until} ({days} d)",
+    "report.totals": "Registered: {total} · activated: {activated}",
+    "report.by_status": "By status: {items}",
+    "report.by_position": "By position: {items}",
+    "report.position_item": "{name} (`{code}`) {total}",
+    "report.status.pending_approval": "pending approval",
+    "report.status.awaiting_activation": "awaiting activation",
+    "report.status.active": "active",
+    "report.status.rejected": "rejected",
+    "report.status.blocked": "blocked",
+    "report.status.no_erp_access": "no ERP access",
+    "report.pending_header": "*Waiting for approval ({count}):*",
+    "report.pending_line": "• #{id} {full_name} (@{username}), `{position}`, waiting {age}",
+    "report.awaiting_header": "*Waiting for activation ({count}):*",
+    "report.awaiting_line": "• #{id} {full_name} (@{username}), `{position}`, code valid until {expires}",
+    "report.awaiting_line_no_code": (
+        "• #{id} {full_name} (@{username}), `{position}`, no valid code: `reissue @{username}`"
+    ),
+    "report.none": "— none",
+    "report.more": "… and {count} more",
+    "age.days_hours": "{days} d {hours} h",
+    "age.hours_minutes": "{hours} h {minutes} min",
+    "reminder.pending_digest": (
+        "*Reminder:* {count} registration request(s) have been waiting for approval for over {hours} h:\n"
+        "{lines}\nApprove: `approve <id>`, reject: `reject <id> [reason]`."
+    ),
+    "reminder.activation_expiry": (
+        "Reminder: your ERP account is not activated yet, and your activation code is valid only until "
+        "{expires}. Activate the account before then{url}. If the code is lost or has expired, ask an "
+        "administrator for a new one (the command is `reissue @{username}`)."
+    ),
 }

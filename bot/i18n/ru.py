@@ -16,7 +16,8 @@ MESSAGES: dict[str, str] = {
         "• `должности` — список должностей\n"
         "• `должность <код> доступ вкл|выкл` — доступ к ERP для должности\n"
         "• `перевыпустить @user` — новый код активации (уйдёт пользователю в личные сообщения)\n"
-        "• `аудит [n]` — последние n команд"
+        "• `аудит [n]` — последние n команд\n"
+        "• `отчёт [дней]` — регистрации за последние дни (по умолчанию 7) и кто чего ждёт"
     ),
     "unknown": "Не понимаю. Напишите `помощь`, чтобы увидеть команды.",
     "internal_error": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
@@ -35,6 +36,7 @@ MESSAGES: dict[str, str] = {
     "usage.position": "Использование: `должность <код> доступ вкл|выкл`",
     "usage.reissue": "Использование: `перевыпустить @user`",
     "usage.audit": "Использование: `аудит [n]`, n от 1 до 100",
+    "usage.report": "Использование: `отчёт [дней]`, от 1 до 366 дней (по умолчанию 7)",
     "usage.help": "Использование: `помощь`",
     "usage.cancel": "Использование: `отмена`",
     "register.dm_sent": "@{username}, продолжим регистрацию в личных сообщениях.",
@@ -110,4 +112,35 @@ MESSAGES: dict[str, str] = {
     "audit.header": "Последние команды:",
     "audit.line": "#{id} {at} @{username} {command} → {outcome}",
     "audit.empty": "Журнал пуст.",
+    "report.header": "*Отчёт о регистрациях* {since} — {until} ({days} дн.)",
+    "report.totals": "Зарегистрировано: {total} · активировано: {activated}",
+    "report.by_status": "По статусам: {items}",
+    "report.by_position": "По должностям: {items}",
+    "report.position_item": "{name} (`{code}`) {total}",
+    "report.status.pending_approval": "ждут одобрения",
+    "report.status.awaiting_activation": "ждут активации",
+    "report.status.active": "активны",
+    "report.status.rejected": "отклонены",
+    "report.status.blocked": "заблокированы",
+    "report.status.no_erp_access": "без доступа к ERP",
+    "report.pending_header": "*Ждут одобрения ({count}):*",
+    "report.pending_line": "• №{id} {full_name} (@{username}), `{position}`, ждёт {age}",
+    "report.awaiting_header": "*Ждут активации ({count}):*",
+    "report.awaiting_line": "• №{id} {full_name} (@{username}), `{position}`, код действует до {expires}",
+    "report.awaiting_line_no_code": (
+        "• №{id} {full_name} (@{username}), `{position}`, действующего кода нет: `перевыпустить @{username}`"
+    ),
+    "report.none": "— нет",
+    "report.more": "… и ещё {count}",
+    "age.days_hours": "{days} д {hours} ч",
+    "age.hours_minutes": "{hours} ч {minutes} мин",
+    "reminder.pending_digest": (
+        "*Напоминание:* заявок, ждущих одобрения дольше {hours} ч: {count}\n"
+        "{lines}\nОдобрить: `одобрить <id>`, отклонить: `отклонить <id> [причина]`."
+    ),
+    "reminder.activation_expiry": (
+        "Напоминание: ваша учётная запись ERP ещё не активирована, а код активации действует только до "
+        "{expires}. Активируйте её до этого времени{url}. Если код потерян или истёк, попросите "
+        "администратора выпустить новый (команда `перевыпустить @{username}`)."
+    ),
 }

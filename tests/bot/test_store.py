@@ -55,3 +55,14 @@ async def test_sqlite_state_survives_a_restart(tmp_path):
     assert (await second.get_dialog("u1"))["step"] == "phone"
     assert await second.mark_seen("m1") is False
     await second.close()
+
+
+async def test_claims_are_taken_once_until_they_end_or_are_released(store):
+    assert await store.claim("reminder:x", until=200.0, now=100.0) is True
+    assert await store.claim("reminder:x", until=300.0, now=150.0) is False  # held until 200
+    await store.release("reminder:x", until=999.0)  # not the holder's claim: nothing happens
+    assert await store.claim("reminder:x", until=300.0, now=150.0) is False
+    await store.release("reminder:x", until=200.0)
+    assert await store.claim("reminder:x", until=300.0, now=150.0) is True
+    assert await store.claim("reminder:x", until=400.0, now=300.0) is True  # the old claim has ended
+    assert await store.claim("reminder:y", until=400.0, now=300.0) is True

@@ -88,6 +88,9 @@ class FakeErp:
         self.creates = 0
         self.refuse_next: ErpError | None = None
         self.keys_seen: list[str] = []
+        self.report_calls: list[tuple[Any, Any]] = []
+        # Tests set the waiting lists of the report directly (StaffBrief dicts, as the ERP returns them).
+        self.waiting: dict[str, list[dict[str, Any]]] = {"pending_approval": [], "awaiting_activation": []}
 
     def _check(self) -> None:
         if self.down:
@@ -162,6 +165,37 @@ class FakeErp:
     async def reissue_code(self, staff_id):
         staff = await self.get_staff(staff_id)
         return {"staff": staff, "activation": self._activation(staff)}
+
+    async def registration_report(self, since, until=None):
+        """The report's shape (contract in docs/api/erp-bot-api.md), counted from the fake's records."""
+        self._check()
+        self.report_calls.append((since, until))
+        statuses = (
+            "pending_approval",
+            "awaiting_activation",
+            "active",
+            "rejected",
+            "blocked",
+            "no_erp_access",
+        )
+        by_status = dict.fromkeys(statuses, 0)
+        by_position: dict[str, dict[str, Any]] = {}
+        for staff in self.staff.values():
+            by_status[staff["status"]] += 1
+            position = staff["position"]
+            entry = by_position.setdefault(
+                position["code"], {"code": position["code"], "name": position["name"], "total": 0}
+            )
+            entry["total"] += 1
+        return {
+            "since": since.isoformat(),
+            "until": (until or since).isoformat(),
+            "total": len(self.staff),
+            "by_status": by_status,
+            "by_position": sorted(by_position.values(), key=lambda p: (-p["total"], p["code"])),
+            "activated": by_status["active"],
+            "waiting": self.waiting,
+        }
 
     async def update_position(self, code, changes):
         self._check()
@@ -363,6 +397,8 @@ def start_bot(
         "BOT_ERP_BREAKER_RESET_SECONDS": "1",
         "BOT_RECONNECT_MAX_SECONDS": "2",
         "BOT_PENDING_POLL_SECONDS": "1",
+        # Reminders would add messages to other tests' rooms; their own tests switch them on.
+        "BOT_REMINDERS_ENABLED": "false",
         "BOT_LOG_LEVEL": "INFO",
         **(extra_env or {}),
     }
