@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from erp import __version__
-from erp.api import account, admin, bot, ops, problems
+from erp.api import account, admin, bot, ops, problems, reports
 from erp.db import get_engine, reset_engine
 from erp.middleware import RequestMiddleware
 from erp.runtime import Runtime
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(bot.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
     app.include_router(account.router)
     app.include_router(ops.router)
     app.add_middleware(RequestMiddleware, runtime=runtime)

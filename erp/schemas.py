@@ -7,7 +7,16 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 LETTERS = "A-Za-zА-Яа-яЁё"
 NAME_RE = re.compile(rf"^[{LETTERS}]+(?:[ '\-’][{LETTERS}]+)*$")
@@ -40,6 +49,16 @@ def _lower_email(value: str) -> str:
     return value.lower()
 
 
+# RFC 3339 with a time zone; pydantic alone would also take bare Unix timestamps and date-only values.
+RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not RFC3339_RE.fullmatch(value):
+        raise ValueError("an RFC 3339 timestamp with a time zone is required, e.g. 2026-11-20T00:00:00Z")
+    return value
+
+
 PersonName = Annotated[
     str,
     StringConstraints(min_length=2, max_length=150, pattern=NAME_RE.pattern),
@@ -51,6 +70,7 @@ SafeText = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_
 PositionCode = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=POSITION_CODE_RE)]
 RocketChatUserId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=RC_USER_ID_RE)]
 RocketChatUsername = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=RC_USERNAME_RE)]
+Rfc3339Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Role = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ROLE_RE)]
 
 
@@ -156,6 +176,52 @@ class AuditEventOut(BaseModel):
 
 class AuditList(BaseModel):
     items: list[AuditEventOut]
+
+
+class StaffBrief(BaseModel):
+    """A staff record in a report's waiting list: enough to name it and act on it."""
+
+    id: int
+    full_name: str
+    rocketchat_username: str
+    position_code: str
+    status: StaffStatusLiteral
+    created_at: datetime
+    activation_expires_at: datetime | None = Field(
+        description="The expiry of the account's live activation code; null without an account or live code"
+    )
+
+
+class StatusCounts(BaseModel):
+    pending_approval: int
+    awaiting_activation: int
+    active: int
+    rejected: int
+    blocked: int
+    no_erp_access: int
+
+
+class PositionCount(BaseModel):
+    code: str
+    name: str
+    total: int
+
+
+class WaitingLists(BaseModel):
+    pending_approval: list[StaffBrief]
+    awaiting_activation: list[StaffBrief]
+
+
+class RegistrationReport(BaseModel):
+    """Records created in [since, until) by current status and position; `waiting` ignores the period."""
+
+    since: datetime
+    until: datetime
+    total: int
+    by_status: StatusCounts
+    by_position: list[PositionCount]
+    activated: int
+    waiting: WaitingLists
 
 
 class TokenResponse(BaseModel):
