@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -298,6 +299,85 @@ def _admin_flow(ctx: Context) -> None:
         expect(blocked["status"] == "blocked", "block did not block")
         unblocked = admin.post(f"{API}/staff/{staff_id}/unblock").json()
         expect(unblocked["status"] == "awaiting_activation", f"unblock gave {unblocked['status']}")
+
+
+REPORT = f"{API}/reports/registrations"
+BRIEF_FIELDS = {
+    "id", "full_name", "rocketchat_username", "position_code", "status", "created_at",
+    "activation_expires_at",
+}  # fmt: skip
+
+
+def expect_report_shape(body: dict[str, Any]) -> None:
+    """The rules of a registration report that hold whatever the data."""
+    by_status, by_position = body["by_status"], body["by_position"]
+    expect(set(by_status) == STATUSES, f"by_status must name all six statuses: {sorted(by_status)}")
+    expect(sum(by_status.values()) == body["total"], "by_status does not add up to total")
+    expect(sum(p["total"] for p in by_position) == body["total"], "by_position does not add up to total")
+    expect(all(p["total"] > 0 for p in by_position), "by_position lists a position without records")
+    order = [(-p["total"], p["code"]) for p in by_position]
+    expect(order == sorted(order), "by_position is not sorted by total descending, then code")
+    expect(isinstance(body["activated"], int) and body["activated"] >= 0, "activated is not a count")
+    for status in ("pending_approval", "awaiting_activation"):
+        items = body["waiting"][status]
+        expect(len(items) <= 100, f"waiting.{status} has more than 100 items")
+        for item in items:
+            expect(set(item) == BRIEF_FIELDS, f"waiting item fields: {sorted(item)}")
+            expect(item["status"] == status, f"waiting.{status} lists a record in {item['status']}")
+        created = [item["created_at"] for item in items]
+        expect(created == sorted(created, key=_instant), f"waiting.{status} is not oldest first")
+    expect(
+        all(item["activation_expires_at"] is None for item in body["waiting"]["pending_approval"]),
+        "a pending approval with an activation code expiry",
+    )
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@check("admin: the registration report has every status, adds up, and refuses bad periods and bot keys")
+def _report(ctx: Context) -> None:
+    with ctx.admin() as admin, ctx.bot() as bot:
+        response = admin.get(REPORT)
+        expect(response.status_code == 200, f"GET {REPORT}: {response.status_code} {response.text[:300]}")
+        body = response.json()
+        expect_report_shape(body)
+        span = _instant(body["until"]) - _instant(body["since"])
+        expect(span == timedelta(days=7), f"the default period is {span}, not 7 days")
+        if ctx.key != ctx.admin_key:
+            expect_problem(bot.get(REPORT), 403, "forbidden")
+        for bad in (
+            {"since": "2026-01-01T00:00:00"},
+            {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+            {"since": "2024-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        ):
+            expect_problem(admin.get(REPORT, params=bad), 422, "validation_error")
+
+
+@check("admin: a new pending registration is counted in its period and listed as waiting", mutates=True)
+def _report_counts(ctx: Context) -> None:
+    position = ctx.position(access=True, approval=True)
+    with ctx.admin() as admin, ctx.bot() as bot:
+        created = bot.post(f"{API}/staff", json=ctx.new_staff(position["code"]), headers=idem())
+        expect(created.status_code == 201, f"POST /staff: {created.status_code}")
+        staff = created.json()["staff"]
+        since = _instant(staff["created_at"])
+        period = {"since": since.isoformat(), "until": (since + timedelta(microseconds=1)).isoformat()}
+        body = admin.get(REPORT, params=period).json()
+    expect_report_shape(body)
+    expect(body["total"] == 1, f"a period of one registration counts {body['total']}")
+    expect(body["by_status"]["pending_approval"] == 1, f"by_status: {body['by_status']}")
+    expect(
+        [(p["code"], p["total"]) for p in body["by_position"]] == [(position["code"], 1)],
+        f"by_position: {body['by_position']}",
+    )
+    waiting = {item["id"]: item for item in body["waiting"]["pending_approval"]}
+    if len(waiting) < 100:  # a longer list may have cut it off
+        expect(staff["id"] in waiting, "the pending registration is not in waiting.pending_approval")
+        item = waiting[staff["id"]]
+        expect(item["position_code"] == position["code"], "waiting item with the wrong position_code")
+        expect(item["rocketchat_username"] == staff["rocketchat_username"], "waiting item: wrong username")
 
 
 @check("admin: the audit log is readable, newest first, and holds no activation code")
