@@ -2,6 +2,7 @@
 makes, checked against the server that implements docs/api/erp-bot-api.md, up to activation."""
 
 import itertools
+import time
 
 import httpx
 import pytest
@@ -11,7 +12,9 @@ from plugins.erp import start_erp_server
 from bot.core.ports import Identity, IncomingMessage
 from bot.core.router import Router
 from bot.erp_client import ErpClient
+from bot.reminders import Reminders
 from bot.store import SqliteStore
+from bot.work_calendar import WorkCalendar
 
 pytestmark = pytest.mark.integration
 ids = itertools.count()
@@ -106,3 +109,36 @@ async def test_duplicate_email_is_refused_with_the_field_asked_again(env):
     await register(router, "u-m1", "m1.user", "MGR", "same@example.com")
     outcomes = await register(router, "u-m2", "m2.user", "MGR", "same@example.com")
     assert outcomes[-1] in ("already_registered", "refused_field"), chat.texts("dm-m2.user")[-2:]
+
+
+async def test_report_command_and_reminders_read_the_real_report(env):
+    router, chat, _ = env
+    assert (await register(router, "u-rep1", "rep1.user", "ACC", "rep1.user@example.com"))[
+        -1
+    ] == "pending_approval"
+    assert (await register(router, "u-rep2", "rep2.user", "ENG", "rep2.user@example.com"))[-1] == "created"
+    assert await router.handle(dm("report 1", "admin-id", "root")) == "ok"
+    text = chat.texts("dm-root")[-1]
+    assert "Registered: " in text
+    assert "@rep1.user), `ACC`, waiting 0 h" in text
+    assert "@rep2.user), `ENG`, code valid until" in text
+    assert await router.handle(dm("report 366", "admin-id", "root")) == "ok"  # the longest period
+
+    # Reminders on the real report, the clock 50 h ahead: rep1 has waited past 24 h, rep2's code
+    # (72 h) expires within 24 h.
+    clock = lambda: time.time() + 50 * 3600  # noqa: E731
+    reminders = Reminders(
+        store=router.store,
+        erp=router.erp,
+        chat=chat,
+        calendar=WorkCalendar.parse("00:00-24:00", "mon-sun", "UTC"),
+        admins_channel="erp-admins",
+        language="en",
+        clock=clock,
+    )
+    sent = await reminders.run_once()
+    assert sent["pending_digest"] == 1
+    assert sent["activation_expiry"] >= 1  # other tests' accounts in this ERP may be due too
+    assert "@rep1.user" in chat.texts("#erp-admins")[-1]
+    assert "not activated yet" in chat.texts("dm-rep2.user")[-1]
+    assert await reminders.run_once() == {"pending_digest": 0, "activation_expiry": 0}
