@@ -1,0 +1,910 @@
+#!/usr/bin/python3
+# ruff: noqa: S603, S607  (runs fixed docker/openssl/pg_dump argv on the host, never a shell)
+"""photomatrix-backup: encrypted, verified backups of the deployed Photomatrix stack, and their restore.
+
+Runs on the Docker host as root, Python 3 standard library only (plus the docker and openssl commands).
+Settings come from the JSON file the Ansible role `backup` writes (default
+/etc/photomatrix-backup/config.json). One run of `create` writes ONE archive:
+
+    photomatrix-<UTC time>.pmbackup = MAGIC | openssl enc (AES-256-CBC, PBKDF2) of a tar.gz | HMAC-SHA256
+
+The tar.gz holds manifest.json and one file per part: the ERP database (SQLite online backup, or
+pg_dump -Fc), Rocket.Chat (mongodump --oplog, or the simulator's state file), the bot's state and a tar
+of the deployment's secrets and PKI. The HMAC (encrypt-then-MAC, its own key derived from the key
+file) is checked before anything is decrypted, so a modified archive is refused as a whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOOL_VERSION = "1"
+MAGIC = b"PMXBAK1\n"
+TAG_SIZE = 32
+SUFFIX = ".pmbackup"
+NAME_RE = re.compile(r"^photomatrix-(\d{8}T\d{6}Z)(?:-[a-z0-9-]+)?\.pmbackup$")
+DEFAULT_CONFIG = "/etc/photomatrix-backup/config.json"
+COMPONENTS = ("secrets", "erp", "rocketchat", "bot")
+CHUNK = 1 << 20
+
+log = logging.getLogger("photomatrix-backup")
+
+# Runs inside the ERP or bot container (its own Python): a consistent copy through SQLite's online
+# backup API, written next to the database (the container's root file system is read-only), streamed
+# to stdout, then removed.
+SQLITE_DUMP = """
+import os, shutil, sqlite3, sys, tempfile
+path = sys.argv[1]
+fd, tmp = tempfile.mkstemp(prefix=".backup-", dir=os.path.dirname(path))
+os.close(fd)
+try:
+    src = sqlite3.connect(path, timeout=30)
+    dst = sqlite3.connect(tmp)
+    src.backup(dst)
+    dst.close()
+    src.close()
+    with open(tmp, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+finally:
+    os.unlink(tmp)
+"""
+
+# Runs in a throw-away container of the service's own image with the service's volume mounted (the
+# service itself is stopped): replace one file atomically from stdin and drop stale SQLite WAL files.
+VOLUME_WRITE = """
+import os, shutil, sys, tempfile
+path = sys.argv[1]
+fd, tmp = tempfile.mkstemp(prefix=".restore-", dir=os.path.dirname(path))
+with os.fdopen(fd, "wb") as f:
+    shutil.copyfileobj(sys.stdin.buffer, f)
+    f.flush()
+    os.fsync(f.fileno())
+os.chmod(tmp, 0o600)
+os.replace(tmp, path)
+for stale in (path + "-wal", path + "-shm", path + "-journal"):
+    if os.path.exists(stale):
+        os.unlink(stale)
+"""
+
+MONGO_AUTH = (
+    '--username "$MONGO_INITDB_ROOT_USERNAME" --password "$(cat "$MONGO_INITDB_ROOT_PASSWORD_FILE")" '
+    "--authenticationDatabase admin --quiet"
+)
+
+
+class BackupError(Exception):
+    """A failure the operator must see; the message never contains a secret."""
+
+
+@dataclass
+class Config:
+    backup_dir: Path
+    key_file: Path
+    root: Path
+    file_paths: list[str]
+    containers: dict[str, str]
+    components: list[str]
+    bot_state_path: str
+    start_order: list[str]
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    stack_version: str = ""
+    health_timeout: int = 300
+    command_timeout: int = 1800
+
+    @classmethod
+    def load(cls, path: str) -> Config:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise BackupError(f"cannot read the configuration {path}: {exc}") from exc
+        try:
+            return cls(
+                backup_dir=Path(raw["backup_dir"]),
+                key_file=Path(raw["key_file"]),
+                root=Path(raw["root"]),
+                file_paths=list(raw["file_paths"]),
+                containers=dict(raw["containers"]),
+                components=[c for c in raw["components"] if c in COMPONENTS],
+                bot_state_path=raw["bot_state_path"],
+                start_order=list(raw["start_order"]),
+                keep_daily=int(raw.get("keep_daily", 7)),
+                keep_weekly=int(raw.get("keep_weekly", 4)),
+                stack_version=str(raw.get("stack_version", "")),
+                health_timeout=int(raw.get("health_timeout", 300)),
+                command_timeout=int(raw.get("command_timeout", 1800)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackupError(f"configuration {path} is incomplete or invalid: {exc!r}") from exc
+
+
+@dataclass
+class Part:
+    name: str
+    component: str
+    kind: str
+    file: str
+    size: int = 0
+    sha256: str = ""
+    source: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- commands and containers
+
+
+def run(argv: list[str], *, stdin=None, stdout=None, timeout: float, what: str) -> bytes:
+    """Run a command; on failure raise with the tail of its stderr (commands never echo secrets)."""
+    try:
+        result = subprocess.run(
+            argv,
+            stdin=stdin,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError(f"{what}: timed out after {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise BackupError(f"{what}: {exc}") from exc
+    if result.returncode != 0:
+        tail = result.stderr.decode(errors="replace").strip()[-800:]
+        raise BackupError(f"{what}: exit code {result.returncode}: {tail}")
+    return result.stdout or b""
+
+
+def inspect(name: str) -> dict | None:
+    try:
+        out = subprocess.run(
+            ["docker", "inspect", "--type", "container", name],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BackupError(f"docker inspect {name}: {exc}") from exc
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)[0]
+
+
+def require(name: str) -> dict:
+    info = inspect(name)
+    if info is None:
+        raise BackupError(f"container {name} does not exist: is the stack deployed on this host?")
+    return info
+
+
+def container_env(info: dict) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in info["Config"].get("Env") or [] if "=" in item)
+
+
+def volume_for(info: dict, path: str) -> tuple[str, str]:
+    """The named volume holding `path` inside the container, and where it is mounted."""
+    best: tuple[str, str] | None = None
+    for mount in info.get("Mounts", []):
+        dest = mount["Destination"].rstrip("/")
+        inside = path == dest or path.startswith(dest + "/")
+        if mount["Type"] == "volume" and inside and (best is None or len(dest) > len(best[1])):
+            best = (mount["Name"], dest)
+    if best is None:
+        raise BackupError(f"{info['Name'].lstrip('/')}: no volume holds {path}")
+    return best
+
+
+def image_of(info: dict) -> dict:
+    return {"image": info["Config"]["Image"], "image_id": info["Image"]}
+
+
+# ---------------------------------------------------------------- encryption
+
+
+def read_key(config: Config) -> bytes:
+    try:
+        st = config.key_file.stat()
+        key = config.key_file.read_bytes().strip()
+    except OSError as exc:
+        raise BackupError(f"cannot read the backup key {config.key_file}: {exc.strerror}") from exc
+    if st.st_mode & 0o077:
+        raise BackupError(f"the backup key {config.key_file} is readable by others: chmod 600 it")
+    if len(key) < 32:
+        raise BackupError(f"the backup key {config.key_file} is too short (32 characters at least)")
+    return key
+
+
+def mac_key(key: bytes) -> bytes:
+    return hmac.new(key, b"photomatrix-backup/hmac/v1", hashlib.sha256).digest()
+
+
+def openssl_argv(config: Config, decrypt: bool) -> list[str]:
+    argv = ["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-iter", "100000", "-md", "sha256"]
+    argv += ["-d"] if decrypt else ["-salt"]
+    return [*argv, "-pass", f"file:{config.key_file}"]
+
+
+def encrypt(config: Config, plain: Path, out: Path) -> None:
+    key = read_key(config)
+    with open(plain, "rb") as src, open(out, "wb") as dst:
+        dst.write(MAGIC)
+        dst.flush()
+        run(
+            openssl_argv(config, False), stdin=src, stdout=dst, timeout=config.command_timeout, what="openssl"
+        )
+    tag = hmac.new(mac_key(key), digestmod=hashlib.sha256)
+    with open(out, "rb") as f:
+        while chunk := f.read(CHUNK):
+            tag.update(chunk)
+    with open(out, "ab") as f:
+        f.write(tag.digest())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def authenticate(config: Config, archive: Path) -> None:
+    """Check the archive's HMAC before anything reads its content."""
+    key = read_key(config)
+    try:
+        size = archive.stat().st_size
+        with open(archive, "rb") as f:
+            if size < len(MAGIC) + TAG_SIZE or f.read(len(MAGIC)) != MAGIC:
+                raise BackupError(f"{archive} is not a Photomatrix backup archive (bad header or truncated)")
+            tag = hmac.new(mac_key(key), MAGIC, hashlib.sha256)
+            remaining = size - len(MAGIC) - TAG_SIZE
+            while remaining:
+                chunk = f.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise BackupError(f"{archive} is truncated")
+                tag.update(chunk)
+                remaining -= len(chunk)
+            expected = f.read(TAG_SIZE)
+    except OSError as exc:
+        raise BackupError(f"cannot read {archive}: {exc.strerror}") from exc
+    if not hmac.compare_digest(tag.digest(), expected):
+        raise BackupError(
+            f"{archive} FAILED authentication: it was modified, damaged, or made with another key; "
+            "nothing in it was used"
+        )
+
+
+def decrypt(config: Config, archive: Path, out: Path) -> None:
+    size = archive.stat().st_size
+    with open(archive, "rb") as src, open(out, "wb") as dst:
+        src.seek(len(MAGIC))
+        proc = subprocess.Popen(
+            openssl_argv(config, True), stdin=subprocess.PIPE, stdout=dst, stderr=subprocess.PIPE
+        )
+        remaining = size - len(MAGIC) - TAG_SIZE
+        try:
+            while remaining:
+                chunk = src.read(min(CHUNK, remaining))
+                proc.stdin.write(chunk)
+                remaining -= len(chunk)
+            _, err = proc.communicate(timeout=config.command_timeout)
+        except (subprocess.TimeoutExpired, BrokenPipeError) as exc:
+            proc.kill()
+            raise BackupError(f"decrypting {archive} failed: {exc}") from exc
+    if proc.returncode != 0:
+        raise BackupError(f"decrypting {archive} failed: {err.decode(errors='replace').strip()[-300:]}")
+
+
+# ---------------------------------------------------------------- parts: dump
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sqlite(path: Path) -> None:
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{path.name}: not a readable SQLite database: {exc}") from exc
+    finally:
+        db.close()
+    if result != "ok":
+        raise BackupError(f"{path.name}: SQLite integrity check failed: {result[:200]}")
+
+
+def dump_sqlite(config: Config, container: str, db_path: str, out: Path) -> None:
+    with open(out, "wb") as f:
+        run(
+            ["docker", "exec", "-i", container, "python", "-c", SQLITE_DUMP, db_path],
+            stdout=f,
+            timeout=config.command_timeout,
+            what=f"SQLite backup in {container}",
+        )
+    check_sqlite(out)
+
+
+def postgres_target(url: str) -> tuple[str, dict[str, str]]:
+    """A libpq URL without its password, and the environment carrying the password (never argv)."""
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.split("+", 1)[0]
+    netloc = parsed.hostname or ""
+    if parsed.username:
+        netloc = f"{urllib.parse.quote(urllib.parse.unquote(parsed.username))}@{netloc}"
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = urllib.parse.unquote(parsed.password)
+    return urllib.parse.urlunsplit((scheme, netloc, parsed.path, parsed.query, "")), env
+
+
+def erp_database(config: Config) -> tuple[str, str, dict]:
+    info = require(config.containers["erp"])
+    url = container_env(info).get("ERP_DATABASE_URL", "")
+    if url.startswith("sqlite:///"):
+        return "sqlite", url.removeprefix("sqlite:///"), info
+    if url.startswith("postgresql"):
+        return "postgresql", url, info
+    raise BackupError(
+        "the ERP container has no ERP_DATABASE_URL this tool understands (sqlite or postgresql)"
+    )
+
+
+def dump_erp(config: Config, staging: Path) -> list[Part]:
+    kind, where, info = erp_database(config)
+    name = config.containers["erp"]
+    if kind == "sqlite":
+        dump_sqlite(config, name, where, staging / "erp.sqlite3")
+        return [
+            Part("erp-database", "erp", "sqlite", "erp.sqlite3", source={"path": where, **image_of(info)})
+        ]
+    if shutil.which("pg_dump") is None:
+        raise BackupError(
+            "the ERP uses PostgreSQL: install Debian's postgresql-client on this host (pg_dump)"
+        )
+    target, env = postgres_target(where)
+    out = staging / "erp.pgdump"
+    with open(out, "wb") as f:
+        result = subprocess.run(
+            ["pg_dump", "-Fc", "--no-owner", f"--dbname={target}"],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=config.command_timeout,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise BackupError(f"pg_dump failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+    return [Part("erp-database", "erp", "pg_dump", "erp.pgdump", source=image_of(info))]
+
+
+def rocketchat_mode(config: Config) -> tuple[str, dict | None]:
+    """The simulator persists to SIM_STATE_FILE; the official image keeps its data in MongoDB (and
+    uploads on a volume). With several hosts, Rocket.Chat and MongoDB may run on different ones."""
+    info = inspect(config.containers["rocketchat"])
+    if info is not None and "SIM_STATE_FILE" in container_env(info):
+        return "simulator", info
+    return "mongodb", info
+
+
+def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
+    mode, info = rocketchat_mode(config)
+    name = config.containers["rocketchat"]
+    if mode == "simulator":
+        state = container_env(info)["SIM_STATE_FILE"]
+        out = staging / "rocketchat-sim-state.json"
+        # The simulator replaces its state file atomically, so one read is a consistent snapshot.
+        with open(out, "wb") as f:
+            run(
+                ["docker", "exec", name, "cat", state],
+                stdout=f,
+                timeout=600,
+                what="reading the simulator state",
+            )
+        try:
+            json.loads(out.read_bytes())
+        except ValueError as exc:
+            raise BackupError(f"the simulator's state file is not valid JSON: {exc}") from exc
+        return [Part("rocketchat-state", "rocketchat", "simulator-state", out.name, source={"path": state})]
+    parts = []
+    mongo = config.containers["mongodb"]
+    mongo_info = inspect(mongo)
+    if mongo_info is not None:
+        out = staging / "mongodb.archive.gz"
+        with open(out, "wb") as f:
+            run(
+                [
+                    "docker",
+                    "exec",
+                    mongo,
+                    "sh",
+                    "-c",
+                    f"exec mongodump {MONGO_AUTH} --oplog --archive --gzip",
+                ],
+                stdout=f,
+                timeout=config.command_timeout,
+                what="mongodump",
+            )
+        parts.append(
+            Part("rocketchat-mongodb", "rocketchat", "mongodump", out.name, source=image_of(mongo_info))
+        )
+    if info is not None and any(m["Destination"] == "/app/uploads" for m in info.get("Mounts", [])):
+        uploads = staging / "rocketchat-uploads.tar"
+        with open(uploads, "wb") as f:
+            run(
+                ["docker", "cp", f"{name}:/app/uploads", "-"],
+                stdout=f,
+                timeout=600,
+                what="copying the uploads",
+            )
+        parts.append(Part("rocketchat-uploads", "rocketchat", "tar", uploads.name, source=image_of(info)))
+    if not parts:
+        raise BackupError(
+            f"neither {name} nor {mongo} exists on this host: remove rocketchat from its components"
+        )
+    return parts
+
+
+def dump_bot(config: Config, staging: Path) -> list[Part]:
+    name = config.containers["bot"]
+    require(name)
+    dump_sqlite(config, name, config.bot_state_path, staging / "bot.sqlite3")
+    return [Part("bot-state", "bot", "sqlite", "bot.sqlite3", source={"path": config.bot_state_path})]
+
+
+def dump_secrets(config: Config, staging: Path) -> list[Part]:
+    out = staging / "secrets.tar"
+    with tarfile.open(out, "w") as tar:
+        for rel in config.file_paths:
+            path = config.root / rel
+            if path.exists():
+                tar.add(path, arcname=rel)
+            else:
+                log.warning("%s does not exist: not in the archive", path)
+    return [Part("secrets-and-pki", "secrets", "tar", out.name, source={"root": str(config.root)})]
+
+
+DUMPERS = {"secrets": dump_secrets, "erp": dump_erp, "rocketchat": dump_rocketchat, "bot": dump_bot}
+
+
+# ---------------------------------------------------------------- create, verify, list, prune
+
+
+@contextlib.contextmanager
+def exclusive(config: Config):
+    """One create/restore/prune at a time (cron and an operator may overlap)."""
+    ensure_dir(config)
+    with open(config.backup_dir / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BackupError(f"another photomatrix-backup run holds {config.backup_dir}/.lock") from exc
+        yield
+
+
+def ensure_dir(config: Config) -> None:
+    config.backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(config.backup_dir, 0o700)
+
+
+@contextlib.contextmanager
+def staging_dir(config: Config):
+    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.backup_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def archive_name(config: Config, now: dt.datetime, label: str) -> Path:
+    stem = f"photomatrix-{now:%Y%m%dT%H%M%SZ}" + (f"-{label}" if label else "")
+    candidate, n = config.backup_dir / f"{stem}{SUFFIX}", 1
+    while candidate.exists():
+        candidate = config.backup_dir / f"{stem}-{n}{SUFFIX}"
+        n += 1
+    return candidate
+
+
+def create(config: Config, label: str = "") -> Path:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ensure_dir(config)
+    read_key(config)
+    with staging_dir(config) as staging:
+        parts: list[Part] = []
+        for component in COMPONENTS:
+            if component in config.components:
+                log.info("backing up %s", component)
+                parts += DUMPERS[component](config, staging)
+        for part in parts:
+            path = staging / part.file
+            part.size, part.sha256 = path.stat().st_size, sha256_of(path)
+        images = {}
+        for role, name in sorted(config.containers.items()):
+            info = inspect(name)
+            if info is not None:
+                images[role] = {"container": name, **image_of(info)}
+        manifest = {
+            "format": 1,
+            "tool_version": TOOL_VERSION,
+            "created": now.isoformat().replace("+00:00", "Z"),
+            "host": socket.gethostname(),
+            "stack_version": config.stack_version,
+            "components": [c for c in COMPONENTS if c in config.components],
+            "images": images,
+            "parts": [part.__dict__ for part in parts],
+        }
+        payload = staging / "payload.tar.gz"
+        with tarfile.open(payload, "w:gz") as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = tarfile.TarInfo("manifest.json")
+            info.size, info.mtime, info.mode = len(data), int(now.timestamp()), 0o600
+            tar.addfile(info, io.BytesIO(data))
+            for part in parts:
+                tar.add(staging / part.file, arcname=part.file)
+        final = archive_name(config, now, label)
+        # Written under a dot name and renamed at the end: a failed run leaves no partial archive.
+        partial = staging / (final.name + ".partial")
+        encrypt(config, payload, partial)
+        os.chmod(partial, 0o600)
+        os.replace(partial, final)
+        fd = os.open(config.backup_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    total = final.stat().st_size
+    log.info("created %s (%d bytes): %s", final, total, ", ".join(p.name for p in parts))
+    return final
+
+
+def open_archive(config: Config, archive: Path, into: Path) -> dict:
+    """Authenticate, decrypt and unpack into `into`; check every part's size and sha256."""
+    authenticate(config, archive)
+    payload = into / "payload.tar.gz"
+    decrypt(config, archive, payload)
+    try:
+        with tarfile.open(payload, "r:gz") as tar:
+            for member in tar.getmembers():
+                if not member.isfile() or "/" in member.name or member.name.startswith("."):
+                    raise BackupError(f"{archive}: unexpected entry {member.name!r} in the payload")
+                source = tar.extractfile(member)
+                with source, open(into / member.name, "wb") as target:
+                    shutil.copyfileobj(source, target, CHUNK)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BackupError(f"{archive}: the payload cannot be read: {exc}") from exc
+    finally:
+        payload.unlink(missing_ok=True)
+    try:
+        manifest = json.loads((into / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{archive}: manifest.json missing or unreadable") from exc
+    for part in manifest["parts"]:
+        path = into / part["file"]
+        if not path.is_file():
+            raise BackupError(f"{archive}: part {part['name']} ({part['file']}) is missing")
+        if path.stat().st_size != part["size"] or sha256_of(path) != part["sha256"]:
+            raise BackupError(f"{archive}: part {part['name']} does not match its sha256 in the manifest")
+        if part["kind"] == "sqlite":
+            check_sqlite(path)
+    return manifest
+
+
+def verify(config: Config, archive: Path) -> dict:
+    with staging_dir(config) as staging:
+        manifest = open_archive(config, archive, staging)
+    for part in manifest["parts"]:
+        log.info("  %-20s %10d bytes  sha256 %s  ok", part["name"], part["size"], part["sha256"][:16])
+    log.info("OK: %s (created %s, stack %s)", archive, manifest["created"], manifest["stack_version"])
+    return manifest
+
+
+def archives(config: Config) -> list[tuple[dt.datetime, Path]]:
+    found = []
+    if config.backup_dir.is_dir():
+        for path in config.backup_dir.iterdir():
+            match = NAME_RE.match(path.name)
+            if match and path.is_file():
+                when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+                found.append((when, path))
+    return sorted(found, reverse=True)
+
+
+def list_archives(config: Config) -> None:
+    entries = archives(config)
+    for when, path in entries:
+        print(f"{when:%Y-%m-%d %H:%M:%S}Z  {path.stat().st_size:>12}  {path}")
+    if not entries:
+        print(f"no archives in {config.backup_dir}")
+
+
+def to_keep(entries: list[tuple[dt.datetime, Path]], daily: int, weekly: int) -> set[Path]:
+    """The newest archive of each of the last `daily` days and `weekly` ISO weeks that have one."""
+    keep: set[Path] = set()
+    days: dict[dt.date, Path] = {}
+    weeks: dict[tuple[int, int], Path] = {}
+    for when, path in entries:  # newest first: the first seen of a day or week is its newest
+        days.setdefault(when.date(), path)
+        weeks.setdefault(tuple(when.isocalendar())[:2], path)
+    keep.update(list(days.values())[:daily])
+    keep.update(list(weeks.values())[:weekly])
+    if entries:
+        keep.add(entries[0][1])
+    return keep
+
+
+def prune(config: Config) -> list[Path]:
+    entries = archives(config)
+    keep = to_keep(entries, config.keep_daily, config.keep_weekly)
+    removed = [path for _, path in entries if path not in keep]
+    for path in removed:
+        path.unlink()
+        log.info("pruned %s", path)
+    for stale in config.backup_dir.glob(".staging-*"):
+        if time.time() - stale.stat().st_mtime > 86400:
+            shutil.rmtree(stale, ignore_errors=True)
+    log.info("kept %d archive(s) (daily %d, weekly %d)", len(keep), config.keep_daily, config.keep_weekly)
+    return removed
+
+
+# ---------------------------------------------------------------- restore
+
+
+def stop(name: str) -> None:
+    log.info("stopping %s", name)
+    run(["docker", "stop", "--time", "30", name], timeout=120, what=f"docker stop {name}")
+
+
+def start_and_wait(config: Config, name: str) -> None:
+    log.info("starting %s", name)
+    run(["docker", "start", name], timeout=120, what=f"docker start {name}")
+    deadline = time.monotonic() + config.health_timeout
+    while True:
+        state = require(name)["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Running") and health in (None, "healthy"):
+            log.info("%s is %s", name, health or "running")
+            return
+        if time.monotonic() > deadline:
+            raise BackupError(f"{name} is not healthy {config.health_timeout} s after the restore ({health})")
+        time.sleep(2)
+
+
+def write_into_volume(config: Config, info: dict, path: str, source: Path) -> None:
+    """Replace `path` of a stopped container: its own image and user, its volume, no network."""
+    volume, mount = volume_for(info, path)
+    argv = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python"]
+    if info["Config"].get("User"):
+        argv += ["--user", info["Config"]["User"]]
+    argv += [
+        "--mount",
+        f"type=volume,source={volume},target={mount}",
+        info["Image"],
+        "-c",
+        VOLUME_WRITE,
+        path,
+    ]
+    with open(source, "rb") as f:
+        run(argv, stdin=f, timeout=config.command_timeout, what=f"writing {path} into volume {volume}")
+
+
+def restore_secrets(config: Config, files: Path) -> None:
+    with tarfile.open(files) as tar:
+        members = tar.getmembers()
+        # Only plain files and directories under the configured paths: no absolute paths, no "..",
+        # no links or devices. As root, owners and modes come back as they were (numeric_owner): the
+        # containers read their secrets as their own users.
+        for member in members:
+            parts = Path(member.name).parts
+            if (
+                not parts
+                or parts[0] not in config.file_paths
+                or ".." in parts
+                or member.name.startswith("/")
+                or not (member.isfile() or member.isdir())
+            ):
+                raise BackupError(f"refusing to restore {member.name!r} from the secrets part")
+        tar.extractall(config.root, members=members, numeric_owner=True)  # noqa: S202 - checked above
+
+
+def restore_erp(config: Config, unpacked: Path, manifest: dict) -> None:
+    kind, where, info = erp_database(config)
+    part = next(p for p in manifest["parts"] if p["component"] == "erp")
+    if part["kind"] != ("sqlite" if kind == "sqlite" else "pg_dump"):
+        raise BackupError(f"the archive holds a {part['kind']} ERP database but the ERP now uses {kind}")
+    if kind == "sqlite":
+        write_into_volume(config, info, where, unpacked / part["file"])
+        return
+    target, env = postgres_target(where)
+    result = subprocess.run(
+        [
+            "pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            f"--dbname={target}",
+            str(unpacked / part["file"]),
+        ],
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=config.command_timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BackupError(f"pg_restore failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+
+
+def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
+    mode, info = rocketchat_mode(config)
+    parts = {p["kind"]: p for p in manifest["parts"] if p["component"] == "rocketchat"}
+    if mode == "simulator":
+        if "simulator-state" not in parts:
+            raise BackupError("the archive holds MongoDB data but Rocket.Chat is now the simulator")
+        state = container_env(info)["SIM_STATE_FILE"]
+        write_into_volume(config, info, state, unpacked / parts["simulator-state"]["file"])
+        return
+    if not parts.keys() & {"mongodump", "tar"}:
+        raise BackupError("the archive holds the simulator's state but Rocket.Chat now uses MongoDB")
+    if "mongodump" in parts:
+        require(config.containers["mongodb"])
+        with open(unpacked / parts["mongodump"]["file"], "rb") as f:
+            run(
+                [
+                    "docker",
+                    "exec",
+                    "-i",
+                    config.containers["mongodb"],
+                    "sh",
+                    "-c",
+                    f"exec mongorestore {MONGO_AUTH} --drop --oplogReplay --archive --gzip",
+                ],
+                stdin=f,
+                timeout=config.command_timeout,
+                what="mongorestore",
+            )
+    if "tar" in parts and info is not None:
+        with open(unpacked / parts["tar"]["file"], "rb") as f:
+            run(
+                ["docker", "cp", "-", f"{config.containers['rocketchat']}:/app"],
+                stdin=f,
+                timeout=config.command_timeout,
+                what="restoring the uploads",
+            )
+
+
+def restore_bot(config: Config, unpacked: Path, manifest: dict) -> None:
+    part = next(p for p in manifest["parts"] if p["component"] == "bot")
+    info = require(config.containers["bot"])
+    write_into_volume(config, info, config.bot_state_path, unpacked / part["file"])
+
+
+def affected_containers(config: Config, components: list[str]) -> list[str]:
+    names: set[str] = set()
+    for component in components:
+        if component == "secrets":
+            # Every container of the stack that mounts a file from the deployment root.
+            listing = run(
+                ["docker", "ps", "-a", "--format", "{{.Names}}"], timeout=60, what="docker ps"
+            ).decode()
+            for name in listing.split():
+                info = inspect(name)
+                mounts = (info or {}).get("Mounts", [])
+                if any(
+                    m["Type"] == "bind" and m["Source"].startswith(str(config.root) + "/") for m in mounts
+                ):
+                    names.add(name)
+        elif component in config.containers:
+            names.add(config.containers[component])
+    # Only the containers on this host (Rocket.Chat and MongoDB may be on different hosts).
+    names = {name for name in names if inspect(name) is not None}
+    names.discard(config.containers.get("mongodb", ""))  # mongorestore needs MongoDB up
+    order = {name: i for i, name in enumerate(config.start_order)}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
+def restore(config: Config, archive: Path, only: list[str] | None, safety_backup: bool) -> None:
+    with staging_dir(config) as unpacked:
+        manifest = open_archive(config, archive, unpacked)
+        available = set(manifest["components"])
+        chosen = [c for c in COMPONENTS if c in (only or available)]
+        missing = [c for c in chosen if c not in available]
+        if missing:
+            raise BackupError(
+                f"{archive} has no {', '.join(missing)} (it holds {', '.join(sorted(available))})"
+            )
+        log.info("restoring %s from %s (created %s)", ", ".join(chosen), archive, manifest["created"])
+        if safety_backup:
+            log.info("first a safety backup of the current state")
+            create(config, label="pre-restore")
+        containers = affected_containers(config, chosen)
+        for name in reversed(containers):
+            stop(name)
+        try:
+            if "secrets" in chosen:
+                restore_secrets(config, unpacked / "secrets.tar")
+            if "erp" in chosen:
+                restore_erp(config, unpacked, manifest)
+            if "rocketchat" in chosen:
+                restore_rocketchat(config, unpacked, manifest)
+            if "bot" in chosen:
+                restore_bot(config, unpacked, manifest)
+        finally:
+            # Started again in the stack's order even when a step failed: never leave the stack down.
+            for name in containers:
+                start_and_wait(config, name)
+    log.info("restored %s from %s", ", ".join(chosen), archive)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="photomatrix-backup", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=os.environ.get("PHOTOMATRIX_BACKUP_CONFIG", DEFAULT_CONFIG))
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("create", help="write one encrypted archive of the whole stack")
+    c.add_argument("--prune", action="store_true", help="then apply the retention (like `prune`)")
+    sub.add_parser("list", help="list the archives")
+    v = sub.add_parser("verify", help="authenticate, decrypt and check every part's sha256")
+    v.add_argument("archive", type=Path)
+    r = sub.add_parser("restore", help="verify, stop the affected containers, restore, start, wait healthy")
+    r.add_argument("archive", type=Path)
+    r.add_argument("--only", action="append", choices=COMPONENTS, help="restore only this part (repeatable)")
+    r.add_argument(
+        "--no-safety-backup", action="store_true", help="skip the backup of the current state first"
+    )
+    sub.add_parser("prune", help="keep the newest archive of the last N days and M weeks, remove the rest")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s photomatrix-backup %(levelname)s %(message)s")
+    os.umask(0o077)
+    try:
+        config = Config.load(args.config)
+        if args.command == "list":
+            list_archives(config)
+        elif args.command == "verify":
+            ensure_dir(config)
+            verify(config, args.archive)
+        else:
+            with exclusive(config):
+                if args.command == "create":
+                    create(config)
+                    if args.prune:
+                        prune(config)
+                elif args.command == "prune":
+                    prune(config)
+                elif args.command == "restore":
+                    restore(config, args.archive, args.only, not args.no_safety_backup)
+    except BackupError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
