@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import random
 import time
+from collections import Counter
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from plugins.erp import idem
+from plugins.erp import idem, temporary_postgres_database
+from sqlalchemy import event
+
+from erp.db import get_engine, reset_engine
+from erp.models import Base, Position, Staff, User
+from erp.services import reports
+from erp.settings import get_settings
 
 pytestmark = pytest.mark.integration
 API = "/api/bot/v1"
@@ -261,3 +271,117 @@ def test_an_expired_code_is_not_reported_as_live(erp_server_factory):
     assert at(fresh[0]["activation_expires_at"]) == at(created["activation"]["expires_at"])
     assert expired[0]["id"] == created["staff"]["id"]
     assert expired[0]["activation_expires_at"] is None
+
+
+# In-process, on a database filled directly: the counts equal a count in Python, the database does the
+# counting (a fixed number of statements however many records), and the waiting lists are capped.
+
+
+@pytest.fixture
+def report_db(erp_backend, tmp_path, monkeypatch):
+    with ExitStack() as stack:
+        if erp_backend == "postgresql":
+            url = stack.enter_context(temporary_postgres_database(os.environ["ERP_TEST_POSTGRES_URL"]))
+        else:
+            url = f"sqlite:///{tmp_path / 'report.sqlite3'}"
+        monkeypatch.setenv("ERP_DATABASE_URL", url)
+        get_settings.cache_clear()
+        reset_engine()
+        stack.callback(get_settings.cache_clear)  # leave no settings or engine to the next test
+        stack.callback(reset_engine)
+        Base.metadata.create_all(get_engine())
+        yield get_engine()
+
+
+def fill(engine, rng, *, count, start, spread):
+    """`count` staff records with random positions, statuses and creation times; returns them as dicts."""
+    positions = [("ENG", "Инженер"), ("ACC", "Бухгалтер"), ("DRV", "Водитель"), ("MGR", "Менеджер")]
+    staff_rows, user_rows = [], []
+    for i in range(count):
+        status = rng.choice(STATUSES)
+        created = start + timedelta(seconds=rng.uniform(0, spread.total_seconds()))
+        staff_rows.append(
+            {
+                "id": i + 1,
+                "full_name": f"Тест {i}",
+                "email": f"t{i}@example.com",
+                "position_id": rng.randrange(len(positions)) + 1,
+                "rocketchat_user_id": f"id{i}",
+                "rocketchat_username": f"user{i}",
+                "status": status,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+        if status in ("awaiting_activation", "active"):
+            activated = created + timedelta(hours=1) if status == "active" else None
+            user_rows.append(
+                {
+                    "staff_id": i + 1,
+                    "login": f"user{i}",
+                    "email": f"t{i}@example.com",
+                    "role": "engineer",
+                    "is_active": activated is not None,
+                    "activation_code_hash": None if activated else "x" * 64,
+                    "activation_expires_at": None if activated else created + timedelta(days=3),
+                    "activated_at": activated,
+                    "created_at": created,
+                }
+            )
+    with engine.begin() as conn:
+        conn.execute(
+            Position.__table__.insert(),
+            [
+                {"id": n + 1, "code": code, "name": name, "department": "Отдел", "erp_access": True}
+                for n, (code, name) in enumerate(positions)
+            ],
+        )
+        conn.execute(Staff.__table__.insert(), staff_rows)
+        if user_rows:
+            conn.execute(User.__table__.insert(), user_rows)
+    codes = {n + 1: code for n, (code, _) in enumerate(positions)}
+    users = {u["staff_id"]: u for u in user_rows}
+    return [{**s, "code": codes[s["position_id"]], "user": users.get(s["id"])} for s in staff_rows]
+
+
+def test_counts_equal_a_count_in_python_with_a_fixed_number_of_statements(report_db):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = fill(report_db, random.Random(20261127), count=900, start=start, spread=timedelta(days=60))
+    statements = []
+    event.listen(report_db, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # (SQLite's engine also sends its own BEGIN: only queries are counted)
+    since, until = start + timedelta(days=10), start + timedelta(days=40)
+    now = start + timedelta(days=20)
+    report = reports.registrations(since, until, now)
+    queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == 3  # two counts and the waiting lists, whatever the number of records
+
+    inside = [r for r in records if since <= r["created_at"] < until]
+    assert report.total == len(inside) > 0
+    assert report.by_status.model_dump() == {
+        **dict.fromkeys(STATUSES, 0),
+        **Counter(r["status"] for r in inside),
+    }
+    by_code = Counter(r["code"] for r in inside)
+    assert [(p.code, p.total) for p in report.by_position] == sorted(
+        by_code.items(), key=lambda i: (-i[1], i[0])
+    )
+    activated_in = [
+        r
+        for r in records
+        if r["user"] and r["user"]["activated_at"] and since <= r["user"]["activated_at"] < until
+    ]
+    assert report.activated == len(activated_in)
+
+    for status in ("pending_approval", "awaiting_activation"):
+        expected = sorted(
+            (r for r in records if r["status"] == status), key=lambda r: (r["created_at"], r["id"])
+        )
+        listed = getattr(report.waiting, status)
+        assert len(expected) > 100  # the cap applies
+        assert [s.id for s in listed] == [r["id"] for r in expected[:100]]
+    live = {
+        r["id"]: r["user"]["activation_expires_at"] for r in records if r["status"] == "awaiting_activation"
+    }
+    for item in report.waiting.awaiting_activation:
+        assert item.activation_expires_at == (live[item.id] if live[item.id] > now else None)
