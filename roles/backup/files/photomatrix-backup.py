@@ -890,7 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with exclusive(config):
                 if args.command == "create":
-                    create(config)
+                    print(create(config), flush=True)  # the archive's path, for scripts
                     if args.prune:
                         prune(config)
                 elif args.command == "prune":

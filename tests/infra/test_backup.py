@@ -1,0 +1,223 @@
+"""Checklist 9, backup and restore: photomatrix-backup makes an encrypted archive of the deployed stack,
+verifies it, refuses a tampered one, and a restore brings the data of the backup back.
+
+The round trip restores the whole stack (secrets, ERP, Rocket.Chat, bot): it leaves the data as it was
+before the test's own changes, every container healthy, so later tests do not depend on the order.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from plugins.infra import Stack, container_python, docker_inspect
+
+pytestmark = pytest.mark.infra
+
+TOOL = Path("/usr/local/sbin/photomatrix-backup")
+CONFIG = Path("/etc/photomatrix-backup/config.json")
+
+
+def backup(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=900, check=False)
+    if check:
+        assert result.returncode == 0, (
+            f"photomatrix-backup {args}: {result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def settings(stack: Stack) -> dict:
+    if not TOOL.exists() or not CONFIG.exists():
+        pytest.fail("photomatrix-backup is not installed: the backup role (playbooks/backup.yml) did not run")
+    return json.loads(CONFIG.read_text())
+
+
+def erp(stack: Stack, key: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """One call to the ERP's bot API through the proxy, from the bot's container (the allowlisted address)."""
+    code = f"""
+import json, httpx
+r = httpx.request({method!r}, {stack.proxy_internal_url + path!r},
+                  headers={{"X-API-Key": {key!r}, "Idempotency-Key": {uuid.uuid4().hex!r}}},
+                  json={body!r}, verify="/etc/bot/ca.crt", timeout=10)
+print(json.dumps({{"status": r.status_code, "body": r.text}}))
+"""
+    result = json.loads(container_python(stack.bot, code))
+    return result["status"], json.loads(result["body"] or "{}")
+
+
+def register_employee(stack: Stack, key: str) -> str:
+    status, positions = erp(stack, key, "GET", "/api/bot/v1/positions")
+    assert status == 200, positions
+    position = next(p for p in positions["items"] if p["erp_access"] and not p["requires_approval"])
+    suffix = uuid.uuid4().hex[:8]
+    status, created = erp(
+        stack,
+        key,
+        "POST",
+        "/api/bot/v1/staff",
+        {
+            "full_name": "Sidorova Anna",
+            "email": f"sidorova.{suffix}@example.com",
+            "position_code": position["code"],
+            "rocketchat_user_id": f"uid{suffix}",
+            "rocketchat_username": f"sidorova{suffix}",
+        },
+    )
+    assert status == 201, created
+    return created["staff"]["id"]
+
+
+def rocketchat_admin(stack: Stack, http: httpx.Client) -> dict[str, str]:
+    """Log in as the first admin (Rocket.Chat allows 10 logins a minute per address: wait once on 429)."""
+    password = (stack.root / "secrets" / "rocketchat" / "admin_password").read_text().strip()
+    for _ in range(2):
+        response = http.post("/api/v1/login", json={"user": "admin", "password": password})
+        if response.status_code != 429:
+            break
+        time.sleep(
+            min(61.0, max(1.0, int(response.headers.get("x-ratelimit-reset", "0")) / 1000 - time.time()))
+        )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    return {"X-User-Id": data["userId"], "X-Auth-Token": data["authToken"]}
+
+
+def rocketchat_user_exists(stack: Stack, username: str) -> bool:
+    with httpx.Client(base_url=stack.base_url, verify=stack.ssl_context(), timeout=15) as http:
+        headers = rocketchat_admin(stack, http)
+        response = http.get("/api/v1/users.info", params={"username": username}, headers=headers)
+        return response.status_code == 200 and response.json().get("success") is True
+
+
+def create_rocketchat_user(stack: Stack, username: str) -> None:
+    with httpx.Client(base_url=stack.base_url, verify=stack.ssl_context(), timeout=15) as http:
+        headers = rocketchat_admin(stack, http)
+        created = http.post(
+            "/api/v1/users.create",
+            headers=headers,
+            json={
+                "name": "Backup Probe",
+                "email": f"{username}@example.com",
+                "password": secrets.token_urlsafe(12) + "aA1",
+                "username": username,
+                "verified": True,
+                "joinDefaultChannels": False,
+            },
+        )
+        assert created.status_code == 200, created.text
+
+
+def assert_stack_healthy(stack: Stack) -> None:
+    for name in stack.containers:
+        state = docker_inspect(name)["State"]
+        assert state["Running"], f"{name} is not running after the restore"
+        assert state.get("Health", {}).get("Status", "healthy") == "healthy", f"{name}: {state.get('Health')}"
+
+
+def test_archive_directory_key_and_schedule(settings: dict) -> None:
+    for path in (Path(settings["backup_dir"]), CONFIG.parent):
+        st = path.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o700, f"{path}: {oct(st.st_mode)}"
+        assert st.st_uid == 0, path
+    for path in (Path(settings["key_file"]), CONFIG):
+        st = path.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600, f"{path}: {oct(st.st_mode)}"
+        assert st.st_uid == 0, path
+    cron = Path("/etc/cron.d/photomatrix-backup").read_text()
+    assert f"{TOOL} create --prune" in cron, cron
+    assert subprocess.run(["pidof", "cron"], capture_output=True, timeout=10, check=False).returncode == 0, (
+        "the cron daemon does not run"
+    )
+
+
+@pytest.mark.timeout(900)
+def test_backup_then_restore_brings_the_backed_up_data_back(
+    stack: Stack, settings: dict, bot_api_key: str
+) -> None:
+    kept = register_employee(stack, bot_api_key)
+    archive = Path(backup("create").stdout.strip().splitlines()[-1])
+    assert archive.parent == Path(settings["backup_dir"]), archive
+    assert archive.is_file(), archive
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert not [p for p in archive.parent.iterdir() if p.name.startswith(".staging-")], "staging left behind"
+    verified = backup("verify", str(archive))
+    assert "OK:" in verified.stderr, verified.stderr
+    for part in ("secrets-and-pki", "erp-database", "rocketchat-state", "bot-state"):
+        assert part in verified.stderr, verified.stderr
+    assert archive.name in backup("list").stdout
+
+    # Changes after the backup: a second employee and a Rocket.Chat user.
+    lost = register_employee(stack, bot_api_key)
+    probe = f"bkprobe{secrets.token_hex(4)}"
+    create_rocketchat_user(stack, probe)
+    assert rocketchat_user_exists(stack, probe)
+
+    backup("restore", str(archive))
+
+    assert_stack_healthy(stack)
+    status, staff = erp(stack, bot_api_key, "GET", f"/api/bot/v1/staff/{kept}")
+    assert status == 200, staff
+    assert staff["id"] == kept
+    status, staff = erp(stack, bot_api_key, "GET", f"/api/bot/v1/staff/{lost}")
+    assert status == 404, staff
+    assert not rocketchat_user_exists(stack, probe), "the Rocket.Chat user made after the backup survived"
+
+
+def test_tampered_or_foreign_archive_is_refused(stack: Stack, settings: dict, tmp_path: Path) -> None:
+    archive = Path(backup("create").stdout.strip().splitlines()[-1])
+    tampered = tmp_path / archive.name
+    shutil.copyfile(archive, tampered)
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    started = docker_inspect(stack.erp)["State"]["StartedAt"]
+
+    refused = backup("verify", str(tampered), check=False)
+    assert refused.returncode == 1
+    assert "FAILED authentication" in refused.stderr, refused.stderr
+    refused = backup("restore", str(tampered), check=False)
+    assert refused.returncode == 1
+    assert "FAILED authentication" in refused.stderr, refused.stderr
+    assert docker_inspect(stack.erp)["State"]["StartedAt"] == started, "a refused restore touched the ERP"
+
+    truncated = tmp_path / "truncated.pmbackup"
+    truncated.write_bytes(archive.read_bytes()[:100])
+    refused = backup("verify", str(truncated), check=False)
+    assert refused.returncode == 1
+    assert "FAILED authentication" in refused.stderr or "truncated" in refused.stderr, refused.stderr
+
+
+def test_prune_keeps_the_newest_of_each_day_and_week(settings: dict, tmp_path: Path) -> None:
+    # Archive names only (prune reads no content), in a directory of their own.
+    names = [
+        "photomatrix-20260105T023000Z.pmbackup",  # ISO week 2: beyond the 2 weeks kept
+        "photomatrix-20260112T023000Z.pmbackup",  # week 3: its newest
+        "photomatrix-20260119T023000Z.pmbackup",  # week 4, beyond the 2 days kept
+        "photomatrix-20260120T023000Z.pmbackup",
+        "photomatrix-20260120T150000Z-pre-restore.pmbackup",  # newest of its day
+        "photomatrix-20260121T023000Z.pmbackup",
+    ]
+    archives = tmp_path / "archives"
+    archives.mkdir(mode=0o700)
+    for name in names:
+        (archives / name).write_bytes(b"x")
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({**settings, "backup_dir": str(archives), "keep_daily": 2, "keep_weekly": 2})
+    )
+    backup("--config", str(config), "prune")
+    assert sorted(p.name for p in archives.glob("*.pmbackup")) == [
+        "photomatrix-20260112T023000Z.pmbackup",
+        "photomatrix-20260120T150000Z-pre-restore.pmbackup",
+        "photomatrix-20260121T023000Z.pmbackup",
+    ]
