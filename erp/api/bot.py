@@ -92,7 +92,7 @@ def create_staff(
                 raw = StaffWithActivation(staff=staff, activation=activation).model_dump_json().encode()
                 idempotency.store(conn, settings, key_id, idempotency_key, fingerprint, 201, raw)
                 detail = "activation code issued" if activation else None
-                audit.insert(conn, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
+                audit.add(conn, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
     except ProblemError as exc:
         REGISTRATIONS.labels(exc.code).inc()
         audit.record(actor, "staff.create", exc.code, data.rocketchat_username, exc.detail)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from erp.db import read_session, write_session
+from erp.db import read_session, write_connection
 from erp.models import AuditEvent, utcnow
 
 log = logging.getLogger("erp.audit")
@@ -40,30 +40,20 @@ def _values(
     }
 
 
-def add(
-    session: Session,
-    actor: Actor,
-    action: str,
-    outcome: str,
-    target: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """Add the event to an ORM session's transaction."""
-    session.add(AuditEvent(**_values(actor, action, outcome, target, detail)))
-
-
 _INSERT = AuditEvent.__table__.insert()
 
 
-def insert(
-    conn: Connection,
+def add(
+    tx: Session | Connection,
     actor: Actor,
     action: str,
     outcome: str,
     target: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Write the event in a Core connection's transaction (the registration hot path)."""
+    """Write the event in the caller's transaction (an ORM session's, or a Core connection's on the
+    registration hot path): a plain INSERT, no unit of work."""
+    conn = tx.connection() if isinstance(tx, Session) else tx
     conn.execute(_INSERT, _values(actor, action, outcome, target, detail))
 
 
@@ -72,8 +62,8 @@ def record(
 ) -> None:
     """Write one event in its own transaction (failures: the request's own transaction was rolled back)."""
     try:
-        with write_session() as session:
-            add(session, actor, action, outcome, target, detail)
+        with write_connection() as conn:
+            add(conn, actor, action, outcome, target, detail)
     except SQLAlchemyError:
         # Losing an audit row must not turn a 4xx into a 500; the structured log line still carries it.
         log.exception("audit write failed")
