@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     alert_rate_limited_threshold: int = Field(50, ge=1)
     alert_registrations_threshold: int = Field(30, ge=1)
     alert_webhook_url: SecretStr | None = None
+    # The webhook URL holds its token: deployments hand it over as a file, like the secret key.
+    alert_webhook_url_file: Path | None = None
     alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
     alert_webhook_min_interval_seconds: float = Field(300.0, ge=0)
 
@@ -77,7 +79,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secret_from_file(self) -> Settings:
         if self.secret_key_file is not None:
-            self.secret_key = SecretStr(self.secret_key_file.read_text(encoding="utf-8").strip())
+            self.secret_key = SecretStr(_read_secret(self.secret_key_file, "ERP_SECRET_KEY_FILE"))
+        if self.alert_webhook_url_file is not None:
+            url = _read_secret(self.alert_webhook_url_file, "ERP_ALERT_WEBHOOK_URL_FILE")
+            self.alert_webhook_url = SecretStr(url) if url else None
         if self.environment == "production":
             secret = self.secret_key.get_secret_value()
             if secret in PLACEHOLDER_SECRETS or len(secret) < 32:
@@ -94,6 +99,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _read_secret(path: Path, variable: str) -> str:
+    """A secret file's content; an unreadable file is a clear error naming the variable, not the content."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
 
 
 @lru_cache(maxsize=1)

@@ -124,6 +124,24 @@ def test_secret_is_read_from_a_file(tmp_path) -> None:  # type: ignore[no-untype
     assert Settings(secret_key_file=path, _env_file=None).secret_key.get_secret_value() == "y" * 40
 
 
+def test_alert_webhook_url_is_read_from_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "url"
+    path.write_text("https://chat.example/hooks/abc/SECRETTOKEN\n")
+    settings = Settings(alert_webhook_url_file=path, _env_file=None)
+    assert settings.alert_webhook_url is not None
+    assert settings.alert_webhook_url.get_secret_value() == "https://chat.example/hooks/abc/SECRETTOKEN"
+    path.write_text("\n")  # an empty file: no webhook, not an empty URL
+    assert Settings(alert_webhook_url_file=path, _env_file=None).alert_webhook_url is None
+
+
+def test_an_unreadable_secret_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nope"
+    with pytest.raises(ValidationError, match=r"ERP_ALERT_WEBHOOK_URL_FILE: cannot read .*nope"):
+        Settings(alert_webhook_url_file=missing, _env_file=None)
+    with pytest.raises(ValidationError, match="ERP_SECRET_KEY_FILE: cannot read"):
+        Settings(secret_key_file=missing, _env_file=None)
+
+
 def test_networks_are_parsed_from_a_comma_list() -> None:
     settings = Settings(allowed_networks="10.0.0.0/8, 192.168.1.7", _env_file=None)
     assert settings.allowed_networks == ["10.0.0.0/8", "192.168.1.7/32"]
