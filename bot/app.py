@@ -24,6 +24,8 @@ from bot.metrics import REGISTRY
 from bot.reminders import Reminders
 from bot.settings import BotSettings
 from bot.store import Store, open_store
+from bot.tasks import build_tracker
+from bot.tasks.outbox import TaskOutbox
 from bot.transport.realtime import RealtimeTransport
 from bot.transport.rest import RestChatPort, RocketChatRest
 from bot.transport.webhook import webhook_routes
@@ -61,6 +63,17 @@ class BotApp:
             ca_file=ca,
         )
         self.identity = Identity()
+        tracker = build_tracker(settings)
+        self.tasks: TaskOutbox | None = None
+        if tracker is not None:
+            self.tasks = TaskOutbox(
+                store=self.store,
+                tracker=tracker,
+                language=settings.language,
+                max_attempts=settings.tasks_max_attempts,
+                backoff_base=settings.tasks_backoff_base,
+                backoff_max=settings.tasks_backoff_max,
+            )
         self.router = Router(
             store=self.store,
             erp=self.erp,
@@ -75,6 +88,7 @@ class BotApp:
             max_input_length=settings.max_input_length,
             activation_url=settings.erp_activation_url,
             timezone=settings.work_calendar.tz,
+            tasks=self.tasks,
         )
         self.reminders = Reminders(
             store=self.store,
@@ -209,6 +223,10 @@ class BotApp:
                 tasks.append(asyncio.create_task(self._watch_pending(), name="approval-watch"))
                 if self.settings.reminders_enabled:
                     tasks.append(asyncio.create_task(self._remind(), name="reminders"))
+                if self.tasks is not None:
+                    # Queued events (also those left from before a restart) go out from here.
+                    run = self.tasks.run_forever(self.settings.tasks_poll_seconds)
+                    tasks.append(asyncio.create_task(run, name="task-tracker"))
                 if self.realtime is not None:
                     tasks.append(asyncio.create_task(self.realtime.run(), name="realtime"))
                 log.info("bot started", extra={"mode": self.settings.mode})
@@ -224,4 +242,6 @@ class BotApp:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.rest.aclose()
             await self.erp.aclose()
+            if self.tasks is not None:
+                await self.tasks.tracker.aclose()
             await self.store.close()

@@ -54,3 +54,33 @@ REMINDER_ROUNDS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+TASKS_OPENED = Counter(
+    "bot_tasks_opened_total",
+    "Approval tasks opened in the task tracker, by backend",
+    ["backend"],
+    registry=REGISTRY,
+)
+TASKS_CLOSED = Counter(
+    "bot_tasks_closed_total",
+    "Approval tasks commented and closed, by backend",
+    ["backend"],
+    registry=REGISTRY,
+)
+TASKS_FAILED = Counter(
+    "bot_tasks_failed_total",
+    "Task-tracker events given up (dead-lettered, or not queued), by backend and kind (open, close)",
+    ["backend", "kind"],
+    registry=REGISTRY,
+)
+TASK_RETRIES = Counter(
+    "bot_task_retries_total",
+    "Task-tracker deliveries that failed and are retried, by backend",
+    ["backend"],
+    registry=REGISTRY,
+)
+TASK_OUTBOX_DEPTH = Gauge(
+    "bot_task_outbox_depth", "Task-tracker events waiting in the outbox", registry=REGISTRY
+)
+TASK_OUTBOX_DEAD = Gauge(
+    "bot_task_outbox_dead", "Task-tracker events dead-lettered (kept in the store)", registry=REGISTRY
+)

@@ -32,7 +32,14 @@ PLACEHOLDER_SECRETS = {
     "replace-me",
     "example",
 }
-SECRET_FIELDS = ("rocketchat_token", "rocketchat_password", "erp_api_key", "webhook_token")
+SECRET_FIELDS = (
+    "rocketchat_token",
+    "rocketchat_password",
+    "erp_api_key",
+    "webhook_token",
+    "tasks_token",
+    "tasks_webhook_secret",
+)
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
@@ -134,6 +141,23 @@ class BotSettings(BaseSettings):
     # ISO dates; in the environment a JSON list or comma-separated: 2027-01-01,2027-01-07
     reminder_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
 
+    # Task tracker (docs/bot-admin-guide.md, "Task tracker"): a task per request waiting for approval.
+    tasks_backend: Literal["none", "jira", "redmine", "webhook"] = "none"
+    tasks_url: str = ""  # Jira or Redmine base URL, or the webhook's URL
+    tasks_project: str = ""  # Jira project key, or Redmine project id / identifier
+    tasks_issue_type: str = "Task"  # Jira issue type name
+    tasks_done_transition: str = "Done"  # Jira transition that closes the task
+    tasks_redmine_tracker_id: int | None = Field(None, ge=1)
+    tasks_redmine_closed_status_id: int = Field(5, ge=1)
+    tasks_token: SecretStr | None = None  # Jira personal access token, or Redmine API key
+    tasks_webhook_secret: SecretStr | None = None  # HMAC-SHA256 key of the webhook's signature
+    tasks_ca_file: Path | None = None
+    tasks_timeout: float = Field(10.0, gt=0, le=120)
+    tasks_poll_seconds: float = Field(5.0, gt=0)
+    tasks_max_attempts: int = Field(10, ge=1, le=1000)
+    tasks_backoff_base: float = Field(5.0, gt=0)
+    tasks_backoff_max: float = Field(600.0, gt=0)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -205,7 +229,25 @@ class BotSettings(BaseSettings):
             raise ValueError("BOT_WEBHOOK_TOKEN is required in webhook mode")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ValueError(f"BOT_CA_FILE: {self.ca_file} is not a file")
+        self._check_tasks()
         return self
+
+    def _check_tasks(self) -> None:
+        backend = self.tasks_backend
+        if backend == "none":
+            return
+        if not self.tasks_url.startswith(("http://", "https://")):
+            raise ValueError(f"BOT_TASKS_URL must be an http(s) URL when BOT_TASKS_BACKEND={backend}")
+        self.tasks_url = self.tasks_url.rstrip("/")
+        if backend in ("jira", "redmine"):
+            if not self.tasks_project:
+                raise ValueError(f"BOT_TASKS_PROJECT is required when BOT_TASKS_BACKEND={backend}")
+            if self.tasks_token is None:
+                raise ValueError(f"BOT_TASKS_TOKEN (or BOT_TASKS_TOKEN_FILE) is required for {backend}")
+        if backend == "webhook" and self.tasks_webhook_secret is None:
+            raise ValueError("BOT_TASKS_WEBHOOK_SECRET (or _FILE) is required when BOT_TASKS_BACKEND=webhook")
+        if self.tasks_ca_file is not None and not self.tasks_ca_file.is_file():
+            raise ValueError(f"BOT_TASKS_CA_FILE: {self.tasks_ca_file} is not a file")
 
     @property
     def work_calendar(self) -> WorkCalendar:

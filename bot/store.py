@@ -1,5 +1,6 @@
 """The bot's state: open dialogs, handled message ids, the audit trail, a few values (last seen time),
-claims (what was already done once, such as a reminder sent: `claim` succeeds for one caller only).
+claims (what was already done once, such as a reminder sent: `claim` succeeds for one caller only),
+and the outbox of task-tracker events (delivered in order by `bot.tasks.outbox`; dead letters kept apart).
 
 SQLite by default (the stdlib driver on one worker thread, so the event loop never blocks on disk), or
 Redis (`redis://...`) when several webhook replicas share the state.
@@ -34,6 +35,12 @@ class Store(Protocol):
     async def set_value(self, key: str, value: str) -> None: ...
     async def claim(self, key: str, until: float, now: float) -> bool: ...
     async def release(self, key: str, until: float) -> None: ...
+    async def outbox_add(self, entry: dict[str, Any]) -> int: ...
+    async def outbox_list(self, limit: int) -> list[dict[str, Any]]: ...
+    async def outbox_save(self, entry: dict[str, Any]) -> None: ...
+    async def outbox_remove(self, entry_id: int) -> None: ...
+    async def outbox_bury(self, entry: dict[str, Any]) -> None: ...
+    async def outbox_counts(self) -> tuple[int, int]: ...
 
 
 def open_store(url: str) -> Store:
@@ -53,6 +60,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_dead (id INTEGER PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -232,6 +241,54 @@ class SqliteStore:
             lambda: self.db.execute("DELETE FROM claims WHERE key = ? AND until = ?", (key, until))
         )
 
+    # --- outbox: events in insertion order (the id); each entry is a JSON object with its "id" ---
+    async def outbox_add(self, entry: dict[str, Any]) -> int:
+        payload = json.dumps(entry, ensure_ascii=False)
+        return await self._run(
+            lambda: self.db.execute("INSERT INTO outbox (data) VALUES (?)", (payload,)).lastrowid
+        )
+
+    async def outbox_list(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda: self.db.execute("SELECT id, data FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+        )
+        return [{**json.loads(data), "id": entry_id} for entry_id, data in rows]
+
+    async def outbox_save(self, entry: dict[str, Any]) -> None:
+        payload = json.dumps(entry, ensure_ascii=False)
+        await self._run(
+            lambda: self.db.execute("UPDATE outbox SET data = ? WHERE id = ?", (payload, entry["id"]))
+        )
+
+    async def outbox_remove(self, entry_id: int) -> None:
+        await self._run(lambda: self.db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,)))
+
+    def _outbox_bury(self, entry: dict[str, Any]) -> None:
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute(
+                "INSERT OR REPLACE INTO outbox_dead (id, data, at) VALUES (?, ?, ?)",
+                (entry["id"], json.dumps(entry, ensure_ascii=False), time.time()),
+            )
+            self.db.execute("DELETE FROM outbox WHERE id = ?", (entry["id"],))
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    async def outbox_bury(self, entry: dict[str, Any]) -> None:
+        """Move an entry to the dead letters (kept for the operator; never delivered again)."""
+        await self._run(self._outbox_bury, entry)
+
+    async def outbox_counts(self) -> tuple[int, int]:
+        """(waiting, dead-lettered)."""
+        return await self._run(
+            lambda: (
+                self.db.execute("SELECT count(*) FROM outbox").fetchone()[0],
+                self.db.execute("SELECT count(*) FROM outbox_dead").fetchone()[0],
+            )
+        )
+
 
 # Claims on Redis: compare the stored end with the caller's clock, so an injected clock works too;
 # the key also expires by itself so nothing accumulates.
@@ -324,3 +381,45 @@ class RedisStore:
 
     async def release(self, key: str, until: float) -> None:
         await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("claim", key), repr(until))
+
+    # Outbox: entries in a hash by id, their order in a sorted set scored by id (ids from a counter).
+    async def outbox_add(self, entry: dict[str, Any]) -> int:
+        entry_id = int(await self._redis.incr(self._k("outbox-id")))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._k("outbox"), str(entry_id), json.dumps({**entry, "id": entry_id}, ensure_ascii=False)
+            )
+            pipe.zadd(self._k("outbox-order"), {str(entry_id): entry_id})
+            await pipe.execute()
+        return entry_id
+
+    async def outbox_list(self, limit: int) -> list[dict[str, Any]]:
+        ids = await self._redis.zrange(self._k("outbox-order"), 0, limit - 1)
+        if not ids:
+            return []
+        values = await self._redis.hmget(self._k("outbox"), ids)
+        return [{**json.loads(v), "id": int(i)} for i, v in zip(ids, values, strict=True) if v]
+
+    async def outbox_save(self, entry: dict[str, Any]) -> None:
+        # Only while it is still queued: a removed entry must not come back.
+        if await self._redis.zscore(self._k("outbox-order"), str(entry["id"])) is not None:
+            await self._redis.hset(self._k("outbox"), str(entry["id"]), json.dumps(entry, ensure_ascii=False))
+
+    async def outbox_remove(self, entry_id: int) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._k("outbox"), str(entry_id))
+            pipe.zrem(self._k("outbox-order"), str(entry_id))
+            await pipe.execute()
+
+    async def outbox_bury(self, entry: dict[str, Any]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._k("outbox-dead"), str(entry["id"]), json.dumps(entry, ensure_ascii=False))
+            pipe.hdel(self._k("outbox"), str(entry["id"]))
+            pipe.zrem(self._k("outbox-order"), str(entry["id"]))
+            await pipe.execute()
+
+    async def outbox_counts(self) -> tuple[int, int]:
+        return (
+            int(await self._redis.zcard(self._k("outbox-order"))),
+            int(await self._redis.hlen(self._k("outbox-dead"))),
+        )

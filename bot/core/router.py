@@ -21,6 +21,7 @@ from bot.erp_client import ErpClient, ErpError, ErpUnavailable
 from bot.i18n import translate
 from bot.logging import new_request_id, request_id_var
 from bot.store import Store
+from bot.tasks.outbox import TaskOutbox
 
 log = logging.getLogger("bot.commands")
 
@@ -59,6 +60,7 @@ class Router:
         max_input_length: int = 500,
         activation_url: str = "",
         timezone: tzinfo = UTC,
+        tasks: TaskOutbox | None = None,
         clock: Any = time.time,
     ) -> None:
         self.store, self.erp, self.chat, self.identity = store, erp, chat, identity
@@ -67,6 +69,7 @@ class Router:
         self.rate_limit, self.max_input_length = rate_limit_per_minute, max_input_length
         self.activation_url, self.clock = activation_url, clock
         self.timezone = timezone  # reports show times in the company's zone
+        self.tasks = tasks  # the task tracker's outbox (None: no tracker configured)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
         self._roles: dict[str, tuple[float, frozenset[str]]] = {}
@@ -302,6 +305,7 @@ class Router:
             msg.room_id, translate(lang, "approval.approved_admin", id=staff_id, username=username)
         )
         person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
+        await self._task_decided(staff_id, "approved", admin=msg.username)
         if username:
             text = translate(person_lang, "approval.approved_user", id=staff_id) + "\n"
             if activation:
@@ -321,6 +325,7 @@ class Router:
             msg.room_id, translate(lang, "approval.rejected_admin", id=staff_id, username=username)
         )
         person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
+        await self._task_decided(staff_id, "rejected", admin=msg.username, reason=reason)  # type: ignore[arg-type]
         if username:
             why = translate(person_lang, "approval.reason", reason=reason) if reason else ""
             await self._direct(
@@ -485,6 +490,7 @@ class Router:
                 ),
             )
             await self._remember_pending(staff["id"], dialog.username, lang)
+            await self._task_pending(staff, dialog.username)
             return "pending_approval"
         if status == "no_erp_access":
             await self.chat.send(dialog.room_id, translate(lang, "result.no_access", id=staff["id"]))
@@ -555,14 +561,16 @@ class Router:
                 staff = await self.erp.get_staff(staff_id)
                 if staff["status"] == "pending_approval":
                     continue
+                outcome = str(staff["status"])
                 text = await self._outcome_text(staff, lang)
             except ErpUnavailable:
                 return told  # the ERP is down: try again next round
             except ErpError as exc:
                 if exc.code != "not_found":
                     continue
-                text = None
+                text, outcome = None, "deleted"
             await self._forget_pending(staff_id)
+            await self._task_decided(staff_id, outcome)
             if text:
                 await self._direct(username, text)
                 told += 1
@@ -597,6 +605,26 @@ class Router:
             why = translate(lang, "approval.reason", reason=reason) if reason else ""
             return translate(lang, "approval.rejected_user", id=staff_id, reason=why)
         return self._status_text(lang, staff)
+
+    async def _task_pending(self, staff: dict[str, Any], username: str) -> None:
+        """Queue a tracker task for the admins (no network here: the outbox delivers it)."""
+        if self.tasks is None:
+            return
+        try:
+            await self.tasks.registration_pending(staff, username)
+        except Exception:  # the tracker is a side channel: a registration never fails because of it
+            log.exception("task open not queued", extra={"staff_id": staff.get("id")})
+
+    async def _task_decided(
+        self, staff_id: int, outcome: str, *, admin: str | None = None, reason: str | None = None
+    ) -> None:
+        """Queue the tracker task's close (no network here: the outbox delivers it)."""
+        if self.tasks is None:
+            return
+        try:
+            await self.tasks.registration_decided(staff_id, outcome, admin=admin, reason=reason)
+        except Exception:  # the tracker is a side channel: a decision never fails because of it
+            log.exception("task close not queued", extra={"staff_id": staff_id})
 
     # --- helpers ---
     async def _direct(self, username: str, text: str) -> None:

@@ -142,4 +142,17 @@ MESSAGES: dict[str, str] = {
         "{expires}. Activate the account before then{url}. If the code is lost or has expired, ask an "
         "administrator for a new one (the command is `reissue @{username}`)."
     ),
+    "task.title": "Approve the ERP registration of {full_name} ({position})",
+    "task.description": (
+        "A new employee registered through the Rocket.Chat onboarding bot and waits for approval.\n\n"
+        "Staff id: {id}\nFull name: {full_name}\nPosition: {position} ({position_code})\n"
+        "Rocket.Chat user: @{username}\nRegistered: {created}\n\n"
+        "Decide in Rocket.Chat (a direct message to the bot, or the admins channel):\n"
+        "approve {id}\nreject {id} [reason]\n"
+        "or in the ERP. The bot comments the decision here and closes this task."
+    ),
+    "task.closed.approved": "Approved by @{admin} through the bot. The employee has been told.",
+    "task.closed.rejected": "Rejected by @{admin} through the bot.{reason} The employee has been told.",
+    "task.closed.erp": "Decided in the ERP: the registration is now {status}. The employee has been told.",
+    "task.reason": " Reason: {reason}.",
 }
