@@ -7,4 +7,5 @@ pytest_plugins = [
     "plugins.rocketchat",
     "plugins.bot",
     "plugins.infra",
+    "plugins.tracker",
 ]
