@@ -3,8 +3,8 @@
 - open:  `POST /rest/api/2/issue` with project, issue type, summary, description and labels
 - find:  `GET /rest/api/2/search` by the per-staff label (used only when an earlier attempt's answer was lost)
 - close: `POST /rest/api/2/issue/{key}/comment`, then `GET /rest/api/2/issue/{key}/transitions` and
-  `POST` the transition named by the settings (e.g. "Done"). A task someone already moved to a done
-  status counts as closed.
+  `POST` the transition named by the settings (e.g. "Done"; a transition leading to a status of that
+  name also matches). A task someone already moved to a done status counts as closed.
 """
 
 from __future__ import annotations
@@ -75,18 +75,15 @@ class JiraTracker(HttpTracker):
             progress["commented"] = True
         transitions = json_body(await self.call("GET", f"{API}/issue/{key}/transitions")).get("transitions")
         wanted = self.done_transition.casefold()
-        match = next(
-            (
-                t
-                for t in transitions or []
-                if isinstance(t, dict) and str(t.get("name", "")).casefold() == wanted
-            ),
-            None,
+        # By the transition's own name, or else by the status it leads to (workflows name them differently).
+        candidates = [t for t in transitions or [] if isinstance(t, dict)]
+        match = next((t for t in candidates if str(t.get("name", "")).casefold() == wanted), None) or next(
+            (t for t in candidates if str((t.get("to") or {}).get("name", "")).casefold() == wanted), None
         )
         if match is None:
             if await self._is_done(key):
                 return  # closed already (by a person, or by an attempt whose answer was lost)
-            names = ", ".join(str(t.get("name")) for t in transitions or [] if isinstance(t, dict))
+            names = ", ".join(str(t.get("name")) for t in candidates)
             raise TrackerError(
                 f"{key}: no transition named {self.done_transition!r} (available: {names or 'none'})",
                 retryable=False,

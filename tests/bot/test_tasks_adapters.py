@@ -96,6 +96,16 @@ async def test_jira_close_comments_then_takes_the_named_transition():
     assert progress == {"commented": True}
 
 
+async def test_jira_transition_found_by_the_status_it_leads_to():
+    transitions = [
+        {"id": "11", "name": "Start", "to": {"name": "In Progress"}},
+        {"id": "51", "name": "Close Issue", "to": {"name": "Done"}},
+    ]
+    net = Net(httpx.Response(200, json={"transitions": transitions}), httpx.Response(204))
+    await jira(net).close(CLOSING, "ev-2", {"commented": True})
+    assert net.body(1) == {"transition": {"id": "51"}}
+
+
 async def test_jira_close_after_a_failed_transition_does_not_comment_twice():
     net = Net(httpx.Response(200, json={"transitions": [{"id": "31", "name": "Done"}]}), httpx.Response(204))
     await jira(net).close(CLOSING, "ev-2", {"commented": True})
