@@ -429,3 +429,19 @@ async def test_router_without_a_tracker_queues_nothing(tmp_path):
     assert await router.handle(dm("approve 1", "admin1", "root")) == "approved"
     assert await store.outbox_counts() == (0, 0)
     await store.close()
+
+
+async def test_a_slow_round_ends_within_half_the_lease(env):
+    outbox, tracker, store, clock = env
+    slow_open = tracker.open
+
+    async def open_slowly(spec, event_id):
+        clock.now += 200  # the tracker took 200 s of the 300 s lease
+        return await slow_open(spec, event_id)
+
+    tracker.open = open_slowly
+    await outbox.registration_pending(staff(1), "user1")
+    await outbox.registration_pending(staff(2), "user2")
+    assert await outbox.run_once() == 1  # the second waits for the next round
+    assert await outbox.run_once() == 1
+    assert await store.outbox_counts() == (0, 0)
