@@ -477,6 +477,8 @@ class Router:
             await self.chat.send(dialog.room_id, text)
             return "created"
         if status == "pending_approval":
+            # Queued first: the tracker is an independent channel, useful even if Rocket.Chat fails below.
+            await self._task_pending(staff, dialog.username)
             await self.chat.send(dialog.room_id, translate(lang, "result.pending", id=staff["id"]))
             await self.chat.send_to_channel(
                 self.admins_channel,
@@ -490,7 +492,6 @@ class Router:
                 ),
             )
             await self._remember_pending(staff["id"], dialog.username, lang)
-            await self._task_pending(staff, dialog.username)
             return "pending_approval"
         if status == "no_erp_access":
             await self.chat.send(dialog.room_id, translate(lang, "result.no_access", id=staff["id"]))
