@@ -30,7 +30,7 @@ import re
 import shutil
 import socket
 import sqlite3
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tarfile
 import tempfile
@@ -156,7 +156,7 @@ class Part:
 def run(argv: list[str], *, stdin=None, stdout=None, timeout: float, what: str) -> bytes:
     """Run a command; on failure raise with the tail of its stderr (commands never echo secrets)."""
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603
             argv,
             stdin=stdin,
             stdout=stdout if stdout is not None else subprocess.PIPE,
@@ -176,7 +176,7 @@ def run(argv: list[str], *, stdin=None, stdout=None, timeout: float, what: str) 
 
 def inspect(name: str) -> dict | None:
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # nosec B603 B607
             ["docker", "inspect", "--type", "container", name],
             capture_output=True,
             timeout=60,
@@ -291,7 +291,7 @@ def decrypt(config: Config, archive: Path, out: Path) -> None:
     size = archive.stat().st_size
     with open(archive, "rb") as src, open(out, "wb") as dst:
         src.seek(len(MAGIC))
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # nosec B603
             openssl_argv(config, True), stdin=subprocess.PIPE, stdout=dst, stderr=subprocess.PIPE
         )
         remaining = size - len(MAGIC) - TAG_SIZE
@@ -384,7 +384,7 @@ def dump_erp(config: Config, staging: Path) -> list[Part]:
     target, env = postgres_target(where)
     out = staging / "erp.pgdump"
     with open(out, "wb") as f:
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603 B607
             ["pg_dump", "-Fc", "--no-owner", f"--dbname={target}"],
             stdout=f,
             stderr=subprocess.PIPE,
@@ -722,7 +722,7 @@ def restore_secrets(config: Config, files: Path) -> None:
                 or not (member.isfile() or member.isdir())
             ):
                 raise BackupError(f"refusing to restore {member.name!r} from the secrets part")
-        tar.extractall(config.root, members=members, numeric_owner=True)  # noqa: S202 - checked above
+        tar.extractall(config.root, members=members, numeric_owner=True)  # noqa: S202  # nosec B202
 
 
 def restore_erp(config: Config, unpacked: Path, manifest: dict) -> None:
@@ -734,7 +734,7 @@ def restore_erp(config: Config, unpacked: Path, manifest: dict) -> None:
         write_into_volume(config, info, where, unpacked / part["file"])
         return
     target, env = postgres_target(where)
-    result = subprocess.run(
+    result = subprocess.run(  # nosec B603 B607
         [
             "pg_restore",
             "--clean",
