@@ -3,15 +3,22 @@ verifies it, refuses a tampered one, and a restore brings the data of the backup
 
 The round trip restores the whole stack (secrets, ERP, Rocket.Chat, bot): it leaves the data as it was
 before the test's own changes, every container healthy, so later tests do not depend on the order.
+The `unit` tests check the tool's encryption, retention and input checks without a stack, and the
+`integration` one its pg_dump / pg_restore path on the CI PostgreSQL (ERP_TEST_POSTGRES_URL).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
+import os
 import secrets
 import shutil
 import stat
 import subprocess
+import sys
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -20,10 +27,9 @@ import httpx
 import pytest
 from plugins.infra import Stack, container_python, docker_inspect
 
-pytestmark = pytest.mark.infra
-
 TOOL = Path("/usr/local/sbin/photomatrix-backup")
 CONFIG = Path("/etc/photomatrix-backup/config.json")
+SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
 
 
 def backup(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -124,6 +130,7 @@ def assert_stack_healthy(stack: Stack) -> None:
         assert state.get("Health", {}).get("Status", "healthy") == "healthy", f"{name}: {state.get('Health')}"
 
 
+@pytest.mark.infra
 def test_archive_directory_key_and_schedule(settings: dict) -> None:
     for path in (Path(settings["backup_dir"]), CONFIG.parent):
         st = path.stat()
@@ -140,6 +147,7 @@ def test_archive_directory_key_and_schedule(settings: dict) -> None:
     )
 
 
+@pytest.mark.infra
 @pytest.mark.timeout(900)
 def test_backup_then_restore_brings_the_backed_up_data_back(
     stack: Stack, settings: dict, bot_api_key: str
@@ -173,6 +181,7 @@ def test_backup_then_restore_brings_the_backed_up_data_back(
     assert not rocketchat_user_exists(stack, probe), "the Rocket.Chat user made after the backup survived"
 
 
+@pytest.mark.infra
 def test_tampered_or_foreign_archive_is_refused(stack: Stack, settings: dict, tmp_path: Path) -> None:
     archive = Path(backup("create").stdout.strip().splitlines()[-1])
     tampered = tmp_path / archive.name
@@ -197,6 +206,7 @@ def test_tampered_or_foreign_archive_is_refused(stack: Stack, settings: dict, tm
     assert "FAILED authentication" in refused.stderr or "truncated" in refused.stderr, refused.stderr
 
 
+@pytest.mark.infra
 def test_prune_keeps_the_newest_of_each_day_and_week(settings: dict, tmp_path: Path) -> None:
     # Archive names only (prune reads no content), in a directory of their own.
     names = [
@@ -221,3 +231,135 @@ def test_prune_keeps_the_newest_of_each_day_and_week(settings: dict, tmp_path: P
         "photomatrix-20260120T150000Z-pre-restore.pmbackup",
         "photomatrix-20260121T023000Z.pmbackup",
     ]
+
+
+# ---------------------------------------------------------------- the tool alone (no stack)
+
+
+@pytest.fixture(scope="module")
+def tool():
+    """The tool's source, loaded as a module (it is a single stdlib-only script)."""
+    spec = importlib.util.spec_from_file_location("photomatrix_backup", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.fixture
+def offline_config(tool, tmp_path: Path):
+    key = tmp_path / "backup.key"
+    key.write_text(secrets.token_urlsafe(48) + "\n")
+    key.chmod(0o600)
+    return tool.Config(
+        backup_dir=tmp_path / "archives",
+        key_file=key,
+        root=tmp_path / "root",
+        file_paths=["secrets", "pki"],
+        containers={},
+        components=["secrets"],
+        bot_state_path="/var/lib/bot/bot.sqlite3",
+        start_order=[],
+    )
+
+
+@pytest.mark.unit
+def test_encryption_round_trip_and_refusals(tool, offline_config, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_bytes(os.urandom(300_000))
+    sealed = tmp_path / "sealed.pmbackup"
+    tool.encrypt(offline_config, plain, sealed)
+    assert plain.read_bytes() not in sealed.read_bytes()
+    tool.authenticate(offline_config, sealed)
+    opened = tmp_path / "opened"
+    tool.decrypt(offline_config, sealed, opened)
+    assert opened.read_bytes() == plain.read_bytes()
+
+    for position in (len(tool.MAGIC) + 20, sealed.stat().st_size // 2, sealed.stat().st_size - 1):
+        tampered = bytearray(sealed.read_bytes())
+        tampered[position] ^= 0x80
+        (tmp_path / "tampered").write_bytes(bytes(tampered))
+        with pytest.raises(tool.BackupError, match="FAILED authentication"):
+            tool.authenticate(offline_config, tmp_path / "tampered")
+    (tmp_path / "short").write_bytes(sealed.read_bytes()[:30])
+    with pytest.raises(tool.BackupError, match="not a Photomatrix backup archive"):
+        tool.authenticate(offline_config, tmp_path / "short")
+
+    offline_config.key_file.write_text(secrets.token_urlsafe(48))
+    with pytest.raises(tool.BackupError, match="FAILED authentication"):
+        tool.authenticate(offline_config, sealed)
+    offline_config.key_file.chmod(0o644)
+    with pytest.raises(tool.BackupError, match="readable by others"):
+        tool.authenticate(offline_config, sealed)
+
+
+@pytest.mark.unit
+def test_secrets_restore_refuses_paths_out_of_the_tree(tool, offline_config, tmp_path: Path) -> None:
+    offline_config.root.mkdir()
+    for name, kind in (
+        ("../escape", tarfile.REGTYPE),
+        ("secrets/link", tarfile.SYMTYPE),
+        ("etc/passwd", tarfile.REGTYPE),
+    ):
+        archive = tmp_path / "secrets.tar"
+        with tarfile.open(archive, "w") as tar:
+            member = tarfile.TarInfo(name)
+            member.type = kind
+            member.linkname = "/etc/shadow" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(member, None if kind == tarfile.SYMTYPE else io.BytesIO(b""))
+        with pytest.raises(tool.BackupError, match="refusing to restore"):
+            tool.restore_secrets(offline_config, archive)
+    assert not list(offline_config.root.iterdir())
+
+
+@pytest.mark.unit
+def test_retention_and_postgres_password_kept_off_the_command_line(tool) -> None:
+    import datetime as dt
+
+    def at(day: int, hour: int = 2) -> tuple[dt.datetime, Path]:
+        when = dt.datetime(2026, 1, day, hour, 30, tzinfo=dt.UTC)
+        return when, Path(f"photomatrix-{when:%Y%m%dT%H%M%SZ}.pmbackup")
+
+    entries = sorted([at(d) for d in range(1, 32)] + [at(31, 20)], reverse=True)
+    keep = {p.name[12:20] + p.name[21:23] for p in tool.to_keep(entries, daily=7, weekly=4)}
+    # Jan 25-31 (newest of each day: the 31st at 20:00), and the newest of ISO weeks 4, 3, 2.
+    assert keep == {"2026013120", *(f"202601{d}02" for d in range(25, 31)), "2026011802", "2026011102"}
+    assert len(tool.to_keep(entries[:1], daily=0, weekly=0)) == 1  # the newest is always kept
+
+    target, env = tool.postgres_target(
+        "postgresql+psycopg://erp:s%40cret@db.internal:5433/erp?sslmode=require"
+    )
+    assert target == "postgresql://erp@db.internal:5433/erp?sslmode=require"
+    assert env["PGPASSWORD"] == "s@cret"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_postgres_dump_and_restore(tool, tmp_path: Path) -> None:
+    base = os.environ.get("ERP_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set ERP_TEST_POSTGRES_URL to run the PostgreSQL backup path")
+    import psycopg
+
+    admin_url = base.replace("postgresql+psycopg://", "postgresql://")
+    name = f"backup_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + "/" + name
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(plain, autocommit=True) as db:
+            db.execute("CREATE TABLE staff (login text PRIMARY KEY)")
+            db.execute("INSERT INTO staff VALUES ('kept')")
+        dump = tmp_path / "erp.pgdump"
+        tool.dump_postgres(url, dump, 60)
+        with psycopg.connect(plain, autocommit=True) as db:
+            db.execute("INSERT INTO staff VALUES ('lost')")
+            db.execute("CREATE TABLE later (x int)")
+        tool.restore_postgres(url, dump, 60)
+        with psycopg.connect(plain, autocommit=True) as db:
+            assert [r[0] for r in db.execute("SELECT login FROM staff ORDER BY login")] == ["kept"]
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

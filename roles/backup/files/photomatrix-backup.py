@@ -369,6 +369,41 @@ def erp_database(config: Config) -> tuple[str, str, dict]:
     )
 
 
+def pg_tool(name: str, url: str, args: list[str], timeout: float) -> None:
+    """pg_dump / pg_restore from the host against the ERP's database; the password only in PGPASSWORD."""
+    if shutil.which(name) is None:
+        raise BackupError(
+            f"the ERP uses PostgreSQL: install Debian's postgresql-client on this host ({name})"
+        )
+    target, env = postgres_target(url)
+    try:
+        result = subprocess.run(  # nosec B603
+            [name, *args, f"--dbname={target}"],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError(f"{name}: timed out after {timeout:.0f} s") from exc
+    if result.returncode != 0:
+        raise BackupError(f"{name} failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+
+
+def dump_postgres(url: str, out: Path, timeout: float) -> None:
+    pg_tool("pg_dump", url, ["-Fc", "--no-owner", f"--file={out}"], timeout)
+
+
+def restore_postgres(url: str, dump: Path, timeout: float) -> None:
+    pg_tool(
+        "pg_restore",
+        url,
+        ["--clean", "--if-exists", "--no-owner", "--single-transaction", str(dump)],
+        timeout,
+    )
+
+
 def dump_erp(config: Config, staging: Path) -> list[Part]:
     kind, where, info = erp_database(config)
     name = config.containers["erp"]
@@ -377,23 +412,7 @@ def dump_erp(config: Config, staging: Path) -> list[Part]:
         return [
             Part("erp-database", "erp", "sqlite", "erp.sqlite3", source={"path": where, **image_of(info)})
         ]
-    if shutil.which("pg_dump") is None:
-        raise BackupError(
-            "the ERP uses PostgreSQL: install Debian's postgresql-client on this host (pg_dump)"
-        )
-    target, env = postgres_target(where)
-    out = staging / "erp.pgdump"
-    with open(out, "wb") as f:
-        result = subprocess.run(  # nosec B603 B607
-            ["pg_dump", "-Fc", "--no-owner", f"--dbname={target}"],
-            stdout=f,
-            stderr=subprocess.PIPE,
-            env=env,
-            timeout=config.command_timeout,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise BackupError(f"pg_dump failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+    dump_postgres(where, staging / "erp.pgdump", config.command_timeout)
     return [Part("erp-database", "erp", "pg_dump", "erp.pgdump", source=image_of(info))]
 
 
@@ -733,24 +752,7 @@ def restore_erp(config: Config, unpacked: Path, manifest: dict) -> None:
     if kind == "sqlite":
         write_into_volume(config, info, where, unpacked / part["file"])
         return
-    target, env = postgres_target(where)
-    result = subprocess.run(  # nosec B603 B607
-        [
-            "pg_restore",
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            f"--dbname={target}",
-            str(unpacked / part["file"]),
-        ],
-        stderr=subprocess.PIPE,
-        env=env,
-        timeout=config.command_timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BackupError(f"pg_restore failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+    restore_postgres(where, unpacked / part["file"], config.command_timeout)
 
 
 def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
