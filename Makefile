@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections)
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections roles)
 PYTEST_ARGS ?=
 
 help: ## list the targets
@@ -25,7 +25,7 @@ lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
 	$(BIN)/yamllint --strict .
 	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
 	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
-	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
 
 format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
@@ -54,7 +54,7 @@ test-infra: setup ## the deployment cycle: up, verify, idempotence (second run c
 	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py
 
 security: setup ## bandit, the security test suite, and the TLS audit of the stack `make up` deployed
-	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections
+	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
 	$(BIN)/pytest -q tests/security
 	$(PY) -m security.tls_check https://localhost/ --ca /srv/photomatrix/pki/ca.crt
 
