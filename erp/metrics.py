@@ -13,3 +13,14 @@ AUTH_FAILURES = Counter("erp_auth_failures_total", "Failed authentications", ["r
 RATE_LIMITED = Counter("erp_rate_limited_total", "Requests refused by a rate limit", ["limit"])
 REGISTRATIONS = Counter("erp_registrations_total", "Staff registrations", ["outcome"])
 ACTIVATIONS = Counter("erp_activations_total", "Account activation attempts", ["outcome"])
+
+# Known label values start at 0, so the first burst after a restart is an increase Prometheus can see
+# (a series born at its first increment has no earlier sample, and increase() misses that step).
+for _reason in ("unauthorized", "network_denied", "scope_denied"):
+    AUTH_FAILURES.labels(_reason)
+for _limit in ("auth_failures", "ip", "key", "activation"):
+    RATE_LIMITED.labels(_limit)
+for _outcome in ("created", "replayed", "staff_exists", "position_not_found"):
+    REGISTRATIONS.labels(_outcome)
+for _outcome in ("ok", "wrong_code"):
+    ACTIVATIONS.labels(_outcome)

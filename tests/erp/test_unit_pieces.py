@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import sys
 import time
 
 import pytest
@@ -168,3 +170,17 @@ def test_staff_model_normalises_email_and_rejects_mixed_garbage() -> None:
     with pytest.raises(ValidationError):
         StaffCreate.model_validate({**body, "full_name": "Анна\u0000Смирнова"})
     assert ipaddress.ip_address("127.0.0.1")
+
+
+def test_alerting_counters_exist_at_zero_before_the_first_event() -> None:
+    """Prometheus' increase() cannot see the step that creates a series: known labels start at 0."""
+    script = "import erp.metrics, prometheus_client; print(prometheus_client.generate_latest().decode())"
+    command = [sys.executable, "-c", script]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    for series in (
+        'erp_auth_failures_total{reason="unauthorized"} 0.0',
+        'erp_auth_failures_total{reason="scope_denied"} 0.0',
+        'erp_rate_limited_total{limit="auth_failures"} 0.0',
+        'erp_registrations_total{outcome="created"} 0.0',
+    ):
+        assert series in out.stdout
