@@ -55,7 +55,8 @@ def test_secrets_not_in_the_environment_of_project_containers(stack: Stack) -> N
     for name in (stack.erp, stack.bot):
         env = docker_inspect(name)["Config"]["Env"]
         names = {item.split("=", 1)[0] for item in env}
-        assert not names & {"ERP_SECRET_KEY", "BOT_ERP_API_KEY", "BOT_ROCKETCHAT_TOKEN"}, names
+        secrets = {"ERP_SECRET_KEY", "ERP_ALERT_WEBHOOK_URL", "BOT_ERP_API_KEY", "BOT_ROCKETCHAT_TOKEN"}
+        assert not names & secrets, names
         assert any(item.endswith("_FILE=" + item.split("_FILE=", 1)[-1]) for item in env if "_FILE=" in item)
 
 
@@ -68,3 +69,13 @@ def test_secret_files_are_private(stack: Stack, host) -> None:
     for path in files:
         mode = host.file(path).mode
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def test_the_erp_reads_its_alerts_webhook_from_the_mounted_file(stack: Stack, host) -> None:
+    """The URL carries the webhook's token: a mounted 0600 file, and the ERP really picks it up."""
+    env = docker_inspect(stack.erp)["Config"]["Env"]
+    assert "ERP_ALERT_WEBHOOK_URL_FILE=/run/secrets/erp/alert_webhook_url" in env
+    probe = "from erp.settings import get_settings; print(get_settings().alert_webhook_url is not None)"
+    result = host.run(f"docker exec {stack.erp} python -c '{probe}'")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == "True"
