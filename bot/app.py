@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.alerts import AlertsReceiver
 from bot.core.ports import Identity
 from bot.core.router import Router
 from bot.erp_client import ErpClient
@@ -102,6 +103,15 @@ class BotApp:
             expiry_within_hours=settings.reminder_expiry_within_hours,
             activation_url=settings.erp_activation_url,
         )
+        self.alerts: AlertsReceiver | None = None
+        if settings.alerts_token is not None:
+            self.alerts = AlertsReceiver(
+                chat=RestChatPort(self.rest),
+                admins_channel=settings.admins_channel,
+                token=settings.alerts_token.get_secret_value(),
+                language=settings.language,
+                max_lines=settings.alerts_max_lines,
+            )
         self.realtime: RealtimeTransport | None = None
         if settings.mode == "realtime":
             self.realtime = RealtimeTransport(
@@ -115,7 +125,7 @@ class BotApp:
             )
         self._rest_ok_at = 0.0
 
-    # --- HTTP: health, readiness, metrics (+ the webhook endpoint in webhook mode) ---
+    # --- HTTP: health, readiness, metrics (+ the webhook endpoint in webhook mode, + alerts) ---
     def http_app(self) -> Starlette:
         routes = [
             Route("/healthz", self.healthz),
@@ -126,6 +136,8 @@ class BotApp:
             routes += webhook_routes(
                 self.settings.webhook_path, self.settings.webhook_token.get_secret_value(), self.router
             )
+        if self.alerts is not None:
+            routes += self.alerts.routes()
         return Starlette(routes=routes)
 
     async def healthz(self, request: Request) -> JSONResponse:

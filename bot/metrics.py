@@ -84,3 +84,23 @@ TASK_OUTBOX_DEPTH = Gauge(
 TASK_OUTBOX_DEAD = Gauge(
     "bot_task_outbox_dead", "Task-tracker events dead-lettered (kept in the store)", registry=REGISTRY
 )
+ALERTS_RECEIVED = Counter(
+    "bot_alerts_received_total",
+    "Alerts received from Alertmanager, by their status (firing, resolved)",
+    ["status"],
+    registry=REGISTRY,
+)
+ALERTS_POSTED = Counter(
+    "bot_alerts_posted_total", "Alert notifications posted to the admins channel", registry=REGISTRY
+)
+ALERTS_POST_FAILURES = Counter(
+    "bot_alerts_post_failures_total",
+    "Alert notifications not posted (Rocket.Chat failed; Alertmanager retries)",
+    registry=REGISTRY,
+)
+ALERTS_REJECTED = Counter(
+    "bot_alerts_rejected_total",
+    "Alert notifications refused, by reason (unauthorized, invalid, too_large)",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -39,6 +39,7 @@ SECRET_FIELDS = (
     "webhook_token",
     "tasks_token",
     "tasks_webhook_secret",
+    "alerts_token",
 )
 
 
@@ -113,6 +114,9 @@ class BotSettings(BaseSettings):
     admin_cache_seconds: float = Field(30.0, ge=0)
     admins_channel: str = "erp-admins"
     language: Literal["ru", "en"] = "ru"
+    # Alertmanager notifications (POST /alerts/alertmanager, Bearer token); no token: the route is off.
+    alerts_token: SecretStr | None = None
+    alerts_max_lines: int = Field(10, ge=1, le=50)
 
     state_url: str = "./.state/bot.sqlite3"
     # In a container the proxy network must reach the webhook endpoint and the healthcheck.

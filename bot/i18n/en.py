@@ -155,4 +155,9 @@ MESSAGES: dict[str, str] = {
     "task.closed.rejected": "Rejected by @{admin} through the bot.{reason} The employee has been told.",
     "task.closed.erp": "Decided in the ERP: the registration is now {status}. The employee has been told.",
     "task.reason": " Reason: {reason}.",
+    "alerts.header.firing": "🔥 *Monitoring alert* — firing: {firing}, resolved: {resolved}",
+    "alerts.header.resolved": "✅ *Monitoring: resolved* — {resolved} alert(s)",
+    "alerts.line.firing": "• FIRING [{severity}] *{name}*: {summary}",
+    "alerts.line.resolved": "• resolved [{severity}] *{name}*: {summary}",
+    "alerts.more": "… and {count} more",
 }

@@ -156,4 +156,9 @@ MESSAGES: dict[str, str] = {
     "task.closed.rejected": "Отклонено @{admin} через бота.{reason} Сотруднику сообщено.",
     "task.closed.erp": "Решение принято в ERP: статус заявки теперь {status}. Сотруднику сообщено.",
     "task.reason": " Причина: {reason}.",
+    "alerts.header.firing": "🔥 *Оповещение мониторинга* — активно: {firing}, снято: {resolved}",
+    "alerts.header.resolved": "✅ *Мониторинг: проблема устранена* — оповещений: {resolved}",
+    "alerts.line.firing": "• АКТИВНО [{severity}] *{name}*: {summary}",
+    "alerts.line.resolved": "• снято [{severity}] *{name}*: {summary}",
+    "alerts.more": "… и ещё {count}",
 }
