@@ -1,5 +1,6 @@
 """Monitoring: Prometheus deployed unpublished, scraping every target, its rules checked, unit-tested
-with promtool, built only on metrics that exist, and one alert firing end to end."""
+with promtool, built only on metrics that exist, and one alert firing end to end: through Alertmanager
+and the bot into the admins channel of Rocket.Chat."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from plugins.infra import Stack, docker_inspect
@@ -23,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "monitoring" / "rules"
 RULE_TESTS_DIR = ROOT / "monitoring" / "tests"
 PROMETHEUS = "photomatrix-prometheus"
+ALERTMANAGER = "photomatrix-alertmanager"
+ADMINS_GROUP = "admins"
 NETWORK = "photomatrix"
 # Scrape and evaluation run every 15 s: a change shows in the API within about a minute.
 SETTLE_SECONDS = 120
@@ -34,10 +38,10 @@ def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def fetch_inside(url: str) -> str:
-    """GET a URL from inside the Prometheus container (internal network, nothing published)."""
+def fetch_inside(url: str, container: str = PROMETHEUS) -> str:
+    """GET a URL from inside a monitoring container (internal network, nothing published)."""
     code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
-    out = run(["docker", "exec", PROMETHEUS, "python3", "-c", code])
+    out = run(["docker", "exec", container, "python3", "-c", code])
     assert out.returncode == 0, f"{url}: {out.stderr[-2000:]}"
     return out.stdout
 
@@ -131,6 +135,64 @@ def test_prometheus_is_healthy_hardened_and_not_published(prometheus: dict) -> N
     assert "--storage.tsdb.retention.time=15d" in prometheus["Args"], prometheus["Args"]
     volumes = {m["Name"]: m["Destination"] for m in prometheus["Mounts"] if m["Type"] == "volume"}
     assert volumes == {"photomatrix_prometheus_data": "/var/lib/prometheus/data"}
+
+
+@pytest.fixture(scope="module")
+def alertmanager(stack: Stack) -> dict:
+    assert ALERTMANAGER in stack.containers, f"{ALERTMANAGER} is not running: {stack.containers}"
+    return docker_inspect(ALERTMANAGER)
+
+
+def test_alertmanager_is_healthy_hardened_and_not_published(alertmanager: dict, stack: Stack) -> None:
+    assert alertmanager["State"]["Health"]["Status"] == "healthy"
+    host = alertmanager["HostConfig"]
+    assert not host["PortBindings"], host["PortBindings"]
+    assert host["ReadonlyRootfs"]
+    assert alertmanager["Config"]["User"] not in ("", "0", "root", "0:0")
+    assert set(alertmanager["NetworkSettings"]["Networks"]) == {NETWORK}
+    volumes = {m["Name"]: m["Destination"] for m in alertmanager["Mounts"] if m["Type"] == "volume"}
+    assert volumes == {"photomatrix_alertmanager_data": "/var/lib/alertmanager"}
+    # The token is a 0600 file of Alertmanager's user, the same the bot was given, never in the config.
+    token_file = stack.root / "alertmanager" / "secrets" / "bot_token"
+    mode = token_file.stat()
+    assert (mode.st_mode & 0o777, mode.st_uid) == (0o600, 990)
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert token == (stack.root / "secrets" / "bot" / "alerts_token").read_text().strip()
+    assert token not in (stack.root / "alertmanager" / "alertmanager.yml").read_text()
+    assert token not in json.dumps(alertmanager["Config"]["Env"])
+
+
+def test_amtool_accepts_the_deployed_configuration(alertmanager: dict) -> None:
+    config = "/etc/alertmanager/alertmanager.yml"
+    out = run(["docker", "exec", ALERTMANAGER, "amtool", "check-config", config])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 receivers" in out.stdout, out.stdout
+
+
+def test_prometheus_sends_alerts_to_alertmanager(prometheus: dict, alertmanager: dict) -> None:
+    def active() -> list[dict] | None:
+        found = prometheus_api("alertmanagers")["activeAlertmanagers"]
+        return found or None
+
+    (found,) = wait_for(active, "Prometheus to discover Alertmanager")
+    assert found["url"] == "http://alertmanager:9093/api/v2/alerts"
+
+
+def test_the_bot_refuses_alerts_without_its_token(stack: Stack) -> None:
+    code = """
+import urllib.error, urllib.request
+headers = {"Authorization": "Bearer wrong", "Content-Type": "application/json"}
+url = "http://chatbot:8080/alerts/alertmanager"
+request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
+try:
+    print(urllib.request.urlopen(request, timeout=10).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
+    out = run(["docker", "exec", ALERTMANAGER, "python3", "-c", code])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "401"
 
 
 def test_promtool_accepts_the_deployed_configuration(prometheus: dict) -> None:
@@ -230,8 +292,10 @@ def auth_failures_seen() -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-@pytest.mark.timeout(400)
-def test_a_burst_of_bad_keys_raises_the_auth_failure_alert(prometheus: dict, prometheus_image: str) -> None:
+@pytest.mark.timeout(600)
+def test_a_burst_of_bad_keys_raises_the_auth_failure_alert(
+    stack: Stack, prometheus: dict, alertmanager: dict, prometheus_image: str
+) -> None:
     address = spare_address()
     before = auth_failures_seen()
     # One failure first, so the counter's series exists in Prometheus before the burst: increase()
@@ -248,3 +312,32 @@ def test_a_burst_of_bad_keys_raises_the_auth_failure_alert(prometheus: dict, pro
     assert wait_for(alert_state, "ErpAuthFailureBurst to go pending") in ("pending", "firing")
     # Held for its `for:` minute, the alert fires.
     assert wait_for(lambda: alert_state() == "firing", "ErpAuthFailureBurst to fire", timeout=150)
+
+    # Delivered: Alertmanager holds it, and after its group wait the bot posts it to the admins channel.
+    def in_alertmanager() -> list[dict] | None:
+        alerts = json.loads(fetch_inside("http://127.0.0.1:9093/api/v2/alerts", ALERTMANAGER))
+        named = [a for a in alerts if a["labels"].get("alertname") == "ErpAuthFailureBurst"]
+        return named or None
+
+    (held,) = wait_for(in_alertmanager, "ErpAuthFailureBurst to reach Alertmanager", timeout=60)
+    assert held["status"]["state"] == "active"
+    assert "chatbot" in [receiver["name"] for receiver in held["receivers"]]
+    texts = wait_for(lambda: admins_messages_naming(stack, "ErpAuthFailureBurst"), "the alert in Rocket.Chat")
+    line = f"[{held['labels'].get('severity', '-')}] *ErpAuthFailureBurst*"
+    assert any(line in text for text in texts), texts
+
+
+def admins_messages_naming(stack: Stack, needle: str) -> list[str]:
+    """The bot's messages in the admins group naming `needle`, read with the bot's own token (the bot is a
+    member of the group; the workspace admin need not be)."""
+    secrets_dir = stack.root / "secrets"
+    user_id = (secrets_dir / "bootstrap" / "erp-bot-user-id").read_text().strip()
+    token = (secrets_dir / "bot" / "rocketchat_token").read_text().strip()
+    headers = {"X-User-Id": user_id, "X-Auth-Token": token}
+    tls = stack.ssl_context()
+    with httpx.Client(base_url=stack.base_url, verify=tls, timeout=15, headers=headers) as http:
+        response = http.get("/api/v1/groups.history", params={"roomName": ADMINS_GROUP, "count": 50})
+    if response.status_code == 429:  # Rocket.Chat's rate limiter: the next poll tries again
+        return []
+    response.raise_for_status()
+    return [m["msg"] for m in response.json()["messages"] if m["u"]["_id"] == user_id and needle in m["msg"]]
