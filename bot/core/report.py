@@ -31,6 +31,11 @@ def format_time(moment: datetime | None, tz: tzinfo) -> str:
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
 
 
+def format_utc(value: str | None) -> str:
+    """An ERP time as `YYYY-MM-DD HH:MM UTC` ("?" when missing or unreadable)."""
+    return format_time(parse_time(value), UTC)
+
+
 def format_age(lang: str, seconds: float) -> str:
     minutes = max(0, int(seconds // 60))
     days, rest = divmod(minutes, 24 * 60)

@@ -16,7 +16,7 @@ from bot import metrics
 from bot.core.dialog import Dialog, advance, back_to, prompt
 from bot.core.parser import ADMIN_COMMANDS, Command, parse
 from bot.core.ports import ChatPort, Identity, IncomingMessage
-from bot.core.report import report_text
+from bot.core.report import format_utc, report_text
 from bot.erp_client import ErpClient, ErpError, ErpUnavailable
 from bot.i18n import translate
 from bot.logging import new_request_id, request_id_var
@@ -639,7 +639,7 @@ class Router:
             "code.issued",
             login=activation["login"],
             code=activation["code"],
-            expires=_format_time(activation.get("expires_at")),
+            expires=format_utc(activation.get("expires_at")),
             url=url,
         )
 
@@ -659,13 +659,3 @@ class Router:
         if translate(lang, key) == key:
             return header + "\n" + translate(lang, "status.unknown", status=status)
         return header + "\n" + translate(lang, key, login=login, reason=why)
-
-
-def _format_time(value: str | None) -> str:
-    if not value:
-        return "?"
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.strftime("%Y-%m-%d %H:%M UTC")

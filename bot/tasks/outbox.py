@@ -22,10 +22,10 @@ import contextlib
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from bot import metrics
+from bot.core.report import format_utc
 from bot.i18n import translate
 from bot.logging import new_request_id, request_id_var
 from bot.store import Store
@@ -72,7 +72,7 @@ class TaskOutbox:
             "position": position.get("name", ""),
             "position_code": position.get("code", ""),
             "username": username or staff.get("rocketchat_username", ""),
-            "created": _format_time(staff.get("created_at")),
+            "created": format_utc(staff.get("created_at")),
         }
         # Only these public fields reach the tracker: never the email, phone or any activation code.
         await self._enqueue(
@@ -230,13 +230,3 @@ class TaskOutbox:
             waiting, dead = await self.store.outbox_counts()
             metrics.TASK_OUTBOX_DEPTH.set(waiting)
             metrics.TASK_OUTBOX_DEAD.set(dead)
-
-
-def _format_time(value: str | None) -> str:
-    if not value:
-        return "?"
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
