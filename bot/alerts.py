@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from bot import metrics
 from bot.core.ports import ChatPort
+from bot.http_body import read_limited
 from bot.i18n import translate
 
 log = logging.getLogger("bot.alerts")
@@ -97,18 +98,6 @@ def format_notification(notification: Notification, lang: str, max_lines: int) -
     return "\n".join([header, *lines])
 
 
-async def _read_limited(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return None
-    return bytes(body)
-
-
 class AlertsReceiver:
     def __init__(
         self, *, chat: ChatPort, admins_channel: str, token: str, language: str = "ru", max_lines: int = 10
@@ -133,7 +122,7 @@ class AlertsReceiver:
             )
             return self._refuse("unauthorized", 401, "invalid or missing bearer token")
         try:
-            body = await _read_limited(request)
+            body = await read_limited(request, MAX_BODY_BYTES)
         except ClientDisconnect:
             return self._refuse("invalid", 400, "incomplete body")
         if body is None:

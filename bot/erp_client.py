@@ -74,7 +74,8 @@ class CircuitBreaker:
         metrics.BREAKER_STATE.set({self.CLOSED: 0, self.OPEN: 1, self.HALF_OPEN: 2}[self._state])
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (the delta form; an HTTP date or garbage counts as absent)."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -154,10 +155,10 @@ class ErpClient:
             else:
                 metrics.ERP_SECONDS.labels(method).observe(time.perf_counter() - started)
                 if response.status_code == 429:
-                    reason, retryable, retry_after = "rate_limited", True, _retry_after(response)
+                    reason, retryable, retry_after = "rate_limited", True, retry_after_seconds(response)
                 elif response.status_code >= 500:
                     reason, retryable = f"http {response.status_code}", safe_to_repeat
-                    retry_after = _retry_after(response)
+                    retry_after = retry_after_seconds(response)
                 else:
                     self.breaker.success()
                     return self._result(response)

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from bot.erp_client import retry_after_seconds
+
 # Answers that say the request itself is wrong: repeating it cannot succeed.
 PERMANENT_STATUSES = frozenset({400, 404, 405, 410, 413, 422})
 MAX_ERROR_TEXT = 200
@@ -105,7 +107,7 @@ class HttpTracker:
         raise TrackerError(
             f"{method} {path}: HTTP {response.status_code} {_short_reason(response)}".rstrip(),
             retryable=response.status_code not in PERMANENT_STATUSES,
-            retry_after=_retry_after(response),
+            retry_after=retry_after_seconds(response),
         )
 
     async def find(self, spec: TaskSpec) -> str | None:
@@ -138,11 +140,3 @@ def _short_reason(response: httpx.Response) -> str:
         parts += [f"{k}: {v}" for k, v in body["errors"].items()]
     parts = [str(m) for m in messages] + parts
     return "; ".join(parts)[:MAX_ERROR_TEXT]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

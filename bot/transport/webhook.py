@@ -4,6 +4,7 @@ its own (dialogs and seen ids live in the shared store), so several replicas can
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from bot.core.ports import IncomingMessage
 from bot.core.router import Router
+from bot.http_body import read_limited
 
 log = logging.getLogger("bot.webhook")
 MAX_BODY_BYTES = 64 * 1024
@@ -47,11 +49,11 @@ def webhook_routes(path: str, token: str, router: Router) -> list[Route]:
     expected = token.encode()
 
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        body = await read_limited(request, MAX_BODY_BYTES)
+        if body is None:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         try:
-            payload = await request.json()
+            payload = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "invalid JSON"}, status_code=400)
         if not isinstance(payload, dict):
