@@ -22,6 +22,7 @@ from erp.schemas import (
     StatusCounts,
     WaitingLists,
 )
+from erp.services.staff_reads import as_utc
 
 DEFAULT_PERIOD = timedelta(days=7)
 MAX_PERIOD = timedelta(days=366)
@@ -98,13 +99,6 @@ _WAITING = (
 )
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    # The column type makes values aware already; a subquery on SQLite may hand back a naive one.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def registrations(start: datetime, end: datetime, now: datetime) -> RegistrationReport:
     """The report for [start, end); `now` decides whether an activation code is still live."""
     with read_engine().connect() as conn:
@@ -120,7 +114,7 @@ def registrations(start: datetime, end: datetime, now: datetime) -> Registration
         entry.total += n
     waiting: dict[str, list[StaffBrief]] = {s.value: [] for s in WAITING_STATUSES}
     for row in waiting_rows:
-        expires = _as_utc(row.activation_expires_at)
+        expires = as_utc(row.activation_expires_at)
         live = bool(row.has_code) and expires is not None and expires > now
         waiting[row.status].append(
             StaffBrief(
@@ -129,7 +123,7 @@ def registrations(start: datetime, end: datetime, now: datetime) -> Registration
                 rocketchat_username=row.rocketchat_username,
                 position_code=row.position_code,
                 status=row.status,
-                created_at=_as_utc(row.created_at),
+                created_at=as_utc(row.created_at),
                 activation_expires_at=expires if live else None,
             )
         )

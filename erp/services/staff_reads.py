@@ -130,14 +130,15 @@ def _record(row: Any) -> dict[str, Any]:
             "login": row.login,
             "role": row.role,
             "is_active": row.user_is_active,
-            "activated_at": _utc(row.activated_at),
+            "activated_at": as_utc(row.activated_at),
         },
-        "created_at": _utc(row.created_at),
-        "updated_at": _utc(row.updated_at),
+        "created_at": as_utc(row.created_at),
+        "updated_at": as_utc(row.updated_at),
     }
 
 
-def _utc(value: Any) -> Any:
+def as_utc(value: Any) -> Any:
+    """An aware UTC datetime from what a driver hands back (also used by services/reports.py)."""
     # SQLite hands back naive datetimes (stored as UTC) or ISO strings; pydantic parses both.
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
