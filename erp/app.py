@@ -14,6 +14,7 @@ from erp.db import get_engine, reset_engine
 from erp.middleware import RequestMiddleware
 from erp.runtime import Runtime
 from erp.settings import Settings, get_settings
+from erp.web import router as activation_page
 
 DESCRIPTION = """The API the Rocket.Chat onboarding bot uses to register employees in the Photomatrix ERP.
 
@@ -49,5 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(account.router)
     app.include_router(ops.router)
+    app.include_router(activation_page)  # GET/POST /activate: the employees' HTML form
     app.add_middleware(RequestMiddleware, runtime=runtime)
     return app
