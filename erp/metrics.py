@@ -22,5 +22,5 @@ for _limit in ("auth_failures", "ip", "key", "activation"):
     RATE_LIMITED.labels(_limit)
 for _outcome in ("created", "replayed", "staff_exists", "position_not_found"):
     REGISTRATIONS.labels(_outcome)
-for _outcome in ("ok", "wrong_code"):
+for _outcome in ("ok", "wrong_code", "unknown_login", "expired", "weak_password"):
     ACTIVATIONS.labels(_outcome)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from erp.security.api_keys import KeyCache
 from erp.security.network import Network, parse_networks
-from erp.security.ratelimit import FailureWindow, TokenBuckets
+from erp.security.ratelimit import Backoff, FailureWindow, TokenBuckets
 from erp.services.alerts import AlertMonitor
 from erp.settings import Settings
 
@@ -18,6 +18,7 @@ class Runtime:
     key_buckets: TokenBuckets
     ip_buckets: TokenBuckets
     activation_buckets: TokenBuckets
+    activation_logins: Backoff
     auth_failures: FailureWindow
     alerts: AlertMonitor
     trusted_proxies: tuple[Network, ...]
@@ -32,6 +33,9 @@ class Runtime:
             key_buckets=TokenBuckets(settings.rate_limit_key_per_second, settings.rate_limit_key_burst),
             ip_buckets=TokenBuckets(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst),
             activation_buckets=TokenBuckets(per_minute / 60.0, max(1, int(per_minute))),
+            activation_logins=Backoff(
+                settings.activation_max_attempts, settings.activation_backoff_max_seconds
+            ),
             auth_failures=FailureWindow(settings.auth_failure_limit, settings.auth_failure_window_seconds),
             alerts=AlertMonitor(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies),

@@ -48,7 +48,12 @@ class Settings(BaseSettings):
     # Activation codes: hours may be fractional (tests use seconds).
     activation_code_ttl_hours: float = Field(72.0, gt=0)
     activation_code_digits: int = Field(6, ge=6, le=12)
+    # Wrong attempts on one login (from anywhere) before each further one doubles a wait (1, 2, 4 ... s,
+    # at most activation_backoff_max_seconds): a slowdown a stranger can cause, never a lockout.
     activation_max_attempts: int = Field(5, ge=1, le=20)
+    activation_backoff_max_seconds: float = Field(300.0, ge=1, le=3600)
+    # Every failed activation answers the same, and no sooner than this (no timing oracle for logins).
+    activation_failure_seconds: float = Field(0.25, ge=0, le=5)
 
     # Token buckets: sustained rate per second and burst size.
     rate_limit_key_per_second: float = Field(20.0, gt=0)

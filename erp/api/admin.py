@@ -89,6 +89,8 @@ def reissue_code(staff_id: StaffId, request: Request, principal: AdminPrincipal)
         return StaffWithNewActivation(staff=staff_out(staff), activation=activation)
 
     result = audited_write(principal.actor, "staff.activation_code", f"staff:{staff_id}", work)
+    # A new code ends the login's backoff from wrong attempts (made by the employee or by a stranger).
+    runtime(request).activation_logins.reset(result.activation.login.casefold())
     return result
 
 

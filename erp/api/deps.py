@@ -15,6 +15,7 @@ from erp.metrics import AUTH_FAILURES, RATE_LIMITED
 from erp.runtime import Runtime
 from erp.security import tokens
 from erp.security.api_keys import KeyIdentity
+from erp.security.network import source_key
 from erp.security.ratelimit import retry_after_header
 from erp.services import audit
 
@@ -51,7 +52,7 @@ def rate_limited(rt: Runtime, limit: str, source: str | None, wait: float) -> Pr
 
 
 def check_ip_limits(rt: Runtime, ip: str | None) -> None:
-    name = ip or "unknown"
+    name = source_key(ip)
     wait = rt.auth_failures.retry_after(name)
     if wait:
         raise rate_limited(rt, "auth_failures", ip, wait)
@@ -65,7 +66,7 @@ async def auth_failure(
 ) -> None:
     actor = actor_for(request, identity)
     AUTH_FAILURES.labels(reason).inc()
-    rt.auth_failures.add(actor.source_ip or "unknown")
+    rt.auth_failures.add(source_key(actor.source_ip))
     rt.alerts.note("auth_failures", actor.source_ip)
     await run_in_threadpool(audit.record, actor, "auth", reason, request.url.path)
 

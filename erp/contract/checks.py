@@ -261,7 +261,7 @@ def _activate(ctx: Context) -> None:
         expect_problem(
             c.post(ACTIVATE, json={"login": login, "code": activation["code"], "password": PASSWORD}),
             400,
-            "activation_code_used",
+            "activation_code_invalid",
         )
     with ctx.bot() as c:
         staff = c.get(f"{API}/staff/{ctx.created['staff']['id']}").json()

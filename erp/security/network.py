@@ -37,3 +37,20 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Net
             return hop_ip
         ip = hop_ip
     return ip
+
+
+def source_key(ip: IPAddress | str | None) -> str:
+    """The name per-source limits count under: an IPv4 address, or an IPv6 address's /64 (one site
+    owns a whole /64 and can rotate through it freely, so counting single addresses limits nothing)."""
+    if ip is None:
+        return "unknown"
+    if isinstance(ip, str):
+        parsed = _parse_ip(ip)
+        if parsed is None:
+            return "unknown"
+        ip = parsed
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

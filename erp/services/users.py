@@ -126,43 +126,60 @@ def password_problems(password: str, login: str) -> list[str]:
     return problems
 
 
-def activate(session: Session, login: str, code: str, password: str, settings: Settings) -> User:
-    """Check the code (counting wrong attempts), then the password; on success the account is active.
+# The one answer to every failed activation, whatever the reason: unknown login, wrong code, expired
+# code, account activated already or not awaiting activation. Different answers let anyone find out
+# which logins exist (logins are predictable: surname.initial).
+FAILED_DETAIL = "wrong login or code, or the code is no longer valid: check both, or ask for a new code"
+# A code hash no real code matches: an unknown login costs the same HMAC as a known one.
+_NO_HASH = "0" * 64
 
-    A wrong attempt is committed by the caller even though an error is raised (see api/account.py).
+
+class ActivationFailed(ProblemError):
+    """A failed activation (400 `activation_code_invalid`); `reason` is for the audit log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(400, "activation_code_invalid", FAILED_DETAIL)
+        self.reason = reason
+
+
+def activate(session: Session, login: str, code: str, password: str, settings: Settings) -> User:
+    """Check login and code, then the password; on success the account is active.
+
+    Every failure raises ActivationFailed (one code, one detail); a weak password with the right code
+    raises `weak_password` (422) and keeps the code. Wrong attempts are limited by the caller (per
+    source and per login, with backoff), not by spending the code: a stranger's guesses must not lock
+    the employee out.
     """
-    user = session.scalar(select(User).where(User.login == login).with_for_update())
-    if user is None:
-        raise ProblemError(400, "activation_code_invalid", "wrong login or code")
-    staff = user.staff
+    query = select(User, Staff).join(Staff, Staff.id == User.staff_id).where(User.login == login)
+    row = session.execute(query.with_for_update(of=(User, Staff))).first()
+    user, staff = (row[0], row[1]) if row is not None else (None, None)
+    # The HMAC is computed in every case, so that an unknown login takes as long as a known one.
+    matches = activation_code_matches(
+        settings.secret_bytes,
+        user.staff_id if user is not None else 0,
+        code,
+        (user.activation_code_hash if user is not None else None) or _NO_HASH,
+    )
+    expires: datetime | None = user.activation_expires_at if user is not None else None
+    if user is None or staff is None:
+        raise ActivationFailed("unknown_login")
     if user.activated_at is not None:
-        raise ProblemError(400, "activation_code_used", "the account is activated already")
+        raise ActivationFailed("activated_already")
     if staff.status != StaffStatus.awaiting_activation or user.activation_code_hash is None:
-        raise ProblemError(400, "activation_code_invalid", "wrong login or code")
-    if user.activation_attempts >= settings.activation_max_attempts:
-        raise ProblemError(400, "activation_code_exhausted", "too many wrong attempts: ask for a new code")
-    expires: datetime | None = user.activation_expires_at
+        raise ActivationFailed("not_awaiting_activation")
+    if not matches:
+        raise ActivationFailed("wrong_code")
     if expires is None or expires <= utcnow():
-        raise ProblemError(400, "activation_code_expired", "the code's time is over: ask for a new code")
-    if not activation_code_matches(settings.secret_bytes, user.staff_id, code, user.activation_code_hash):
-        user.activation_attempts += 1
-        raise WrongCode(user.activation_attempts >= settings.activation_max_attempts)
+        raise ActivationFailed("expired")
     problems = password_problems(password, login)
     if problems:
         raise ProblemError(422, "weak_password", "the password needs: " + "; ".join(problems))
     user.password_hash = hash_password(password)
     user.activation_code_hash = None
     user.activation_expires_at = None
+    user.activation_attempts = 0
     user.activated_at = utcnow()
     user.is_active = True
     staff.status = StaffStatus.active
     staff.status_reason = None
     return user
-
-
-class WrongCode(Exception):
-    """A wrong code: the attempt counter change must be committed before the error goes out."""
-
-    def __init__(self, exhausted: bool) -> None:
-        super().__init__("wrong code")
-        self.exhausted = exhausted

@@ -39,26 +39,68 @@ def test_activation_succeeds_once(erp_server, new_staff):
     assert ok.status_code == 200, ok.text
     assert ok.json()["login"] == login
     assert reused.status_code == 400
-    assert reused.json()["code"] == "activation_code_used"
+    assert reused.json()["code"] == "activation_code_invalid"
     assert staff["status"] == "active"
     assert staff["user"]["is_active"] is True
     assert staff["user"]["activated_at"] is not None
 
 
-def test_wrong_attempts_exhaust_the_code(erp_server, new_staff):
+def test_strangers_wrong_codes_slow_the_login_down_but_never_lock_the_employee_out(erp_server, new_staff):
+    """Finding 3: five wrong codes from a stranger used to spend the code (activation_code_exhausted)."""
     created = registered(erp_server, new_staff())
     login, code = created["activation"]["login"], created["activation"]["code"]
     codes = [activate(erp_server, login, wrong(code)).json()["code"] for _ in range(5)]
-    after = activate(erp_server, login, code)
-    assert codes == ["activation_code_invalid"] * 4 + ["activation_code_exhausted"]
-    assert after.status_code == 400
-    assert after.json()["code"] == "activation_code_exhausted"
+    throttled = activate(erp_server, login, code)
+    assert codes == ["activation_code_invalid"] * 5
+    assert throttled.status_code == 429
+    assert throttled.json()["code"] == "rate_limited"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 2
+    time.sleep(int(throttled.headers["Retry-After"]) + 0.1)
+    assert activate(erp_server, login, code).status_code == 200
 
 
-def test_reissued_code_replaces_the_old_one_and_resets_attempts(erp_server, new_staff):
+def test_an_unknown_login_is_throttled_like_a_real_one(erp_server):
+    """The per-login backoff counts any login string: a 429 says nothing about whether it exists."""
+    login = f"nobody.{time.monotonic_ns()}"
+    answers = [activate(erp_server, login, "000000").status_code for _ in range(6)]
+    assert answers == [400] * 5 + [429]
+
+
+def _answer(response):
+    body = response.json()
+    body.pop("request_id")
+    return response.status_code, body
+
+
+def test_every_activation_failure_answers_alike_and_no_sooner_than_the_floor(erp_server, new_staff):
+    """Finding 3: unknown / activated / blocked / wrong-code logins gave different codes and timings."""
+    fresh = registered(erp_server, new_staff())
+    done = registered(erp_server, new_staff())
+    blocked = registered(erp_server, new_staff())
+    assert activate(erp_server, done["activation"]["login"], done["activation"]["code"]).status_code == 200
+    with erp_server.client(erp_server.admin_key) as admin:
+        assert admin.post(f"{API}/staff/{blocked['staff']['id']}/block").status_code == 200
+    cases = {
+        "unknown": ("nobody.z", "123456"),
+        "wrong code": (fresh["activation"]["login"], wrong(fresh["activation"]["code"])),
+        "activated already": (done["activation"]["login"], done["activation"]["code"]),
+        "blocked": (blocked["activation"]["login"], blocked["activation"]["code"]),
+    }
+    answers, seconds = {}, {}
+    for name, (login, code) in cases.items():
+        started = time.perf_counter()
+        answers[name] = _answer(activate(erp_server, login, code))
+        seconds[name] = time.perf_counter() - started
+    assert len(set(map(repr, answers.values()))) == 1, answers
+    assert answers["unknown"][0] == 400
+    assert answers["unknown"][1]["code"] == "activation_code_invalid"
+    assert min(seconds.values()) >= 0.25, seconds  # the floor (ERP_ACTIVATION_FAILURE_SECONDS default)
+
+
+def test_reissued_code_replaces_the_old_one_and_resets_the_backoff(erp_server, new_staff):
     created = registered(erp_server, new_staff())
     login, old = created["activation"]["login"], created["activation"]["code"]
-    for _ in range(5):
+    for _ in range(6):
         activate(erp_server, login, wrong(old))
     with erp_server.client(erp_server.admin_key) as admin:
         reissued = admin.post(f"{API}/staff/{created['staff']['id']}/activation-code")
@@ -106,4 +148,4 @@ def test_expired_code_is_refused(short_ttl_server, new_staff):
     time.sleep(2.0)
     response = activate(short_ttl_server, created["activation"]["login"], created["activation"]["code"])
     assert response.status_code == 400
-    assert response.json()["code"] == "activation_code_expired"
+    assert response.json()["code"] == "activation_code_invalid"

@@ -1,0 +1,56 @@
+"""Unit tests of the round-two security pieces: per-login backoff, bounded trackers, /64 source keys."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import pytest
+
+from erp.security.network import source_key
+from erp.security.ratelimit import Backoff, FailureWindow
+
+pytestmark = pytest.mark.unit
+
+
+def test_backoff_is_free_then_doubles_and_is_capped() -> None:
+    backoff = Backoff(free=3, max_seconds=4.0)
+    waits = []
+    for _ in range(7):
+        backoff.fail("ivanov.i")
+        waits.append(round(backoff.retry_after("ivanov.i")))
+    assert waits == [0, 0, 1, 2, 4, 4, 4]
+    backoff.reset("ivanov.i")
+    assert backoff.retry_after("ivanov.i") == 0.0
+
+
+def test_backoff_wait_runs_out_on_its_own() -> None:
+    backoff = Backoff(free=1, max_seconds=0.2)
+    backoff.fail("x")
+    assert backoff.retry_after("x") > 0
+    time.sleep(0.25)
+    assert backoff.retry_after("x") == 0.0
+
+
+def test_backoff_and_failure_window_stay_bounded() -> None:
+    """Finding 6: the failed-auth tracker grew by ~1.2 KB per new source address, without end."""
+    backoff = Backoff(free=1, max_seconds=10, max_entries=100)
+    window = FailureWindow(limit=5, window_seconds=300, max_entries=100)
+    for n in range(1000):
+        backoff.fail(f"login{n}")
+        window.add(f"10.0.{n // 256}.{n % 256}")
+    assert len(backoff) <= 100
+    assert len(window) <= 100
+    for _ in range(50):
+        window.add("10.9.9.9")
+    assert window.retry_after("10.9.9.9") > 0  # the limit still works at the bound
+
+
+def test_ipv6_sources_count_per_64() -> None:
+    """Finding 6: per-IP limits keyed on the full IPv6 address, so a /64 rotated freely."""
+    one = source_key(ipaddress.ip_address("2001:db8:1:2::1"))
+    assert one == source_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert source_key("2001:db8:1:3::1") != one
+    assert source_key("192.0.2.7") == "192.0.2.7"
+    assert source_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_key(None) == source_key("garbage") == "unknown"
