@@ -5,8 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections roles)
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections roles lab)
 PYTEST_ARGS ?=
+# The lab `make lab-up` starts: an inventory whose hosts become containers (docs/lab.md).
+LAB_INVENTORY ?= inventory/lab
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,7 +27,7 @@ lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
 	$(BIN)/yamllint --strict .
 	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
 	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
-	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles lab
 
 format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
@@ -53,6 +55,12 @@ test-infra: setup ## the deployment cycle: up, verify, idempotence (second run c
 	  $(MAKE) verify; \
 	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py
 
+lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry
+	$(PY) -m lab up -i $(LAB_INVENTORY)
+
+lab-down: setup ## remove the lab (its containers, volumes, network, key); never what `make up` deployed
+	$(PY) -m lab down -i $(LAB_INVENTORY)
+
 security: setup ## bandit, the security test suite, and the TLS audit of the stack `make up` deployed
 	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
 	$(BIN)/pytest -q tests/security
@@ -66,4 +74,4 @@ bench: setup ## benchmark scripts (ERP needs Debian's wrk); each prints its figu
 load: setup ## locust scenarios, headless, against processes started for the run (zero failures required)
 	$(BIN)/pytest -q tests/loadtests
 
-.PHONY: help setup lint format test test-fast up down verify test-infra security bench load
+.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load

@@ -1,0 +1,232 @@
+"""Bring a lab up, tear it down, show it. Only objects carrying the lab's label and name are touched."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess  # nosec B404
+import time
+import urllib.request
+from pathlib import Path
+
+from lab import docker, images, pki
+from lab.topology import LABEL, Lab
+
+# Exactly what a host container needs to run its own dockerd here (`--privileged` fails: root on these
+# machines lacks CAP_SYS_RESOURCE).
+HOST_RUN_OPTIONS = (
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
+)  # fmt: skip
+CERTS_D = Path("/etc/docker/certs.d")
+READY_TIMEOUT = 90.0
+
+
+def _log(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
+def _ssh_key(lab: Lab) -> Path:
+    key = lab.state_dir / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        subprocess.run(  # noqa: S603  # nosec B603
+            ["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{lab.name}-lab", "-f", str(key)],
+            check=True,
+            timeout=30,
+        )
+    return key
+
+
+def _network(lab: Lab) -> None:
+    current = docker.inspect("network", lab.network)
+    if current is not None:
+        labels = current.get("Labels") or {}
+        subnets = [c.get("Subnet") for c in (current.get("IPAM", {}).get("Config") or [])]
+        if labels.get(LABEL) != lab.name or subnets != [str(lab.subnet)]:
+            raise docker.DockerError(
+                f"network {lab.network} exists but is not this lab's ({subnets}); remove it or rename the lab"
+            )
+        return
+    docker.run(
+        ["network", "create", "--driver", "bridge", "--label", lab.label, "--subnet", str(lab.subnet),
+         "--gateway", lab.gateway, "--opt", f"com.docker.network.bridge.name=br-{lab.name[:12]}",
+         lab.network]
+    )  # fmt: skip
+
+
+def _wanted(name: str, image: str, lab: Lab) -> bool:
+    """True when NAME runs IMAGE for this lab already (kept); otherwise any old container is removed."""
+    current = docker.inspect("container", name)
+    if current is None:
+        return False
+    labels = current.get("Config", {}).get("Labels") or {}
+    if labels.get(LABEL) != lab.name:
+        raise docker.DockerError(f"container {name} exists and is not part of lab {lab.name}: not touched")
+    if current.get("State", {}).get("Running") and current.get("Config", {}).get("Image") == image:
+        return True
+    docker.run(["rm", "--force", name], timeout=120)
+    return False
+
+
+def _wait(what: str, probe, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return
+        except (OSError, docker.DockerError, ssl.SSLError) as exc:
+            error = exc
+        time.sleep(1)
+    raise docker.DockerError(f"{what} not ready within {timeout:.0f} s ({error})")
+
+
+def _registry(lab: Lab, image: str) -> None:
+    name = lab.registry_container
+    pki_dir = lab.state_dir / "pki"
+    if not _wanted(name, image, lab):
+        docker.run(
+            ["run", "--detach", "--name", name, "--hostname", "registry", "--label", lab.label,
+             "--label", f"{LABEL}.role=registry", "--network", lab.network, "--ip", lab.registry_ip,
+             "--restart", "unless-stopped", "--tmpfs", "/run", "--cap-drop", "ALL",
+             "--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "DAC_OVERRIDE",
+             "--cap-add", "FOWNER", "--security-opt", "no-new-privileges",
+             "--mount", f"type=volume,src={name}-data,dst=/var/lib/docker-registry,volume-label={lab.label}",
+             "--mount", f"type=bind,src={pki_dir / 'registry.crt'},dst=/etc/lab/tls.crt,readonly",
+             "--mount", f"type=bind,src={pki_dir / 'registry.key'},dst=/etc/lab/tls.key,readonly",
+             image]
+        )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+    url = f"https://{lab.registry}/v2/"
+
+    def answers() -> bool:
+        # https only (the URL is built here), verified against the lab CA.
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:  # nosec B310
+            return response.status == 200
+
+    _wait(f"registry {url}", answers)
+    # This machine's engine trusts the lab CA for this registry only, so it can push there.
+    trust = CERTS_D / lab.registry
+    trust.mkdir(mode=0o755, parents=True, exist_ok=True)
+    shutil.copyfile(pki_dir / "ca.crt", trust / "ca.crt")
+
+
+def _host(lab: Lab, host: str, address: str, image: str) -> None:
+    name = lab.container(host)
+    if _wanted(name, image, lab):
+        return
+    state = lab.state_dir
+    ca_mount = (
+        f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/docker/certs.d/{lab.registry}/ca.crt,readonly"
+    )
+    docker.run(
+        ["run", "--detach", "--name", name, "--hostname", host, "--label", lab.label,
+         "--label", f"{LABEL}.host={host}", "--network", lab.network, "--ip", address,
+         "--restart", "unless-stopped", *HOST_RUN_OPTIONS,
+         "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
+         "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
+         "--mount", ca_mount,
+         image]
+    )  # fmt: skip
+
+
+def _ssh_banner(address: str) -> bool:
+    with socket.create_connection((address, 22), timeout=3) as conn:
+        conn.settimeout(3)
+        return conn.recv(64).startswith(b"SSH-2.0-")
+
+
+def _engine_ready(name: str) -> bool:
+    answer = docker.run(["exec", name, "docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+    return answer.strip() != ""
+
+
+def _known_hosts(lab: Lab) -> None:
+    lines = []
+    for host, address in lab.hosts.items():
+        key = docker.run(["exec", lab.container(host), "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).split()
+        lines.append(f"{address} {key[0]} {key[1]}\n")
+    (lab.state_dir / "known_hosts").write_text("".join(lines))
+
+
+def push_base(lab: Lab, base: str) -> str:
+    """Push the project's debootstrap base to the lab registry; returns the reference hosts pull."""
+    ref = f"{lab.registry}/photomatrix/{base.split('/', 1)[1]}"
+    docker.run(["tag", base, ref])
+    docker.run(["push", "--quiet", ref], timeout=600)
+    return ref
+
+
+def up(lab: Lab) -> dict[str, float]:
+    """Create whatever is missing; keep what runs already. Returns the time each phase took."""
+    times: dict[str, float] = {}
+    started = time.monotonic()
+    lab.state_dir.mkdir(mode=0o700, exist_ok=True)
+    _ssh_key(lab)
+    pki.ensure_registry_pki(lab.state_dir / "pki", lab.name, lab.registry_ip)
+    base = images.base_image()
+    host_image = images.recipe_image("host", base)
+    registry_image = images.recipe_image("registry", base)
+    times["images"] = time.monotonic() - started
+    mark = time.monotonic()
+    _network(lab)
+    _registry(lab, registry_image)
+    for host, address in lab.hosts.items():
+        _host(lab, host, address, host_image)
+    for host, address in lab.hosts.items():
+        _wait(f"{host}'s Docker Engine", lambda h=host: _engine_ready(lab.container(h)))
+        _wait(f"{host}'s sshd on {address}:22", lambda a=address: _ssh_banner(a))
+    _known_hosts(lab)
+    times["hosts"] = time.monotonic() - mark
+    mark = time.monotonic()
+    ref = push_base(lab, base)
+    times["push"] = time.monotonic() - mark
+    times["total"] = time.monotonic() - started
+    _log(f"registry {lab.registry} holds {ref}")
+    for host, address in lab.hosts.items():
+        _log(f"{host:<10} {address:<15} ssh deploy@{address}")
+    _log(
+        f"up in {times['total']:.0f} s (images {times['images']:.0f} s, hosts {times['hosts']:.0f} s, "
+        f"push {times['push']:.0f} s); key and known_hosts in {lab.state_dir}"
+    )
+    return times
+
+
+def down(lab: Lab, purge_images: bool = False) -> None:
+    """Remove this lab's containers, volumes, network, registry trust and state; nothing else."""
+    prefix = f"{lab.name}-"
+    for cid in docker.ids("container", lab.label):
+        info = docker.inspect("container", cid)
+        if info and info["Name"].lstrip("/").startswith(prefix):
+            docker.run(["rm", "--force", "--volumes", cid], timeout=180)
+    for volume in docker.ids("volume", lab.label):
+        if volume.startswith(prefix):
+            docker.run(["volume", "rm", "--force", volume], timeout=120)
+    for network in docker.ids("network", lab.label):
+        info = docker.inspect("network", network)
+        if info and info["Name"] == lab.network:
+            docker.run(["network", "rm", network], timeout=60)
+    tags = docker.run(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{lab.registry}/*/*"])
+    for tag in tags.split():
+        docker.run(["image", "rm", tag], check=False)
+    shutil.rmtree(CERTS_D / lab.registry, ignore_errors=True)
+    shutil.rmtree(lab.state_dir, ignore_errors=True)
+    if purge_images:
+        images.remove_cached()
+    _log(f"lab {lab.name} removed")
+
+
+def status(lab: Lab) -> list[tuple[str, str, str]]:
+    """(container, state, address) of every container of this lab."""
+    rows = []
+    for cid in docker.ids("container", lab.label):
+        info = docker.inspect("container", cid)
+        if not info:
+            continue
+        networks = info.get("NetworkSettings", {}).get("Networks", {})
+        address = (networks.get(lab.network) or {}).get("IPAddress", "")
+        rows.append((info["Name"].lstrip("/"), info["State"]["Status"], address))
+    return sorted(rows)

@@ -1,0 +1,105 @@
+"""The lab's images, built once on this machine and cached: the debootstrap base, the host, the registry.
+
+Tags are content hashes, so a second `lab up` finds them and builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess  # nosec B404
+from pathlib import Path
+
+from lab import docker
+from lab.topology import LABEL, ROOT
+
+CACHE_DIR = Path("/var/cache/photomatrix-lab")
+SUITE = "bookworm"
+RECIPES = Path(__file__).resolve().parent / "images"
+REPOSITORY = "pmlab"
+CACHE_LABEL = f"{LABEL}.cache=1"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _exists(ref: str) -> bool:
+    return docker.inspect("image", ref) is not None
+
+
+def base_image() -> str:
+    """The Debian base from the project's debootstrap recipe (images/base/build-rootfs.sh)."""
+    tarball = CACHE_DIR / f"debian-{SUITE}-rootfs.tar"
+    if not tarball.exists():
+        CACHE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        print(f"lab: debootstrap {SUITE} into {tarball} (minutes, once)", flush=True)
+        try:
+            subprocess.run(  # noqa: S603  # nosec B603
+                ["/bin/bash", str(ROOT / "images" / "base" / "build-rootfs.sh"), str(tarball)],
+                check=True,
+                timeout=1800,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise docker.DockerError(f"debootstrap failed: {exc}") from exc
+    ref = f"{REPOSITORY}/debian-base:{SUITE}-{_sha256_file(tarball)[:12]}"
+    if not _exists(ref):
+        print(f"lab: import {ref}", flush=True)
+        docker.run(
+            [
+                "import",
+                "--change",
+                f"LABEL {CACHE_LABEL}",
+                "--change",
+                'CMD ["/bin/bash"]',
+                str(tarball),
+                ref,
+            ],
+            timeout=600,
+        )
+    return ref
+
+
+def _recipe_hash(recipe: Path, base: str) -> str:
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(p for p in recipe.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(recipe).as_posix().encode())
+        digest.update(oct(path.stat().st_mode & 0o777).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def recipe_image(name: str, base: str) -> str:
+    """Build lab/images/NAME on BASE unless an image with the same content hash exists."""
+    recipe = RECIPES / name
+    ref = f"{REPOSITORY}/{name}:{_recipe_hash(recipe, base)}"
+    if not _exists(ref):
+        print(f"lab: build {ref}", flush=True)
+        docker.stream(
+            [
+                "build",
+                "--quiet",
+                "--build-arg",
+                f"BASE_IMAGE={base}",
+                "--label",
+                CACHE_LABEL,
+                "-t",
+                ref,
+                str(recipe),
+            ],
+            timeout=1800,
+        )
+    return ref
+
+
+def remove_cached() -> None:
+    """Remove every cached lab image (the debootstrap tarball stays)."""
+    refs = docker.run(
+        ["image", "ls", "--filter", f"label={CACHE_LABEL}", "--format", "{{.Repository}}:{{.Tag}}"]
+    )
+    for ref in refs.split():
+        if ref.startswith(f"{REPOSITORY}/"):
+            docker.run(["image", "rm", ref], check=False)
