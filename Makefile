@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim tests loadtests security scripts collections roles lab)
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests security scripts collections roles lab)
 PYTEST_ARGS ?=
 # The lab `make lab-up` starts: an inventory whose hosts become containers (docs/lab.md).
 LAB_INVENTORY ?= inventory/lab
@@ -27,7 +27,7 @@ lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
 	$(BIN)/yamllint --strict .
 	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
 	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
-	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles lab
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim rcchat security loadtests collections roles lab
 
 format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
@@ -74,4 +74,21 @@ bench: setup ## benchmark scripts (ERP needs Debian's wrk); each prints its figu
 load: setup ## locust scenarios, headless, against processes started for the run (zero failures required)
 	$(BIN)/pytest -q tests/loadtests
 
-.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load
+# First access to the stack `make up` deployed (overridable to point at another server).
+RC_URL ?= https://localhost
+RC_CA_FILE ?= /srv/photomatrix/pki/ca.crt
+RC_ADMIN ?= admin
+RC_ADMIN_PASSWORD_FILE ?= /srv/photomatrix/secrets/rocketchat/admin_password
+RC_USERS_DIR ?= $(HOME)/.config/rcchat
+RCCHAT = $(PY) -m rcchat --url $(RC_URL) $(if $(RC_CA_FILE),--ca-file $(RC_CA_FILE))
+
+user: setup ## create a test employee: make user NAME=ivan.petrov (password into ~/.config/rcchat/NAME.password)
+	@test -n "$(NAME)" || { echo "usage: make user NAME=<username>" >&2; exit 2; }
+	$(RCCHAT) --user $(RC_ADMIN) --password-file $(RC_ADMIN_PASSWORD_FILE) user create $(NAME) \
+	  --new-password-file $(RC_USERS_DIR)/$(NAME).password
+
+chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov [ROOM=@erp-bot]
+	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
+	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
+
+.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load user chat

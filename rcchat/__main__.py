@@ -1,0 +1,3 @@
+from rcchat.cli import main
+
+raise SystemExit(main())
