@@ -15,7 +15,6 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 
 from erp.runtime import Runtime
 from erp.security.network import in_networks
@@ -34,7 +33,8 @@ CSP = (
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it browsers send `Origin: null` on the form POST, and the origin check needs it.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -172,7 +172,7 @@ async def activation_submit(request: Request) -> Response:
     if errors:
         return _render(request, "activate.html", lang, status=422, values=values, errors=errors)
 
-    outcome = await run_in_threadpool(activation.attempt, request, values["login"], values["code"], password)
+    outcome = await activation.attempt(request, values["login"], values["code"], password)
     if outcome.kind == "ok":
         return _render(request, "done.html", lang, login=outcome.login, login_url=activation.login_url())
     if outcome.kind == "rate_limited":
