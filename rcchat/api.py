@@ -12,6 +12,8 @@ import contextlib
 import itertools
 import json
 import ssl
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -115,13 +117,15 @@ class Session:
         await self.close()
 
     async def call(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
-        headers = {"X-User-Id": self.user_id, "X-Auth-Token": self._token} if self._token else {}
-        try:
-            response = await self.http.request(method, f"/api/v1/{endpoint}", headers=headers, **kwargs)
-        except httpx.TimeoutException:
-            raise ChatTimeout(f"{self.url} did not answer {endpoint} within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise ChatError(f"cannot reach {self.url}: {_transport_reason(exc)}") from None
+        response = await self._request(method, endpoint, **kwargs)
+        if response.status_code == 429:  # Rocket.Chat's REST limiter: wait for its window once
+            wait = _rate_limit_wait(response)
+            if wait is not None:
+                print(
+                    f"rcchat: {endpoint} rate limited, retrying in {wait:.0f} s", file=sys.stderr, flush=True
+                )
+                await asyncio.sleep(wait)
+                response = await self._request(method, endpoint, **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -132,6 +136,15 @@ class Session:
         if body.get("success") is False or body.get("status") == "error":
             raise ChatError(f"{endpoint}: {_reason(body, response.status_code)}")
         return body
+
+    async def _request(self, method: str, endpoint: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-User-Id": self.user_id, "X-Auth-Token": self._token} if self._token else {}
+        try:
+            return await self.http.request(method, f"/api/v1/{endpoint}", headers=headers, **kwargs)
+        except httpx.TimeoutException:
+            raise ChatTimeout(f"{self.url} did not answer {endpoint} within {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise ChatError(f"cannot reach {self.url}: {_transport_reason(exc)}") from None
 
     async def login(self, username: str, password: str) -> None:
         try:
@@ -225,6 +238,16 @@ class Session:
 
     def stream(self, room_id: str) -> RoomStream:
         return RoomStream(self, room_id)
+
+
+def _rate_limit_wait(response: httpx.Response, ceiling: float = 65.0) -> float | None:
+    """Seconds until X-RateLimit-Reset (epoch ms), if it is near enough to wait for."""
+    try:
+        reset_ms = int(response.headers.get("x-ratelimit-reset", ""))
+    except ValueError:
+        return None
+    wait = max(1.0, reset_ms / 1000 - time.time() + 0.5)
+    return wait if wait <= ceiling else None
 
 
 def _transport_reason(exc: Exception) -> str:

@@ -332,3 +332,20 @@ def test_every_call_has_a_timeout(run_rcchat, secret_file):
     assert result.returncode == 3
     assert "did not answer login within 1 s" in result.stderr
     assert elapsed < 15
+
+
+def test_the_rest_rate_limiter_is_waited_out_once(rocketchat_sim, run_rcchat, secret_file):
+    limited = rocketchat_sim(
+        {
+            "OVERWRITE_SETTING_API_Enable_Rate_Limiter_Limit_Calls_Default": "1",
+            "OVERWRITE_SETTING_API_Enable_Rate_Limiter_Limit_Time_Default": "3000",
+        }
+    )
+    password_file = str(secret_file("admin", limited.admin_password))
+    args = ["--url", limited.base_url, "--user", limited.admin_username, "--password-file", password_file]
+    args.append("rooms")
+    first = run_rcchat(*args)  # the fixture's own login may already have used the window
+    second = run_rcchat(*args)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "login rate limited, retrying in" in first.stderr + second.stderr
