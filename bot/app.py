@@ -83,6 +83,7 @@ class BotApp:
             language=settings.language,
             admin_role=settings.admin_role,
             admins_channel=settings.admins_channel,
+            admins_channel_commands=settings.admins_channel_commands,
             admin_cache_seconds=settings.admin_cache_seconds,
             dialog_ttl_seconds=settings.dialog_ttl_seconds,
             rate_limit_per_minute=settings.rate_limit_per_minute,

@@ -22,6 +22,7 @@ from bot import metrics
 from bot.core.ports import ChatPort
 from bot.core.report import digest_text, expiry_text, parse_time
 from bot.erp_client import ErpClient, ErpError, ErpUnavailable
+from bot.i18n import PERSON_LANG_KEY
 from bot.logging import new_request_id, request_id_var
 from bot.store import Store
 from bot.work_calendar import WorkCalendar
@@ -127,7 +128,10 @@ class Reminders:
         until = expires.timestamp() + EXPIRY_CLAIM_GRACE_SECONDS
         if not await self.store.claim(key, until, now.timestamp()):
             return 0
-        text = expiry_text(self.language, brief, expires, self.calendar.tz, self.activation_url)
+        lang = self.language
+        with contextlib.suppress(Exception):  # the language the person registered in, if known
+            lang = await self.store.get_value(PERSON_LANG_KEY + username) or lang
+        text = expiry_text(lang, brief, expires, self.calendar.tz, self.activation_url)
         try:
             room_id = await self.chat.direct_room(username)
             await self.chat.send(room_id, text)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.work_calendar import WorkCalendar, parse_timezone, parse_work_days, parse_work_hours
 
 ENV_PREFIX = "BOT_"
+API_ACTIVATE_PATH = "/api/v1/account/activate"  # POST-only API; people need the page, /activate
 # Values an operator forgot to replace: the bot refuses to start with them.
 PLACEHOLDER_SECRETS = {
     "",
@@ -103,7 +104,8 @@ class BotSettings(BaseSettings):
     erp_backoff_max: float = Field(5.0, ge=0)
     erp_breaker_threshold: int = Field(5, ge=1)
     erp_breaker_reset_seconds: float = Field(30.0, gt=0)
-    # Shown to people with their activation code: where they activate their account.
+    # Shown to people with their activation code: the ERP's activation page, `<public base URL>/activate`
+    # (the code is never put into the link). A URL of the old API path is turned into the page's URL.
     erp_activation_url: str = ""
 
     mode: Literal["realtime", "webhook"] = "realtime"
@@ -113,6 +115,8 @@ class BotSettings(BaseSettings):
     admin_role: str = "admin"
     admin_cache_seconds: float = Field(30.0, ge=0)
     admins_channel: str = "erp-admins"
+    # In the admins channel, admin commands work without mentioning the bot (`одобрить 2`).
+    admins_channel_commands: bool = True
     language: Literal["ru", "en"] = "ru"
     # Alertmanager notifications (POST /alerts/alertmanager, Bearer token); no token: the route is off.
     alerts_token: SecretStr | None = None
@@ -185,6 +189,16 @@ class BotSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("erp_activation_url")
+    @classmethod
+    def _activation_page(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if not value.startswith(("http://", "https://")) or any(c in value for c in "?#") or " " in value:
+            raise ValueError("must be the activation page's http(s) URL, without a query or fragment")
+        return value.rstrip("/").replace(API_ACTIVATE_PATH, "/activate")
 
     @field_validator("reminder_work_hours")
     @classmethod

@@ -1,37 +1,21 @@
-"""Turn a chat message into a command. Total: any input gives a `Command`, never an exception."""
+"""Turn a chat message into a command. Total: any input gives a `Command`, never an exception.
+
+The words come from the command registry (bot/core/commands.py). People type «Регистрация!», «помощь?»,
+«Register please», «хочу зарегистрироваться», «Привет»: case and punctuation around the command word are
+ignored, and free text is read for an intent (register, help, greeting) in the language it is written in.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
-# Canonical command -> words that invoke it, with the language each word implies.
-ALIASES: dict[str, dict[str, str]] = {
-    "register": {"register": "en", "registration": "en", "регистрация": "ru", "зарегистрироваться": "ru"},
-    "status": {"status": "en", "статус": "ru"},
-    "help": {"help": "en", "помощь": "ru", "справка": "ru"},
-    "cancel": {"cancel": "en", "stop": "en", "отмена": "ru", "отменить": "ru"},
-    "approve": {"approve": "en", "одобрить": "ru"},
-    "reject": {"reject": "en", "отклонить": "ru"},
-    "block": {"block": "en", "заблокировать": "ru"},
-    "unblock": {"unblock": "en", "разблокировать": "ru"},
-    "positions": {"positions": "en", "должности": "ru"},
-    "position": {"position": "en", "должность": "ru"},
-    "reissue": {"reissue": "en", "перевыпустить": "ru", "новый-код": "ru"},
-    "audit": {"audit": "en", "аудит": "ru"},
-    "report": {"report": "en", "отчет": "ru", "отчёт": "ru"},
-}
-WORDS: dict[str, tuple[str, str]] = {
-    word: (name, lang) for name, words in ALIASES.items() for word, lang in words.items()
-}
-ADMIN_COMMANDS = frozenset(
-    {"approve", "reject", "block", "unblock", "positions", "position", "reissue", "audit", "report"}
-)
-USER_COMMANDS = ("register", "status", "help", "cancel")
+from bot.core.commands import CommandSpec, Registry, UsageError
 
 USERNAME_RE = re.compile(r"^@?([A-Za-z0-9._-]{1,64})$")
-POSITION_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+POSITION_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the ERP's PositionCode
 ON_WORDS = {
     "on": True,
     "вкл": True,
@@ -44,21 +28,38 @@ ON_WORDS = {
 }
 ACCESS_WORDS = {"access", "доступ"}
 MAX_ID = 10**12
-MAX_REASON = 500
+MAX_REASON = 500  # the ERP's SafeText
 MAX_AUDIT = 100
 MAX_REPORT_DAYS = 366  # the ERP's longest report period
 DEFAULT_REPORT_DAYS = 7
+PUNCTUATION = " .,!?;:…«»\"'()[]¡¿"
+
+# Free text: stems that show what a person wants (lower case, matched at the start of a word).
+INTENTS: dict[str, tuple[str, ...]] = {
+    "register": ("регистр", "зарегистр", "register", "registration", "sign up", "signup", "onboard", "оформ"),
+    "help": ("помощ", "помоги", "справк", "help", "команд", "command", "что умеешь", "what can you"),
+    "status": ("статус", "status"),
+}
+GREETINGS = (
+    *("привет", "здравствуй", "здравствуйте", "добрый день", "доброе утро", "добрый вечер", "хай", "салют"),
+    *("hello", "hi", "hey", "good morning", "good afternoon", "good evening", "greetings"),
+)
 
 
 @dataclass(frozen=True)
 class Command:
-    """`name` is "" for text that is not a command (a dialog answer, or nothing)."""
+    """`spec` is None for text that is not a command (a dialog answer, free text)."""
 
-    name: str
+    spec: CommandSpec | None
     text: str
-    args: dict[str, object] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
     lang: str | None = None
-    error: str | None = None  # i18n key of the usage message when the arguments are wrong
+    usage_error: bool = False
+    intent: str | None = None  # for free text: "register", "help", "status", "greeting" or None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else ""
 
 
 def normalise(text: str) -> str:
@@ -66,6 +67,15 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
     return " ".join(text.split())
+
+
+def text_language(text: str) -> str | None:
+    """ "ru" for Cyrillic, "en" for Latin letters, None when the text has no letters to tell."""
+    if re.search("[А-Яа-яЁё]", text):
+        return "ru"
+    if re.search("[A-Za-z]", text):
+        return "en"
+    return None
 
 
 def strip_mention(text: str, bot_username: str | None) -> tuple[str, bool]:
@@ -85,117 +95,104 @@ def _is_name_char(ch: str) -> bool:
     return ch.isalnum() or ch in "._-"
 
 
-def parse(raw: str, bot_username: str | None = None) -> Command:
+def intent_of(text: str) -> str | None:
+    lowered = " " + " ".join(re.sub(r"[^\w\s-]", " ", text.lower()).split())
+    for intent, stems in INTENTS.items():
+        if any(f" {stem}" in lowered for stem in stems):
+            return intent
+    if any(lowered == f" {g}" or lowered.startswith(f" {g} ") for g in GREETINGS):
+        return "greeting"
+    return None
+
+
+def parse(raw: str, registry: Registry, bot_username: str | None = None) -> Command:
     text, _ = strip_mention(normalise(raw), bot_username)
     if not text:
-        return Command(name="", text="")
+        return Command(spec=None, text="")
     head, _, rest = text.partition(" ")
-    word = head.lower().lstrip("/!")
-    if word not in WORDS:
-        return Command(name="", text=text)
-    name, lang = WORDS[word]
-    args_text = rest.strip()
+    word = head.lower().lstrip("/!").strip(PUNCTUATION)
+    found = registry.lookup(word)
+    if found is None:
+        return Command(spec=None, text=text, lang=text_language(text), intent=intent_of(text))
+    spec, lang = found
     try:
-        args = _ARG_PARSERS[name](args_text)
-    except _UsageError:
-        return Command(name=name, text=text, lang=lang, error=f"usage.{name}")
-    return Command(name=name, text=text, args=args, lang=lang)
+        args = spec.args(rest.strip())
+    except UsageError:
+        return Command(spec=spec, text=text, lang=lang, usage_error=True)
+    return Command(spec=spec, text=text, args=args, lang=lang)
 
 
-class _UsageError(Exception):
-    pass
-
-
-def _no_args(text: str) -> dict[str, object]:
-    if text:
-        raise _UsageError
-    return {}
+# --- argument parsers (each command's spec names one) ---
 
 
 def _staff_id(token: str) -> int:
-    token = token.lstrip("#")
+    token = token.lstrip("#№")
     if not token.isascii() or not token.isdigit() or not 0 < int(token) < MAX_ID:
-        raise _UsageError
+        raise UsageError
     return int(token)
 
 
 def _username(token: str) -> str:
     match = USERNAME_RE.match(token)
     if not match:
-        raise _UsageError
+        raise UsageError
     return match.group(1)
 
 
-def _status(text: str) -> dict[str, object]:
+def status_args(text: str) -> dict[str, Any]:
+    text = text.strip(PUNCTUATION)
     if not text:
         return {}
     parts = text.split()
     if len(parts) != 1:
-        raise _UsageError
+        raise UsageError
     return {"username": _username(parts[0])}
 
 
-def _approve(text: str) -> dict[str, object]:
-    parts = text.split()
+def staff_id_args(text: str) -> dict[str, Any]:
+    parts = text.strip(PUNCTUATION).split()
     if len(parts) != 1:
-        raise _UsageError
+        raise UsageError
     return {"staff_id": _staff_id(parts[0])}
 
 
-def _reject(text: str) -> dict[str, object]:
+def reject_args(text: str) -> dict[str, Any]:
     head, _, reason = text.partition(" ")
     if not head:
-        raise _UsageError
+        raise UsageError
     reason = reason.strip()
     if len(reason) > MAX_REASON:
-        raise _UsageError
-    return {"staff_id": _staff_id(head), "reason": reason or None}
+        raise UsageError
+    return {"staff_id": _staff_id(head.strip(PUNCTUATION)), "reason": reason or None}
 
 
-def _user_arg(text: str) -> dict[str, object]:
-    parts = text.split()
+def username_args(text: str) -> dict[str, Any]:
+    parts = text.strip(PUNCTUATION).split()
     if len(parts) != 1:
-        raise _UsageError
+        raise UsageError
     return {"username": _username(parts[0])}
 
 
-def _position(text: str) -> dict[str, object]:
+def position_args(text: str) -> dict[str, Any]:
     parts = text.split()
     if len(parts) != 3 or parts[1].lower() not in ACCESS_WORDS or parts[2].lower() not in ON_WORDS:
-        raise _UsageError
+        raise UsageError
     if not POSITION_CODE_RE.match(parts[0]):
-        raise _UsageError
+        raise UsageError
     return {"code": parts[0], "erp_access": ON_WORDS[parts[2].lower()]}
 
 
-def _audit(text: str) -> dict[str, object]:
+def audit_args(text: str) -> dict[str, Any]:
     if not text:
         return {"limit": 10}
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_AUDIT:
-        raise _UsageError
+        raise UsageError
     return {"limit": int(text)}
 
 
-def _report(text: str) -> dict[str, object]:
+def report_args(text: str) -> dict[str, Any]:
     if not text:
         return {"days": DEFAULT_REPORT_DAYS}
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_REPORT_DAYS:
-        raise _UsageError
+        raise UsageError
     return {"days": int(text)}
-
-
-_ARG_PARSERS = {
-    "register": _no_args,
-    "status": _status,
-    "help": lambda _text: {},
-    "cancel": lambda _text: {},
-    "approve": _approve,
-    "reject": _reject,
-    "block": _user_arg,
-    "unblock": _user_arg,
-    "positions": _no_args,
-    "position": _position,
-    "reissue": _user_arg,
-    "audit": _audit,
-    "report": _report,
-}

@@ -24,16 +24,26 @@ def parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def format_time(moment: datetime | None, tz: tzinfo) -> str:
+def format_time(moment: datetime | None, tz: tzinfo, lang: str = "en", now: datetime | None = None) -> str:
+    """A time in the company's zone, in the language's natural form: «5 декабря, 02:22 МСК»,
+    "5 December, 02:22 MSK"; the year is shown when it is not the current one ("?" when unknown)."""
     if moment is None:
         return "?"
     local = moment.astimezone(tz)
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+    current = (now or datetime.now(UTC)).astimezone(tz)
+    month = translate(lang, f"month.{local.month}")
+    day = f"{local.day} {month}" + (f" {local.year}" if local.year != current.year else "")
+    zone = local.tzname() or ""
+    zone = translate(lang, f"zone.{zone}") if translate(lang, f"zone.{zone}") != f"zone.{zone}" else zone
+    if zone[:1] in "+-":
+        zone = f"UTC{zone}"
+    return f"{day}, {local:%H:%M} {zone}".strip()
 
 
 def format_utc(value: str | None) -> str:
-    """An ERP time as `YYYY-MM-DD HH:MM UTC` ("?" when missing or unreadable)."""
-    return format_time(parse_time(value), UTC)
+    """An ERP time as `YYYY-MM-DD HH:MM UTC` ("?" when missing or unreadable): for machine-read texts."""
+    moment = parse_time(value)
+    return "?" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def format_age(lang: str, seconds: float) -> str:
@@ -75,7 +85,7 @@ def awaiting_line(lang: str, brief: dict[str, Any], now: datetime, tz: tzinfo) -
     }
     if expires is None or expires <= now:
         return translate(lang, "report.awaiting_line_no_code", **params)
-    return translate(lang, "report.awaiting_line", expires=format_time(expires, tz), **params)
+    return translate(lang, "report.awaiting_line", expires=format_time(expires, tz, lang, now), **params)
 
 
 def report_text(lang: str, report: dict[str, Any], days: int, now: datetime, tz: tzinfo) -> str:
@@ -106,8 +116,8 @@ def report_text(lang: str, report: dict[str, Any], days: int, now: datetime, tz:
         translate(
             lang,
             "report.header",
-            since=format_time(parse_time(report.get("since")), tz),
-            until=format_time(parse_time(report.get("until")), tz),
+            since=format_time(parse_time(report.get("since")), tz, lang, now),
+            until=format_time(parse_time(report.get("until")), tz, lang, now),
             days=days,
         ),
         translate(lang, "report.totals", total=report.get("total", 0), activated=report.get("activated", 0)),
@@ -143,7 +153,7 @@ def expiry_text(lang: str, brief: dict[str, Any], expires: datetime, tz: tzinfo,
     return translate(
         lang,
         "reminder.activation_expiry",
-        expires=format_time(expires, tz),
+        expires=format_time(expires, tz, lang),
         url=url,
         username=brief.get("rocketchat_username") or "",
     )

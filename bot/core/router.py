@@ -1,24 +1,30 @@
-"""Routes each message to a command or to the open registration dialog; audits and measures it."""
+"""Routes each message through the filters to a command handler or to the registration conversation.
+
+The router depends on ports only (ChatPort, ErpPort, Store); commands are declared in bot/core/handlers.py,
+the filters in bot/core/filters.py, the conversation's states in bot/core/dialog.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import time
 from collections import defaultdict, deque
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot import metrics
-from bot.core.dialog import Dialog, advance, back_to, prompt
-from bot.core.parser import ADMIN_COMMANDS, Command, parse
-from bot.core.ports import ChatPort, Identity, IncomingMessage
-from bot.core.report import format_utc, report_text
-from bot.erp_client import ErpClient, ErpError, ErpUnavailable
-from bot.i18n import translate
+from bot.core import filters as _filters  # noqa: F401 - registers the filter pipeline
+from bot.core.commands import Context, Outcome, Registry
+from bot.core.dialog import ConversationHandler, Dialog, back_to, prompt
+from bot.core.handlers import COMMANDS
+from bot.core.parser import Command, parse
+from bot.core.ports import ChatPort, ErpPort, Identity, IncomingMessage
+from bot.core.report import format_time, parse_time
+from bot.erp_client import ErpError, ErpUnavailable
+from bot.i18n import LANGUAGES, PERSON_LANG_KEY, translate, translate_name
 from bot.logging import new_request_id, request_id_var
 from bot.store import Store
 from bot.tasks.outbox import TaskOutbox
@@ -28,19 +34,7 @@ log = logging.getLogger("bot.commands")
 PENDING_KEY = "router.pending_approvals"
 # ERP validation error field -> the dialog step that asks for it again.
 FIELD_STEPS = {"full_name": "name", "email": "email", "phone": "phone", "position_code": "position"}
-
-
-# Per-command context: the handling task sets them, `handle` reads them for the audit entry.
-_command_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("command_name", default=None)
-_detail: contextvars.ContextVar[str | None] = contextvars.ContextVar("audit_detail", default=None)
-
-
-class Outcome(Exception):
-    """Ends a command early with an outcome label (for the audit trail and metrics)."""
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
+STATE_HINT_COMMANDS = {"pending_approval": "approve", "awaiting_activation": "reissue", "blocked": "unblock"}
 
 
 class Router:
@@ -48,12 +42,13 @@ class Router:
         self,
         *,
         store: Store,
-        erp: ErpClient,
+        erp: ErpPort,
         chat: ChatPort,
         identity: Identity,
         language: str = "ru",
         admin_role: str = "admin",
         admins_channel: str = "erp-admins",
+        admins_channel_commands: bool = True,
         admin_cache_seconds: float = 30.0,
         dialog_ttl_seconds: float = 900.0,
         rate_limit_per_minute: int = 20,
@@ -61,15 +56,19 @@ class Router:
         activation_url: str = "",
         timezone: tzinfo = UTC,
         tasks: TaskOutbox | None = None,
+        registry: Registry = COMMANDS,
         clock: Any = time.time,
     ) -> None:
         self.store, self.erp, self.chat, self.identity = store, erp, chat, identity
         self.language, self.admin_role, self.admins_channel = language, admin_role, admins_channel
+        self.admins_channel_commands = admins_channel_commands
         self.admin_cache_seconds, self.dialog_ttl = admin_cache_seconds, dialog_ttl_seconds
         self.rate_limit, self.max_input_length = rate_limit_per_minute, max_input_length
         self.activation_url, self.clock = activation_url, clock
-        self.timezone = timezone  # reports show times in the company's zone
+        self.timezone = timezone  # the company's: every time the bot shows is in it
         self.tasks = tasks  # the task tracker's outbox (None: no tracker configured)
+        self.registry = registry
+        self.conversation = ConversationHandler(names=translate_name)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
         self._roles: dict[str, tuple[float, frozenset[str]]] = {}
@@ -84,34 +83,96 @@ class Router:
             return None
         if msg.edited:
             return None
-        is_dm = msg.room_type == "d"
-        command = parse(msg.text[: self.max_input_length * 4], self.identity.username)
-        if not is_dm and not (msg.mentions_bot or f"@{self.identity.username}".lower() in msg.text.lower()):
+        command = parse(msg.text[: self.max_input_length * 4], self.registry, self.identity.username)
+        if not self._addressed(msg, command):
             return None
         if await self._is_other_bot(msg.user_id):
             return None
         token = request_id_var.set(new_request_id())
         started = time.perf_counter()
-        name = command.name or "text"
+        ctx = Context(
+            msg=msg,
+            lang=command.lang or self.language,
+            is_dm=msg.room_type == "d",
+            spec=command.spec,
+            args=command.args,
+            usage_error=command.usage_error,
+            kind="command" if command.spec else "text",
+        )
         try:
             async with self._locks[msg.user_id]:
-                outcome = await self._handle(msg, command, is_dm)
-                name = _command_name.get() or name
+                outcome = await self._run(ctx, command)
         except Exception:
-            log.exception("command crashed", extra={"user": msg.username, "command": name})
-            outcome = "error"
+            log.exception("command crashed", extra={"user": msg.username, "command": self._name(ctx)})
+            outcome = Outcome("error")
             with contextlib.suppress(Exception):  # best effort: Rocket.Chat itself may be what failed
-                await self.chat.send(msg.room_id, translate(command.lang or self.language, "internal_error"))
-        finally:
-            elapsed = time.perf_counter() - started
-        metrics.COMMANDS.labels(name, outcome).inc()
+                await self.reply(ctx, "internal_error")
+        elapsed = time.perf_counter() - started
+        await self._audit(ctx, outcome, elapsed)
+        request_id_var.reset(token)
+        self._trim()
+        return outcome.label
+
+    def _addressed(self, msg: IncomingMessage, command: Command) -> bool:
+        """DMs always; elsewhere a mention, or an admin command in the admins channel (no mention needed)."""
+        if msg.room_type == "d":
+            return True
+        if msg.mentions_bot or f"@{self.identity.username}".lower() in msg.text.lower():
+            return True
+        in_admins = msg.room_name == self.admins_channel.lstrip("#")
+        return bool(in_admins and self.admins_channel_commands and command.spec and command.spec.admin_only)
+
+    def _name(self, ctx: Context) -> str:
+        return "register" if ctx.kind == "answer" else (ctx.spec.name if ctx.spec else "text")
+
+    async def _run(self, ctx: Context, command: Command) -> Outcome:
+        dialog = await self._load_dialog(ctx.msg.user_id) if ctx.is_dm else None
+        if dialog is not None:
+            ctx.lang = dialog.lang
+            if ctx.spec is None or not ctx.spec.in_dialog:
+                ctx.kind, ctx.spec, ctx.usage_error = "answer", None, False
+            elif ctx.spec.name == "help":
+                ctx.kind = "dialog_help"
+        for step in self.registry.filters:
+            stopped = await step(self, ctx)
+            if stopped is not None:
+                return stopped
+        try:
+            if ctx.kind == "answer" and dialog is not None:
+                return await self._answer(dialog, ctx.msg.text)
+            if ctx.spec is None:
+                return await self._free_text(ctx, command)
+            return await ctx.spec.handler(self, ctx)
+        except ErpUnavailable:
+            await self.reply(ctx, "erp_unavailable")
+            return Outcome("erp_unavailable")
+        except ErpError as exc:
+            await self.reply(ctx, "erp_error")
+            return Outcome("erp_error", exc.code)
+
+    async def _free_text(self, ctx: Context, command: Command) -> Outcome:
+        """Text that is no command: what the person seems to want, in the language they wrote in."""
+        ctx.lang = command.lang or await self.person_lang(ctx.msg.username)
+        if command.intent in ("register", "help", "status"):
+            ctx.spec = self.registry.commands[command.intent]
+            ctx.args = {}
+            return await ctx.spec.handler(self, ctx)
+        if not ctx.is_dm:
+            await self.reply(ctx, "unknown")
+            return Outcome("unknown")
+        await self.reply(ctx, "greeting" if command.intent == "greeting" else "unknown_dm")
+        return Outcome("greeting" if command.intent == "greeting" else "unknown")
+
+    async def _audit(self, ctx: Context, outcome: Outcome, elapsed: float) -> None:
+        name = self._name(ctx)
+        metrics.COMMANDS.labels(name, outcome.label).inc()
         metrics.COMMAND_SECONDS.labels(name).observe(elapsed)
         log.info(
             "command",
             extra={
-                "user": msg.username,
+                "user": ctx.msg.username,
                 "command": name,
-                "outcome": outcome,
+                "outcome": outcome.label,
                 "latency_ms": round(elapsed * 1000, 1),
             },
         )
@@ -119,14 +180,15 @@ class Router:
             await self.store.add_audit(
                 {
                     "request_id": request_id_var.get(),
-                    "user_id": msg.user_id,
-                    "username": msg.username,
+                    "user_id": ctx.msg.user_id,
+                    "username": ctx.msg.username,
                     "command": name,
-                    "outcome": outcome,
-                    "detail": _detail.get(),
+                    "outcome": outcome.label,
+                    "detail": outcome.detail,
                 }
             )
-        request_id_var.reset(token)
+
+    def _trim(self) -> None:
         if len(self._locks) > 10_000:
             self._locks = defaultdict(asyncio.Lock, {k: v for k, v in self._locks.items() if v.locked()})
         if len(self._recent) > 10_000:
@@ -134,42 +196,153 @@ class Router:
             self._recent = defaultdict(
                 deque, {k: v for k, v in self._recent.items() if v and v[-1] > horizon}
             )
-        return outcome
 
-    async def _handle(self, msg: IncomingMessage, command: Command, is_dm: bool) -> str:
-        _command_name.set(command.name or "text")
-        _detail.set(None)
-        lang = command.lang or self.language
-        if len(msg.text) > self.max_input_length:
-            await self.chat.send(msg.room_id, translate(lang, "too_long", limit=self.max_input_length))
-            return "too_long"
-        if not self._allow_rate(msg.user_id):
-            if len(self._recent[msg.user_id]) == self.rate_limit + 1:  # say it once, then stay quiet
-                await self.chat.send(msg.room_id, translate(lang, "rate_limited"))
-            return "rate_limited"
-        dialog = await self._load_dialog(msg.user_id) if is_dm else None
-        if dialog is not None and command.name not in ("cancel", "help", "register", "status"):
-            _command_name.set("register")
-            return await self._answer(dialog, msg.text)
-        try:
-            return await self._command(msg, command, lang, is_dm, dialog)
-        except Outcome as done:
-            return done.outcome
-        except ErpUnavailable:
-            await self.chat.send(msg.room_id, translate(lang, "erp_unavailable"))
-            return "erp_unavailable"
-        except ErpError as exc:
-            _detail.set(exc.code)
-            await self.chat.send(msg.room_id, translate(lang, "erp_error", code=exc.code))
-            return "erp_error"
-
-    def _allow_rate(self, user_id: str) -> bool:
+    def rate_wait(self, user_id: str) -> float | None:
+        """None when the command is within the limit; else the seconds to wait (-1: over twice the limit,
+        where the bot stops answering the flood but still counts and logs it)."""
         now = self.clock()
         recent = self._recent[user_id]
         while recent and recent[0] <= now - 60:
             recent.popleft()
         recent.append(now)
-        return len(recent) <= self.rate_limit
+        if len(recent) <= self.rate_limit:
+            return None
+        if len(recent) > 2 * self.rate_limit:
+            return -1
+        return recent[-self.rate_limit - 1] + 60 - now
+
+    # --- talking ---
+    def t(self, lang: str, key: str, **params: Any) -> str:
+        return translate(lang, key, **params)
+
+    def name(self, lang: str, text: str) -> str:
+        return translate_name(lang, text)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def when(self, lang: str, moment: datetime | str | None) -> str:
+        """A time in the company's zone, in the natural form of the language."""
+        if isinstance(moment, str) or moment is None:
+            moment = parse_time(moment)
+        return format_time(moment, self.timezone, lang, now=self._now())
+
+    async def reply(self, ctx: Context, key: str, **params: Any) -> None:
+        await self.chat.send(ctx.msg.room_id, translate(ctx.lang, key, **params))
+
+    async def reply_text(self, ctx: Context, text: str) -> None:
+        await self.chat.send(ctx.msg.room_id, text)
+
+    async def direct(self, username: str, text: str) -> None:
+        room_id = await self.chat.direct_room(username)
+        await self.chat.send(room_id, text)
+
+    async def person_lang(self, username: str) -> str:
+        with contextlib.suppress(Exception):
+            lang = await self.store.get_value(PERSON_LANG_KEY + username)
+            if lang in LANGUAGES:
+                return str(lang)
+        return self.language
+
+    async def remember_lang(self, username: str, lang: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.set_value(PERSON_LANG_KEY + username, lang)
+
+    # --- admin rights ---
+    async def user_roles(self, user_id: str) -> frozenset[str]:
+        """Rocket.Chat roles, checked live and cached briefly (role changes apply within the cache time)."""
+        cached = self._roles.get(user_id)
+        now = self.clock()
+        if cached and now - cached[0] < self.admin_cache_seconds:
+            return cached[1]
+        roles = frozenset(await self.chat.user_roles(user_id))
+        if len(self._roles) > 10_000:
+            self._roles.clear()
+        self._roles[user_id] = (now, roles)
+        return roles
+
+    async def is_admin(self, user_id: str) -> bool:
+        return self.admin_role in await self.user_roles(user_id)
+
+    async def _is_other_bot(self, user_id: str) -> bool:
+        try:
+            return "bot" in await self.user_roles(user_id)
+        except Exception:
+            return False  # a failed lookup must not silence a person
+
+    # --- the ERP's answers to admin commands ---
+    async def staff_by_username(self, ctx: Context, username: str) -> dict[str, Any] | Outcome:
+        staff = await self.erp.find_staff(rocketchat_username=username)
+        if staff is None:
+            await self.reply(ctx, "staff.not_found", username=username)
+            return Outcome("not_found", f"@{username}")
+        return staff
+
+    async def staff_call(self, ctx: Context, staff_id: int, action: str, call: Any) -> Any:
+        """Await an ERP call on a staff record; a missing record or a wrong status is answered here."""
+        try:
+            return await call
+        except ErpError as exc:
+            if exc.code == "not_found":
+                await self.reply(ctx, "staff.id_not_found", id=staff_id)
+                return Outcome("not_found", f"staff {staff_id}")
+            if exc.code != "invalid_state":
+                raise
+        staff = await self.erp.get_staff(staff_id)
+        status = str(staff.get("status", ""))
+        username = staff.get("rocketchat_username") or ""
+        hint_command = STATE_HINT_COMMANDS.get(status)
+        hint = translate(
+            ctx.lang,
+            f"state.hint.{status}",
+            id=staff_id,
+            command=self.registry.commands[hint_command].word(ctx.lang) if hint_command else "",
+            username=username,
+        )
+        await self.reply(
+            ctx,
+            "staff.invalid_state",
+            id=staff_id,
+            username=username,
+            status=translate(ctx.lang, f"state.{status}"),
+            action=self.registry.commands[action].word(ctx.lang),
+            hint=hint,
+        )
+        return Outcome("invalid_state", f"staff {staff_id} {status}")
+
+    # --- the registration conversation ---
+    async def start_registration(self, ctx: Context) -> Outcome:
+        msg, lang = ctx.msg, ctx.lang
+        room_id = msg.room_id if ctx.is_dm else await self.chat.direct_room(msg.username)
+        if not ctx.is_dm:
+            await self.reply(ctx, "register.dm_sent", username=msg.username)
+        staff = await self.erp.find_staff(rocketchat_user_id=msg.user_id)
+        if staff is not None:
+            await self.store.delete_dialog(msg.user_id)
+            await self.chat.send(room_id, self.status_text(lang, staff))
+            return Outcome("already_registered", f"staff {staff['id']}")
+        positions = await self._positions()
+        if not positions:
+            await self.chat.send(room_id, translate(lang, "register.no_positions"))
+            return Outcome("no_positions")
+        dialog = Dialog(
+            user_id=msg.user_id,
+            username=msg.username,
+            room_id=room_id,
+            lang=lang,
+            expires_at=self.clock() + self.dialog_ttl,
+            positions=positions,
+        )
+        await self._save(dialog)
+        key, params = prompt(dialog, self.conversation)
+        await self.chat.send(
+            room_id, translate(lang, "register.intro") + "\n" + translate(lang, key, **params)
+        )
+        return Outcome("started")
+
+    async def _positions(self) -> list[dict[str, Any]]:
+        keep = ("code", "name", "department", "erp_access", "requires_approval")
+        return [{k: p.get(k) for k in keep} for p in await self.erp.positions() if p.get("is_active", True)]
 
     async def _load_dialog(self, user_id: str) -> Dialog | None:
         data = await self.store.get_dialog(user_id)
@@ -194,364 +367,131 @@ class Router:
                 await self._expire(Dialog.from_dict(data))
         return len(expired)
 
-    async def user_roles(self, user_id: str) -> frozenset[str]:
-        """Rocket.Chat roles, checked live and cached briefly (role changes apply within the cache time)."""
-        cached = self._roles.get(user_id)
-        now = self.clock()
-        if cached and now - cached[0] < self.admin_cache_seconds:
-            return cached[1]
-        roles = frozenset(await self.chat.user_roles(user_id))
-        if len(self._roles) > 10_000:
-            self._roles.clear()
-        self._roles[user_id] = (now, roles)
-        return roles
-
-    async def is_admin(self, user_id: str) -> bool:
-        return self.admin_role in await self.user_roles(user_id)
-
-    async def _is_other_bot(self, user_id: str) -> bool:
-        try:
-            return "bot" in await self.user_roles(user_id)
-        except Exception:
-            return False  # a failed lookup must not silence a person
-
-    # --- commands ---
-    async def _command(
-        self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool, dialog: Dialog | None
-    ) -> str:
-        name = command.name
-        needs_admin = name in ADMIN_COMMANDS or (name == "status" and command.args.get("username"))
-        if needs_admin and not await self.is_admin(msg.user_id):
-            _detail.set(msg.text[:200])
-            await self.chat.send(msg.room_id, translate(lang, "not_admin"))
-            return "denied"
-        if command.error:
-            await self.chat.send(msg.room_id, translate(lang, command.error))
-            return "usage"
-        if name == "":
-            await self.chat.send(msg.room_id, translate(lang, "unknown"))
-            return "unknown"
-        if name == "help":
-            text = translate(lang, "help.user")
-            if await self.is_admin(msg.user_id):
-                text += "\n\n" + translate(lang, "help.admin")
-            await self.chat.send(msg.room_id, text)
-            return "ok"
-        if name == "cancel":
-            if dialog is None:
-                await self.chat.send(msg.room_id, translate(lang, "dialog.nothing_to_cancel"))
-                return "nothing"
-            await self.store.delete_dialog(msg.user_id)
-            await self.chat.send(msg.room_id, translate(lang, "dialog.cancelled"))
-            return "cancelled"
-        handler = getattr(self, f"_cmd_{name}")
-        return await handler(msg, command, lang, is_dm)
-
-    async def _cmd_register(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        room_id = msg.room_id if is_dm else await self.chat.direct_room(msg.username)
-        if not is_dm:
-            await self.chat.send(msg.room_id, translate(lang, "register.dm_sent", username=msg.username))
-        staff = await self.erp.find_staff(rocketchat_user_id=msg.user_id)
-        if staff is not None:
-            await self.chat.send(
-                room_id, translate(lang, "result.already") + "\n" + self._status_text(lang, staff)
-            )
-            return "already_registered"
-        positions = [
-            {"code": p["code"], "name": p["name"], "department": p.get("department") or ""}
-            for p in await self.erp.positions()
-            if p.get("is_active", True)
-        ]
-        if not positions:
-            await self.chat.send(room_id, translate(lang, "register.no_positions"))
-            return "no_positions"
-        dialog = Dialog(
-            user_id=msg.user_id,
-            username=msg.username,
-            room_id=room_id,
-            lang=lang,
-            expires_at=self.clock() + self.dialog_ttl,
-            positions=positions,
-        )
-        await self._save(dialog)
-        key, params = prompt(dialog)
-        await self.chat.send(
-            room_id, translate(lang, "register.intro") + "\n" + translate(lang, key, **params)
-        )
-        return "started"
-
-    async def _cmd_status(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        username = command.args.get("username")
-        if username:
-            staff = await self.erp.find_staff(rocketchat_username=str(username))
-            if staff is None:
-                await self.chat.send(msg.room_id, translate(lang, "staff.not_found", username=username))
-                return "not_found"
-        else:
-            staff = await self.erp.find_staff(rocketchat_user_id=msg.user_id)
-            if staff is None:
-                await self.chat.send(msg.room_id, translate(lang, "status.none"))
-                return "not_registered"
-        await self.chat.send(msg.room_id, self._status_text(lang, staff))
-        return "ok"
-
-    async def _cmd_approve(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        staff_id = int(command.args["staff_id"])  # type: ignore[call-overload]
-        _detail.set(f"staff {staff_id}")
-        result = await self._staff_call(msg, lang, staff_id, self.erp.approve(staff_id))
-        staff, activation = result["staff"], result.get("activation")
-        username = staff.get("rocketchat_username") or ""
-        await self.chat.send(
-            msg.room_id, translate(lang, "approval.approved_admin", id=staff_id, username=username)
-        )
-        person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
-        await self._task_decided(staff_id, "approved", admin=msg.username)
-        if username:
-            text = translate(person_lang, "approval.approved_user", id=staff_id) + "\n"
-            if activation:
-                text += self._code_text(person_lang, activation)
-            else:
-                text += translate(person_lang, "result.no_access", id=staff_id)
-            await self._direct(username, text)
-        return "approved"
-
-    async def _cmd_reject(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        staff_id = int(command.args["staff_id"])  # type: ignore[call-overload]
-        reason = command.args.get("reason")
-        _detail.set(f"staff {staff_id}")
-        staff = await self._staff_call(msg, lang, staff_id, self.erp.reject(staff_id, reason))  # type: ignore[arg-type]
-        username = staff.get("rocketchat_username") or ""
-        await self.chat.send(
-            msg.room_id, translate(lang, "approval.rejected_admin", id=staff_id, username=username)
-        )
-        person_lang = (await self._forget_pending(staff_id)).get("lang", self.language)
-        await self._task_decided(staff_id, "rejected", admin=msg.username, reason=reason)  # type: ignore[arg-type]
-        if username:
-            why = translate(person_lang, "approval.reason", reason=reason) if reason else ""
-            await self._direct(
-                username, translate(person_lang, "approval.rejected_user", id=staff_id, reason=why)
-            )
-        return "rejected"
-
-    async def _staff_by_username(self, msg: IncomingMessage, lang: str, username: str) -> dict[str, Any]:
-        _detail.set(f"@{username}")
-        staff = await self.erp.find_staff(rocketchat_username=username)
-        if staff is None:
-            await self.chat.send(msg.room_id, translate(lang, "staff.not_found", username=username))
-            raise Outcome("not_found")
-        return staff
-
-    async def _staff_call(self, msg: IncomingMessage, lang: str, staff_id: int, call: Any) -> Any:
-        try:
-            return await call
-        except ErpError as exc:
-            if exc.code == "not_found":
-                await self.chat.send(msg.room_id, translate(lang, "staff.id_not_found", id=staff_id))
-                raise Outcome("not_found") from None
-            if exc.code == "invalid_state":
-                await self.chat.send(msg.room_id, translate(lang, "staff.invalid_state", id=staff_id))
-                raise Outcome("invalid_state") from None
-            raise
-
-    async def _cmd_block(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        staff = await self._staff_by_username(msg, lang, str(command.args["username"]))
-        await self._staff_call(msg, lang, staff["id"], self.erp.block(staff["id"]))
-        await self.chat.send(msg.room_id, translate(lang, "block.done", username=command.args["username"]))
-        return "blocked"
-
-    async def _cmd_unblock(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        staff = await self._staff_by_username(msg, lang, str(command.args["username"]))
-        await self._staff_call(msg, lang, staff["id"], self.erp.unblock(staff["id"]))
-        await self.chat.send(msg.room_id, translate(lang, "unblock.done", username=command.args["username"]))
-        return "unblocked"
-
-    async def _cmd_reissue(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        username = str(command.args["username"])
-        staff = await self._staff_by_username(msg, lang, username)
-        result = await self._staff_call(msg, lang, staff["id"], self.erp.reissue_code(staff["id"]))
-        # The code goes to its owner only, never into the admin's room.
-        await self._direct(username, self._code_text(self.language, result["activation"]))
-        await self.chat.send(msg.room_id, translate(lang, "code.reissued_admin", username=username))
-        return "reissued"
-
-    async def _cmd_positions(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        positions = await self.erp.positions()
-        if not positions:
-            await self.chat.send(msg.room_id, translate(lang, "positions.empty"))
-            return "ok"
-        yes, no = translate(lang, "word.yes"), translate(lang, "word.no")
-        lines = [translate(lang, "positions.header")] + [
-            translate(
-                lang,
-                "positions.line",
-                code=p["code"],
-                name=p["name"],
-                access=yes if p.get("erp_access") else no,
-                approval=yes if p.get("requires_approval") else no,
-            )
-            for p in positions
-        ]
-        await self.chat.send(msg.room_id, "\n".join(lines))
-        return "ok"
-
-    async def _cmd_position(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        code, access = str(command.args["code"]), bool(command.args["erp_access"])
-        _detail.set(f"{code} erp_access={access}")
-        try:
-            position = await self.erp.update_position(code, {"erp_access": access})
-        except ErpError as exc:
-            if exc.code in ("not_found", "position_not_found"):
-                await self.chat.send(msg.room_id, translate(lang, "position.not_found", code=code))
-                return "not_found"
-            raise
-        word = translate(lang, "word.on" if position.get("erp_access") else "word.off")
-        await self.chat.send(
-            msg.room_id, translate(lang, "position.updated", code=position["code"], access=word)
-        )
-        return "updated"
-
-    async def _cmd_audit(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        entries = await self.store.list_audit(int(command.args["limit"]))  # type: ignore[call-overload]
-        if not entries:
-            await self.chat.send(msg.room_id, translate(lang, "audit.empty"))
-            return "ok"
-        lines = [translate(lang, "audit.header")] + [
-            translate(
-                lang,
-                "audit.line",
-                id=e["id"],
-                username=e.get("username") or "?",
-                command=e.get("command"),
-                outcome=e.get("outcome"),
-                at=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(e["at"]))),
-            )
-            for e in entries
-        ]
-        await self.chat.send(msg.room_id, "\n".join(lines))
-        return "ok"
-
-    async def _cmd_report(self, msg: IncomingMessage, command: Command, lang: str, is_dm: bool) -> str:
-        days = int(command.args["days"])  # type: ignore[call-overload]
-        _detail.set(f"days {days}")
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        report = await self.erp.registration_report(since=now - timedelta(days=days), until=now)
-        await self.chat.send(msg.room_id, report_text(lang, report, days, now, self.timezone))
-        return "ok"
-
-    # --- the registration dialog ---
     async def _save(self, dialog: Dialog) -> None:
         dialog.expires_at = self.clock() + self.dialog_ttl
         await self.store.put_dialog(dialog.user_id, dialog.to_dict(), dialog.expires_at)
 
-    async def _answer(self, dialog: Dialog, text: str) -> str:
-        step = advance(dialog, text)
-        if step.action == "cancel":
-            await self.store.delete_dialog(dialog.user_id)
-            await self.chat.send(dialog.room_id, translate(dialog.lang, "dialog.cancelled"))
-            return "cancelled"
+    async def _answer(self, dialog: Dialog, text: str) -> Outcome:
+        step = self.conversation.answer(dialog, text)
         if step.action == "submit":
             return await self._submit(dialog)
         await self._save(dialog)
         await self._say(dialog, step.replies)
-        return f"step_{dialog.step}"
+        return Outcome(step.outcome or f"step_{dialog.step}")
 
     async def _say(self, dialog: Dialog, replies: list[tuple[str, dict[str, Any]]]) -> None:
         await self.chat.send(dialog.room_id, "\n".join(translate(dialog.lang, k, **p) for k, p in replies))
 
-    async def _submit(self, dialog: Dialog) -> str:
+    async def _submit(self, dialog: Dialog) -> Outcome:
         lang = dialog.lang
         try:
             result = await self.erp.create_staff(dialog.staff_body(), dialog.idempotency_key)
         except ErpUnavailable:
             await self._save(dialog)  # keep the answers and the key: a later "yes" repeats the same request
             await self.chat.send(dialog.room_id, translate(lang, "dialog.erp_unavailable"))
-            return "erp_unavailable"
+            return Outcome("erp_unavailable")
         except ErpError as exc:
             return await self._submit_refused(dialog, exc)
         await self.store.delete_dialog(dialog.user_id)
+        await self.remember_lang(dialog.username, lang)
         staff, activation = result["staff"], result.get("activation")
-        _detail.set(f"staff {staff['id']} {staff['status']}")
         status = staff["status"]
+        detail = f"staff {staff['id']} {status}"
         if activation:
-            text = translate(lang, "result.created") + "\n" + self._code_text(lang, activation)
+            text = translate(lang, "result.created") + "\n" + self.code_text(lang, activation)
             await self.chat.send(dialog.room_id, text)
-            return "created"
+            return Outcome("created", detail)
         if status == "pending_approval":
             # Queued first: the tracker is an independent channel, useful even if Rocket.Chat fails below.
-            await self._task_pending(staff, dialog.username)
-            await self.chat.send(dialog.room_id, translate(lang, "result.pending", id=staff["id"]))
-            await self.chat.send_to_channel(
-                self.admins_channel,
-                translate(
-                    self.language,
-                    "admins.request",
-                    id=staff["id"],
-                    full_name=staff["full_name"],
-                    username=dialog.username,
-                    position=staff["position"]["name"],
-                ),
+            await self.task_pending(staff, dialog.username)
+            await self.chat.send(dialog.room_id, translate(lang, "result.pending"))
+            request = translate(
+                self.language,
+                "admins.request",
+                id=staff["id"],
+                full_name=staff["full_name"],
+                username=dialog.username,
+                position=self.name(self.language, staff["position"]["name"]),
             )
-            await self._remember_pending(staff["id"], dialog.username, lang)
-            return "pending_approval"
+            posted = await self.chat.send_to_channel(self.admins_channel, request)
+            await self._remember_pending(staff["id"], dialog.username, lang, posted, request)
+            return Outcome("pending_approval", detail)
         if status == "no_erp_access":
-            await self.chat.send(dialog.room_id, translate(lang, "result.no_access", id=staff["id"]))
-            return "no_erp_access"
-        await self.chat.send(dialog.room_id, self._status_text(lang, staff))
-        return status
+            await self.chat.send(dialog.room_id, translate(lang, "result.no_access"))
+            return Outcome("no_erp_access", detail)
+        await self.chat.send(dialog.room_id, self.status_text(lang, staff))
+        return Outcome(status, detail)
 
-    async def _submit_refused(self, dialog: Dialog, exc: ErpError) -> str:
+    async def _submit_refused(self, dialog: Dialog, exc: ErpError) -> Outcome:
         lang = dialog.lang
-        _detail.set(exc.code)
         if exc.code == "staff_exists":
-            await self.store.delete_dialog(dialog.user_id)
             staff = None
-            with contextlib.suppress(ErpError, ErpUnavailable, ValueError, TypeError):
+            with contextlib.suppress(ErpError, ErpUnavailable, ValueError, TypeError, KeyError):
                 staff = await self.erp.get_staff(int(exc.body["staff_id"]))
-            text = translate(lang, "result.already")
-            if staff:
-                text += "\n" + self._status_text(lang, staff)
-            await self.chat.send(dialog.room_id, text)
-            return "already_registered"
+            if staff is not None and staff.get("rocketchat_user_id") == dialog.user_id:
+                await self.store.delete_dialog(dialog.user_id)
+                await self.chat.send(dialog.room_id, self.status_text(lang, staff))
+                return Outcome("already_registered", exc.code)
+            # Someone else's record has this address: say it is taken, reveal nothing, ask again.
+            back_to(dialog, "email")
+            dialog.email = None
+            dialog.renew_key()
+            await self._save(dialog)
+            await self._say(dialog, [("dialog.email_taken", {}), prompt(dialog, self.conversation)])
+            return Outcome("email_taken", exc.code)
         if exc.code in ("position_not_found", "validation_error"):
-            step, field, detail = "position", "position_code", exc.detail
+            step, field = "position", "position_code"
             if exc.code == "validation_error":
                 errors = exc.body.get("errors") or [{}]
                 loc = errors[0].get("loc") or [""]
                 field = str(loc[-1])
-                step, detail = FIELD_STEPS.get(field, "name"), str(errors[0].get("msg", exc.detail))
+                step = FIELD_STEPS.get(field, "name")
             if step == "position":
                 with contextlib.suppress(ErpError, ErpUnavailable):
-                    dialog.positions = [
-                        {"code": p["code"], "name": p["name"], "department": p.get("department") or ""}
-                        for p in await self.erp.positions()
-                    ]
+                    dialog.positions = await self._positions()
             back_to(dialog, step)
             dialog.renew_key()
             await self._save(dialog)
-            await self._say(
-                dialog, [("dialog.field_rejected", {"field": field, "detail": detail[:200]}), prompt(dialog)]
-            )
-            return "refused_field"
+            field_key = f"field.{FIELD_STEPS.get(field, 'name')}"
+            replies = [("dialog.field_rejected", {"field": translate(lang, field_key)})]
+            await self._say(dialog, [*replies, prompt(dialog, self.conversation)])
+            return Outcome("refused_field", exc.code)
         await self.store.delete_dialog(dialog.user_id)
-        await self.chat.send(dialog.room_id, translate(lang, "erp_error", code=exc.code))
-        return "erp_error"
+        await self.chat.send(dialog.room_id, translate(lang, "erp_error"))
+        return Outcome("erp_error", exc.code)
 
     # --- requests waiting for approval: the person hears the outcome even if it was decided in the ERP ---
     async def _pending(self) -> dict[str, dict[str, str]]:
         raw = await self.store.get_value(PENDING_KEY)
         return json.loads(raw) if raw else {}
 
-    async def _remember_pending(self, staff_id: int, username: str, lang: str) -> None:
+    async def _remember_pending(
+        self, staff_id: int, username: str, lang: str, posted: Any, request: str
+    ) -> None:
         pending = await self._pending()
-        pending[str(staff_id)] = {"username": username, "lang": lang}
+        entry = {"username": username, "lang": lang, "text": request}
+        if isinstance(posted, dict) and posted.get("room_id") and posted.get("message_id"):
+            entry |= {"room_id": str(posted["room_id"]), "message_id": str(posted["message_id"])}
+        pending[str(staff_id)] = entry
         await self.store.set_value(PENDING_KEY, json.dumps(pending))
 
-    async def _forget_pending(self, staff_id: int) -> dict[str, str]:
+    async def forget_pending(self, staff_id: int) -> dict[str, str]:
         pending = await self._pending()
         entry = pending.pop(str(staff_id), None)
         if entry is not None:
             await self.store.set_value(PENDING_KEY, json.dumps(pending))
         return entry or {}
+
+    async def mark_request_decided(self, entry: dict[str, str], outcome: str, admin: str | None) -> None:
+        """Edit the request's post in the admins channel: decided, by whom, when."""
+        if not entry.get("message_id"):
+            return
+        lang = self.language
+        key = f"admins.decided.{outcome}" if admin else "admins.decided.erp"
+        status = translate(lang, f"state.{outcome}")
+        note = translate(lang, key, admin=admin or "", status=status, at=self.when(lang, self._now()))
+        with contextlib.suppress(Exception):  # the decision stands even if the post cannot be edited
+            await self.chat.edit(entry["room_id"], entry["message_id"], entry.get("text", "") + "\n" + note)
 
     async def check_pending(self) -> int:
         """Tell people whose request was decided outside the bot; called periodically by the app."""
@@ -570,16 +510,17 @@ class Router:
                 if exc.code != "not_found":
                     continue
                 text, outcome = None, "deleted"
-            await self._forget_pending(staff_id)
-            await self._task_decided(staff_id, outcome)
+            await self.forget_pending(staff_id)
+            await self.mark_request_decided(entry, outcome, None)
+            await self.task_decided(staff_id, outcome)
             if text:
-                await self._direct(username, text)
+                await self.direct(username, text)
                 told += 1
                 await self.store.add_audit(
                     {
                         "username": username,
                         "command": "approval_watch",
-                        "outcome": staff["status"],
+                        "outcome": outcome,
                         "detail": f"staff {staff_id}",
                     }
                 )
@@ -590,24 +531,14 @@ class Router:
         if status == "awaiting_activation":
             # The code was issued to whoever approved in the ERP; a fresh one goes to its owner.
             activation = (await self.erp.reissue_code(staff_id))["activation"]
-            return (
-                translate(lang, "approval.approved_user", id=staff_id)
-                + "\n"
-                + self._code_text(lang, activation)
-            )
+            return translate(lang, "approval.approved_user") + "\n" + self.code_text(lang, activation)
         if status == "no_erp_access":
-            return (
-                translate(lang, "approval.approved_user", id=staff_id)
-                + "\n"
-                + translate(lang, "result.no_access", id=staff_id)
-            )
+            return translate(lang, "approval.approved_user") + "\n" + translate(lang, "result.no_access")
         if status == "rejected":
-            reason = staff.get("status_reason")
-            why = translate(lang, "approval.reason", reason=reason) if reason else ""
-            return translate(lang, "approval.rejected_user", id=staff_id, reason=why)
-        return self._status_text(lang, staff)
+            return self.rejection_text(lang, staff.get("status_reason"), None)
+        return self.status_text(lang, staff)
 
-    async def _task_pending(self, staff: dict[str, Any], username: str) -> None:
+    async def task_pending(self, staff: dict[str, Any], username: str) -> None:
         """Queue a tracker task for the admins (no network here: the outbox delivers it)."""
         if self.tasks is None:
             return
@@ -616,7 +547,7 @@ class Router:
         except Exception:  # the tracker is a side channel: a registration never fails because of it
             log.exception("task open not queued", extra={"staff_id": staff.get("id")})
 
-    async def _task_decided(
+    async def task_decided(
         self, staff_id: int, outcome: str, *, admin: str | None = None, reason: str | None = None
     ) -> None:
         """Queue the tracker task's close (no network here: the outbox delivers it)."""
@@ -627,30 +558,33 @@ class Router:
         except Exception:  # the tracker is a side channel: a decision never fails because of it
             log.exception("task close not queued", extra={"staff_id": staff_id})
 
-    # --- helpers ---
-    async def _direct(self, username: str, text: str) -> None:
-        room_id = await self.chat.direct_room(username)
-        await self.chat.send(room_id, text)
-
-    def _code_text(self, lang: str, activation: dict[str, Any]) -> str:
+    # --- texts built from ERP records ---
+    def code_text(self, lang: str, activation: dict[str, Any]) -> str:
         url = translate(lang, "code.url", url=self.activation_url) if self.activation_url else ""
         return translate(
             lang,
             "code.issued",
             login=activation["login"],
             code=activation["code"],
-            expires=format_utc(activation.get("expires_at")),
+            expires=self.when(lang, activation.get("expires_at")),
             url=url,
         )
 
-    def _status_text(self, lang: str, staff: dict[str, Any]) -> str:
-        status = staff.get("status", "")
+    def rejection_text(self, lang: str, reason: str | None, admin: str | None) -> str:
+        why = translate(lang, "approval.reason", reason=reason) if reason else ""
+        contact = translate(lang, "contact.admin", admin=admin) if admin else translate(lang, "contact.hr")
+        return translate(lang, "approval.rejected_user", reason=why, contact=contact)
+
+    def status_text(self, lang: str, staff: dict[str, Any], *, for_admin: bool = False) -> str:
+        status = str(staff.get("status", ""))
+        position = self.name(lang, str((staff.get("position") or {}).get("name", "")))
         header = translate(
             lang,
-            "status.header",
+            "status.header_admin" if for_admin else "status.header",
             id=staff.get("id"),
             full_name=staff.get("full_name"),
-            position=(staff.get("position") or {}).get("name", ""),
+            username=staff.get("rocketchat_username") or "",
+            position=position,
         )
         login = (staff.get("user") or {}).get("login", "")
         reason = staff.get("status_reason")
@@ -658,4 +592,5 @@ class Router:
         key = f"status.{status}"
         if translate(lang, key) == key:
             return header + "\n" + translate(lang, "status.unknown", status=status)
-        return header + "\n" + translate(lang, key, login=login, reason=why)
+        body = translate(lang, key, login=login, reason=why, contact=translate(lang, "contact.hr"))
+        return header + "\n" + body

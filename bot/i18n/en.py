@@ -1,104 +1,214 @@
-"""English message catalogue of the bot."""
+"""English message catalogue of the bot. Command words live in bot/core/handlers.py, not here."""
 
 MESSAGES: dict[str, str] = {
-    "help.user": (
-        "I help you register in the Photomatrix ERP. Commands:\n"
-        "• `register` — register (a dialog in direct messages)\n"
-        "• `status` — the status of your registration\n"
-        "• `cancel` — stop the registration\n"
-        "• `help` — this help"
+    "help.user": "I help new employees register in the Photomatrix ERP. Commands:",
+    "help.admin": "Admin commands (in a direct message, or in the admins channel without a mention):",
+    "help.line": "• `{usage}` — {help}",
+    "usage": "Usage: `{usage}` — {help}.",
+    "cmd.register.args": "",
+    "cmd.register.help": "register in the ERP (a short dialog in direct messages)",
+    "cmd.status.args": "",
+    "cmd.status.help": "the status of your registration (admins: `status @user` for anyone's)",
+    "cmd.help.args": "",
+    "cmd.help.help": "this help",
+    "cmd.cancel.args": "",
+    "cmd.cancel.help": "stop the registration dialog",
+    "cmd.approve.args": "<id>",
+    "cmd.approve.help": "approve a registration request (the id is in the request post)",
+    "cmd.reject.args": "<id> [reason]",
+    "cmd.reject.help": "reject a request; the employee gets the reason and whom to contact",
+    "cmd.block.args": "@user",
+    "cmd.block.help": "block an employee's ERP account (they are told)",
+    "cmd.unblock.args": "@user",
+    "cmd.unblock.help": "unblock it (they are told)",
+    "cmd.reissue.args": "@user",
+    "cmd.reissue.help": "a new activation code, sent to the employee only; the old one stops working",
+    "cmd.positions.args": "",
+    "cmd.positions.help": "the positions, with ERP access and approval",
+    "cmd.position.args": "<code> access on|off",
+    "cmd.position.help": "switch ERP access for a position",
+    "cmd.audit.args": "[n]",
+    "cmd.audit.help": "the last n commands (1 to 100, 10 by default)",
+    "cmd.report.args": "[days]",
+    "cmd.report.help": "registrations over the last days (1 to 366, 7 by default) and who is waiting",
+    "greeting": (
+        "Hello! I am the Photomatrix onboarding bot: I register new employees in the ERP. "
+        "To start, send `register`. All commands: `help`."
     ),
-    "help.admin": (
-        "Admin commands:\n"
-        "• `status @user` — an employee's status\n"
-        "• `approve <id>` / `reject <id> [reason]` — decide on a request\n"
-        "• `block @user` / `unblock @user`\n"
-        "• `positions` — the positions\n"
-        "• `position <code> access on|off` — ERP access for a position\n"
-        "• `reissue @user` — a new activation code (sent to that user by direct message)\n"
-        "• `audit [n]` — the last n commands\n"
-        "• `report [days]` — registrations over the last days (7 by default) and who is waiting"
+    "unknown_dm": (
+        "Sorry, I did not understand that. To register in the ERP, send `register`; "
+        "to see what I can do, send `help`."
     ),
-    "unknown": "I did not understand that. Send `help` to see the commands.",
-    "internal_error": "Something went wrong. Please try again a bit later.",
-    "too_long": "The message is too long (over {limit} characters).",
-    "rate_limited": "Too many commands. Wait a minute and try again.",
-    "not_admin": "Only administrators may use this command. The attempt has been recorded.",
-    "erp_unavailable": "The ERP is unavailable right now. Please try again later.",
-    "erp_error": "The ERP refused the request ({code}). Please contact an administrator.",
-    "usage.register": "Usage: `register`",
-    "usage.status": "Usage: `status` or `status @user`",
-    "usage.approve": "Usage: `approve <id>`",
-    "usage.reject": "Usage: `reject <id> [reason]`",
-    "usage.block": "Usage: `block @user`",
-    "usage.unblock": "Usage: `unblock @user`",
-    "usage.positions": "Usage: `positions`",
-    "usage.position": "Usage: `position <code> access on|off`",
-    "usage.reissue": "Usage: `reissue @user`",
-    "usage.audit": "Usage: `audit [n]`, n from 1 to 100",
-    "usage.report": "Usage: `report [days]`, days from 1 to 366 (7 by default)",
-    "usage.help": "Usage: `help`",
-    "usage.cancel": "Usage: `cancel`",
+    "unknown": "Sorry, I did not understand that. Send `help` to see the commands.",
+    "internal_error": "Something went wrong on my side. Please try again in a minute.",
+    "too_long": "The message is too long (over {limit} characters). Please send a shorter one.",
+    "rate_limited": "You are sending commands too fast. Please wait {seconds} s and try again.",
+    "not_admin": "Only administrators may use this command.",
+    "erp_unavailable": "The ERP is not answering right now. Please try again in a few minutes.",
+    "erp_error": (
+        "The ERP could not process this request. Please try again later or contact an administrator."
+    ),
     "register.dm_sent": "@{username}, let's continue the registration in direct messages.",
-    "register.no_positions": "The ERP has no positions available. Please contact an administrator.",
-    "register.intro": "Let's register you. Send `cancel` at any time to stop.",
-    "dialog.ask_name": "Enter your full name, e.g. Ivan Ivanov.",
+    "register.no_positions": "The ERP offers no positions right now. Please contact an administrator.",
+    "register.intro": (
+        "Let's register you in the ERP: four short questions. Send `back` to return to the previous "
+        "question, `cancel` to stop."
+    ),
+    "dialog.help": (
+        "You are in the middle of the registration: answer the last question. "
+        "`back` returns to the previous question, `cancel` stops."
+    ),
+    "dialog.ask_name": "What is your full name? Surname first, then given name, e.g. Smith John.",
     "dialog.ask_position": "Choose your position — send its number:\n{positions}",
-    "dialog.ask_email": "Enter your work email address.",
-    "dialog.ask_phone": "Enter your phone as +79991234567, or `-` to skip.",
+    "dialog.position_chosen": "Position: {position}.",
+    "dialog.position_approval": (
+        "An administrator approves this position first; I will tell you the decision."
+    ),
+    "dialog.position_no_access": (
+        "This position works without an ERP account: the email address is only for contacting you."
+    ),
+    "dialog.ask_email": "Your work email address?",
+    "dialog.ask_email_contact": "An email address where we can reach you?",
+    "dialog.ask_phone": "Your mobile phone, e.g. +44 20 7946 0018 or +7 912 345-67-89? Send `-` to skip.",
+    "dialog.no_phone": "not given",
     "dialog.summary": (
-        "Please check:\n• Full name: {full_name}\n• Position: {position}\n• Email: {email}\n"
-        "• Phone: {phone}\nIs this right? Answer `yes` or `no`."
+        "Please check:\n1. Surname: {surname}\n   Given name: {given}\n2. Position: {position}\n"
+        "3. Email: {email}\n4. Phone: {phone}\n"
+        "All correct? Send `yes` to send the request. To change something, send its number or name "
+        "(e.g. `email`)."
     ),
-    "dialog.invalid_name": "A name is 2 to 150 characters: letters, spaces, hyphens and apostrophes.",
-    "dialog.invalid_position": "No such position: send a number from 1 to {max}.",
-    "dialog.invalid_email": "That does not look like an email address.",
-    "dialog.invalid_phone": "Please give the phone in international format, e.g. +79991234567.",
-    "dialog.invalid_confirm": "Answer `yes` to send the request or `no` to cancel.",
-    "dialog.cancelled": "Registration cancelled. To start again: `register`.",
-    "dialog.nothing_to_cancel": "There is nothing to cancel.",
-    "dialog.expired": "The registration timed out ({minutes} min). To start again: `register`.",
+    "dialog.ask_what_to_change": (
+        "What should I change? Send 1 (name), 2 (position), 3 (email) or 4 (phone). "
+        "To drop the registration, send `cancel`."
+    ),
+    "dialog.invalid_confirm": "Send `yes` to send the request, or 1–4 to change a line.",
+    "dialog.back_at_start": "This is the first question.",
+    "name.reason.letters": (
+        "A name is letters (Latin or Cyrillic) separated by single spaces, hyphens or apostrophes, "
+        "2 to 150 characters."
+    ),
+    "name.reason.two_words": "Please give both your surname and your given name, surname first.",
+    "name.reason.too_many": "That is more than five words: surname, given name(s) and patronymic, please.",
+    "name.reason.mixed": "Please write the whole name in one alphabet, Latin or Cyrillic, not mixed.",
+    "name.reason.order": "The surname goes first: did you mean {suggestion}?",
+    "dialog.invalid_position": "There is no such position: send a number from 1 to {max}.",
+    "email.reason.format": "That is not an email address: it should look like name@company.com.",
+    "email.reason.reserved": "{domain} is a local or reserved domain that cannot receive mail.",
+    "email.reason.typo": "That domain looks mistyped: did you mean {suggestion}?",
+    "dialog.email_taken": (
+        "This address is already used by another registration. Please enter a different one; "
+        "if it really is yours, contact an administrator."
+    ),
+    "dialog.invalid_phone": (
+        "That phone number looks incomplete: use the international format with the country code, "
+        "e.g. +7 912 345-67-89 (a Russian number has 11 digits), or send `-` to skip."
+    ),
+    "dialog.cancelled": "Registration cancelled, nothing was sent. To start again: `register`.",
+    "dialog.nothing_to_cancel": "There is nothing to cancel: no registration is in progress.",
+    "dialog.expired": (
+        "The registration timed out ({minutes} min without an answer). To start again: `register`."
+    ),
     "dialog.erp_unavailable": (
-        "The ERP is unavailable, the request was not sent. Your answers are kept: send `yes` a bit later "
-        "to send it again, or `cancel`."
+        "The ERP is not answering, so the request was not sent. Your answers are kept: send `yes` in a few "
+        "minutes to send it again, or `cancel`."
     ),
-    "dialog.field_rejected": "The ERP did not accept a field ({field}): {detail}",
+    "dialog.field_rejected": "The ERP did not accept the {field}. Please enter it again.",
+    "field.name": "name",
+    "field.position": "position",
+    "field.email": "email address",
+    "field.phone": "phone number",
+    "position.mark.approval": "approved by an administrator first",
+    "position.mark.no_access": "no ERP account",
     "result.created": "Done! Your ERP account has been created.",
-    "result.pending": "Request #{id} is sent to the administrators for approval; I will tell you the result.",
+    "result.pending": (
+        "Your request has been sent to the administrators for approval. I will write to you here as soon "
+        "as they decide."
+    ),
     "result.no_access": (
-        "Staff record #{id} has been created. Your position grants no ERP access, so no ERP account is made."
+        "Your registration is recorded. Your position works without an ERP account, so there is nothing "
+        "more to do."
     ),
-    "result.already": "You are registered already.",
     "code.issued": (
-        "Your ERP login: `{login}`\nActivation code: `{code}`\nThe code is valid until {expires}. "
-        "Activate your account{url}: enter the login, the code and a new password (at least 10 "
-        "characters, letters and digits). Never share the code."
+        "Your ERP login: `{login}`\nActivation code: `{code}` — valid until {expires}.\n"
+        "Activate your account{url}: enter the login, the code and a new password (at least 10 characters, "
+        "with letters and digits). Never share the code with anyone."
     ),
-    "code.url": " at {url}",
+    "code.url": " on the page {url}",
+    "code.reissued_user": (
+        "An administrator has issued you a new activation code. The previous code no longer works."
+    ),
     "code.reissued_admin": "A new activation code has been sent to @{username} by direct message.",
     "admins.request": (
         "Registration request #{id}: {full_name} (@{username}), position “{position}”.\n"
         "Approve: `approve {id}`\nReject: `reject {id} [reason]`"
     ),
-    "approval.approved_admin": "Request #{id} (@{username}) approved.",
-    "approval.rejected_admin": "Request #{id} (@{username}) rejected.",
-    "approval.approved_user": "Your request #{id} has been approved.",
-    "approval.rejected_user": "Your request #{id} has been rejected.{reason}",
-    "approval.reason": " Reason: {reason}",
-    "block.done": "@{username} is blocked.",
-    "unblock.done": "@{username} is unblocked.",
+    "admins.decided.approved": "✅ Approved by @{admin}, {at}.",
+    "admins.decided.rejected": "⛔ Rejected by @{admin}, {at}.",
+    "admins.decided.erp": "☑️ Decided in the ERP ({status}), seen {at}.",
+    "approval.approved_admin": "Request #{id} (@{username}) approved; the employee has their code.",
+    "approval.rejected_admin": "Request #{id} (@{username}) rejected; the employee has been told.",
+    "approval.approved_user": "Your registration has been approved.",
+    "approval.rejected_user": (
+        "Your registration request has been rejected.{reason}\nWhat next: if this is a mistake or your "
+        "details were wrong, write to {contact}. They can correct your record or remove it so that you "
+        "can register again."
+    ),
+    "approval.reason": " Reason: {reason}.",
+    "contact.admin": "@{admin}, who decided",
+    "contact.hr": "the HR department",
+    "block.done": "@{username} is blocked; they have been told.",
+    "unblock.done": "@{username} is unblocked; they have been told.",
+    "block.user": (
+        "Your ERP account has been blocked by an administrator. If you do not know why, write to @{admin}."
+    ),
+    "unblock.user": "Your ERP account has been unblocked: you can sign in again.",
     "staff.not_found": "@{username} is not registered in the ERP.",
-    "staff.id_not_found": "Request #{id} was not found.",
-    "staff.invalid_state": "Not possible in the current status of record #{id}.",
-    "status.none": "You are not registered yet. Send `register`.",
-    "status.header": "Employee #{id}: {full_name}, position “{position}”.",
-    "status.pending_approval": "Status: waiting for an administrator's approval.",
-    "status.awaiting_activation": "Status: account `{login}` created, waiting for activation.",
+    "staff.id_not_found": "There is no request #{id}.",
+    "staff.invalid_state": "`{action}` does not apply: record #{id} (@{username}) is {status}. {hint}",
+    "state.pending_approval": "waiting for approval",
+    "state.awaiting_activation": "waiting for activation",
+    "state.active": "active",
+    "state.rejected": "rejected",
+    "state.blocked": "blocked",
+    "state.no_erp_access": "without an ERP account",
+    "state.deleted": "deleted",
+    "state.hint.pending_approval": "Decide it with `{command} {id}` or reject it.",
+    "state.hint.awaiting_activation": (
+        "The employee has a code and must activate; if it is lost or expired: `{command} @{username}`."
+    ),
+    "state.hint.active": "The account is in use: nothing to decide.",
+    "state.hint.rejected": "To let them register again, remove the record in the ERP.",
+    "state.hint.blocked": "Unblock it first: `{command} @{username}`.",
+    "state.hint.no_erp_access": "The position has no ERP access: switch it on for the position first.",
+    "status.none": "You are not registered yet. To start, send `register`.",
+    "status.header": "Your registration: {full_name}, position “{position}”.",
+    "status.header_admin": "Record #{id}: {full_name} (@{username}), position “{position}”.",
+    "status.pending_approval": (
+        "Status: waiting for an administrator's approval; I will tell you the decision."
+    ),
+    "status.awaiting_activation": (
+        "Status: account `{login}` is waiting for activation with the code I sent you. Lost the code or it "
+        "expired? Ask an administrator for a new one."
+    ),
     "status.active": "Status: account `{login}` is active.",
-    "status.rejected": "Status: the request was rejected.{reason}",
-    "status.blocked": "Status: the account is blocked.",
-    "status.no_erp_access": "Status: record created; the position grants no ERP access.",
+    "status.rejected": "Status: the request was rejected.{reason} If this is a mistake, write to {contact}.",
+    "status.blocked": "Status: the account is blocked. Write to {contact} if you do not know why.",
+    "status.no_erp_access": "Status: registered; your position works without an ERP account.",
     "status.unknown": "Status: {status}.",
+    "month.1": "January",
+    "month.2": "February",
+    "month.3": "March",
+    "month.4": "April",
+    "month.5": "May",
+    "month.6": "June",
+    "month.7": "July",
+    "month.8": "August",
+    "month.9": "September",
+    "month.10": "October",
+    "month.11": "November",
+    "month.12": "December",
+    "zone.MSK": "MSK",
+    "zone.UTC": "UTC",
     "positions.header": "Positions (code — name — ERP access — approval):",
     "positions.line": "• `{code}` — {name} — {access} — {approval}",
     "positions.empty": "There are no active positions.",
@@ -140,7 +250,7 @@ MESSAGES: dict[str, str] = {
     "reminder.activation_expiry": (
         "Reminder: your ERP account is not activated yet, and your activation code is valid only until "
         "{expires}. Activate the account before then{url}. If the code is lost or has expired, ask an "
-        "administrator for a new one (the command is `reissue @{username}`)."
+        "administrator for a new one."
     ),
     "task.title": "Approve the ERP registration of {full_name} ({position})",
     "task.description": (
@@ -160,4 +270,23 @@ MESSAGES: dict[str, str] = {
     "alerts.line.firing": "• FIRING [{severity}] *{name}*: {summary}",
     "alerts.line.resolved": "• resolved [{severity}] *{name}*: {summary}",
     "alerts.more": "… and {count} more",
+}
+
+
+# The ERP names positions and departments in Russian: their English names (unknown ones stay as they are).
+NAMES: dict[str, str] = {
+    "Инженер": "Engineer",
+    "Бухгалтер": "Accountant",
+    "Менеджер по продажам": "Sales manager",
+    "Специалист по кадрам": "HR specialist",
+    "Водитель": "Driver",
+    "Уборщик": "Cleaner",
+    "Оператор фотолаборатории": "Photo lab operator",
+    "Директор": "Director",
+    "Производство": "Production",
+    "Бухгалтерия": "Accounting",
+    "Отдел продаж": "Sales",
+    "Отдел кадров": "Human resources",
+    "Логистика": "Logistics",
+    "Хозяйственный отдел": "Facilities",
 }

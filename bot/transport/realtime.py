@@ -45,7 +45,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
-def to_incoming(message: dict[str, Any], room_type: str, bot_user_id: str) -> IncomingMessage | None:
+def to_incoming(
+    message: dict[str, Any], room_type: str, bot_user_id: str, room_name: str = ""
+) -> IncomingMessage | None:
     user = message.get("u") or {}
     if not message.get("_id") or not message.get("rid") or not user.get("_id"):
         return None
@@ -62,6 +64,7 @@ def to_incoming(message: dict[str, Any], room_type: str, bot_user_id: str) -> In
         from_bot=bool(message.get("bot")),
         system=bool(message.get("t")),
         mentions_bot=any(isinstance(m, dict) and m.get("_id") == bot_user_id for m in mentions),
+        room_name=room_name if room_type in ("c", "p") else "",
     )
 
 
@@ -160,7 +163,8 @@ class RealtimeTransport:
         if not args or not isinstance(args[0], dict):
             return
         meta = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-        incoming = to_incoming(args[0], str(meta.get("roomType") or ""), self.identity.user_id)
+        room_type, room_name = str(meta.get("roomType") or ""), str(meta.get("roomName") or "")
+        incoming = to_incoming(args[0], room_type, self.identity.user_id, room_name)
         if incoming is not None:
             self.dispatch(incoming)
 
@@ -206,7 +210,8 @@ class RealtimeTransport:
             missed: list[IncomingMessage] = []
             for room in rooms:
                 for message in await self.rest.history(room, since):
-                    incoming = to_incoming(message, str(room.get("t") or ""), self.identity.user_id)
+                    room_type, room_name = str(room.get("t") or ""), str(room.get("name") or "")
+                    incoming = to_incoming(message, room_type, self.identity.user_id, room_name)
                     if incoming is not None and incoming.user_id != self.identity.user_id:
                         missed.append(incoming)
         except Exception as exc:

@@ -99,9 +99,15 @@ class RocketChatRest:
             await self.request("POST", "/api/v1/chat.postMessage", json={"roomId": room_id, "text": text})
         )["message"]
 
-    async def post_to_channel(self, channel: str, text: str) -> None:
+    async def post_to_channel(self, channel: str, text: str) -> dict[str, Any]:
         target = channel if channel.startswith(("#", "@")) else f"#{channel}"
-        await self.request("POST", "/api/v1/chat.postMessage", json={"channel": target, "text": text})
+        body = await self.request("POST", "/api/v1/chat.postMessage", json={"channel": target, "text": text})
+        return body.get("message") or {}
+
+    async def update_message(self, room_id: str, message_id: str, text: str) -> None:
+        await self.request(
+            "POST", "/api/v1/chat.update", json={"roomId": room_id, "msgId": message_id, "text": text}
+        )
 
     async def direct_room(self, username: str) -> str:
         if username not in self._dm_rooms:
@@ -166,8 +172,14 @@ class RestChatPort:
     async def direct_room(self, username: str) -> str:
         return await self.rest.direct_room(username)
 
-    async def send_to_channel(self, channel: str, text: str) -> None:
-        await self.rest.post_to_channel(channel, text)
+    async def send_to_channel(self, channel: str, text: str) -> dict[str, str] | None:
+        message = await self.rest.post_to_channel(channel, text)
+        if message.get("rid") and message.get("_id"):
+            return {"room_id": str(message["rid"]), "message_id": str(message["_id"])}
+        return None
+
+    async def edit(self, room_id: str, message_id: str, text: str) -> None:
+        await self.rest.update_message(room_id, message_id, text)
 
     async def user_roles(self, user_id: str) -> set[str]:
         return await self.rest.user_roles(user_id)

@@ -42,6 +42,7 @@ def payload_to_incoming(payload: dict[str, Any]) -> IncomingMessage | None:
         ts=ts,
         edited=bool(payload.get("isEdited")),
         from_bot=bool(payload.get("bot")),
+        room_name=str(payload.get("channel_name") or ""),
     )
 
 

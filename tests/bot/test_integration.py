@@ -39,7 +39,7 @@ def test_registration_from_first_dm_to_activation(bot_stack):
     user, room = bot_stack.new_user("ivan")
     bot_id = bot_stack.bot_user.user_id
     replies = register(user, room, bot_id)
-    assert "ФИО" in replies[0]
+    assert "фамилия" in replies[0]
     assert "Инженер" in replies[1]
     assert "Петров Иван" in replies[4]
     login, code = code_of(replies[5])

@@ -126,8 +126,9 @@ async def test_expiry_reminder_once_per_code_and_again_for_a_reissued_code(env):
     ]
     assert (await reminders.run_once())["activation_expiry"] == 1
     (text,) = chat.texts("dm-ivan")
-    assert "2026-11-27 17:00 MSK" in text  # 14:00 UTC in the company's zone
-    assert "reissue @ivan" in text
+    assert "27 November, 17:00 MSK" in text  # 14:00 UTC in the company's zone
+    assert "ask an administrator" in text
+    assert "reissue" not in text  # an admin-only command is no advice for an employee
     assert chat.texts("dm-far") == chat.texts("dm-gone") == chat.texts("dm-nocode") == []
     clock.advance(1)
     assert (await reminders.run_once())["activation_expiry"] == 0

@@ -27,6 +27,7 @@ from plugins.rocketchat import RocketChat, real_server_from_env, start_simulator
 class FakeChat:
     def __init__(self, admins: set[str] | None = None, bots: set[str] | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.edits: list[tuple[str, str, str]] = []
         self.admins = admins or set()
         self.bots = bots or set()
 
@@ -36,8 +37,12 @@ class FakeChat:
     async def direct_room(self, username: str) -> str:
         return f"dm-{username}"
 
-    async def send_to_channel(self, channel: str, text: str) -> None:
+    async def send_to_channel(self, channel: str, text: str) -> dict[str, str]:
         self.sent.append((f"#{channel}", text))
+        return {"room_id": f"#{channel}", "message_id": f"post-{len(self.sent)}"}
+
+    async def edit(self, room_id: str, message_id: str, text: str) -> None:
+        self.edits.append((room_id, message_id, text))
 
     async def user_roles(self, user_id: str) -> set[str]:
         if user_id in self.bots:
