@@ -56,7 +56,7 @@ def _runtime(request: Request) -> Runtime:
 
 def _is_https(request: Request, rt: Runtime) -> bool:
     """HTTPS to the browser: our own TLS, or X-Forwarded-Proto from a trusted proxy (nginx)."""
-    if request.url.scheme == "https":
+    if request.scope.get("scheme") == "https":
         return True
     peer = request.client.host if request.client else None
     try:

@@ -188,3 +188,57 @@ def test_the_policy_blocks_what_is_not_from_the_page(chromium, page_erp):
         context.close()
     assert any("Content Security Policy" in text for text in found), found
     assert color != "rgb(255, 0, 0)"
+
+
+def test_language_switch_and_field_errors_without_javascript(chromium, page_erp):
+    from playwright.sync_api import expect
+
+    context = open_context(chromium, locale="ru-RU", javascript=False, viewport=MOBILE)
+    context.set_default_timeout(20_000)
+    try:
+        page = context.new_page()
+        page.goto(page_erp.base_url + PAGE)
+        page.get_by_role("link", name="English").click()
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page.get_by_role("heading", level=1)).to_have_text(EN_TEXTS["title"])
+        # Nothing typed: the form comes back in English (the switch is carried by the form, not the
+        # browser's Russian Accept-Language), each field marked and described, the summary focused.
+        page.get_by_role("button", name=EN_TEXTS["submit"]).click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_be_focused()
+        expect(alert).to_contain_text("Correct the marked fields.")
+        login = page.get_by_label(EN_LABELS["login"], exact=True)
+        expect(login).to_have_attribute("aria-invalid", "true")
+        expect(login).to_have_attribute("aria-describedby", "login-hint login-error")
+        expect(page.locator("#login-error")).to_have_text("Fill in this field.")
+        alert.get_by_role("link", name=EN_LABELS["code"]).click()
+        expect(page.get_by_label(EN_LABELS["code"], exact=True)).to_be_focused()
+        page.get_by_role("link", name="Русский").click()
+        expect(page.locator("html")).to_have_attribute("lang", "ru")
+    finally:
+        context.close()
+
+
+def test_missing_csrf_cookie_is_refused_and_loses_nothing(chromium, page_erp):
+    from playwright.sync_api import expect
+
+    employee = register(page_erp, "Кузнецов Олег", "kuznetsov-page")
+    context = open_context(chromium, locale="ru-RU", javascript=True, viewport=MOBILE)
+    context.set_default_timeout(20_000)
+    try:
+        page = context.new_page()
+        page.goto(page_erp.base_url + PAGE)
+        context.clear_cookies()  # as if the cookie had never been set: the token alone is not enough
+        fill_form(page, RU_LABELS, employee.login, employee.code)
+        with page.expect_response(lambda r: r.request.method == "POST") as posted:
+            page.get_by_role("button", name=RU_TEXTS["submit"]).click()
+        assert posted.value.status == 403
+        expect(page.get_by_role("alert")).to_contain_text("Форма устарела")
+        assert staff_status(page_erp, employee) == "awaiting_activation"
+        # The refusal set a fresh cookie and token: the same code still works.
+        fill_form(page, RU_LABELS, employee.login, employee.code)
+        page.get_by_role("button", name=RU_TEXTS["submit"]).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(RU_TEXTS["done"])
+    finally:
+        context.close()
+    assert staff_status(page_erp, employee) == "active"
