@@ -16,6 +16,11 @@ help: ## list the targets
 setup: $(STAMP) ## create .venv with every pinned tool and the project installed editable
 
 $(STAMP): requirements.txt pyproject.toml
+	@# A fresh Debian lacks these: say what to install instead of failing half-way (README, Prerequisites).
+	@missing=""; command -v git >/dev/null || missing="$$missing git"; \
+	  python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	  if [ -n "$$missing" ]; then echo "missing:$$missing. Install them first (as root):" \
+	    "apt-get install -y --no-install-recommends$$missing" >&2; exit 1; fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
