@@ -164,13 +164,14 @@ async def activation_submit(request: Request) -> Response:
     }
     password = fields.get("password", "")
     errors = _field_errors({**values, "password": password, "password2": fields.get("password2", "")})
-    if not errors:
-        problems = activation.password_problems(password, values["login"])
+    # The API's own password rules, checked before the code: nothing is spent on a password that
+    # cannot be accepted, and the answer depends on nothing but what was typed.
+    problems = [] if errors else activation.password_problems(password, values["login"])
+    if errors or problems:
         if problems:
             errors["password"] = WEAK
-            values["weak"] = i18n.password_problem_texts(problems, lang)
-    if errors:
-        return _render(request, "activate.html", lang, status=422, values=values, errors=errors)
+        weak = i18n.password_problem_texts(problems, lang)
+        return _render(request, "activate.html", lang, status=422, values=values, errors=errors, weak=weak)
 
     outcome = await activation.attempt(request, values["login"], values["code"], password)
     if outcome.kind == "ok":
@@ -189,8 +190,10 @@ async def activation_submit(request: Request) -> Response:
             minutes=minutes,
         )
     if outcome.kind == "weak_password":
-        values["weak"] = i18n.password_problem_texts(outcome.problems, lang)
-        return _render(request, "activate.html", lang, status=422, values=values, errors={"password": WEAK})
+        weak = i18n.password_problem_texts(outcome.problems, lang)
+        return _render(
+            request, "activate.html", lang, status=422, values=values, errors={"password": WEAK}, weak=weak
+        )
     if outcome.kind == "unavailable":
         return _render(
             request, "activate.html", lang, status=503, values=values, errors={}, alert="error_unavailable"
