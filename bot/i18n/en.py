@@ -131,7 +131,7 @@ MESSAGES: dict[str, str] = {
     "code.issued": (
         "Your ERP login: `{login}`\nActivation code: `{code}` — valid until {expires}.\n"
         "Activate your account{url}: enter the login, the code and a new password (at least 10 characters, "
-        "with letters and digits). Never share the code with anyone."
+        "with letters and digits, not containing the login). Never share the code with anyone."
     ),
     "code.url": " on the page {url}",
     "code.reissued_user": (
