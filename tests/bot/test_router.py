@@ -290,3 +290,78 @@ async def test_approval_through_the_bot_is_not_announced_twice(env):
     told = len(chat.texts("dm-ivan"))
     assert await router.check_pending() == 0
     assert len(chat.texts("dm-ivan")) == told
+
+
+def in_channel(text, user="admin1", username="root", room_name="erp-admins", **kw):
+    return IncomingMessage(
+        message_id=f"c{next(ids)}",
+        room_id=f"room-{room_name}",
+        room_type="c",
+        text=text,
+        user_id=user,
+        username=username,
+        room_name=room_name,
+        **kw,
+    )
+
+
+async def test_admin_commands_in_the_admins_channel_need_no_mention_and_mark_the_post(env):
+    router, chat, _, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "да"])
+    assert await router.handle(in_channel("коллеги, посмотрите заявку")) is None  # chatter: ignored
+    assert await router.handle(in_channel("статус")) is None  # not an admin-only command
+    assert await router.handle(in_channel("одобрить 1", room_name="general")) is None  # another channel
+    assert await router.handle(in_channel("одобрить 1")) == "approved"
+    assert "одобрена" in chat.texts("room-erp-admins")[-1]
+    ((room, message_id, text),) = chat.edits
+    assert (room, message_id) == ("#erp-admins", "post-7")
+    assert text.startswith("Заявка на регистрацию №1")
+    assert "Одобрено: @root" in text
+    router.admins_channel_commands = False
+    assert await router.handle(in_channel("одобрить 1")) is None
+
+
+async def test_the_person_hears_in_the_language_they_registered_in(env):
+    router, chat, _, _, _ = env
+    await router.handle(dm("register", "u7", "kate"))  # English from here on, whatever the admin speaks
+    for text in ("Green Kate", "1", "k@example.com", "-", "yes"):
+        await router.handle(dm(text, "u7", "kate"))
+    assert await router.handle(dm("перевыпустить @kate", "admin1", "root")) == "reissued"
+    assert "The previous code no longer works" in chat.texts("dm-kate")[-1]
+    assert await router.handle(dm("заблокировать @kate", "admin1", "root")) == "blocked"
+    assert "has been blocked" in chat.texts("dm-kate")[-1]
+    assert "@root" in chat.texts("dm-kate")[-1]
+
+
+async def test_a_wrong_status_says_which_and_what_to_do(env):
+    router, chat, _, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "да"])
+    assert await router.handle(dm("одобрить 1", "admin1", "root")) == "approved"
+    assert await router.handle(dm("одобрить 1", "admin1", "root")) == "invalid_state"
+    said = chat.texts("dm-root")[-1]
+    assert "ждёт активации" in said
+    assert "`перевыпустить @ivan`" in said
+
+
+async def test_someone_elses_email_reveals_nothing(env):
+    router, chat, erp, _, _ = env
+    await register(router, ["Петров Пётр", "1", "p@example.com", "-", "да"])
+    erp.refuse_next = ErpError(409, "staff_exists", body={"code": "staff_exists", "staff_id": 1})
+    await register(router, ["Сидоров Сидор", "1", "p@example.com", "-"], user="u2", username="sid")
+    assert await router.handle(dm("да", "u2", "sid")) == "email_taken"
+    said = chat.texts("dm-sid")[-1]
+    assert "уже указан в другой регистрации" in said
+    assert "Петров" not in said
+    assert "ivan" not in said
+    assert await router.handle(dm("s@example.com", "u2", "sid")) == "step_confirm"
+    assert await router.handle(dm("да", "u2", "sid")) == "created"
+
+
+async def test_free_text_gets_a_greeting_in_its_language(env):
+    router, chat, _, _, _ = env
+    assert await router.handle(dm("Hello there")) == "greeting"
+    assert chat.texts("dm-ivan")[-1].startswith("Hello!")
+    assert await router.handle(dm("что-то непонятное")) == "unknown"
+    assert "регистрация" in chat.texts("dm-ivan")[-1]
+    assert await router.handle(dm("I want to register")) == "started"
+    assert "Surname first" in chat.texts("dm-ivan")[-1]

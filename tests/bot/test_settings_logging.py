@@ -39,6 +39,36 @@ def test_environment_and_derived_urls(env):
     assert settings.language == "ru"
 
 
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("", ""),
+        ("https://photomatrix.example/activate", "https://photomatrix.example/activate"),
+        ("https://photomatrix.example/activate/", "https://photomatrix.example/activate"),
+        # The POST-only API answers a browser 405: an old setting is turned into the page.
+        ("https://photomatrix.example/api/v1/account/activate", "https://photomatrix.example/activate"),
+    ],
+)
+def test_the_activation_link_is_the_page(env, given, shown):
+    env.setenv("BOT_ERP_ACTIVATION_URL", given)
+    assert BotSettings().erp_activation_url == shown
+
+
+@pytest.mark.parametrize(
+    "bad", ["photomatrix.example/activate", "https://x.example/activate?code=1", "https://x/#a"]
+)
+def test_an_activation_link_with_a_query_or_no_scheme_is_refused(env, bad):
+    env.setenv("BOT_ERP_ACTIVATION_URL", bad)
+    with pytest.raises(ValidationError, match="activation page"):
+        BotSettings()
+
+
+def test_admin_commands_in_the_admins_channel_are_on_by_default(env):
+    assert BotSettings().admins_channel_commands is True
+    env.setenv("BOT_ADMINS_CHANNEL_COMMANDS", "false")
+    assert BotSettings().admins_channel_commands is False
+
+
 def test_secret_from_file(env, tmp_path):
     secret = tmp_path / "key"
     secret.write_text("from-file-key-987\n")
