@@ -76,8 +76,11 @@ bench: setup ## benchmark scripts (ERP needs Debian's wrk); each prints its figu
 	$(PY) loadtests/bench_sim.py
 	$(PY) loadtests/bench_bot.py
 
-load: setup ## locust scenarios, headless, against processes started for the run (zero failures required)
-	$(BIN)/pytest -q tests/loadtests
+load: setup ## load run, PROFILE=smoke|baseline|stress|soak, against TARGET=https://… or a local stack (LOAD_ARGS: more)
+	$(PY) -m loadtests run --profile $(or $(PROFILE),smoke) $(if $(TARGET),--target $(TARGET)) $(LOAD_ARGS)
+
+capacity: setup ## stress the local stack: most chat users within the SLOs, first saturated resource (CAPACITY_ARGS)
+	$(PY) -m loadtests capacity $(CAPACITY_ARGS)
 
 # First access to the stack `make up` deployed (overridable to point at another server).
 RC_URL ?= https://localhost
@@ -96,4 +99,4 @@ chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov
 	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
 	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
 
-.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load user chat
+.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load capacity user chat

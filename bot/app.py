@@ -71,6 +71,7 @@ class BotApp:
                 store=self.store,
                 tracker=tracker,
                 language=settings.language,
+                timezone=settings.work_calendar.tz,
                 max_attempts=settings.tasks_max_attempts,
                 backoff_base=settings.tasks_backoff_base,
                 backoff_max=settings.tasks_backoff_max,

@@ -40,12 +40,6 @@ def format_time(moment: datetime | None, tz: tzinfo, lang: str = "en", now: date
     return f"{day}, {local:%H:%M} {zone}".strip()
 
 
-def format_utc(value: str | None) -> str:
-    """An ERP time as `YYYY-MM-DD HH:MM UTC` ("?" when missing or unreadable): for machine-read texts."""
-    moment = parse_time(value)
-    return "?" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def format_age(lang: str, seconds: float) -> str:
     minutes = max(0, int(seconds // 60))
     days, rest = divmod(minutes, 24 * 60)

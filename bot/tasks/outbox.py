@@ -22,10 +22,11 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import UTC, tzinfo
 from typing import Any
 
 from bot import metrics
-from bot.core.report import format_utc
+from bot.core.report import format_time, parse_time
 from bot.i18n import translate
 from bot.logging import new_request_id, request_id_var
 from bot.store import Store
@@ -45,6 +46,7 @@ class TaskOutbox:
         store: Store,
         tracker: TaskTracker,
         language: str = "ru",
+        timezone: tzinfo = UTC,
         max_attempts: int = 10,
         backoff_base: float = 5.0,
         backoff_max: float = 600.0,
@@ -53,6 +55,7 @@ class TaskOutbox:
         clock: Any = time.time,
     ) -> None:
         self.store, self.tracker, self.language = store, tracker, language
+        self.timezone = timezone  # the company's: the times tasks show
         self.max_attempts, self.backoff_base, self.backoff_max = max_attempts, backoff_base, backoff_max
         self.lease_seconds, self.batch, self.clock = lease_seconds, batch, clock
         self._wake = asyncio.Event()
@@ -72,7 +75,7 @@ class TaskOutbox:
             "position": position.get("name", ""),
             "position_code": position.get("code", ""),
             "username": username or staff.get("rocketchat_username", ""),
-            "created": format_utc(staff.get("created_at")),
+            "created": format_time(parse_time(staff.get("created_at")), self.timezone, self.language),
         }
         # Only these public fields reach the tracker: never the email, phone or any activation code.
         await self._enqueue(
@@ -92,7 +95,9 @@ class TaskOutbox:
             why = translate(self.language, "task.reason", reason=reason) if reason else ""
             comment = translate(self.language, f"task.closed.{outcome}", admin=admin, reason=why)
         else:
-            comment = translate(self.language, "task.closed.erp", status=outcome)
+            comment = translate(
+                self.language, "task.closed.erp", status=translate(self.language, f"state.{outcome}")
+            )
         await self._enqueue(
             {"kind": "close", "staff_id": int(staff_id), "outcome": outcome, "comment": comment}
         )

@@ -210,7 +210,7 @@ async def test_queued_events_survive_a_restart(tmp_path):
     assert await second.run_once() == 2
     (task,) = tracker.tasks.values()
     assert task["comments"] == [
-        "Decided in the ERP: the registration is now awaiting_activation. The employee has been told."
+        "Decided in the ERP: the registration is now waiting for activation. The employee has been told."
     ]
     await store.close()
 

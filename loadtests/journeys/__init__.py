@@ -1,0 +1,1 @@
+"""One module per journey of the load mix; `loadtests/locustfile.py` puts them together."""

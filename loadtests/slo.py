@@ -1,0 +1,102 @@
+"""The SLO gate: read slo.yaml, judge a finished run's statistics, name every broken objective."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.settings import DEFAULT_SLO, LoadSettingsError
+
+
+def load_slo(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Profile -> objectives, from LOAD_SLO_FILE or loadtests/slo.yaml."""
+    file = Path(path or os.environ.get("LOAD_SLO_FILE") or DEFAULT_SLO)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise LoadSettingsError(f"cannot read the SLO file {file}: {exc}") from None
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(profiles, dict):
+        raise LoadSettingsError(f"{file}: expected `profiles:` with one mapping per profile")
+    for name, objectives in profiles.items():
+        lines = (objectives or {}).get("lines") or {}
+        for line, objective in lines.items():
+            if not isinstance(objective, dict) or not set(objective) <= {"p95_ms", "p99_ms"}:
+                raise LoadSettingsError(f"{file}: {name}: {line}: only p95_ms and p99_ms may be set")
+    return profiles
+
+
+@dataclass
+class Verdict:
+    line: str
+    objective: str
+    measured: float
+    limit: float
+    unit: str
+    ok: bool
+
+    def message(self, profile: str) -> str:
+        sign = "<=" if self.objective != "min_throughput" else ">="
+        state = "ok" if self.ok else "SLO breach"
+        return (
+            f"{state}: {profile}: {self.line}: {self.objective} {self.measured:g} {self.unit} "
+            f"(objective {sign} {self.limit:g} {self.unit})"
+        )
+
+
+def read_stats(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["Name"]: row for row in csv.DictReader(handle)}
+
+
+def judge(rows: dict[str, dict[str, str]], objectives: dict[str, Any]) -> list[Verdict]:
+    """Every objective of a profile against locust's final statistics (the _stats.csv rows)."""
+    verdicts: list[Verdict] = []
+    for line, objective in (objectives.get("lines") or {}).items():
+        row = rows.get(line)
+        if row is None or int(row["Request Count"]) == 0:
+            continue  # a line the mix did not produce is not judged (the summary lists it)
+        for key, column in (("p95_ms", "95%"), ("p99_ms", "99%")):
+            if key in objective:
+                measured = float(row[column] or 0)
+                verdicts.append(
+                    Verdict(
+                        line,
+                        key.removesuffix("_ms"),
+                        measured,
+                        objective[key],
+                        "ms",
+                        measured <= objective[key],
+                    )
+                )
+    total = rows.get("Aggregated")
+    if total is not None:
+        count, failures = int(total["Request Count"]), int(total["Failure Count"])
+        rate = failures / count if count else 0.0
+        if "max_error_rate" in objectives:
+            limit = float(objectives["max_error_rate"])
+            verdicts.append(
+                Verdict("all lines", "error_rate", round(rate * 100, 3), limit * 100, "%", rate <= limit)
+            )
+        if "min_throughput" in objectives:
+            limit = float(objectives["min_throughput"])
+            rps = float(total["Requests/s"] or 0)
+            verdicts.append(
+                Verdict("all lines", "min_throughput", round(rps, 2), limit, "req/s", rps >= limit)
+            )
+    return verdicts
+
+
+def memory_verdicts(growth_mb: dict[str, float], objectives: dict[str, Any]) -> list[Verdict]:
+    limit = objectives.get("max_memory_growth_mb")
+    if limit is None:
+        return []
+    return [
+        Verdict(f"{name} memory", "memory_growth", round(mb, 1), float(limit), "MB", mb <= float(limit))
+        for name, mb in growth_mb.items()
+    ]
