@@ -32,7 +32,7 @@ class SimSettings(BaseSettings):
 
     SIM_STATE_FILE: Path | None = None
     SIM_CONTROL_PORT: int | None = Field(None, ge=1, le=65535)
-    SIM_VERSION: str = "8.0.1"
+    SIM_VERSION: str = "8.6.1"  # the release roles/container_images pins
     # DDP heartbeat: ping after this many idle seconds, drop if nothing arrives for as long again.
     SIM_DDP_PING_INTERVAL: float = Field(15.0, gt=0)
     SIM_DDP_PING_TIMEOUT: float = Field(15.0, gt=0)

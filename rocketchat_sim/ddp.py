@@ -592,19 +592,10 @@ class Realtime:
         msg = self.sim.state.message_index.get(msg_id)
         if msg is None:
             raise MethodError("error-not-allowed", "Not allowed", {"method": "setReaction"})
-        if not emoji.startswith(":"):
-            emoji = f":{emoji}:"
-        reactions = msg.setdefault("reactions", {})
-        names = reactions.setdefault(emoji, {"usernames": []})["usernames"]
-        if user["username"] in names and should_react is not True:
-            names.remove(user["username"])
-            if not names:
-                del reactions[emoji]
-        elif user["username"] not in names and should_react is not False:
-            names.append(user["username"])
-        msg["_updatedAt"] = now_ms()
-        self.sim.state.mark_dirty()
-        self.publish_message(self.sim.state.rooms[msg["rid"]], msg)
+        try:
+            self.sim.workspace.set_reaction(user, msg, emoji, should_react)
+        except ApiError as exc:
+            raise MethodError(exc.body.get("errorType") or "error-not-allowed", "Not allowed") from None
         return _NO_RESULT
 
     def m_stream_notify_room(self, conn: Connection, params: list[Any]) -> object:

@@ -15,7 +15,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def failure(error: str, error_type: str | None = None, details: dict[str, Any] | None = None) -> ApiError:
+def failure(error: str, error_type: str | None = None, details: Any = None) -> ApiError:
     """API.v1.failure: HTTP 400 with a plain message (errorType only when given)."""
     body: dict[str, Any] = {"success": False, "error": error}
     if error_type is not None:
@@ -25,7 +25,7 @@ def failure(error: str, error_type: str | None = None, details: dict[str, Any] |
     return ApiError(400, body)
 
 
-def meteor_error(code: str, reason: str | None = None, details: dict[str, Any] | None = None) -> ApiError:
+def meteor_error(code: str, reason: str | None = None, details: Any = None) -> ApiError:
     """A Meteor.Error thrown inside a handler: `error` is "<reason> [<code>]", errorType the code."""
     message = f"{reason} [{code}]" if reason else f"[{code}]"
     return failure(message, code, details)

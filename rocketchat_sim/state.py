@@ -40,6 +40,12 @@ class State:
         self.roles: dict[str, dict[str, Any]] = {}
         self.permissions: dict[str, dict[str, Any]] = {}
         self.integrations: dict[str, dict[str, Any]] = {}
+        self.integration_history: list[dict[str, Any]] = []
+        self.reports: list[dict[str, Any]] = []  # chat.reportMessage / moderation.reportUser
+        self.invites: dict[str, dict[str, Any]] = {}
+        self.custom_user_status: dict[str, dict[str, Any]] = {}
+        # rid → [{_id, _deletedAt}] for chat.getDeletedMessages (memory only)
+        self.deleted_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         # indexes, rebuilt on load
         self.users_by_username: dict[str, str] = {}
         self.users_by_email: dict[str, str] = {}
@@ -108,6 +114,9 @@ class State:
             "roles": list(self.roles.values()),
             "permissions": list(self.permissions.values()),
             "integrations": list(self.integrations.values()),
+            "reports": self.reports,
+            "invites": list(self.invites.values()),
+            "customUserStatus": list(self.custom_user_status.values()),
         }
 
     def load(self) -> bool:
@@ -135,6 +144,9 @@ class State:
         self.roles = {r["_id"]: r for r in data["roles"]}
         self.permissions = {p["_id"]: p for p in data["permissions"]}
         self.integrations = {i["_id"]: i for i in data["integrations"]}
+        self.reports = list(data.get("reports", []))
+        self.invites = {i["_id"]: i for i in data.get("invites", [])}
+        self.custom_user_status = {s["_id"]: s for s in data.get("customUserStatus", [])}
         return True
 
     def save(self) -> None:

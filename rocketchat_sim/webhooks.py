@@ -21,7 +21,7 @@ from . import views
 from .errors import ApiError, meteor_error, not_logged_in
 from .rest.base import json_response
 from .rest.chat import message_fields, resolve_channel
-from .util import iso, now_ms
+from .util import iso, new_id, now_ms
 
 if TYPE_CHECKING:
     from .app import Simulator
@@ -274,6 +274,7 @@ class OutgoingWebhooks:
             self._client = httpx.AsyncClient(timeout=self.sim.config.SIM_WEBHOOK_TIMEOUT)
         for url in integration["urls"]:
             attempt = 0
+            record = self._history(integration, data, url)
             while True:
                 response = None
                 try:
@@ -287,7 +288,15 @@ class OutgoingWebhooks:
                         _origin(url),
                         type(exc).__name__,
                     )
+                record["_updatedAt"] = now_ms()
+                if response is None:
+                    record.update(step="after-http-error", httpError={"name": "RequestError"}, finished=True)
+                else:
+                    record.update(
+                        step="after-process-http-status", httpResult={"statusCode": response.status_code}
+                    )
                 if response is not None and response.status_code in (200, 201, 202):
+                    record["finished"] = True
                     self._handle_reply(integration, response, room)
                     break
                 if response is not None and response.status_code == 410:
@@ -306,6 +315,35 @@ class OutgoingWebhooks:
                 )
                 await asyncio.sleep(delay(attempt))
                 attempt += 1
+
+    def _history(self, integration: dict[str, Any], data: dict[str, Any], url: str) -> dict[str, Any]:
+        """integrations.history: one record per delivery; the integration's token is never stored."""
+        now = now_ms()
+        record = {
+            "_id": new_id(),
+            "type": "outgoing-webhook",
+            "step": "start-execute-trigger",
+            "integration": {"_id": integration["_id"]},
+            "event": integration.get("event"),
+            "_createdAt": now,
+            "_updatedAt": now,
+            "url": url,
+            "data": {k: v for k, v in data.items() if k != "token"},
+            "finished": False,
+            "ranPrepareScript": False,
+        }
+        if data.get("trigger_word"):
+            record["triggerWord"] = data["trigger_word"]
+        history = self.sim.state.integration_history
+        history.append(record)
+        if len(history) > 1000:  # bounded, like the rest of the in-memory state
+            del history[:100]
+        return record
+
+    def replay(self, integration: dict[str, Any], record: dict[str, Any]) -> None:
+        data = {**record.get("data", {}), "token": integration["token"]}
+        room = self.sim.state.rooms.get(data.get("channel_id") or "")
+        self._spawn(integration, data, room)
 
     def _handle_reply(
         self, integration: dict[str, Any], response: httpx.Response, room: dict[str, Any] | None

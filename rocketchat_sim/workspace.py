@@ -235,6 +235,14 @@ class Workspace:
         self.check_unique(username=username, email=email)
         now = now_ms()
         roles = list(dict.fromkeys(roles or ["user"]))
+        if "admin" not in roles and not any(
+            "admin" in u.get("roles", []) and u.get("type") != "bot" for u in self.state.users.values()
+        ):
+            # insertUserDoc: a workspace without an admin makes its first user one (a fresh install's
+            # first registration), and the setup wizard moves on from "pending".
+            roles.append("admin")
+            if self.settings.get("Show_Setup_Wizard") == "pending":
+                self.set_setting("Show_Setup_Wizard", "in_progress")
         user: dict[str, Any] = {
             "_id": new_id(),
             "createdAt": now,
@@ -262,9 +270,11 @@ class Workspace:
         self.state.users[user["_id"]] = user
         self.state.index_user(user)
         if join_default_channels:
+            # addUserToDefaultChannels: join, then a `uj` system message in each default channel
             for room in list(self.state.rooms.values()):
-                if room.get("default") and room["t"] == "c":
+                if room.get("default") and room["t"] in ("c", "p"):
                     self.add_member(room, user)
+                    self.system_message("uj", room, user, user["username"])
         self.state.mark_dirty()
         if self.webhooks is not None:
             self.webhooks.user_created(user)
@@ -542,11 +552,14 @@ class Workspace:
         }
         if system_type:
             msg["t"] = system_type
+            msg["groupable"] = False
+            del msg["md"]  # Rocket.Chat parses no markdown for system messages
         for key in (
             "alias",
             "emoji",
             "avatar",
             "attachments",
+            "role",
             "tmid",
             "tshow",
             "customFields",
@@ -585,6 +598,37 @@ class Workspace:
         if self.realtime is not None:
             self.realtime.publish_message(self.state.rooms[parent["rid"]], parent)
 
+    def system_message(
+        self, kind: str, room: dict[str, Any], user: dict[str, Any], text: str = "", **extra: Any
+    ) -> dict[str, Any]:
+        """Message.saveSystemMessage: `t` = kind, `msg` usually the username the event is about."""
+        return self.send_message(user, room, {"msg": text, **extra}, system_type=kind)
+
+    def republish(self, msg: dict[str, Any]) -> None:
+        """A changed message goes out again, whole, on the room streams (reactions, pins, stars, threads)."""
+        msg["_updatedAt"] = now_ms()
+        self.state.mark_dirty()
+        if self.realtime is not None:
+            self.realtime.publish_message(self.state.rooms[msg["rid"]], msg)
+
+    def set_reaction(self, user: dict[str, Any], msg: dict[str, Any], emoji: str, should_react: Any) -> None:
+        room = self.state.rooms[msg["rid"]]
+        if not self.can_access_room(user["_id"], room):
+            raise meteor_error("error-not-allowed", "Not allowed", {"method": "setReaction"})
+        if not emoji.startswith(":"):
+            emoji = f":{emoji}:"
+        reactions = msg.setdefault("reactions", {})
+        names = reactions.setdefault(emoji, {"usernames": []})["usernames"]
+        if user["username"] in names and should_react is not True:
+            names.remove(user["username"])
+        elif user["username"] not in names and should_react is not False:
+            names.append(user["username"])
+        if not names:
+            del reactions[emoji]
+        if not reactions:
+            del msg["reactions"]
+        self.republish(msg)
+
     def update_message(self, user: dict[str, Any], msg: dict[str, Any], text: str) -> dict[str, Any]:
         room = self.state.rooms[msg["rid"]]
         own = msg["u"]["_id"] == user["_id"]
@@ -615,8 +659,16 @@ class Workspace:
         )
         if not allowed:
             raise meteor_error("error-action-not-allowed", "Not allowed", {"method": "deleteMessage"})
+        if self.settings.get("Message_ShowDeletedStatus"):
+            # deleteMessage with "show deleted status": the message stays, emptied, as a `rm` system message
+            for key in ("attachments", "reactions", "md", "urls", "mentions", "channels"):
+                msg.pop(key, None)
+            msg.update({"msg": "", "t": "rm", "editedAt": now_ms(), "editedBy": dict(msg["u"])})
+            self.republish(msg)
+            return
         self.state.messages[room["_id"]].remove(msg)
         del self.state.message_index[msg["_id"]]
+        self.state.deleted_messages[room["_id"]].append({"_id": msg["_id"], "_deletedAt": now_ms()})
         room["msgs"] = max(0, room.get("msgs", 1) - 1)
         self.state.mark_dirty()
         if self.realtime is not None:

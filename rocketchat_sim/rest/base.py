@@ -177,6 +177,10 @@ def make_route_handler(sim: Simulator, ep: Endpoint) -> Callable[[Request], Awai
             result = ep.handler(call)
             if not isinstance(result, dict):
                 result = await result
+            if "_response" in result:  # a non-JSON answer (avatars)
+                return result["_response"]
+            if "_redirect" in result:
+                return Response(status_code=307, headers={**extra_headers, "Location": result["_redirect"]})
             if result.get("_raw") is not None:  # handlers answering with a body of their own (login, logout)
                 return json_response(result.get("_status", 200), result["_raw"], extra_headers)
             result["success"] = True

@@ -223,3 +223,44 @@ def integrations_remove(call: Call) -> dict[str, Any]:
     del call.sim.state.integrations[doc["_id"]]
     call.sim.state.mark_dirty()
     return {"integration": _view(doc)}
+
+
+def _outgoing_for_history(call: Call, integration_id: Any) -> dict[str, Any]:
+    if not isinstance(integration_id, str) or not integration_id:
+        raise failure('The query parameter "id" is required.')
+    doc = call.sim.state.integrations.get(integration_id)
+    if doc is None or doc["type"] != "webhook-outgoing" or not _can_manage(call, doc["type"], doc):
+        raise failure("The integration does not exist.")
+    return doc
+
+
+@endpoint("GET", "integrations.history")
+def integrations_history(call: Call) -> dict[str, Any]:
+    doc = _outgoing_for_history(call, call.query.get("id"))
+    records = [
+        views.rest(r)
+        for r in reversed(call.sim.state.integration_history)
+        if r["integration"]["_id"] == doc["_id"]
+    ]
+    page, offset, count = paginate(call, records)
+    return {"history": page, "offset": offset, "items": count, "count": count, "total": len(records)}
+
+
+@endpoint("POST", "integrations.clearHistory")
+def integrations_clear_history(call: Call) -> dict[str, Any]:
+    doc = _outgoing_for_history(call, call.body.get("integrationId"))
+    history = call.sim.state.integration_history
+    history[:] = [r for r in history if r["integration"]["_id"] != doc["_id"]]
+    return {}
+
+
+@endpoint("POST", "integrations.replayOutgoing")
+def integrations_replay(call: Call) -> dict[str, Any]:
+    doc = _outgoing_for_history(call, call.body.get("integrationId"))
+    record = next(
+        (r for r in call.sim.state.integration_history if r["_id"] == call.body.get("historyId")), None
+    )
+    if record is None or record["integration"]["_id"] != doc["_id"]:
+        raise meteor_error("error-invalid-integration-history", "Invalid Integration History")
+    call.sim.webhooks.replay(doc, record)
+    return {}

@@ -396,13 +396,30 @@ def rooms_get(call: Call) -> dict[str, Any]:
 
 @endpoint("GET", "rooms.info")
 def rooms_info(call: Call) -> dict[str, Any]:
-    ref = call.query.get("roomId") or call.query.get("roomName")
-    if not ref:
-        raise failure("The 'roomId' or 'roomName' param is required")
-    room = call.ws.room_by_name_or_id(ref)
-    if room is None or not call.ws.can_access_room(call.uid, room):
-        raise failure("not-allowed", "error-not-allowed")
+    room = find_room_by_id_or_name(call, call.query, checked_archived=False)
+    if not call.ws.can_access_room(call.uid, room):
+        raise failure("not-allowed", "Not Allowed")  # sic: Rocket.Chat passes the text as errorType
     return {"room": views.room_rest(room)}
+
+
+def find_room_by_id_or_name(
+    call: Call, params: dict[str, Any], *, checked_archived: bool = True
+) -> dict[str, Any]:
+    """findRoomByIdOrName: the errors every rooms.* route by id or name answers with."""
+    room_id, room_name = (str(params.get("roomId") or "").strip(), str(params.get("roomName") or "").strip())
+    if not room_id and not room_name:
+        raise meteor_error(
+            "error-roomid-param-not-provided", 'The parameter "roomId" or "roomName" is required'
+        )
+    room = call.sim.state.rooms.get(room_id) if room_id else call.ws.room_by_name_or_id(room_name)
+    if room is None:
+        raise meteor_error(
+            "error-room-not-found",
+            'The required "roomId" or "roomName" param provided does not match any room',
+        )
+    if checked_archived and room.get("archived"):
+        raise meteor_error("error-room-archived", f"The channel, {room.get('name')}, is archived")
+    return room
 
 
 @endpoint("GET", "subscriptions.get")

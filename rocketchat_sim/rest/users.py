@@ -236,8 +236,58 @@ def users_delete(call: Call) -> dict[str, Any]:
             "Leaving the app without admins is not allowed",
             {"method": "deleteUser", "action": "Remove_last_admin"},
         )
-    call.ws.delete_user(user)
+    delete_checked(call, user, call.body.get("confirmRelinquish") in (True, "true"))
     return {}
+
+
+def single_owned_rooms(call: Call, user: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rooms where the user is the only owner: others stay (change owner) or nobody does (remove room)."""
+    state = call.sim.state
+    rooms = []
+    for rid in sorted(state.user_rooms.get(user["_id"], ())):
+        room = state.rooms.get(rid)
+        if room is None or room["t"] == "d":
+            continue
+        members = state.room_members.get(rid, set())
+        owners = [u for u in members if "owner" in state.subscriptions[(rid, u)].get("roles", [])]
+        if owners != [user["_id"]]:
+            continue
+        others = sorted(
+            (u for u in members if u != user["_id"]), key=lambda u: state.subscriptions[(rid, u)]["ts"]
+        )
+        rooms.append(
+            {
+                "rid": rid,
+                "t": room["t"],
+                "name": room.get("name"),
+                "shouldBeRemoved": not others,
+                "shouldChangeOwner": bool(others),
+                "userIsLastOwner": True,
+                "newOwner": others[0] if others else None,
+            }
+        )
+    return rooms
+
+
+def delete_checked(call: Call, user: dict[str, Any], confirm_relinquish: bool) -> None:
+    """deleteUser: the last owner of a room others are in needs confirmRelinquish (else user-last-owner)."""
+    rooms = single_owned_rooms(call, user)
+    if any(r["shouldChangeOwner"] for r in rooms) and not confirm_relinquish:
+        raise meteor_error("user-last-owner", None, [r for r in rooms if r["shouldChangeOwner"]])
+    state = call.sim.state
+    for entry in rooms:
+        room = state.rooms[entry["rid"]]
+        if entry["shouldChangeOwner"]:
+            sub = state.subscriptions[(entry["rid"], entry["newOwner"])]
+            sub["roles"] = [*sub.get("roles", []), "owner"]
+    call.ws.delete_user(user)
+    for entry in rooms:
+        if entry["shouldBeRemoved"] and entry["rid"] in state.rooms:
+            room = state.rooms.pop(entry["rid"])
+            state.rooms_by_name.pop(room.get("name", ""), None)
+            for msg in state.messages.pop(entry["rid"], []):
+                state.message_index.pop(msg["_id"], None)
+    state.mark_dirty()
 
 
 # ---------------------------------------------------------------- personal access tokens

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from plugins.rocketchat import SHARED_SIM_SETTINGS, start_simulator
@@ -27,29 +28,46 @@ GARBAGE_QUERIES = [
 
 
 def _paths():
+    from rocketchat_sim.rest.admin import disabled
+
+    seen_disabled = False
     for ep in ENDPOINTS:
+        if ep.handler is disabled:  # one handler answers every out-of-scope route: one of them is enough
+            if seen_disabled:
+                continue
+            seen_disabled = True
         for method in ep.methods:
-            path = ep.path.replace("{_id}", "Site_Name")
+            path = re.sub(r"\{[^}]+\}", "x", ep.path.replace("{_id}", "Site_Name"))
             if path.startswith("/api/v1/"):
                 yield method, path
+
+
+def _shape_ok(response) -> bool:
+    """A JSON envelope (success/status), a bare JSON array (listInvites) or an avatar (SVG, redirect)."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return response.status_code in (200, 307)
+    payload = response.json()
+    return isinstance(payload, list) or "success" in payload or "status" in payload
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(set(_paths())), ids=lambda v: v)
 def test_garbage_never_breaks_an_endpoint(rocketchat_shared_garbage, method, path):
     rc = rocketchat_shared_garbage
-    rc.connect_admin()  # a fresh token each time: POST logout ends the previous one
+    if rc.api("GET", "me").status_code == 401:
+        rc.connect_admin()  # a garbage call before this one ended the session (logout, users.logout)
     headers = {**rc.admin_2fa_headers, "Content-Type": "application/json"}
     if method == "GET":
         for query in GARBAGE_QUERIES:
             response = rc.api(method, path, headers=headers, params=query)
             assert response.status_code < 500, (query, response.text)
-            assert "success" in response.json() or "status" in response.json()
+            assert _shape_ok(response), response.text
         return
     for body in GARBAGE_BODIES:
         response = rc.api(method, path, headers=headers, content=body)
         assert response.status_code < 500, (body, response.text)
-        payload = response.json()
-        assert payload.get("success") is not None or payload.get("status") is not None
+        assert _shape_ok(response), response.text
+        if response.status_code == 401:
+            rc.connect_admin()
 
 
 @pytest.fixture(scope="module")
