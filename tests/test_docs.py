@@ -35,3 +35,229 @@ def test_relative_links_resolve(document: Path) -> None:
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             broken.append(target)
     assert not broken, f"{document.relative_to(ROOT)}: broken links {broken}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands, not only links: every shell command in a runbook's code block is run by a test (or by CI's
+# `make test`), named below, or marked `# illustrative` in the document itself.
+
+RUNBOOKS = [
+    "README.md",
+    "docs/quickref-devops.md",
+    "docs/quickref-qa.md",
+    "docs/support.md",
+    "docs/training/admin-course.md",
+]
+
+FIRST_ACCESS = "tests/infra/test_first_access.py"
+WITH_BOT = "tests/rcchat/test_with_bot.py"
+RUNBOOK_INFRA = "tests/infra/test_runbooks.py"
+
+# (command regex, evidence). Evidence kinds:
+#   "tests/x.py::test_y"  that test runs the command (or, for `docker logs … | grep`, matches the pattern
+#                         against the same process's log);
+#   "make:<target>"       CI's `make test` reaches that target (test → lint, test-infra → up/verify/down);
+#   "ci:make test"        the CI entry point itself (.ci/run);
+#   "apt:<pkg> …"         CI installs these packages with apt-get (.ci/apt-packages.txt);
+#   "pytest"              a pytest selection of paths and markers that exist; CI's full run includes it.
+# A tuple of evidences means any one that exists (a suite being renamed).
+REGISTRY: list[tuple[str, object]] = [
+    (r"apt-get install -y --no-install-recommends make git python3-venv", "apt:make git python3-venv"),
+    (r"make up", "make:up"),
+    (r"make verify", "make:verify"),
+    (r"make down( PURGE=true)?", "make:down"),
+    (r"make setup", "make:setup"),
+    (r"make lint", "make:lint"),
+    (r"make test", "ci:make test"),
+    (r"make test-fast", "tests/test_docs.py::test_make_test_fast_runs"),
+    (r"make user NAME=[\w.-]+", f"{FIRST_ACCESS}::test_make_user_then_the_employee_asks_the_bot_for_help"),
+    (r"make chat NAME=[\w.-]+", f"{FIRST_ACCESS}::test_make_chat_opens_a_dm_with_the_bot"),
+    (
+        r"make load",
+        (
+            "tests/loadtests/test_load_run.py::test_smoke_profile_against_the_local_stack",
+            "tests/loadtests/test_locust.py",
+        ),
+    ),
+    (r"\.venv/bin/pytest( -q)?( tests/\S+| -m \w+)+( -q)?", "pytest"),
+    (r"docker ps --filter name=photomatrix- .*", f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written"),
+    (
+        r"curl -sS --cacert \S+ https://localhost/api/info",
+        f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
+    ),
+    (
+        r"docker exec photomatrix-chatbot python -c .*readyz.*",
+        f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
+    ),
+    (r"\.venv/bin/python -m rcchat .*", f"{RUNBOOK_INFRA}::test_terminal_client_commands_run_as_written"),
+    (
+        r"photomatrix-backup (create|list)",
+        "tests/infra/test_backup.py::test_backup_then_restore_brings_the_backed_up_data_back",
+    ),
+    (
+        r"docker logs photomatrix-chatbot 2>&1 \| grep '\"(outcome|user)\": .*'",
+        "tests/test_support_runbook.py::test_the_pending_approval_search_finds_the_request",
+    ),
+    (
+        r"docker logs photomatrix-erp-api 2>&1 \| grep '\"action\": \"auth\"'",
+        "tests/test_support_runbook.py::test_the_auth_search_finds_a_refused_key",
+    ),
+]
+
+
+def runbook_commands() -> list:
+    from plugins.docs import shell_commands
+
+    return [command for name in RUNBOOKS for command in shell_commands(ROOT / name)]
+
+
+def evidence_problem(evidence: object) -> str | None:
+    """None when the evidence exists; else what is missing."""
+    import ast
+
+    if isinstance(evidence, tuple):
+        problems = [evidence_problem(e) for e in evidence]
+        return None if None in problems else "; ".join(p for p in problems if p)
+    assert isinstance(evidence, str)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    if evidence.startswith("make:"):
+        return (
+            None if evidence[5:] in ci_make_targets(makefile) else f"CI's make test never reaches {evidence}"
+        )
+    if evidence == "ci:make test":
+        return (
+            None
+            if "make test" in (ROOT / ".ci/run").read_text(encoding="utf-8")
+            else ".ci/run runs no make test"
+        )
+    if evidence.startswith("apt:"):
+        listed = set((ROOT / ".ci/apt-packages.txt").read_text(encoding="utf-8").split())
+        missing = set(evidence[4:].split()) - listed
+        return f".ci/apt-packages.txt lacks {sorted(missing)}" if missing else None
+    if evidence == "pytest":
+        return None
+    path, _, name = evidence.partition("::")
+    if not (ROOT / path).is_file():
+        return f"{path} does not exist"
+    if name:
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        if name not in names:
+            return f"{path} has no {name}"
+    return None
+
+
+def ci_make_targets(makefile: str) -> set[str]:
+    """Targets `make test` runs: its prerequisites and `$(MAKE) x` calls, transitively."""
+    rules: dict[str, tuple[list[str], str]] = {}
+    for match in re.finditer(r"^([a-z][a-z-]*):(?!=)([^\n]*)\n((?:\t[^\n]*\n?)*)", makefile, re.M):
+        prerequisites = [p for p in match.group(2).split("##")[0].split() if re.fullmatch(r"[a-z][a-z-]*", p)]
+        rules[match.group(1)] = (prerequisites, match.group(3))
+    reached, todo = set(), ["test"]
+    while todo:
+        target = todo.pop()
+        if target in reached or target not in rules:
+            continue
+        reached.add(target)
+        prerequisites, recipe = rules[target]
+        todo += prerequisites + re.findall(r"\$\(MAKE\) ([a-z][a-z-]*)", recipe)
+    return reached
+
+
+def pytest_selection_problem(command: str) -> str | None:
+    markers = set(re.findall(r'^  "(\w+):', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M))
+    for path in re.findall(r"(tests/\S+)", command):
+        if not (ROOT / path).exists():
+            return f"{path} does not exist"
+    for marker in re.findall(r"-m (\w+)", command):
+        if marker not in markers:
+            return f"no pytest marker {marker}"
+    return None
+
+
+def test_every_runbook_command_is_tested_or_marked_illustrative() -> None:
+    untested, broken = [], []
+    for command in runbook_commands():
+        if command.illustrative:
+            continue
+        evidence = [ev for pattern, ev in REGISTRY if re.fullmatch(pattern, command.text)]
+        where = f"{command.document}:{command.line}: {command.text}"
+        if not evidence:
+            untested.append(where)
+            continue
+        problem = evidence_problem(evidence[0])
+        if problem is None and evidence[0] == "pytest":
+            problem = pytest_selection_problem(command.text)
+        if problem:
+            broken.append(f"{where} -> {problem}")
+    assert not untested, "commands no test runs (add to REGISTRY or mark # illustrative):\n" + "\n".join(
+        untested
+    )
+    assert not broken, "registered evidence missing:\n" + "\n".join(broken)
+
+
+def test_every_registry_entry_is_used() -> None:
+    commands = [c.text for c in runbook_commands() if not c.illustrative]
+    unused = [pattern for pattern, _ in REGISTRY if not any(re.fullmatch(pattern, c) for c in commands)]
+    assert not unused, f"REGISTRY entries no document uses: {unused}"
+
+
+def test_the_command_reader_understands_comments_quotes_and_markers(tmp_path: Path) -> None:
+    from plugins.docs import shell_commands
+
+    doc = tmp_path / "sample.md"
+    doc.write_text(
+        "```bash\n"
+        "sudo make user NAME=x   # a comment with `make`\n"
+        'grep \'"a": "#b"\' file # quoted # is code\n'
+        "long \\\n  continued\n"
+        "rm -rf /   # illustrative\n"
+        "```\n\n```bash\n# illustrative: a whole block\nmake everything\n```\n",
+        encoding="utf-8",
+    )
+    found = [(c.text, c.illustrative) for c in shell_commands(doc)]
+    assert found == [
+        ("make user NAME=x", False),
+        ('grep \'"a": "#b"\' file', False),
+        ("long    continued", False),
+        ("rm -rf /", True),
+        ("make everything", True),
+    ]
+
+
+@pytest.mark.integration
+def test_make_test_fast_runs() -> None:
+    """`make test-fast` as the QA quick reference gives it (collection only: CI runs the tests themselves)."""
+    import subprocess
+
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed",
+            "test-fast",
+            "PYTEST_ARGS=--collect-only -q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "tests/test_docs.py::test_every_runbook_command_is_tested_or_marked_illustrative" in done.stdout
+
+
+def test_make_down_removes_the_backup_cron_entry_even_without_purge() -> None:
+    import yaml
+
+    (play,) = yaml.safe_load((ROOT / "playbooks/teardown.yml").read_text(encoding="utf-8"))
+    tasks = [
+        t
+        for t in play["tasks"]
+        if (t.get("ansible.builtin.file") or {}).get("path") == "/etc/cron.d/photomatrix-backup"
+    ]
+    assert len(tasks) == 1
+    assert tasks[0]["ansible.builtin.file"]["state"] == "absent"
+    assert "when" not in tasks[0]
