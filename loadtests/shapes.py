@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from locust import LoadTestShape
-from locust.stats import calculate_response_time_percentile
 
 from loadtests.settings import profile_settings
-from loadtests.slo import load_slo
+from loadtests.slo import judge_step, load_slo
 
 
 class SteadyShape(LoadTestShape):
@@ -58,45 +57,6 @@ def snapshot(stats: Any) -> dict[str, tuple[int, int, dict[int, int]]]:
         entry.name: (entry.num_requests, entry.num_failures, dict(entry.response_times))
         for entry in stats.entries.values()
     }
-
-
-def judge_step(
-    before: dict[str, tuple[int, int, dict[int, int]]],
-    after: dict[str, tuple[int, int, dict[int, int]]],
-    slo: dict[str, Any],
-) -> dict[str, Any]:
-    """Per-line count, failures, p95, p99 of what happened between two snapshots, and the breaches."""
-    lines: dict[str, dict[str, Any]] = {}
-    total = failures = 0
-    for name, (count, failed, times) in after.items():
-        prev_count, prev_failed, prev_times = before.get(name, (0, 0, {}))
-        step_count = count - prev_count
-        if step_count <= 0:
-            continue
-        step_times = {k: v - prev_times.get(k, 0) for k, v in times.items() if v - prev_times.get(k, 0) > 0}
-        timed = sum(step_times.values())
-        lines[name] = {
-            "count": step_count,
-            "failures": failed - prev_failed,
-            "p95": calculate_response_time_percentile(step_times, timed, 0.95) if timed else 0,
-            "p99": calculate_response_time_percentile(step_times, timed, 0.99) if timed else 0,
-        }
-        total += step_count
-        failures += failed - prev_failed
-    breaches = []
-    for name, objective in (slo.get("lines") or {}).items():
-        measured = lines.get(name)
-        if measured is None:
-            continue
-        for key in ("p95", "p99"):
-            limit = objective.get(f"{key}_ms")
-            if limit is not None and measured[key] > limit:
-                breaches.append(f"{name}: {key} {measured[key]} ms > {limit} ms")
-    error_rate = failures / total if total else 0.0
-    max_error_rate = slo.get("max_error_rate")
-    if max_error_rate is not None and error_rate > max_error_rate:
-        breaches.append(f"error rate {error_rate:.2%} > {max_error_rate:.2%}")
-    return {"lines": lines, "requests": total, "error_rate": error_rate, "breaches": breaches}
 
 
 class StressShape(LoadTestShape):

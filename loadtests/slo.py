@@ -100,3 +100,52 @@ def memory_verdicts(growth_mb: dict[str, float], objectives: dict[str, Any]) -> 
         Verdict(f"{name} memory", "memory_growth", round(mb, 1), float(limit), "MB", mb <= float(limit))
         for name, mb in growth_mb.items()
     ]
+
+
+def percentile(times: dict[int, int], count: int, percent: float) -> int:
+    """Locust's way: the rounded response time below which `percent` of `count` requests fall."""
+    processed = 0
+    for rounded in sorted(times, reverse=True):
+        processed += times[rounded]
+        if count - processed <= int(count * percent):
+            return rounded
+    return 0
+
+
+def judge_step(
+    before: dict[str, tuple[int, int, dict[int, int]]],
+    after: dict[str, tuple[int, int, dict[int, int]]],
+    slo: dict[str, Any],
+) -> dict[str, Any]:
+    """Per-line count, failures, p95, p99 of what happened between two snapshots, and the breaches."""
+    lines: dict[str, dict[str, Any]] = {}
+    total = failures = 0
+    for name, (count, failed, times) in after.items():
+        prev_count, prev_failed, prev_times = before.get(name, (0, 0, {}))
+        step_count = count - prev_count
+        if step_count <= 0:
+            continue
+        step_times = {k: v - prev_times.get(k, 0) for k, v in times.items() if v - prev_times.get(k, 0) > 0}
+        timed = sum(step_times.values())
+        lines[name] = {
+            "count": step_count,
+            "failures": failed - prev_failed,
+            "p95": percentile(step_times, timed, 0.95) if timed else 0,
+            "p99": percentile(step_times, timed, 0.99) if timed else 0,
+        }
+        total += step_count
+        failures += failed - prev_failed
+    breaches = []
+    for name, objective in (slo.get("lines") or {}).items():
+        measured = lines.get(name)
+        if measured is None:
+            continue
+        for key in ("p95", "p99"):
+            limit = objective.get(f"{key}_ms")
+            if limit is not None and measured[key] > limit:
+                breaches.append(f"{name}: {key} {measured[key]} ms > {limit} ms")
+    error_rate = failures / total if total else 0.0
+    max_error_rate = slo.get("max_error_rate")
+    if max_error_rate is not None and error_rate > max_error_rate:
+        breaches.append(f"error rate {error_rate:.2%} > {max_error_rate:.2%}")
+    return {"lines": lines, "requests": total, "error_rate": error_rate, "breaches": breaches}

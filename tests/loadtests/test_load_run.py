@@ -46,7 +46,7 @@ def stats(folder: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
-def test_make_load_smoke_against_the_local_stack(tmp_path: Path) -> None:
+def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     result = make("load", "PROFILE=smoke", f"LOAD_ARGS=--reports {reports}")
     output = result.stdout + result.stderr

@@ -1,0 +1,191 @@
+"""The load runner's pure parts: the SLO gate, the stress step judge, credentials, targets, the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtests import report
+from loadtests.resources import ResourceMonitor, Sample, saturation
+from loadtests.run import check_target, parse_args, target_environment
+from loadtests.settings import LoadSettingsError, read_credentials
+from loadtests.slo import judge, load_slo, read_stats
+
+pytestmark = pytest.mark.unit
+
+COLUMNS = [
+    "Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
+    "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
+    "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
+]  # fmt: skip
+
+
+def write_stats(path: Path, rows: list[tuple[str, str, int, int, int, int, float]]) -> None:
+    """rows: (type, name, count, failures, p95, p99, rps)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        for kind, name, count, failures, p95, p99, rps in rows:
+            row = dict.fromkeys(COLUMNS, "0")
+            row.update(
+                {"Type": kind, "Name": name, "Request Count": str(count), "Failure Count": str(failures)}
+            )
+            row.update({"95%": str(p95), "99%": str(p99), "50%": str(p95 // 2), "Requests/s": str(rps)})
+            writer.writerow(row)
+
+
+def test_the_committed_slo_file_has_every_profile() -> None:
+    profiles = load_slo()
+    assert set(profiles) == {"smoke", "baseline", "stress", "soak"}
+    for objectives in profiles.values():
+        assert objectives["lines"]["status"]["p95_ms"] > 0
+        assert "max_error_rate" in objectives
+
+
+def test_judge_names_the_line_and_the_objective_it_broke(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.csv"
+    write_stats(
+        stats,
+        [
+            ("BOT", "status", 100, 0, 900, 2500, 1.0),
+            ("BOT", "registration: confirm", 10, 1, 100, 200, 0.1),
+            ("", "Aggregated", 110, 1, 800, 2400, 1.1),
+        ],
+    )
+    objectives = {
+        "lines": {"status": {"p95_ms": 1000, "p99_ms": 2000}, "never produced": {"p95_ms": 1}},
+        "max_error_rate": 0.001,
+        "min_throughput": 2,
+    }
+    verdicts = judge(read_stats(stats), objectives)
+    broken = [v.message("smoke") for v in verdicts if not v.ok]
+    assert broken == [
+        "SLO breach: smoke: status: p99 2500 ms (objective <= 2000 ms)",
+        "SLO breach: smoke: all lines: error_rate 0.909 % (objective <= 0.1 %)",
+        "SLO breach: smoke: all lines: min_throughput 1.1 req/s (objective >= 2 req/s)",
+    ]
+    assert [v.objective for v in verdicts if v.ok] == ["p95"]  # a line the run did not produce is not judged
+
+
+def test_a_malformed_slo_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("profiles:\n  smoke:\n    lines:\n      status: {p90_ms: 5}\n")
+    with pytest.raises(LoadSettingsError, match="status: only p95_ms and p99_ms"):
+        load_slo(bad)
+
+
+def test_stress_steps_are_judged_on_their_own_requests() -> None:
+    from loadtests.slo import judge_step
+
+    before = {"status": (100, 0, {10: 100})}
+    after = {"status": (200, 5, {10: 100, 3000: 100})}
+    slo = {"lines": {"status": {"p95_ms": 1000}}, "max_error_rate": 0.01}
+    verdict = judge_step(before, after, slo)
+    assert verdict["lines"]["status"] == {"count": 100, "failures": 5, "p95": 3000, "p99": 3000}
+    assert verdict["breaches"] == ["status: p95 3000 ms > 1000 ms", "error rate 5.00% > 1.00%"]
+    assert judge_step({}, before, slo)["breaches"] == []
+
+
+def test_credentials_file_must_be_private_and_well_formed(tmp_path: Path) -> None:
+    path = tmp_path / "load.env"
+    path.write_text("# comment\nLOAD_RC_ADMIN_USER=admin\nLOAD_RC_ADMIN_PASSWORD='s3cret'\n")
+    path.chmod(0o600)
+    assert read_credentials(str(path)) == {"LOAD_RC_ADMIN_USER": "admin", "LOAD_RC_ADMIN_PASSWORD": "s3cret"}
+    path.chmod(0o640)
+    with pytest.raises(LoadSettingsError, match="readable by others") as refused:
+        read_credentials(str(path))
+    assert "s3cret" not in str(refused.value)
+    path.write_text("just a password\n")
+    path.chmod(0o600)
+    with pytest.raises(LoadSettingsError, match=":1: expected KEY=VALUE"):
+        read_credentials(str(path))
+
+
+def test_a_target_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("LOAD_RC_ADMIN_USER", "LOAD_RC_ADMIN_PASSWORD", "LOAD_BOT_USERNAME", "LOAD_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    args = parse_args(["--target", "https://localhost:8443"])
+    with pytest.raises(LoadSettingsError, match="TARGET needs LOAD_RC_ADMIN_USER"):
+        target_environment(args)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "error"),
+    [
+        ("https://localhost:8443", "", None),
+        ("http://127.0.0.1:3000", "", None),
+        ("https://chat.lab.internal", "chat.lab.internal", None),
+        ("https://chat.example.com", "", "neither loopback nor listed in LOAD_ALLOWED_HOSTS"),
+        ("http://chat.lab.internal", "chat.lab.internal", "must use https"),
+        ("ftp://localhost", "", "must be an http"),
+    ],
+)
+def test_targets_are_loopback_or_lab_hosts(
+    monkeypatch: pytest.MonkeyPatch, url: str, allowed: str, error: str | None
+) -> None:
+    monkeypatch.setenv("LOAD_ALLOWED_HOSTS", allowed)
+    monkeypatch.setattr("loadtests.run.is_loopback", lambda u: "localhost" in u or "127.0.0.1" in u)
+    if error is None:
+        check_target(url)
+    else:
+        with pytest.raises(LoadSettingsError, match=error):
+            check_target(url)
+
+
+def test_saturation_names_the_component_that_ran_out_of_cpu() -> None:
+    assert saturation({"bot": 97.0, "ERP": 40.0, "machine": 70.0}, {"bot": 1, "ERP": 1}, 2)[0] == "bot"
+    # two ERP workers may use two cores: 120 % of 200 % is not saturated
+    name, why = saturation({"bot": 30.0, "ERP": 120.0, "machine": 80.0}, {"bot": 1, "ERP": 2}, 2)
+    assert name == "none"
+    assert "ERP 120 %" in why
+    assert saturation({"generator": 90.0, "machine": 60.0}, {"generator": 1}, 2)[0] == "generator"
+
+
+def test_report_writes_summary_charts_and_compares_with_the_previous_run(tmp_path: Path) -> None:
+    from loadtests.slo import Verdict
+
+    earlier, now = tmp_path / "20260101T000000Z", tmp_path / "20260102T000000Z"
+    for folder, p95 in ((earlier, 100), (now, 150)):
+        folder.mkdir()
+        write_stats(
+            folder / "locust_stats.csv",
+            [("BOT", "status", 50, 0, p95, p95 * 2, 1.0), ("", "Aggregated", 50, 0, p95, p95 * 2, 1.0)],
+        )
+    (earlier / "info.json").write_text(json.dumps({"profile": "smoke"}))
+    with (now / "locust_stats_history.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", "50%", "95%", "99%"]
+        )
+        for second in range(5):
+            writer.writerow([1000 + second, 3, "", "Aggregated", 2.0, 0.0, 10, 20 + second, 30])
+    with (now / "locust_failures.csv").open("w", newline="") as handle:
+        handle.write("Method,Name,Error,Occurrences\nBOT,status,JourneyError('no answer'),2\n")
+    monitor = ResourceMonitor({})
+    monitor.samples = [Sample(1000.0 + i, {"bot": 50.0, "generator": 10.0}, 40.0) for i in range(3)]
+    info = {
+        "profile": "smoke",
+        "started": "2026-01-02T00:00:00+00:00",
+        "target": "local stack",
+        "run_id": "x",
+        "cores": 2,
+        "locust_processes": 1,
+        "generator": {"average": 10.0, "peak_process": 10.0},
+        "accounts_removed": 3,
+        "accounts_left": 0,
+        "activation": True,
+    }
+    verdicts = [Verdict("status", "p95", 150, 100, "ms", False)]
+    path = report.write(now, info, read_stats(now / "locust_stats.csv"), verdicts, monitor, [], [])
+    summary = path.read_text()
+    assert summary.startswith("# Load run: smoke — FAIL")
+    assert "| status | p95 | 150 ms | 100 ms | **BREACH** |" in summary
+    assert "## Compared with the previous smoke run (20260101T000000Z)" in summary
+    assert "| status | 100 → 150 | 200 → 300 |" in summary
+    assert "| status | JourneyError('no answer') | 2 |" in summary
+    for chart in ("latency.png", "throughput.png", "errors.png", "cpu.png"):
+        assert (now / chart).read_bytes()[:4] == b"\x89PNG"
+        assert f"![{chart}]({chart})" in summary
