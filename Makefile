@@ -51,8 +51,11 @@ up: setup ## deploy the whole stack onto this machine (inventory/local; as root)
 down: setup ## remove the stack's containers and network (data kept; PURGE=true removes volumes and secrets)
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e purge=$(or $(PURGE),false)
 
-verify: setup ## verify the deployed stack with testinfra (tests/infra)
-	$(BIN)/ansible-playbook playbooks/verify.yml
+verify: setup ## read-only testinfra checks of a deployed stack: this machine's, or every host of INVENTORY=inventory/<x>
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml
+
+drill: setup ## destructive checks (backup restore) of this machine's stack or INVENTORY's; refused for production
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
 
 test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), down
 	set -e; trap '$(MAKE) down PURGE=true' EXIT; \
@@ -99,4 +102,4 @@ chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov
 	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
 	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
 
-.PHONY: help setup lint format test test-fast up down verify test-infra lab-up lab-down security bench load capacity user chat
+.PHONY: help setup lint format test test-fast up down verify drill test-infra lab-up lab-down security bench load capacity user chat

@@ -21,6 +21,8 @@ HOST_RUN_OPTIONS = (
     "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
 )  # fmt: skip
 CERTS_D = Path("/etc/docker/certs.d")
+# The site's own certificate authorities on the control machine; lab hosts trust them too.
+SITE_CA_DIR = Path("/usr/local/share/ca-certificates")
 READY_TIMEOUT = 90.0
 
 
@@ -119,6 +121,11 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
     if _wanted(name, image, lab):
         return
     state = lab.state_dir
+    site_ca = (
+        ["--mount", f"type=bind,src={SITE_CA_DIR},dst=/etc/lab/site-ca,readonly"]
+        if SITE_CA_DIR.is_dir()
+        else []
+    )
     ca_mount = (
         f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/docker/certs.d/{lab.registry}/ca.crt,readonly"
     )
@@ -128,9 +135,21 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
          "--restart", "unless-stopped", *HOST_RUN_OPTIONS,
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
-         "--mount", ca_mount,
+         "--mount", ca_mount, *site_ca,
          image]
     )  # fmt: skip
+
+
+def _remove_stale_hosts(lab: Lab) -> None:
+    """Hosts of this lab that the inventory no longer names go away (with their engine's volume)."""
+    for cid in docker.ids("container", lab.label):
+        info = docker.inspect("container", cid) or {}
+        host = (info.get("Config", {}).get("Labels") or {}).get(f"{LABEL}.host")
+        name = info.get("Name", "").lstrip("/")
+        if host and host not in lab.hosts and name == lab.container(host):
+            _log(f"remove {name} (no longer in {lab.inventory.name})")
+            docker.run(["rm", "--force", cid], timeout=180)
+            docker.run(["volume", "rm", "--force", f"{name}-docker"], timeout=120, check=False)
 
 
 def _ssh_banner(address: str) -> bool:
@@ -174,6 +193,7 @@ def up(lab: Lab) -> dict[str, float]:
     mark = time.monotonic()
     _network(lab)
     _registry(lab, registry_image)
+    _remove_stale_hosts(lab)
     for host, address in lab.hosts.items():
         _host(lab, host, address, host_image)
     for host, address in lab.hosts.items():

@@ -148,6 +148,7 @@ def test_archive_directory_key_and_schedule(settings: dict) -> None:
 
 
 @pytest.mark.infra
+@pytest.mark.drill
 @pytest.mark.timeout(900)
 def test_backup_then_restore_brings_the_backed_up_data_back(
     stack: Stack, settings: dict, bot_api_key: str

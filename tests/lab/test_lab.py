@@ -275,8 +275,9 @@ def test_down_removes_the_lab_and_nothing_else(lab):
         ["--name", f"{lab.name}-decoy"],
         ["--name", f"decoy-of-{lab.name}", "--label", lab.label],
     ]
-    ids = [docker.run(["run", "-d", *d, base, "sleep", "600"]).strip() for d in decoys]
+    names = [d[1] for d in decoys]
     try:
+        ids = [docker.run(["run", "-d", *d, base, "sleep", "600"], timeout=300).strip() for d in decoys]
         down = run_lab("down")
         assert down.returncode == 0, down.stderr
         for cid in ids:
@@ -291,5 +292,5 @@ def test_down_removes_the_lab_and_nothing_else(lab):
         # The cache stays: the next up builds nothing.
         assert docker.inspect("image", base) is not None
     finally:
-        for cid in ids:
-            docker.run(["rm", "-f", cid], check=False)
+        for name in names:
+            docker.run(["rm", "-f", name], check=False)

@@ -1,7 +1,14 @@
-"""Fixtures for the deployment tests: the deployed stack on this machine, reached with testinfra.
+"""Fixtures for the deployment tests: the deployed stack, reached with testinfra.
 
-The tests in tests/infra/ verify a stack that `make up` deployed; they skip unless `make verify`
+The tests in tests/infra/ verify a stack that was deployed; they skip unless `make verify`
 (PHOTOMATRIX_VERIFY=1) or `make test-infra` runs them, so a plain `pytest` run stays quick.
+
+Two kinds of fixtures:
+- `fleet` / `fleet_host`: every host of the inventory in PHOTOMATRIX_INVENTORY (default inventory/local),
+  reached through testinfra's Ansible backend exactly as Ansible reaches it (SSH, become). Tests using
+  them are read-only and run against any inventory (`make verify INVENTORY=...`).
+- `stack` / `host`: the stack `make up` deployed on this machine (inventory/local); these tests skip
+  for any other inventory.
 """
 
 from __future__ import annotations
@@ -10,13 +17,104 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pytest
 import testinfra
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCAL_INVENTORY = ROOT / "inventory" / "local"
+
+
+def verify_inventory() -> Path:
+    """The inventory under verification: PHOTOMATRIX_INVENTORY (relative to the repository) or local."""
+    value = os.environ.get("PHOTOMATRIX_INVENTORY", "")
+    path = Path(value) if value else LOCAL_INVENTORY
+    return (path if path.is_absolute() else ROOT / path).resolve()
+
+
+def read_inventory(inventory: Path) -> dict:
+    """`ansible-inventory --list` of INVENTORY (groups, hosts and their variables, not templated)."""
+    program = Path(sys.executable).with_name("ansible-inventory")
+    out = subprocess.run(
+        [str(program), "-i", str(inventory), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout)
+
+
+def _group_members(data: dict, group: str) -> list[str]:
+    entry = data.get(group, {})
+    members = list(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        members += [h for h in _group_members(data, child) if h not in members]
+    return members
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The hosts of one inventory, each reached with testinfra through the Ansible backend."""
+
+    inventory: Path
+    data: dict
+
+    @property
+    def hostvars(self) -> dict[str, dict]:
+        return self.data.get("_meta", {}).get("hostvars", {})
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(_group_members(self.data, "all"))
+
+    def group(self, name: str) -> list[str]:
+        return sorted(_group_members(self.data, name))
+
+    def groups_of(self, host: str) -> set[str]:
+        return {g for g in self.data if g not in ("_meta", "all") and host in _group_members(self.data, g)}
+
+    def var(self, host: str, name: str, default=None):
+        return self.hostvars.get(host, {}).get(name, default)
+
+    def is_local(self, host: str) -> bool:
+        return self.var(host, "ansible_connection") == "local"
+
+    @property
+    def local(self) -> bool:
+        """True when every host is this machine (inventory/local)."""
+        return all(self.is_local(h) for h in self.names)
+
+    def address(self, host: str) -> str:
+        """The host's private address (docs/topology.md): photomatrix_host_address, else ansible_host."""
+        if self.is_local(host):
+            return "127.0.0.1"
+        return str(self.var(host, "photomatrix_host_address") or self.var(host, "ansible_host") or host)
+
+    @cached_property
+    def hosts(self) -> dict[str, testinfra.host.Host]:
+        # testinfra's Ansible backend calls ansible-inventory from PATH: the venv's.
+        bin_dir = str(Path(sys.executable).parent)
+        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        return {
+            name: testinfra.get_host("local://")
+            if self.is_local(name)
+            else testinfra.get_host(f"ansible://{name}?ansible_inventory={self.inventory}")
+            for name in self.names
+        }
+
+
+def fleet_host_names() -> list[str]:
+    """Host names to parametrize per-host tests with (only when verifying: reading costs a second)."""
+    if os.environ.get("PHOTOMATRIX_VERIFY") != "1":
+        return ["(no inventory)"]
+    return sorted(_group_members(read_inventory(verify_inventory()), "all"))
 
 
 @dataclass(frozen=True)
@@ -66,9 +164,26 @@ def container_python(container: str, code: str, timeout: float = 60) -> str:
 
 
 @pytest.fixture(scope="session")
+def fleet() -> Fleet:
+    if os.environ.get("PHOTOMATRIX_VERIFY") != "1":
+        pytest.skip("deployment tests run through `make verify` / `make test-infra` (PHOTOMATRIX_VERIFY=1)")
+    inventory = verify_inventory()
+    return Fleet(inventory=inventory, data=read_inventory(inventory))
+
+
+@pytest.fixture
+def fleet_host(fleet: Fleet, request: pytest.FixtureRequest) -> tuple[str, testinfra.host.Host]:
+    """(name, testinfra host) of the host a per-host test was parametrized with (`host_name`)."""
+    name = request.node.callspec.params["host_name"]
+    return name, fleet.hosts[name]
+
+
+@pytest.fixture(scope="session")
 def stack() -> Stack:
     if os.environ.get("PHOTOMATRIX_VERIFY") != "1":
         pytest.skip("deployment tests run through `make verify` / `make test-infra` (PHOTOMATRIX_VERIFY=1)")
+    if verify_inventory() != LOCAL_INVENTORY:
+        pytest.skip("checks of the stack on this machine: they run for inventory/local only")
     running = subprocess.run(
         ["docker", "ps", "--filter", "name=^photomatrix-", "--format", "{{.Names}}"],
         capture_output=True,
@@ -84,6 +199,8 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="session")
 def host() -> testinfra.host.Host:
+    if verify_inventory() != LOCAL_INVENTORY:
+        pytest.skip("checks of this machine: they run for inventory/local only")
     return testinfra.get_host("local://")
 
 

@@ -1,0 +1,177 @@
+"""Every host of the inventory under verification (`make verify INVENTORY=...`), through testinfra's
+Ansible backend, read-only: engine, containers, published ports, secret files, MongoDB members, and the
+stack end to end through its public name. Safe against production: nothing here writes or restarts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import socket
+import ssl
+import tempfile
+
+import pytest
+from plugins.infra import Fleet, fleet_host_names
+
+pytestmark = pytest.mark.infra
+
+# The containers each inventory group runs (the roles' container names).
+GROUP_CONTAINERS = {
+    "proxy": {"photomatrix-proxy"},
+    "rocketchat": {"photomatrix-rocketchat"},
+    "erp": {"photomatrix-erp-api"},
+    "bots": {"photomatrix-chatbot"},
+    "monitoring": {"photomatrix-prometheus", "photomatrix-alertmanager"},
+}
+SECRET_NAMES = {
+    "ADMIN_PASS",
+    "ERP_SECRET_KEY",
+    "ERP_ALERT_WEBHOOK_URL",
+    "BOT_ERP_API_KEY",
+    "BOT_ROCKETCHAT_TOKEN",
+}
+# user:password@ in a URL (MONGO_URL and friends).
+CREDENTIAL_IN_URL = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "host_name" in metafunc.fixturenames:
+        metafunc.parametrize("host_name", fleet_host_names())
+
+
+def containers(host) -> list[dict]:
+    """`docker inspect` of every photomatrix-* container on HOST (one remote call)."""
+    ids = host.check_output("docker ps --all --quiet --filter name=^photomatrix-").split()
+    if not ids:
+        return []
+    return json.loads(host.check_output("docker inspect " + " ".join(ids)))
+
+
+def expected(fleet: Fleet, name: str) -> set[str]:
+    return set().union(*(GROUP_CONTAINERS.get(g, set()) for g in fleet.groups_of(name)))
+
+
+def test_the_engine_answers_with_log_rotation_and_live_restore(fleet, fleet_host, host_name) -> None:
+    name, host = fleet_host
+    if name not in fleet.group("docker_hosts"):
+        pytest.skip(f"{name} is not a Docker host")
+    info = json.loads(host.check_output("docker info --format '{{json .}}'"))
+    assert info["LoggingDriver"] == "json-file", name
+    assert info["LiveRestoreEnabled"] is True, name
+    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert daemon["log-opts"]["max-size"], name
+    assert host.file("/etc/docker/daemon.json").user == "root"
+
+
+def test_the_host_runs_its_containers_healthy_and_hardened(fleet, fleet_host, host_name) -> None:
+    name, host = fleet_host
+    found = {c["Name"].lstrip("/"): c for c in containers(host)}
+    missing = expected(fleet, name) - set(found)
+    assert not missing, f"{name}: {sorted(missing)} not deployed"
+    for cname, info in found.items():
+        state = info["State"]
+        assert state["Running"], f"{name}/{cname} is not running"
+        assert state.get("Health", {}).get("Status", "healthy") == "healthy", (
+            f"{name}/{cname}: {state.get('Health')}"
+        )
+        config = info["HostConfig"]
+        assert config["RestartPolicy"]["Name"] == "unless-stopped", f"{name}/{cname}"
+        assert config["Memory"] > 0, f"{name}/{cname} has no memory limit"
+        assert config["Privileged"] is False, f"{name}/{cname} is privileged"
+        assert config["LogConfig"]["Type"] == "json-file", f"{name}/{cname}"
+        assert config["LogConfig"]["Config"].get("max-size"), f"{name}/{cname} logs are not rotated"
+
+
+def test_no_secret_is_visible_in_docker_inspect(fleet, fleet_host, host_name) -> None:
+    name, host = fleet_host
+    for info in containers(host):
+        cname = info["Name"].lstrip("/")
+        env = info["Config"]["Env"] or []
+        assert not {item.split("=", 1)[0] for item in env} & SECRET_NAMES, f"{name}/{cname}"
+        leaks = [item.split("=", 1)[0] for item in env if CREDENTIAL_IN_URL.search(item)]
+        assert not leaks, f"{name}/{cname}: a password in {leaks}"
+        assert not CREDENTIAL_IN_URL.search(" ".join(info["Config"]["Cmd"] or [])), f"{name}/{cname} command"
+
+
+def test_only_the_proxy_listens_on_every_address(fleet, fleet_host, host_name) -> None:
+    """The proxy publishes 80/443 to everyone; anything else only on the host's private address."""
+    name, host = fleet_host
+    address = fleet.address(name)
+    for info in containers(host):
+        cname = info["Name"].lstrip("/")
+        bindings = [b for spec in (info["HostConfig"]["PortBindings"] or {}).values() for b in spec or []]
+        ports = {(b["HostIp"] or "0.0.0.0", b["HostPort"]) for b in bindings}
+        if cname == "photomatrix-proxy":
+            assert {p for _ip, p in ports} >= {"80", "443"}, f"{name}: {ports}"
+            continue
+        wide = {p for p in ports if p[0] in ("0.0.0.0", "::", "")}
+        assert not wide, f"{name}/{cname} publishes {wide} on every address"
+        assert all(ip in (address, "127.0.0.1") for ip, _p in ports), f"{name}/{cname}: {ports}"
+
+
+def test_secret_files_and_private_keys_are_private(fleet, fleet_host, host_name) -> None:
+    name, host = fleet_host
+    root = fleet.var(name, "photomatrix_root", "/srv/photomatrix")
+    files = host.run(f"find {root}/secrets {root}/pki -type f -name '*' 2>/dev/null").stdout.split()
+    private = [f for f in files if "/secrets/" in f or f.endswith(".key")]
+    for path in private:
+        mode = host.file(path).mode
+        assert mode & 0o077 == 0, f"{name}:{path} is {oct(mode)}"
+
+
+def test_mongodb_members_share_one_private_keyfile(fleet) -> None:
+    members = fleet.group("mongodb")
+    if not members:
+        pytest.skip("no mongodb group")
+    digests = {}
+    for name in members:
+        host = fleet.hosts[name]
+        root = fleet.var(name, "photomatrix_root", "/srv/photomatrix")
+        keyfile = host.file(f"{root}/secrets/mongodb/keyfile")
+        if not keyfile.exists:
+            pytest.skip(f"{name}: no MongoDB keyfile (MongoDB not deployed by this inventory)")
+        assert keyfile.mode == 0o400, f"{name}: {oct(keyfile.mode)}"
+        assert keyfile.uid == 999, f"{name}: owner {keyfile.uid}"
+        digests[name] = keyfile.sha256sum
+    assert len(set(digests.values())) == 1, f"the members' keyfiles differ: {digests}"
+
+
+def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
+    """End to end through the public name, resolved to the proxy host (no DNS change needed)."""
+    proxies = fleet.group("proxy")
+    if not proxies:
+        pytest.skip("no proxy group")
+    name = proxies[0]
+    domain = fleet.var(name, "photomatrix_domain", "localhost")
+    ca_path = fleet.var(name, "photomatrix_ca_file", "/etc/ssl/certs/ca-certificates.crt")
+    ca_pem = fleet.hosts[name].file(ca_path).content_string
+    with tempfile.NamedTemporaryFile("w", suffix=".crt") as ca:
+        ca.write(ca_pem)
+        ca.flush()
+        context = ssl.create_default_context(cafile=ca.name)
+    address = fleet.address(name)
+    with (
+        socket.create_connection((address, 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        cert = tls.getpeercert()
+        tls.sendall(f"GET /api/info HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    not_after = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), tz=dt.UTC)
+    assert not_after - dt.datetime.now(dt.UTC) > dt.timedelta(days=14), (
+        f"{domain}: certificate expires {not_after}"
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert b"strict-transport-security" in head.lower()
+    assert b'"success":true' in body.replace(b" ", b""), body[:300]
+    # Plain HTTP only redirects to HTTPS.
+    with socket.create_connection((address, 80), timeout=10) as plain:
+        plain.sendall(f"GET /api/info HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
+        first = plain.recv(4096)
+    assert first.startswith(b"HTTP/1.1 301"), first[:200]
+    assert f"location: https://{domain}/api/info".encode() in first.lower()
