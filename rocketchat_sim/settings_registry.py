@@ -83,6 +83,13 @@ SETTINGS: dict[str, tuple[Any, str, bool]] = {
     "UI_Use_Real_Name": (False, "boolean", True),
     "Outgoing_Integration_Timeout": (0, "int", False),
     "Livechat_enabled": (False, "boolean", True),
+    "Message_ShowDeletedStatus": (False, "boolean", True),
+    "Message_AllowPinning": (True, "boolean", True),
+    "Message_AllowStarring": (True, "boolean", True),
+    "Message_KeepHistory": (False, "boolean", True),
+    "API_Enable_Direct_Message_History_EndPoint": (False, "boolean", False),
+    "API_Allow_Infinite_Count": (True, "boolean", False),
+    "Accounts_AllowAnonymousRead": (False, "boolean", True),
 }
 
 

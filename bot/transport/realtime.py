@@ -163,6 +163,10 @@ class RealtimeTransport:
         if not args or not isinstance(args[0], dict):
             return
         meta = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        if meta.get("roomParticipant") is False:
+            # __my_messages__ also carries public channels the bot may read but is not in (it left or was
+            # removed): not its conversation, and answering there would make it join again.
+            return
         room_type, room_name = str(meta.get("roomType") or ""), str(meta.get("roomName") or "")
         incoming = to_incoming(args[0], room_type, self.identity.user_id, room_name)
         if incoming is not None:
