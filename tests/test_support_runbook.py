@@ -67,3 +67,38 @@ def test_the_auth_search_finds_a_refused_key(bot_stack) -> None:
     assert {"unauthorized"} <= {h["outcome"] for h in hits}
     assert all(h.get("ip") and h.get("request_id") for h in hits)
     assert wrong not in bot_stack.erp.process.log_path.read_text(errors="replace")
+
+
+def test_the_readyz_one_liner_prints_the_failing_check_not_a_traceback(fresh_bot_stack) -> None:
+    """The quick reference's line without `docker exec photomatrix-chatbot`, against a bot process."""
+    import subprocess
+    import sys
+
+    from plugins.docs import shell_commands
+
+    (line,) = [
+        c.text
+        for c in shell_commands(ROOT / "docs/quickref-devops.md")
+        if c.text.startswith("docker exec photomatrix-chatbot python -c")
+    ]
+    code = line.split(" python -c ", 1)[1].strip().strip('"')
+    port = fresh_bot_stack.bot.http_url.rsplit(":", 1)[1]
+    code = code.replace("8080", port)
+
+    def run() -> tuple[str, dict]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        status, _, body = done.stdout.strip().partition(" ")
+        return status, json.loads(body)
+
+    assert run()[0] == "200"
+    fresh_bot_stack.erp.stop()
+    deadline = time.monotonic() + 30
+    while (answer := run())[0] == "200" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status, body = answer
+    assert status == "503"
+    assert "erp" in json.dumps(body)

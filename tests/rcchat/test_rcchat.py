@@ -349,3 +349,37 @@ def test_the_rest_rate_limiter_is_waited_out_once(rocketchat_sim, run_rcchat, se
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "login rate limited, retrying in" in first.stderr + second.stderr
+
+
+def test_read_shows_an_edit_once_as_edited(rocketchat):
+    alice, bob = rocketchat.create_user(), rocketchat.create_user()
+    room = rocketchat.api("POST", "dm.create", headers=bob.headers, json={"username": alice.username})
+    room_id = room.json()["room"]["_id"]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RCCHAT_")},
+        "RCCHAT_URL": rocketchat.base_url,
+        "RCCHAT_USER": alice.username,
+        "RCCHAT_PASSWORD": alice.password,
+    }
+    argv = [sys.executable, "-m", "rcchat", "read", f"@{bob.username}", "--count", "2", "--duration", "30"]
+    reader = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stderr is not None
+        assert "reading" in reader.stderr.readline()
+        sent = rocketchat.api(
+            "POST", "chat.sendMessage", headers=bob.headers, json={"message": {"rid": room_id, "msg": "v1"}}
+        ).json()["message"]["_id"]
+        edited = rocketchat.api(
+            "POST", "chat.update", headers=bob.headers, json={"roomId": room_id, "msgId": sent, "text": "v2"}
+        )
+        assert edited.status_code == 200, edited.text
+        out, _ = reader.communicate(timeout=30)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(f"] {bob.username}: v1")
+    assert lines[1].endswith(f"] {bob.username}: v2 (edited)")
