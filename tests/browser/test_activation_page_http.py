@@ -3,13 +3,15 @@ the API's uniform failure, rate limits and audit, what is kept on a bad submissi
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 from browser.pagekit import PAGE, PASSWORD, csrf_token, register, staff_status
-from plugins.erp import ErpServer, start_erp_server
+from plugins.erp import ErpServer, start_erp_server, temporary_postgres_database
 
 pytestmark = pytest.mark.integration
 CSP_DIRECTIVES = {
@@ -267,3 +269,37 @@ def test_the_api_rate_limit_applies_to_the_page(limited_erp):
     assert alert(limited.text).startswith("Не получилось Слишком много попыток. Попробуйте снова через")
     assert api.status_code == 429
     assert staff_status(limited_erp, employee) == "awaiting_activation"
+
+
+def test_database_outage_is_a_clear_page_not_a_stack_trace(tmp_path):
+    """The database goes away between loading the form and sending it: a 503 page in the person's
+    language, and the code works again once the database is back (nothing was spent)."""
+    base = os.environ.get("ERP_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI") == "true":
+            pytest.fail("ERP_TEST_POSTGRES_URL is not set (source .ci/services.d/10-postgresql.sh)")
+        pytest.skip("ERP_TEST_POSTGRES_URL is not set")
+    with temporary_postgres_database(base) as url:
+        server = start_erp_server(tmp_path, database_url=url, name="erp-page-outage")
+        try:
+            employee = register(server, "Никитина Ева", "nikitina-outage")
+            page = Form(server, lang="en")
+            plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            admin_url, _, name = plain.rpartition("/")
+            with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
+            try:
+                down = page.activate(employee.login, employee.code)
+            finally:
+                with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
+                    conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            back = page.activate(employee.login, employee.code)
+            page.close()
+        finally:
+            server.stop()
+    assert down.status_code == 503, down.text[:500]
+    assert alert(down.text).startswith("That did not work The service is temporarily unavailable")
+    assert back.status_code == 200, alert(back.text)
