@@ -108,7 +108,10 @@ async def test_duplicate_email_is_refused_with_the_field_asked_again(env):
     router, chat, _ = env
     await register(router, "u-m1", "m1.user", "MGR", "same@example.com")
     outcomes = await register(router, "u-m2", "m2.user", "MGR", "same@example.com")
-    assert outcomes[-1] in ("already_registered", "refused_field"), chat.texts("dm-m2.user")[-2:]
+    assert outcomes[-1] == "email_taken", chat.texts("dm-m2.user")[-2:]
+    said = chat.texts("dm-m2.user")[-1]
+    assert "already used by another registration" in said
+    assert "m1.user" not in said  # nothing about the other person's record
 
 
 async def test_report_command_and_reminders_read_the_real_report(env):
