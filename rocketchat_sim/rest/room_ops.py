@@ -400,8 +400,9 @@ def subscriptions_unread(call: Call) -> dict[str, Any]:
 # ---------------------------------------------------------------- directory & spotlight
 @endpoint("GET", "directory")
 def directory(call: Call) -> dict[str, Any]:
-    kind = call.query.get("type", "channels")
-    text = (call.query.get("text") or query_json(call, "query").get("text") or "").lower()
+    legacy = query_json(call, "query")  # older clients send {"text", "type"} as a JSON `query`
+    kind = call.query.get("type") or legacy.get("type") or "channels"
+    text = str(call.query.get("text") or legacy.get("text") or "").lower()
     state = call.sim.state
     if kind == "users":
         users = sorted(
