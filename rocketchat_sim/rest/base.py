@@ -228,9 +228,13 @@ def paginate(call: Call, items: list[Any]) -> tuple[list[Any], int, int]:
         count = int(call.query.get("count", default))
     except ValueError:
         raise invalid_params("offset and count must be integers") from None
-    if count <= 0:
-        count = upper if count == 0 else default
+    offset = max(offset, 0)
     count = min(count, upper)
+    if count == 0 and settings.get("API_Allow_Infinite_Count", True):
+        page = items[offset:]  # count=0 with API_Allow_Infinite_Count: no limit
+        return page, offset, len(page)
+    if count <= 0:
+        count = default
     page = items[offset : offset + count]
     return page, offset, len(page)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApiError, failure, invalid_params
-from ..settings_registry import check_type
+from ..settings_registry import HIDDEN, check_type
 from .base import Call, endpoint, listing
 
 
@@ -16,12 +16,14 @@ def _listing(call: Call, docs: list[dict[str, Any]], key: str = "settings") -> d
 
 @endpoint("GET", "settings.public", auth_required=False)
 def settings_public(call: Call) -> dict[str, Any]:
-    return _listing(call, [d for d in call.sim.state.settings.values() if d.get("public")])
+    return _listing(
+        call, [d for d in call.sim.state.settings.values() if d.get("public") and d["_id"] not in HIDDEN]
+    )
 
 
 @endpoint("GET", "settings", permissions=("view-privileged-setting",))
 def settings_list(call: Call) -> dict[str, Any]:
-    return _listing(call, list(call.sim.state.settings.values()))
+    return _listing(call, [d for d in call.sim.state.settings.values() if d["_id"] not in HIDDEN])
 
 
 @endpoint("POST", "settings", permissions=("edit-privileged-setting",), two_factor=True)
@@ -41,7 +43,7 @@ def settings_bulk(call: Call) -> dict[str, Any]:
 @endpoint("GET", "settings/{_id}", permissions=("view-privileged-setting",))
 def setting_get(call: Call) -> dict[str, Any]:
     doc = call.sim.state.settings.get(call.path_params["_id"])
-    if doc is None:
+    if doc is None or doc["_id"] in HIDDEN:  # Settings.findOneNotHiddenById, then API.v1.failure()
         raise ApiError(400, {"success": False})
     return {"_id": doc["_id"], "value": doc["value"]}
 

@@ -193,3 +193,21 @@ def test_left_out_features_answer_as_a_disabled_endpoint(rocketchat):
             "errorType": "error-endpoint-disabled",
             "details": {"route": f"/api/v1/{path}"},
         }
+
+
+def test_settings_registry_holds_rocketchat_groups(rocketchat):
+    import yaml
+
+    registry_file = Path(__file__).resolve().parents[2] / "rocketchat_sim" / "data" / "settings.yaml"
+    registry = yaml.safe_load(registry_file.read_text())
+    listed = rocketchat.api("GET", "settings", params={"count": 0}).json()
+    ids = {s["_id"] for s in listed["settings"]}
+    visible = {sid for group in registry.values() for sid, fact in group.items() if not fact.get("hidden")}
+    assert visible <= ids
+    assert "Statistics_reporting" not in ids  # hidden settings stay out of the REST API
+    hidden = rocketchat.api("GET", "settings/Statistics_reporting")
+    assert (hidden.status_code, hidden.json()) == (400, {"success": False})
+    public = rocketchat.api("GET", "settings.public", headers={}, params={"count": 0}).json()
+    public_ids = {s["_id"] for s in public["settings"]}
+    assert {"Message_AllowPinning", "API_Upper_Count_Limit", "Hide_System_Messages"} <= public_ids
+    assert "API_Default_Count" not in public_ids
