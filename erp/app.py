@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # full collections under load stay short (latency tail).
         gc.freeze()
         yield
+        runtime.refusals.flush(force=True)
         runtime.alerts.close()
         reset_engine()
 
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect named http:// + the client's Host header
+        docs_url=None,  # the contract is erp/openapi.json (and /openapi.json); no UI on the service port
+        redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)

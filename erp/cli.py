@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import sys
@@ -42,30 +43,57 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from erp import logs
+    from erp.server import GuardedHttpToolsProtocol, ServerLimits
     from erp.settings import get_settings
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # httpx logs every request URL at INFO; the alert webhook URL carries a token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)
+    log = logging.getLogger("erp")
+    if settings.secret_is_ephemeral:
+        if not _is_loopback(args.host):
+            print(
+                f"error: refusing to listen on {args.host} without a real secret: set ERP_SECRET_KEY_FILE "
+                "(or ERP_SECRET_KEY) to a random value of at least 32 characters",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning(
+            "no ERP_SECRET_KEY: using a random secret that lives as long as this process "
+            "(tokens, activation codes and replays die with it); listening on loopback only"
+        )
+    if settings.environment == "development":
+        log.warning("ERP_ENVIRONMENT is development: set production for a real deployment")
     if args.migrate:
         cmd_migrate(args)
+    ServerLimits.configure(settings)
     uvicorn.run(
         "erp.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=GuardedHttpToolsProtocol,
+        log_config=None,  # erp.logs: JSON lines
         log_level=settings.log_level.lower(),
         access_log=args.access_log,
         proxy_headers=False,  # X-Forwarded-For is handled by the app, only from trusted proxies
         server_header=False,
+        timeout_keep_alive=5,
+        limit_concurrency=settings.server_max_connections,
+        backlog=min(2048, settings.server_max_connections),
     )
     return 0
 
@@ -78,9 +106,17 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _audit_cli("key.create", args.name, "scopes:" + ",".join(sorted(set(args.scope))))
     print(key)
     print(f"created key {args.name!r}; it is shown only now, store it in a secret store", file=sys.stderr)
     return 0
+
+
+def _audit_cli(action: str, key_name: str, detail: str | None = None) -> None:
+    """Key changes made on the command line are audited like the API's (actor `cli`)."""
+    from erp.services import audit
+
+    audit.record(audit.Actor("cli", None, None), action, "ok", f"key:{key_name}", detail)
 
 
 def cmd_keys_list(_args: argparse.Namespace) -> int:
@@ -102,6 +138,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from erp.security.api_keys import revoke_key
 
     if revoke_key(args.name):
+        _audit_cli("key.revoke", args.name)
         print(f"revoked key {args.name!r}")
         return 0
     print(f"error: no active key named {args.name!r}", file=sys.stderr)
@@ -158,5 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValidationError as exc:  # settings from the environment are invalid
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        # Never pydantic's own text: it repeats the input values, secrets among them.
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            print(f"error: invalid settings: {where}: {error.get('msg', 'invalid')}", file=sys.stderr)
         return 2

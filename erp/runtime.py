@@ -8,6 +8,7 @@ from erp.security.api_keys import KeyCache
 from erp.security.network import Network, parse_networks
 from erp.security.ratelimit import Backoff, FailureWindow, TokenBuckets
 from erp.services.alerts import AlertMonitor
+from erp.services.audit import RefusalTally
 from erp.settings import Settings
 
 
@@ -21,8 +22,10 @@ class Runtime:
     activation_logins: Backoff
     auth_failures: FailureWindow
     alerts: AlertMonitor
+    refusals: RefusalTally
     trusted_proxies: tuple[Network, ...]
     allowed_networks: tuple[Network, ...]
+    metrics_networks: tuple[Network, ...]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -38,6 +41,8 @@ class Runtime:
             ),
             auth_failures=FailureWindow(settings.auth_failure_limit, settings.auth_failure_window_seconds),
             alerts=AlertMonitor(settings),
+            refusals=RefusalTally(settings.audit_refusal_interval_seconds),
             trusted_proxies=parse_networks(settings.trusted_proxies),
             allowed_networks=parse_networks(settings.allowed_networks),
+            metrics_networks=parse_networks(settings.metrics_networks),
         )

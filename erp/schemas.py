@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
@@ -36,16 +37,27 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+CYRILLIC_RE = re.compile(r"[А-Яа-яЁё]")
+LATIN_RE = re.compile(r"[A-Za-z]")
+
+
 def _person_name(value: str) -> str:
     value = _no_control_characters(value)
     if not NAME_RE.fullmatch(value):
         raise ValueError(
             "a name is Cyrillic or Latin letters separated by single spaces, hyphens or apostrophes"
         )
+    # One script per word: `Ivаnov` with a Cyrillic а looks Latin and would collide with its login.
+    for word in re.split(r"[ '\-’]", value):
+        if CYRILLIC_RE.search(word) and LATIN_RE.search(word):
+            raise ValueError(f"the word {word!r} mixes Cyrillic and Latin letters")
     return value
 
 
 def _lower_email(value: str) -> str:
+    local = value.rpartition("@")[0]
+    if len(local) > 64:  # RFC 5321 4.5.3.1.1
+        raise ValueError("the part before @ is at most 64 characters")
     return value.lower()
 
 
@@ -95,10 +107,11 @@ class PositionList(BaseModel):
 
 
 class PositionPatch(Strict):
-    erp_access: bool | None = None
+    # JSON true/false only: lax booleans took "yes", "on" and 1.
+    erp_access: StrictBool | None = None
     erp_role: Role | None = None
-    requires_approval: bool | None = None
-    is_active: bool | None = None
+    requires_approval: StrictBool | None = None
+    is_active: StrictBool | None = None
 
 
 class UserOut(BaseModel):

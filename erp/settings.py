@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Values that must never protect a production deployment.
-PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret-change-me"}
-DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105  # nosec B105
+# Values that must never protect anything: they are public (this file, old docs, tutorials).
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret-change-me", "test", "password"}
+MIN_SECRET_LENGTH = 32
+KEY_ADVICE = (
+    "ERP_SECRET_KEY (or ERP_SECRET_KEY_FILE) must be a random value of at least 32 characters, "
+    "e.g. `openssl rand -base64 48`"
+)
 
 Networks = Annotated[list[str], NoDecode]
 
@@ -30,17 +35,40 @@ def _split_networks(value: object) -> list[str]:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ERP_", extra="ignore")
 
+    _ephemeral: bool = PrivateAttr(default=False)
+
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///./.state/erp.sqlite3"
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # No default: without one, a random secret lives as long as the process (development only; the
+    # server then listens on loopback only). See _secret_from_file.
+    secret_key: SecretStr | None = None
     secret_key_file: Path | None = None
     log_level: str = "INFO"
 
     # Networks: an empty allowlist admits every source; proxies are trusted for X-Forwarded-For only.
     trusted_proxies: Networks = Field(default_factory=list)
     allowed_networks: Networks = Field(default_factory=list)
+    # Who may read /metrics on the app port: loopback and private networks (a scraper on the same host
+    # or container network), not the internet. Empty: nobody.
+    metrics_networks: Networks = Field(
+        default_factory=lambda: [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
+    )
 
     max_body_bytes: int = Field(65536, ge=1024)
+    # Refusals before authentication are audited as the first of each interval plus one summed row.
+    audit_refusal_interval_seconds: float = Field(60.0, gt=0, le=3600)
+    # The server's own protection when reached directly (erp/server.py).
+    server_header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    server_max_header_bytes: int = Field(32768, ge=1024, le=1048576)
+    server_max_connections: int = Field(1024, ge=1)
+    server_max_connections_per_source: int = Field(64, ge=1)
     jwt_ttl_seconds: int = Field(900, ge=30, le=900)
     api_key_cache_seconds: float = Field(5.0, ge=0)
     idempotency_ttl_hours: float = Field(24.0, gt=0)
@@ -76,7 +104,7 @@ class Settings(BaseSettings):
     alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
     alert_webhook_min_interval_seconds: float = Field(300.0, ge=0)
 
-    @field_validator("trusted_proxies", "allowed_networks", mode="before")
+    @field_validator("trusted_proxies", "allowed_networks", "metrics_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> list[str]:
         return _split_networks(value)
@@ -88,17 +116,27 @@ class Settings(BaseSettings):
         if self.alert_webhook_url_file is not None:
             url = _read_secret(self.alert_webhook_url_file, "ERP_ALERT_WEBHOOK_URL_FILE")
             self.alert_webhook_url = SecretStr(url) if url else None
-        if self.environment == "production":
+        if self.secret_key is None:
+            if self.environment == "production":
+                raise ValueError(KEY_ADVICE + " in production")
+            # Random and private to this process: tokens, codes and stored replays die with it.
+            self._ephemeral = True
+            self.secret_key = SecretStr(secrets.token_urlsafe(48))
+        elif self.environment != "test":  # a public or guessable secret is refused whatever the environment
             secret = self.secret_key.get_secret_value()
-            if secret in PLACEHOLDER_SECRETS or len(secret) < 32:
-                raise ValueError(
-                    "ERP_SECRET_KEY (or ERP_SECRET_KEY_FILE) must be set to a random value of at least "
-                    "32 characters in production"
-                )
+            if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(KEY_ADVICE + " (a placeholder or short secret is refused)")
         return self
 
     @property
+    def secret_is_ephemeral(self) -> bool:
+        """True when no secret was configured and this process made up its own."""
+        return self._ephemeral
+
+    @property
     def secret_bytes(self) -> bytes:
+        if self.secret_key is None:  # the validator always sets one
+            raise RuntimeError("no secret")
         return self.secret_key.get_secret_value().encode()
 
     @property

@@ -29,7 +29,7 @@ def _activate(rt: Runtime, body: ActivateRequest, actor: audit.Actor) -> Activat
         return ActivateResponse(login=user.login, activated_at=user.activated_at)
 
 
-@router.post("/activate", response_model=ActivateResponse, responses=responses(400, 413, 422, 429))
+@router.post("/activate", response_model=ActivateResponse, responses=responses(400, 413, 415, 422, 429))
 async def activate(body: ActivateRequest, request: Request) -> ActivateResponse:
     """Every failure answers 400 `activation_code_invalid` with one detail and no sooner than a fixed
     time. Limits: per source (token bucket and failed-authentication window) and per login (backoff

@@ -28,7 +28,8 @@ from erp.services import positions as positions_service
 from erp.services import staff as staff_service
 from erp.services import users as users_service
 
-router = APIRouter(prefix="/api/bot/v1", responses=responses(401, 403, 404, 409, 422, 429), tags=["admin"])
+ADMIN_ERRORS = responses(401, 403, 404, 409, 415, 422, 429)
+router = APIRouter(prefix="/api/bot/v1", responses=ADMIN_ERRORS, tags=["admin"])
 
 
 @router.post("/staff/{staff_id}/approve", response_model=StaffWithActivation)

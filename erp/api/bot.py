@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BeforeValidator
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from erp.api.deps import BotPrincipal, KeyPrincipal, runtime
 from erp.api.problems import responses
@@ -29,9 +31,18 @@ from erp.services import positions as positions_service
 from erp.services import staff as staff_service
 from erp.settings import Settings
 
-AUTH_ERRORS = (401, 403, 422, 429)
+AUTH_ERRORS = (401, 403, 415, 422, 429)
 router = APIRouter(prefix="/api/bot/v1", responses=responses(*AUTH_ERRORS))
-StaffId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+def _plain_digits(value: object) -> object:
+    """Only ASCII digits name a record: int() also takes `1_0`, ` 1` and other digit scripts."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("a record id is a positive decimal number")
+    return value
+
+
+StaffId = Annotated[int, Path(ge=1, le=2_147_483_647), BeforeValidator(_plain_digits)]
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
@@ -43,6 +54,7 @@ async def issue_token(request: Request, principal: KeyPrincipal) -> TokenRespons
     ttl = rt.settings.jwt_ttl_seconds
     identity = principal.identity
     token = tokens.issue(identity.id, identity.name, identity.scopes, rt.settings.secret_bytes, ttl)
+    await run_in_threadpool(audit.record, principal.actor, "auth.token", "ok", f"key:{identity.name}")
     return TokenResponse(access_token=token, expires_in=ttl)
 
 
@@ -146,7 +158,8 @@ async def find_staff(
     principal: BotPrincipal,
     rocketchat_username: Annotated[RocketChatUsername | None, Query()] = None,
     rocketchat_user_id: Annotated[RocketChatUserId | None, Query()] = None,
-    email: Annotated[str | None, Query(min_length=3, max_length=254)] = None,
+    # No control characters (a NUL made PostgreSQL fail: 500) and no spaces.
+    email: Annotated[str | None, Query(min_length=3, max_length=254, pattern=r"^[^\x00-\x20\x7f]+$")] = None,
 ) -> Response:
     """Zero or one record matching every given filter; at least one filter is required."""
     filters = {"rocketchat_username": rocketchat_username, "rocketchat_user_id": rocketchat_user_id}

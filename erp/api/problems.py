@@ -52,18 +52,60 @@ def _loc(item: Any) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in item]
 
 
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# Refusals of mutations that are tallied (first of each interval plus one summed row, see
+# audit.RefusalTally) rather than written one by one: they can come before or instead of authentication.
+TALLIED = {"rate_limited", "payload_too_large"}
+
+
+def _actor(request: Request) -> audit.Actor:
+    state = request.scope.get("state", {})
+    return audit.Actor(state.get("key_name"), state.get("client_ip_str"), state.get("request_id"))
+
+
+async def _tally(request: Request, code: str) -> None:
+    if request.method in MUTATING:
+        refusals = request.app.state.runtime.refusals
+        await run_in_threadpool(refusals.refused, _actor(request), "request", code, request.url.path)
+
+
 async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    if exc.code in TALLIED:
+        await _tally(request, exc.code)
     return problem_response(request, exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
 
 
-MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+async def _authenticated_for_audit(request: Request) -> ProblemError | None:
+    """A body can be refused before the route's authentication ran (an unparseable body is refused
+    first). Authenticate now, limits first, so that the refusal is written with the key's name, and
+    refused (401/403/429) instead when the credentials are bad or the source is limited."""
+    from erp.api.deps import api_key_header, authenticate, bearer
+
+    try:
+        key = await api_key_header(request)
+        creds = await bearer(request)
+        await authenticate(request, key, creds)
+    except ProblemError as exc:
+        return exc
+    return None
 
 
 async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    if request.method in MUTATING:  # every mutating request is audited, refused ones too
+    # Every mutating request is audited, refused ones too, but only after authentication and limits
+    # (security finding 2): an anonymous refusal is tallied, an authenticated one names its key.
+    if request.method in MUTATING:
         state = request.scope.get("state", {})
-        actor = audit.Actor(state.get("key_name"), state.get("client_ip_str"), state.get("request_id"))
-        await run_in_threadpool(audit.record, actor, "request", "validation_error", request.url.path)
+        headers = request.headers
+        if state.get("key_name") is None and ("x-api-key" in headers or "authorization" in headers):
+            refused = await _authenticated_for_audit(request)
+            if refused is not None:
+                return await on_problem(request, refused)
+        if state.get("key_name") is not None:
+            await run_in_threadpool(
+                audit.record, _actor(request), "request", "validation_error", request.url.path
+            )
+        else:
+            await _tally(request, "validation_error")
     # Only location and message: inputs are never echoed (they may be passwords or codes).
     errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in exc.errors()]
     return problem_response(request, 422, "validation_error", "the request is invalid", errors=errors)
@@ -85,6 +127,8 @@ async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
     if status == 405:
         headers["Allow"] = _allowed_methods(request)
     code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "validation_error")
+    if code in TALLIED:
+        await _tally(request, code)
     if status == 400:  # an unparseable body: report it as the validation error the contract names
         status = 422
     return problem_response(request, status, code, str(exc.detail), headers)

@@ -13,7 +13,9 @@ def parse_networks(items: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
-def _parse_ip(value: str) -> IPAddress | None:
+def parse_ip(value: str | None) -> IPAddress | None:
+    if value is None:
+        return None
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:
@@ -26,11 +28,11 @@ def in_networks(ip: IPAddress | None, networks: Sequence[Network]) -> bool:
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> IPAddress | None:
     """Walk X-Forwarded-For from the right, skipping trusted proxies; the first other hop is the client."""
-    ip = _parse_ip(peer) if peer else None
+    ip = parse_ip(peer) if peer else None
     if ip is None or not forwarded_for or not in_networks(ip, trusted):
         return ip
     for hop in reversed(forwarded_for.split(",")):
-        hop_ip = _parse_ip(hop)
+        hop_ip = parse_ip(hop)
         if hop_ip is None:
             return ip  # a garbled header: fall back to the last address we could trust
         if not in_networks(hop_ip, trusted):
@@ -45,7 +47,7 @@ def source_key(ip: IPAddress | str | None) -> str:
     if ip is None:
         return "unknown"
     if isinstance(ip, str):
-        parsed = _parse_ip(ip)
+        parsed = parse_ip(ip)
         if parsed is None:
             return "unknown"
         ip = parsed

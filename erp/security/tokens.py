@@ -37,6 +37,11 @@ def verify(token: str, secret: bytes) -> int | None:
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub"]},
         )
-        return int(claims["sub"])
+        sub = claims["sub"]
     except (jwt.PyJWTError, ValueError):
         return None
+    # Key ids are database integers: anything else (thirty nines overflowed the query: 500) is invalid.
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or len(sub) > 10:
+        return None
+    key_id = int(sub)
+    return key_id if 1 <= key_id <= 2_147_483_647 else None

@@ -6,7 +6,6 @@ deployed). Webhook calls run on a background thread with a timeout and are thems
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -60,7 +59,7 @@ class AlertMonitor:
             "last_source_ip": source,
         }
         ALERTS.labels(kind).inc()
-        log.warning(json.dumps(event, ensure_ascii=False))
+        log.warning("suspicious activity: %s", kind, extra={"fields": event})
         if self.settings.alert_webhook_url is not None:
             self._executor.submit(self._post, event)
 

@@ -172,9 +172,11 @@ def test_missing_field_and_malformed_json_are_422(erp_server, new_staff):
             f"{API}/staff", content=b'{"full_name": ', headers={**idem(), "Content-Type": "application/json"}
         )
         not_json = client.post(f"{API}/staff", content=b"a=b", headers=idem())
-    for response in (missing, broken, not_json):
+    for response in (missing, broken):
         assert response.status_code == 422
         assert response.json()["code"] == "validation_error"
+    assert not_json.status_code == 415  # a body that is not declared JSON
+    assert not_json.json()["code"] == "unsupported_media_type"
 
 
 def test_oversized_body_is_413(erp_server, new_staff):

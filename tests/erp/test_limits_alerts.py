@@ -178,7 +178,7 @@ def test_burst_of_registrations_raises_an_alert(alerting_server, webhook, new_st
 def ip_limited_server(erp_server_factory):
     return erp_server_factory(
         {
-            "ERP_RATE_LIMIT_IP_PER_SECOND": "1",
+            "ERP_RATE_LIMIT_IP_PER_SECOND": "0.1",  # slow refill: a loaded machine must not refill it
             "ERP_RATE_LIMIT_IP_BURST": "6",
             "ERP_TRUSTED_PROXIES": "127.0.0.1",
         },

@@ -54,3 +54,34 @@ def test_ipv6_sources_count_per_64() -> None:
     assert source_key("192.0.2.7") == "192.0.2.7"
     assert source_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert source_key(None) == source_key("garbage") == "unknown"
+
+
+def test_the_access_log_never_carries_a_query_string() -> None:
+    """Finding 6: `serve --access-log` logged emails from query strings."""
+    import logging
+
+    from erp.logs import DropQueryString, JsonFormatter
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/bot/v1/staff?email=ivan@example.com", "1.1", 200), None,
+    )  # fmt: skip
+    DropQueryString().filter(record)
+    line = JsonFormatter().format(record)
+    assert "ivan@example.com" not in line
+    assert "/api/bot/v1/staff" in line
+
+
+def test_json_log_lines_cannot_be_forged() -> None:
+    import json
+    import logging
+
+    from erp.logs import JsonFormatter
+
+    record = logging.LogRecord("erp.audit", logging.INFO, __file__, 1, "audit %s", ("x\r\nFAKE line",), None)
+    record.fields = {"target": "a\nb", "time": "overridden?"}
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["target"] == "a\nb"
+    assert parsed["time"] != "overridden?"
