@@ -69,10 +69,13 @@ lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/la
 lab-down: setup ## remove the lab (its containers, volumes, network, key); never what `make up` deployed
 	$(PY) -m lab down -i $(LAB_INVENTORY)
 
-security: setup ## bandit, the security test suite, and the TLS audit of the stack `make up` deployed
+security: setup ## bandit, the security suite (secrets, sslyze, probe), then the read-only audit of INVENTORY (default inventory/local): report in .state/security-report/
 	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
 	$(BIN)/pytest -q tests/security
-	$(PY) -m security.tls_check https://localhost/ --ca /srv/photomatrix/pki/ca.crt
+	$(PY) -m security.report --inventory $(or $(INVENTORY),inventory/local)
+
+fuzz: setup ## coverage-guided fuzzing (atheris), FUZZ_SECONDS per target (default 300); crashes kept in tests/fuzz/regressions/
+	$(PY) -m security.fuzz.run --seconds $(or $(FUZZ_SECONDS),300)
 
 bench: setup ## benchmark scripts (ERP needs Debian's wrk); each prints its figures
 	$(PY) loadtests/bench_erp.py
@@ -102,4 +105,4 @@ chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov
 	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
 	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
 
-.PHONY: help setup lint format test test-fast up down verify drill test-infra lab-up lab-down security bench load capacity user chat
+.PHONY: help setup lint format test test-fast up down verify drill test-infra lab-up lab-down security fuzz bench load capacity user chat

@@ -1,7 +1,7 @@
 """Load tests as QA runs them.
 
     python -m loadtests run [--profile smoke|baseline|stress|soak] [--target URL] [--processes N] ...
-    python -m loadtests worker --master-host HOST [--master-port 5557] [--worker-index N]
+    python -m loadtests worker --master-host HOST [--master-port 5557]
     python -m loadtests capacity [--erp-workers 1,2] ...
 
 `make load` and `make capacity` call these; docs/load-testing.md explains every option.
@@ -19,19 +19,25 @@ def worker(argv: list[str]) -> int:
     import subprocess
 
     from loadtests.run import LOCUSTFILE, ROOT
+    from loadtests.settings import LoadSettingsError, read_credentials
 
     parser = argparse.ArgumentParser(prog="python -m loadtests worker")
     parser.add_argument("--master-host", required=True)
     parser.add_argument("--master-port", type=int, default=5557)
-    parser.add_argument("--worker-index", type=int, default=0, help="distinct per worker of one run")
     args = parser.parse_args(argv)
+    try:
+        credentials = read_credentials(os.environ.get("LOAD_CREDENTIALS_FILE"))
+    except LoadSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     env = {
+        **credentials,
         **os.environ,
-        "LOAD_WORKER_INDEX": str(args.worker_index),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
     }
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"]
     command += ["--master-host", args.master_host, "--master-port", str(args.master_port)]
+    command += ["--loglevel", "WARNING"]
     return subprocess.call(command, env=env)
 
 

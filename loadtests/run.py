@@ -220,7 +220,11 @@ def sweep_accounts(rc_url: str, env: dict[str, str], prefix: str) -> tuple[int, 
                 break
         left = 0
         for user_id in found:
-            response = session.post(f"{rc_url}/api/v1/users.delete", json={"userId": user_id}, timeout=15)
+            response = session.post(
+                f"{rc_url}/api/v1/users.delete",
+                json={"userId": user_id, "confirmRelinquish": True},
+                timeout=15,
+            )
             left += response.status_code != 200
         return len(found) - left, left
     except (requests.RequestException, KeyError, ValueError) as exc:

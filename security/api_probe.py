@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
+import secrets
+import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from security.findings import Finding, report
 
 API = "/api/bot/v1"
+ACTIVATE = "/api/v1/account/activate"
 TIMEOUT = 10.0
+# The secret the ERP used when none was configured, public in its history (finding 1).
+PLACEHOLDER_SECRET = "dev-secret-change-me"  # noqa: S105  # nosec B105
+PROBE_PASSWORD = "-".join(("Probe", "pass", "123"))  # a strong-looking password no account will get
 # Text that must never reach a client: stack traces, driver errors, file paths of the server.
 LEAK_MARKERS = ("Traceback", "sqlalchemy", "psycopg", "sqlite3", 'File "/', "site-packages", "IntegrityError")
 INJECTION_VALUES = (
@@ -200,20 +210,218 @@ class Probe:
             response.headers.get("cache-control", "no Cache-Control"),
         )
 
+    # -- round two (issue 12): each finding, so that it can never come back -------------------------
+    def public_secret(self) -> None:
+        """Finding 1: an admin JWT signed with the old public placeholder secret must not work."""
+        now = int(time.time())
+        for sub in ("1", "2", "3"):
+            claims = {
+                "iss": "photomatrix-erp",
+                "aud": "erp-bot-api",
+                "sub": sub,
+                "iat": now,
+                "exp": now + 300,
+            }
+            token = _hs256(claims, PLACEHOLDER_SECRET)
+            self.expect(
+                f"JWT signed with the placeholder secret (sub {sub}) → 401",
+                self.client.get(f"{API}/audit", headers={"Authorization": f"Bearer {token}"}),
+                401,
+            )
+
+    def refused_before_validation(self) -> None:
+        """Finding 2: a malformed body with bad credentials is refused as unauthenticated, not parsed."""
+        self.expect(
+            "malformed body with an unknown key → 401 (authentication first)",
+            self.client.post(
+                f"{API}/staff",
+                headers={"X-API-Key": "x" * 40, "Content-Type": "application/json"},
+                content=b"{",
+            ),
+            401,
+        )
+
+    def activation(self) -> None:
+        """Finding 3: one answer for every failure; a login's wrong codes slow it down, never exhaust it."""
+        login = f"probe.{secrets.token_hex(4)}"
+        answers = [
+            self.client.post(ACTIVATE, json={"login": login, "code": "000000", "password": PROBE_PASSWORD})
+            for _ in range(6)
+        ]
+        first = answers[0]
+        ok = _is_problem(first, 400) and first.json().get("code") == "activation_code_invalid"
+        self.record("activation failure for an unknown login: 400 activation_code_invalid", ok, _brief(first))
+        last = answers[-1]
+        exhausted = any(_brief(a).endswith("activation_code_exhausted") for a in answers)
+        self.record(
+            "wrong codes on one login are slowed down (429), never exhausted",
+            last.status_code == 429 and not exhausted,
+            _brief(last),
+        )
+        details = {a.json().get("detail") for a in answers[:5] if a.status_code == 400}
+        self.record(
+            "every activation failure has the same detail", len(details) == 1, f"{len(details)} details"
+        )
+
+    def database_safety(self) -> None:
+        """Finding 4: NUL bytes and long paths must be clean 4xx, not 500 (PostgreSQL)."""
+        response = self.client.get(f"{API}/staff", headers=self.authed(), params={"email": "a\x00b@x"})
+        self.record("NUL in a look-up → 422, not 500", response.status_code == 422, str(response.status_code))
+        response = self.client.get(f"{API}/staff/1%00" + "x" * 300)
+        self.expect("long path with a NUL, no key → 401", response, 401)
+
+    def strict_inputs(self) -> None:
+        """Finding 6: ids, media types, encodings, redirects, the API browser."""
+        for path in ("/staff/1_0", "/staff/%201"):
+            response = self.client.get(f"{API}{path}", headers=self.authed())
+            self.record(
+                f"GET {path} names no record (422)", response.status_code == 422, str(response.status_code)
+            )
+        headers = {**self.authed(), "Idempotency-Key": "probe-media"}
+        self.expect(
+            "text/plain body → 415",
+            self.client.post(
+                f"{API}/staff", headers={**headers, "Content-Type": "text/plain"}, content=b"{}"
+            ),
+            415,
+        )
+        self.expect(
+            "UTF-16 JSON body → 422",
+            self.client.post(
+                f"{API}/staff",
+                headers={**headers, "Content-Type": "application/json"},
+                content='{"full_name": "x"}'.encode("utf-16"),
+            ),
+            422,
+        )
+        response = self.client.get(f"{API}/positions/", headers={**self.authed(), "Host": "evil.example"})
+        location = response.headers.get("location", "")
+        self.record("trailing slash does not redirect to the Host header", "evil.example" not in location,
+                    f"{response.status_code} {location}")  # fmt: skip
+        response = self.client.get("/docs")
+        self.record("no API browser (/docs)", response.status_code == 404, str(response.status_code))
+
     def run(self) -> list[Finding]:
         self.authentication()
         self.authorisation()
         self.input_handling()
         self.protocol()
+        self.public_secret()
+        self.refused_before_validation()
+        self.activation()
+        self.database_safety()
+        self.strict_inputs()
+        return self.findings
+
+
+def run_public(url: str, *, ca: str | None = None) -> list[Finding]:
+    """The checks that need no key: what anyone on the internet can try through the proxy."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+    with httpx.Client(base_url=url, timeout=TIMEOUT, verify=verify) as client:
+        probe = Probe(client, "")
+        response = client.get(f"{API}/positions")
+        probe.record(
+            "bot API without credentials is refused (401/403)",
+            response.status_code in (401, 403) and _leaks(response) is None,
+            str(response.status_code),
+        )
+        probe.public_secret()
+        probe.activation()
+        response = client.get("/docs")
+        probe.record("no API browser (/docs)", response.status_code == 404, str(response.status_code))
+        return probe.findings
+
+
+def _brief(response: httpx.Response) -> str:
+    try:
+        code = response.json().get("code")
+    except ValueError:
+        code = None
+    return f"{response.status_code} {code or ''}".strip()
+
+
+def _hs256(claims: dict, secret: str) -> str:
+    """A JWT signed with `secret` (HS256), without a JWT library: the probe needs only httpx."""
+    head = _b64({"alg": "HS256", "typ": "JWT"})
+    body = _b64(claims)
+    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+class DirectProbe:
+    """Finding 5: checks only meaningful against the ERP server itself (not through a proxy): raw
+    sockets with an unfinished head, an oversized head, an invalid request line."""
+
+    def __init__(self, url: str, head_timeout: float) -> None:
+        parts = urlsplit(url)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.head_timeout = head_timeout
+        self.findings: list[Finding] = []
+
+    def _read(self, sock: socket.socket, timeout: float) -> bytes:
+        sock.settimeout(timeout)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except TimeoutError:
+            return data + b"<still open>"
+        except ConnectionResetError:
+            return data + b"<reset>"
+        return data
+
+    def run(self) -> list[Finding]:
+        with socket.create_connection(self.address, timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nX-Slow: ")
+            answer = self._read(sock, self.head_timeout)
+        self.findings.append(
+            Finding(f"unfinished request head cut off within {self.head_timeout:.0f} s",
+                    not answer.endswith(b"<still open>"), answer[:40].decode("latin-1"))
+        )  # fmt: skip
+        with socket.create_connection(self.address, timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nX-Big: ")
+            try:
+                for _ in range(32):  # 1 MiB of one header
+                    sock.sendall(b"a" * 32768)
+            except OSError:
+                pass
+            answer = self._read(sock, TIMEOUT)
+        self.findings.append(
+            Finding(
+                "1 MiB request head refused (431)",
+                answer.startswith(b"HTTP/1.1 431"),
+                answer[:40].decode("latin-1"),
+            )
+        )
+        with socket.create_connection(self.address, timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /\x01 HTTP/1.1\r\nHost: probe\r\n\r\n")
+            answer = self._read(sock, TIMEOUT)
+        self.findings.append(
+            Finding(
+                "HTTP-layer 400 is problem JSON",
+                b"application/problem+json" in answer,
+                answer[:40].decode("latin-1"),
+            )
+        )
         return self.findings
 
 
 def run(
-    url: str, key: str, *, ca: str | None = None, transport: httpx.BaseTransport | None = None
+    url: str,
+    key: str,
+    *,
+    ca: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+    direct: bool = False,
+    head_timeout: float = 15.0,
 ) -> list[Finding]:
+    """Every check; `direct` adds the raw-socket checks of the server itself (finding 5)."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
     with httpx.Client(base_url=url, timeout=TIMEOUT, verify=verify, transport=transport) as client:
-        return Probe(client, key).run()
+        findings = Probe(client, key).run()
+    if direct:
+        findings += DirectProbe(url, head_timeout).run()
+    return findings
 
 
 def _read_key(path: str) -> str:
@@ -225,8 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url", help="base URL of the ERP API, without /api/bot/v1")
     parser.add_argument("--key-file", required=True, help="file holding a bot-scope API key")
     parser.add_argument("--ca", help="CA certificate to verify TLS against")
+    parser.add_argument(
+        "--direct", action="store_true", help="the URL reaches the ERP server itself: add raw-socket checks"
+    )
+    parser.add_argument(
+        "--head-timeout", type=float, default=15.0, help="seconds an unfinished head may last"
+    )
     args = parser.parse_args(argv)
-    findings = run(args.url, _read_key(args.key_file), ca=args.ca)
+    findings = run(
+        args.url, _read_key(args.key_file), ca=args.ca, direct=args.direct, head_timeout=args.head_timeout
+    )
     return report(findings)
 
 

@@ -90,7 +90,7 @@ class AdminSession:
             "users.delete",
             name="setup: users.delete",
             headers=self.client.auth_headers(),
-            json={"userId": account.user_id},
+            json={"userId": account.user_id, "confirmRelinquish": True},
         )
 
     def admins_channel_id(self) -> str:

@@ -3,9 +3,11 @@
 - the smoke profile against the local stack `make load` starts (what CI runs): every journey gets its
   answers on the stream, the SLO gate passes, the report folder has everything;
 - a TARGET over TLS (a stack this test starts, behind a TLS endpoint with a private CA), credentials
-  from a 0600 file, two locust worker processes, and an impossible SLO file: the run exits 1 and names
-  the line and the objective; the run's test accounts are gone afterwards;
-- `make capacity` with a tiny ramp: the figure, the saturated component, the CPU count.
+  from a 0600 file, a master and a worker started as its own command (as on another host), and an
+  impossible SLO file: the run exits 1 and names the line and the objective; the run's test accounts
+  are gone afterwards;
+- `make capacity` with a tiny ramp and two local worker processes: the figure, the saturated
+  component, the CPU count.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from plugins.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -70,7 +73,7 @@ def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     assert info["accounts_left"] == 0
 
 
-def test_make_load_target_over_tls_distributed_with_a_breached_slo(tls_target, tmp_path: Path) -> None:
+def test_make_load_target_over_tls_master_and_worker_with_a_breached_slo(tls_target, tmp_path: Path) -> None:
     stack = tls_target.stack
     credentials = tmp_path / "load.env"
     credentials.write_text(
@@ -89,13 +92,40 @@ def test_make_load_target_over_tls_distributed_with_a_breached_slo(tls_target, t
         '      "registration: register": {p99_ms: 0.001}\n'
     )
     reports = tmp_path / "reports"
-    result = make(
-        "load",
-        f"TARGET={tls_target.url}",
-        "PROFILE=smoke",
-        f"LOAD_ARGS=--duration 25 --processes 2 --slo-file {impossible} --reports {reports}",
-        env={"LOAD_CREDENTIALS_FILE": str(credentials), "LOAD_CA_FILE": str(tls_target.ca_file)},
+    env = {"LOAD_CREDENTIALS_FILE": str(credentials), "LOAD_CA_FILE": str(tls_target.ca_file)}
+    port = free_port()
+    # A worker as on another generator host: its own command, its own copy of the credentials.
+    worker = subprocess.Popen(
+        [
+            ".venv/bin/python",
+            "-m",
+            "loadtests",
+            "worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    try:
+        result = make(
+            "load",
+            f"TARGET={tls_target.url}",
+            "PROFILE=smoke",
+            f"LOAD_ARGS=--duration 25 --master --expect-workers 1 --master-bind 127.0.0.1:{port} "
+            f"--slo-file {impossible} --reports {reports}",
+            env=env,
+        )
+        worker_exit = worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    assert worker_exit == 0, worker.stdout.read().decode()[-3000:] if worker.stdout else ""
     output = result.stdout + result.stderr
     # make answers 2 for any failed recipe; the runner's own exit code is in make's message.
     assert result.returncode == 2, output[-4000:]
@@ -112,7 +142,7 @@ def test_make_load_target_over_tls_distributed_with_a_breached_slo(tls_target, t
     assert tls_target.terminator.connections > 0
     info = json.loads((folder / "info.json").read_text())
     assert info["mode"] == "target"
-    assert info["locust_processes"] == 3  # a master and two workers
+    assert info["locust_processes"] == 1  # the master; the worker ran as its own command
     assert "**BREACH**" in (folder / "summary.md").read_text()
     # No account of the run is left in Rocket.Chat.
     with httpx.Client(base_url=stack.rocketchat_url, timeout=10) as http:
@@ -149,6 +179,7 @@ def test_make_capacity_reports_the_figure_and_the_saturated_component(tmp_path: 
     result = make(
         "capacity",
         "CAPACITY_ARGS=--erp-workers 2 --start-users 2 --step-users 2 --step-seconds 12 --max-users 4 "
+        "--processes 2 "
         f"--reports {reports}",
     )
     output = result.stdout + result.stderr

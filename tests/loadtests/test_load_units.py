@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from loadtests.settings import LoadSettingsError, read_credentials
 from loadtests.slo import judge, load_slo, read_stats
 
 pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
 
 COLUMNS = [
     "Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
@@ -189,3 +191,58 @@ def test_report_writes_summary_charts_and_compares_with_the_previous_run(tmp_pat
     for chart in ("latency.png", "throughput.png", "errors.png", "cpu.png"):
         assert (now / chart).read_bytes()[:4] == b"\x89PNG"
         assert f"![{chart}]({chart})" in summary
+
+
+SHAPE_PROBE = r"""
+import json, os, sys
+from loadtests.shapes import SHAPES
+
+class Clock:
+    now = 0.0
+
+class FakeStats:
+    def __init__(self):
+        self.entries = {}
+
+class FakeRunner:
+    user_count = 0
+    stats = FakeStats()
+
+out = {}
+for name, cls in SHAPES.items():
+    shape = cls()
+    shape.runner = FakeRunner()
+    shape.get_run_time = lambda: Clock.now
+    ticks = []
+    for second in range(0, 4000, 5):
+        Clock.now = float(second)
+        tick = shape.tick()
+        ticks.append(None if tick is None else [tick[0], tick[1]])
+        if tick is None:
+            break
+    out[name] = {"first": ticks[0], "last_users": ticks[-2][0], "stops_at": second}
+print(json.dumps(out))
+"""
+
+
+def test_every_profile_is_a_shape_that_ends(tmp_path: Path) -> None:
+    """Each LoadTestShape ticks as config.yaml says (run in a subprocess: locust patches the process)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOAD_STEPS_FILE": str(tmp_path / "steps.json"), "PYTHONPATH": str(ROOT)}
+    for key in ("LOAD_DURATION", "LOAD_USERS", "LOAD_MAX_USERS", "LOAD_STEP_SECONDS", "LOAD_PROFILE"):
+        env.pop(key, None)
+    result = subprocess.run(
+        [sys.executable, "-c", SHAPE_PROBE], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    shapes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shapes["smoke"] == {"first": [6, 2.0], "last_users": 6, "stops_at": 60}
+    assert shapes["baseline"]["stops_at"] == 600
+    assert shapes["soak"]["stops_at"] == 3600
+    # Stress: no request ever breaks an SLO here, so it climbs 10, 20, ... to 300 and stops there.
+    assert shapes["stress"]["first"] == [10, 5.0]
+    assert shapes["stress"]["last_users"] == 300
+    steps = json.loads((tmp_path / "steps.json").read_text())
+    assert [s["users"] for s in steps][:3] == [10, 20, 30]
+    assert all(s["ok"] for s in steps)

@@ -12,10 +12,10 @@ from security import api_probe
 
 @pytest.mark.integration
 def test_reference_erp_passes_every_probe(erp_api) -> None:
-    findings = api_probe.run(erp_api.base_url, erp_api.bot_key)
+    findings = api_probe.run(erp_api.base_url, erp_api.bot_key, direct=True, head_timeout=15)
     failed = [str(f) for f in findings if not f.ok]
     assert not failed
-    assert len(findings) >= 25
+    assert len(findings) >= 45
 
 
 def careless_server(request: httpx.Request) -> httpx.Response:
@@ -48,6 +48,14 @@ def test_careless_server_is_reported() -> None:
         "hostile X-Request-ID is not echoed",
         "responses are not cacheable by shared caches",
         "lookup with \"' OR '1'='1\" finds nothing, leaks nothing",
+        # round two (issue 12)
+        "JWT signed with the placeholder secret (sub 2) → 401",
+        "malformed body with an unknown key → 401 (authentication first)",
+        "activation failure for an unknown login: 400 activation_code_invalid",
+        "wrong codes on one login are slowed down (429), never exhausted",
+        "GET /staff/1_0 names no record (422)",
+        "text/plain body → 415",
+        "UTF-16 JSON body → 422",
     ):
         assert not findings[check].ok, check
     assert "leaks 'Traceback'" in findings["malformed JSON → 422"].detail
