@@ -6,7 +6,6 @@ uniform failure; the page calls it with the typed values and turns its answer in
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +15,6 @@ from fastapi import Request
 from pydantic import AnyHttpUrl, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
 from erp.api import account
 from erp.errors import ProblemError
@@ -55,12 +53,8 @@ async def attempt(request: Request, login: str, code: str, password: str) -> Out
         body = ActivateRequest(login=login, code=code, password=password)
     except ValidationError:
         return Outcome("failed")
-    handler = account.activate
     try:
-        if inspect.iscoroutinefunction(handler):
-            result = await handler(body, request)
-        else:  # a blocking handler (database) runs in the thread pool
-            result = await run_in_threadpool(handler, body, request)
+        result = await account.activate(body, request)
     except ProblemError as exc:
         if exc.status == 429:
             return Outcome("rate_limited", retry_after=_seconds(exc.headers.get("Retry-After")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -38,15 +39,17 @@ class Form:
         self.lang = lang
         self.token = csrf_token(self.client.get(PAGE, params={"lang": lang}).text)
 
-    def post(self, **fields: str) -> httpx.Response:
+    def post(self, headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
         data = {"csrf": self.token, "lang": self.lang, **fields}
-        response = self.client.post(PAGE, data=data)
+        response = self.client.post(PAGE, data=data, headers=headers)
         if "csrf" in response.text:
             self.token = csrf_token(response.text)
         return response
 
-    def activate(self, login: str, code: str, password: str = PASSWORD) -> httpx.Response:
-        return self.post(login=login, code=code, password=password, password2=password)
+    def activate(
+        self, login: str, code: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return self.post(headers, login=login, code=code, password=password, password2=password)
 
     def close(self) -> None:
         self.client.close()
@@ -234,6 +237,28 @@ def test_attempts_are_audited_without_the_code_and_no_code_reaches_the_log(page_
     log = page_erp.process.log_path.read_text(encoding="utf-8", errors="replace")
     assert f"login:{employee.login}" in log  # the attempts were logged ...
     assert employee.code not in log  # ... and the code was not
+
+
+def test_the_api_per_login_limit_applies_to_the_page_and_never_locks_out(page_erp, form):
+    """Wrong codes for one login from five different addresses (this server trusts 127.0.0.1 as its
+    proxy, so X-Forwarded-For names the source): the next attempt on that login waits, from anywhere;
+    another login is not affected; after the short wait the employee's own code works."""
+    target = register(page_erp, "Григорьев Лев", "grigoriev-backoff")
+    other = register(page_erp, "Тихонова Зоя", "tikhonova-backoff")
+    source = {"X-Forwarded-For": "198.51.100.77"}
+    wrong = [
+        form.activate(target.login, target.wrong_code, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        for n in range(1, 6)
+    ]
+    waiting = form.activate(target.login, target.code, headers=source)
+    unaffected = form.activate(other.login, other.code, headers=source)
+    time.sleep(float(waiting.headers.get("retry-after", "1")) + 0.2)
+    later = form.activate(target.login, target.code, headers=source)
+    assert [r.status_code for r in wrong] == [400] * 5
+    assert waiting.status_code == 429
+    assert alert(waiting.text).startswith("That did not work Too many attempts.")
+    assert unaffected.status_code == 200
+    assert later.status_code == 200, alert(later.text)
 
 
 @pytest.fixture(scope="module")
