@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import socket
 import ssl
@@ -24,6 +26,40 @@ CERTS_D = Path("/etc/docker/certs.d")
 # The site's own certificate authorities on the control machine; lab hosts trust them too.
 SITE_CA_DIR = Path("/usr/local/share/ca-certificates")
 READY_TIMEOUT = 90.0
+
+
+LOCK_DIR = Path("/run/lock")
+LOCK_TIMEOUT = 3600.0
+_held: set[str] = set()
+
+
+@contextlib.contextmanager
+def lock(lab: Lab, timeout: float = LOCK_TIMEOUT):
+    """One process at a time changes a lab (up, down, a whole cycle); others wait, then give up."""
+    if lab.name in _held:
+        yield
+        return
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with (LOCK_DIR / f"photomatrix-lab-{lab.name}.lock").open("w") as handle:
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    _log(f"lab {lab.name} is busy (another up, down or cycle); waiting up to {timeout:.0f} s")
+                    announced = True
+                if time.monotonic() > deadline:
+                    raise docker.DockerError(f"lab {lab.name} stayed busy for {timeout:.0f} s") from None
+                time.sleep(2)
+        _held.add(lab.name)
+        try:
+            yield
+        finally:
+            _held.discard(lab.name)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _log(message: str) -> None:
@@ -129,6 +165,10 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
     ca_mount = (
         f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/docker/certs.d/{lab.registry}/ca.crt,readonly"
     )
+    # One pip cache for every lab host (a cache: kept by `lab down`, removed with --purge-images).
+    pip_cache = (
+        f"type=volume,src={images.PIP_CACHE_VOLUME},dst=/root/.cache/pip,volume-label={images.CACHE_LABEL}"
+    )
     docker.run(
         ["run", "--detach", "--name", name, "--hostname", host, "--label", lab.label,
          "--label", f"{LABEL}.host={host}", "--network", lab.network, "--ip", address,
@@ -136,6 +176,7 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
          "--mount", ca_mount, *site_ca,
+         "--mount", pip_cache,
          image]
     )  # fmt: skip
 
@@ -181,6 +222,11 @@ def push_base(lab: Lab, base: str) -> str:
 
 def up(lab: Lab) -> dict[str, float]:
     """Create whatever is missing; keep what runs already. Returns the time each phase took."""
+    with lock(lab):
+        return _up(lab)
+
+
+def _up(lab: Lab) -> dict[str, float]:
     times: dict[str, float] = {}
     started = time.monotonic()
     lab.state_dir.mkdir(mode=0o700, exist_ok=True)
@@ -217,6 +263,11 @@ def up(lab: Lab) -> dict[str, float]:
 
 def down(lab: Lab, purge_images: bool = False) -> None:
     """Remove this lab's containers, volumes, network, registry trust and state; nothing else."""
+    with lock(lab):
+        _down(lab, purge_images)
+
+
+def _down(lab: Lab, purge_images: bool) -> None:
     prefix = f"{lab.name}-"
     for cid in docker.ids("container", lab.label):
         info = docker.inspect("container", cid)

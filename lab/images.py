@@ -17,6 +17,7 @@ SUITE = "bookworm"
 RECIPES = Path(__file__).resolve().parent / "images"
 REPOSITORY = "pmlab"
 CACHE_LABEL = f"{LABEL}.cache=1"
+PIP_CACHE_VOLUME = f"{REPOSITORY}-pip-cache"
 
 
 def _sha256_file(path: Path) -> str:
@@ -82,6 +83,9 @@ def recipe_image(name: str, base: str) -> str:
             [
                 "build",
                 "--quiet",
+                # The RUN steps only fetch Debian packages; the host network does not depend on docker0.
+                "--network",
+                "host",
                 "--build-arg",
                 f"BASE_IMAGE={base}",
                 "--label",
@@ -92,6 +96,11 @@ def recipe_image(name: str, base: str) -> str:
             ],
             timeout=1800,
         )
+        # Older builds of the same recipe go (those a container still runs stay).
+        old = docker.run(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{REPOSITORY}/{name}"])
+        for tag in old.split():
+            if tag != ref:
+                docker.run(["image", "rm", tag], check=False)
     return ref
 
 
@@ -103,3 +112,4 @@ def remove_cached() -> None:
     for ref in refs.split():
         if ref.startswith(f"{REPOSITORY}/"):
             docker.run(["image", "rm", ref], check=False)
+    docker.run(["volume", "rm", PIP_CACHE_VOLUME], check=False)

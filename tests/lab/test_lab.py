@@ -268,6 +268,15 @@ def test_a_second_up_keeps_every_host_and_builds_nothing(lab):
     assert after == before
 
 
+def test_status_lists_every_container_of_the_lab_with_its_address(lab):
+    status = run_lab("status", timeout=120)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in status.stdout.splitlines()}
+    expected = {lab.container(h): ["running", a] for h, a in lab.hosts.items()}
+    expected[lab.registry_container] = ["running", lab.registry_ip]
+    assert rows == expected
+
+
 def test_down_removes_the_lab_and_nothing_else(lab):
     base = docker.run(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "pmlab/debian-base"]).split()[0]
     # Look-alikes: a lab-prefixed name without the label, and the label on a name without the prefix.
@@ -277,7 +286,10 @@ def test_down_removes_the_lab_and_nothing_else(lab):
     ]
     names = [d[1] for d in decoys]
     try:
-        ids = [docker.run(["run", "-d", *d, base, "sleep", "600"], timeout=300).strip() for d in decoys]
+        ids = [
+            docker.run(["run", "-d", "--network", "none", *d, base, "sleep", "600"], timeout=300).strip()
+            for d in decoys
+        ]
         down = run_lab("down")
         assert down.returncode == 0, down.stderr
         for cid in ids:

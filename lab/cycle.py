@@ -1,0 +1,118 @@
+"""The deployment cycle of `make test-infra`, run in the lab (never on this machine's own stack).
+
+`python -m lab.cycle single --deploy CMD --teardown CMD`: one fresh lab host (lab/single). As a new user
+would, the Quickstart's prerequisites are installed there, the repository is copied in, and CMD (from
+the Makefile: `make deploy-cycle`) runs there as root: `make up` with inventory/local, `make verify`, a
+second run that must report changed=0, `make drill`. Then, from this machine, `make verify
+INVENTORY=lab/single` checks the host over SSH; the containers' ids and start times must be the same
+before and after (verification is read-only). Then the teardown CMD runs there (`make down
+PURGE=true`) and must leave no photomatrix container. The lab is removed at the end, also on failure
+(`--keep` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess  # nosec B404
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab import control, docker
+from lab.remote import RemoteError, capture, copy_repository, run
+from lab.topology import ROOT, LabConfigError, load
+
+SINGLE_INVENTORY = ROOT / "lab" / "single"
+CHECKOUT = "/opt/photomatrix"
+# What README's Quickstart needs on a fresh Debian 12 machine before `make up`.
+PREREQUISITES = "make python3-venv git"
+SNAPSHOT = (
+    "sudo docker ps --all --quiet --no-trunc --filter name=^photomatrix- | sort | "
+    "xargs -r sudo docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}'"
+)
+
+
+class CycleError(RuntimeError):
+    """A step of the cycle failed its check."""
+
+
+def _verify_from_here(inventory: Path) -> float:
+    started = time.monotonic()
+    result = subprocess.run(  # noqa: S603  # nosec B603
+        ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={inventory.relative_to(ROOT)}"],
+        cwd=ROOT,
+        timeout=1800,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CycleError(f"make verify INVENTORY={inventory.relative_to(ROOT)} failed")
+    return time.monotonic() - started
+
+
+def single(deploy: str, teardown: str, keep: bool = False) -> dict[str, float]:
+    lab = load(SINGLE_INVENTORY)
+    (host,) = lab.hosts
+    with control.lock(lab):
+        return _single(lab, host, deploy, teardown, keep)
+
+
+def _single(lab, host: str, deploy: str, teardown: str, keep: bool) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    apt = "sudo DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q"
+    control.down(lab)  # a fresh host: nothing left from an earlier run
+    try:
+        figures["lab up"] = control.up(lab)["total"]
+        figures["prerequisites (apt-get)"] = run(
+            lab,
+            host,
+            f"{apt} update && {apt} install -y --no-install-recommends {PREREQUISITES}",
+            timeout=900,
+        )
+        with tempfile.TemporaryDirectory(prefix="lab-source-") as tmp:
+            copy_repository(lab, host, CHECKOUT, Path(tmp) / "source.tar.gz")
+        figures[f"{deploy} (in the host)"] = run(lab, host, f"cd {CHECKOUT} && sudo {deploy}", timeout=5400)
+        before = capture(lab, host, SNAPSHOT)
+        if "photomatrix-proxy" not in before:
+            raise CycleError(f"no stack on {host} after `{deploy}`:\n{before}")
+        figures["make verify INVENTORY=lab/single (from here)"] = _verify_from_here(SINGLE_INVENTORY)
+        after = capture(lab, host, SNAPSHOT)
+        if after != before:
+            raise CycleError(
+                f"verification changed the containers on {host}:\nbefore:\n{before}\nafter:\n{after}"
+            )
+        figures[f"{teardown} (in the host)"] = run(
+            lab, host, f"cd {CHECKOUT} && sudo {teardown}", timeout=900
+        )
+        left = capture(lab, host, SNAPSHOT)
+        if left.strip():
+            raise CycleError(f"`{teardown}` left containers on {host}:\n{left}")
+    finally:
+        if not keep:
+            control.down(lab)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.cycle", description=__doc__)
+    parser.add_argument("cycle", choices=["single"])
+    parser.add_argument("--deploy", required=True, help="command run as root in the host's checkout")
+    parser.add_argument("--teardown", required=True, help="command run as root in the host's checkout")
+    parser.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        figures = single(args.deploy, args.teardown, keep=args.keep)
+    except (LabConfigError, docker.DockerError, RemoteError, CycleError) as exc:
+        print(
+            f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr
+        )
+        return 1
+    print(f"lab cycle {args.cycle}: passed in {time.monotonic() - started:.0f} s")
+    for name, seconds in figures.items():
+        print(f"  {name:<48} {seconds:6.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
