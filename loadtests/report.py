@@ -278,9 +278,16 @@ def write(
             "| Component | CPU average (% of one core) | processes |",
             "|---|---|---|",
         ]
+        ours = {k: v for k, v in averages.items() if k != "machine"}
         md += [
             f"| {k} | {v:.0f} | {monitor.processes_per_component.get(k, '')} |"
-            for k, v in sorted(averages.items())
+            for k, v in sorted(ours.items())
+        ]
+        others = max(0.0, averages.get("machine", 0.0) * info["cores"] - sum(ours.values()))
+        md += [
+            f"| other processes on the machine | {others:.0f} | |",
+            f"| machine, all {info['cores']} cores (100 = every core busy) "
+            f"| {averages.get('machine', 0.0):.0f} | |",
         ]
         md += ["", f"Busiest: {why}."]
     growth = monitor.memory_growth()

@@ -184,5 +184,9 @@ def saturation(averages: dict[str, float], processes: dict[str, int], cores: int
     if cpu >= SATURATED / 100.0 * usable:
         return name, f"{name} at {cpu:.0f} % CPU of {usable:.0f} % it can use"
     if machine >= SATURATED:
-        return name, f"the machine's {cores} cores at {machine:.0f} %; the largest share: {name} {cpu:.0f} %"
+        others = max(0.0, machine * cores - sum(components.values()))
+        return name, (
+            f"the machine's {cores} cores at {machine:.0f} % (other processes: {others:.0f} % of a core); "
+            f"the largest share of this run: {name} {cpu:.0f} %"
+        )
     return "none", f"no component CPU-bound (largest: {name} {cpu:.0f} %, machine {machine:.0f} %)"

@@ -246,3 +246,19 @@ def test_every_profile_is_a_shape_that_ends(tmp_path: Path) -> None:
     steps = json.loads((tmp_path / "steps.json").read_text())
     assert [s["users"] for s in steps][:3] == [10, 20, 30]
     assert all(s["ok"] for s in steps)
+
+
+def test_the_runner_lists_its_options() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for option in ("--profile", "--target", "--processes", "--master", "--duration", "--slo-file"):
+        assert option in result.stdout
