@@ -59,6 +59,30 @@ def chart_latency(out: Path, history: list[dict[str, str]]) -> str | None:
     return "latency.png"
 
 
+def chart_round_trips(out: Path, history: list[dict[str, str]]) -> str | None:
+    """p95 over time (locust's 10 s window) of the busiest realtime round-trip lines."""
+    rows = [r for r in history if r.get("Type") == "BOT"]
+    if not rows:
+        return None
+    counts: dict[str, float] = {}
+    for row in rows:
+        counts[row["Name"]] = max(counts.get(row["Name"], 0.0), _float(row.get("Total Request Count")))
+    names = sorted(counts, key=lambda n: -counts[n])[:6]
+    t0 = min(int(r["Timestamp"]) for r in rows)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for name in sorted(names):
+        series = [(int(r["Timestamp"]) - t0, _float(r["95%"])) for r in rows if r["Name"] == name]
+        ax.plot([x for x, _ in series], [y for _, y in series], label=name)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("p95 ms (send → answer on the stream)")
+    ax.set_title("Realtime round trips to the bot")
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out / "round_trips.png", dpi=90)
+    plt.close(fig)
+    return "round_trips.png"
+
+
 def chart_throughput(out: Path, history: list[dict[str, str]]) -> str | None:
     rows = [r for r in history if r["Name"] == "Aggregated"]
     if not rows:
@@ -201,6 +225,7 @@ def write(
         c
         for c in (
             chart_latency(out, history),
+            chart_round_trips(out, history),
             chart_throughput(out, history),
             chart_errors(out, errors),
             chart_cpu(out, monitor),
