@@ -93,6 +93,9 @@ class Engine:
             time.sleep(0.5)
 
     def role(self, **extra: object) -> subprocess.CompletedProcess[str]:
+        return self.role_with_tags("", **extra)
+
+    def role_with_tags(self, tags: str, **extra: object) -> subprocess.CompletedProcess[str]:
         playbook = self.dir / "play.yml"
         playbook.write_text(PLAYBOOK, encoding="utf-8")
         variables = {
@@ -122,6 +125,7 @@ class Engine:
                 str(playbook),
                 "-e",
                 json.dumps(variables),
+                *(["--tags", tags] if tags else []),
             ],
             cwd=ROOT,
             env=env,
@@ -256,3 +260,23 @@ def test_an_engine_the_role_started_is_configured_and_restarted_on_change(engine
     assert json.loads(engine.config.read_text())["log-opts"]["max-file"] == "5"
     assert engine.answers()
     assert changed(engine.role(docker_engine_log_max_file=5).stdout) == 0
+
+
+def test_the_merge_keeps_other_keys_without_any_engine(tmp_path: Path) -> None:
+    """Only the configuration part (--tags config), no daemon at all: nested keys merged, others kept."""
+    if os.geteuid() != 0:
+        pytest.skip("writes a root-owned daemon.json")
+    engine = Engine(tmp_path)  # nothing answers on its socket: an engine this role would start
+    engine.config.write_text(
+        json.dumps({"log-level": "warn", "log-opts": {"labels": "team"}, "live-restore": False}),
+        encoding="utf-8",
+    )
+    first = engine.role_with_tags("config", docker_engine_log_max_size="20m")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(engine.config.read_text()) == {
+        "log-level": "warn",
+        "log-driver": "json-file",
+        "log-opts": {"labels": "team", "max-size": "20m", "max-file": "3"},
+        "live-restore": True,
+    }
+    assert changed(engine.role_with_tags("config", docker_engine_log_max_size="20m").stdout) == 0
