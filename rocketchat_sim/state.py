@@ -99,6 +99,13 @@ class State:
                 self.message_index.pop(old["_id"], None)
             del msgs[:excess]
 
+    def note_deleted(self, rid: str, mid: str, when: int) -> None:
+        """Remember a deleted message id for chat.getDeletedMessages (the newest 1,000 per room)."""
+        deleted = self.deleted_messages[rid]
+        deleted.append({"_id": mid, "_deletedAt": when})
+        if len(deleted) > 1100:
+            del deleted[:100]
+
     # ---- persistence
     def mark_dirty(self) -> None:
         self._dirty = True

@@ -17,6 +17,7 @@ _DATE_KEYS = (
     "tlm",
     "_createdAt",
     "when",
+    "pinnedAt",
 )
 _USER_PUBLIC = (
     "_id",

@@ -668,7 +668,7 @@ class Workspace:
             return
         self.state.messages[room["_id"]].remove(msg)
         del self.state.message_index[msg["_id"]]
-        self.state.deleted_messages[room["_id"]].append({"_id": msg["_id"], "_deletedAt": now_ms()})
+        self.state.note_deleted(room["_id"], msg["_id"], now_ms())
         room["msgs"] = max(0, room.get("msgs", 1) - 1)
         self.state.mark_dirty()
         if self.realtime is not None:

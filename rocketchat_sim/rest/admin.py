@@ -262,10 +262,9 @@ def moderation_delete_messages(call: Call) -> dict[str, Any]:
 # ---------------------------------------------------------------- licence, statistics, custom statuses
 @endpoint("GET", "licenses.info")
 def licenses_info(call: Call) -> dict[str, Any]:
-    """A Community workspace: no licence, no add-ons, the Community limits."""
+    """A Community workspace: License.getInfo() without a licence (its `license` is undefined, so absent)."""
     return {
         "license": {
-            "license": None,
             "activeModules": [],
             "preventedActions": {},
             "limits": {},

@@ -179,7 +179,7 @@ def rooms_clean_history(call: Call) -> dict[str, Any]:
         inside = (oldest < msg["ts"] < latest) or (inclusive and msg["ts"] in (oldest, latest))
         if inside and not (call.body.get("excludePinned") and msg.get("pinned")):
             state.message_index.pop(msg["_id"], None)
-            state.deleted_messages[room["_id"]].append({"_id": msg["_id"], "_deletedAt": now_ms()})
+            state.note_deleted(room["_id"], msg["_id"], now_ms())
             removed += 1
         else:
             kept.append(msg)

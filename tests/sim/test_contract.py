@@ -88,6 +88,37 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/channels.setReadOnly"): "rooms.yaml",
     ("POST", "/api/v1/groups.setReadOnly"): "rooms.yaml",
     ("POST", "/api/v1/channels.setDefault"): "rooms.yaml",
+    ("POST", "/api/v1/chat.react"): "messaging.yaml",
+    ("POST", "/api/v1/chat.pinMessage"): "messaging.yaml",
+    ("POST", "/api/v1/chat.starMessage"): "messaging.yaml",
+    ("GET", "/api/v1/chat.search"): "messaging.yaml",
+    ("GET", "/api/v1/chat.getPinnedMessages"): "messaging.yaml",
+    ("GET", "/api/v1/chat.getStarredMessages"): "messaging.yaml",
+    ("POST", "/api/v1/chat.unStarMessage"): "messaging.yaml",
+    ("POST", "/api/v1/chat.unPinMessage"): "messaging.yaml",
+    ("GET", "/api/v1/channels.counters"): "rooms.yaml",
+    ("GET", "/api/v1/channels.roles"): "rooms.yaml",
+    ("POST", "/api/v1/channels.addModerator"): "rooms.yaml",
+    ("GET", "/api/v1/channels.moderators"): "rooms.yaml",
+    ("POST", "/api/v1/channels.removeModerator"): "rooms.yaml",
+    ("POST", "/api/v1/channels.setDescription"): "rooms.yaml",
+    ("POST", "/api/v1/channels.setAnnouncement"): "rooms.yaml",
+    ("POST", "/api/v1/channels.rename"): "rooms.yaml",
+    ("GET", "/api/v1/channels.messages"): "rooms.yaml",
+    ("POST", "/api/v1/channels.leave"): "rooms.yaml",
+    ("POST", "/api/v1/groups.archive"): "rooms.yaml",
+    ("POST", "/api/v1/groups.unarchive"): "rooms.yaml",
+    ("POST", "/api/v1/rooms.favorite"): "rooms.yaml",
+    ("POST", "/api/v1/subscriptions.read"): "rooms.yaml",
+    ("POST", "/api/v1/subscriptions.unread"): "rooms.yaml",
+    ("POST", "/api/v1/users.setStatus"): "user-management.yaml",
+    ("GET", "/api/v1/users.getStatus"): "user-management.yaml",
+    ("GET", "/api/v1/users.getPreferences"): "user-management.yaml",
+    ("GET", "/api/v1/spotlight"): "miscellaneous.yaml",
+    ("GET", "/api/v1/directory"): "rooms.yaml",
+    ("GET", "/api/v1/licenses.info"): "miscellaneous.yaml",
+    ("GET", "/api/v1/rooms.nameExists"): "rooms.yaml",
+    ("POST", "/api/v1/users.register"): "user-management.yaml",
 }
 
 # Where the official definitions contradict what Rocket.Chat really sends, the schema is corrected before
@@ -312,6 +343,7 @@ def _scenario(rc: Any, client: httpx.Client) -> None:
     call("GET", "dm.list")
     call("GET", "rooms.get")
     call("GET", "subscriptions.get")
+    _scenario_breadth(call, channel, group, user, uh, sent["message"]["_id"], tag)
     hook = call(
         "POST",
         "integrations.create",
@@ -377,6 +409,55 @@ def _scenario(rc: Any, client: httpx.Client) -> None:
         "POST", "login", headers={}, json={"user": rc.admin_username, "password": rc.admin_password}
     ).json()["data"]
     call("POST", "logout", headers={"X-User-Id": again["userId"], "X-Auth-Token": again["authToken"]})
+
+
+def _scenario_breadth(
+    call: Any, channel: dict, group: dict, user: dict, uh: dict, mid: str, tag: str
+) -> None:
+    """The operations added for issue 13: reactions, pins, stars, search, room roles, read state, ..."""
+    rid = channel["_id"]
+    call("POST", "chat.react", json={"messageId": mid, "emoji": "smile"})
+    call("POST", "chat.pinMessage", json={"messageId": mid})
+    call("POST", "chat.starMessage", json={"messageId": mid})
+    call("GET", "chat.search", params={"roomId": rid, "searchText": "sent"})
+    call("GET", "chat.getPinnedMessages", params={"roomId": rid})
+    call("GET", "chat.getStarredMessages", params={"roomId": rid})
+    call("POST", "chat.unStarMessage", json={"messageId": mid})
+    call("POST", "chat.unPinMessage", json={"messageId": mid})
+    call("GET", "channels.counters", params={"roomId": rid})
+    call("GET", "channels.roles", params={"roomId": rid})
+    call("POST", "channels.addModerator", json={"roomId": rid, "userId": user["_id"]})
+    call("GET", "channels.moderators", params={"roomId": rid})
+    call("POST", "channels.removeModerator", json={"roomId": rid, "userId": user["_id"]})
+    call("POST", "channels.setDescription", json={"roomId": rid, "description": "described"})
+    call("POST", "channels.setAnnouncement", json={"roomId": rid, "announcement": "announced"})
+    call("POST", "channels.rename", json={"roomId": rid, "name": f"ct-r-{tag}"})
+    call("POST", "channels.rename", json={"roomId": rid, "name": f"ct-c-{tag}"})
+    call("GET", "channels.messages", params={"roomId": rid})
+    call("POST", "channels.leave", headers=uh, json={"roomId": rid})
+    call("POST", "groups.archive", json={"roomId": group["_id"]})
+    call("POST", "groups.unarchive", json={"roomId": group["_id"]})
+    call("POST", "rooms.favorite", json={"roomId": rid, "favorite": True})
+    call("POST", "subscriptions.read", json={"rid": rid})
+    call("POST", "subscriptions.unread", json={"roomId": rid})
+    call("POST", "users.setStatus", json={"message": "busy here", "status": "busy"})
+    call("GET", "users.getStatus")
+    call("GET", "users.getPreferences")
+    call("GET", "spotlight", params={"query": f"ct-{tag}"})
+    call("GET", "directory", params={"type": "channels", "text": f"ct-c-{tag}"})
+    call("GET", "licenses.info")
+    call("GET", "rooms.nameExists", params={"roomName": f"ct-c-{tag}"})
+    call(
+        "POST",
+        "users.register",
+        headers={},
+        json={
+            "username": f"ct-reg-{tag}",
+            "email": f"ct-reg-{tag}@example.test",
+            "pass": "R3g-pass!",
+            "name": "R",
+        },
+    )
 
 
 @pytest.fixture(scope="module")
