@@ -36,16 +36,35 @@ def figure(steps: list[dict[str, Any]], monitor: Any, cores: int) -> dict[str, A
     broken = next((s for s in steps if not s["ok"]), None)
     judged = broken or (steps[-1] if steps else None)
     name, why = ("unknown", "no step completed")
+    projection = "—"
     if judged is not None and monitor is not None:
         averages = monitor.average(judged["started"], judged["ended"])
         name, why = saturation(averages, monitor.processes_per_component, cores)
+        projection = project(averages, monitor.processes_per_component, cores, judged["users"])
     return {
+        "projection": projection,
         "users": passed[-1]["users"] if passed else 0,
         "broke_at": broken["users"] if broken else None,
         "breaches": broken["breaches"] if broken else [],
         "saturated": name,
         "why": why,
     }
+
+
+def project(averages: dict[str, float], processes: dict[str, int], cores: int, users: int) -> str:
+    """Where each component would run out of CPU if the machine were the stack's alone, assuming CPU
+    grows linearly with people: the smallest such number and its component (a projection, not a
+    measurement; it ignores latency, locks and the ERP's rate limits)."""
+    limits = []
+    for name, cpu in averages.items():
+        if name in ("machine", "generator") or cpu <= 0.5 or users <= 0:
+            continue
+        usable = 100.0 * min(max(processes.get(name, 1), 1), cores)
+        limits.append((int(usable / (cpu / users)), name, cpu))
+    if not limits:
+        return "—"
+    limit, name, cpu = min(limits)
+    return f"~{limit} users ({name}: {cpu:.0f} % of a core at {users} users)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         "(simulator, ERP, bot on loopback; no TLS proxy in front — in a deployment nginx is one more "
         "process to watch) · stress profile, SLOs from loadtests/slo.yaml",
         "",
-        "| ERP workers | Concurrent chat users within SLOs | Broke at | First saturated | Why | Report |",
-        "|---|---|---|---|---|---|",
+        "| ERP workers | Concurrent chat users within SLOs | Broke at | First saturated | Why "
+        "| CPU-bound projection | Report |",
+        "|---|---|---|---|---|---|---|",
     ]
     for workers, fig, folder in results:
         broke = (
@@ -79,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         lines.append(
             f"| {workers} | {fig['users']} | {broke} | {fig['saturated']} | {fig['why']} "
-            f"| {folder.name}/summary.md |"
+            f"| {fig['projection']} | {folder.name}/summary.md |"
         )
         print(
             f"capacity ({cores} cores, {workers} ERP worker(s)): {fig['users']} concurrent chat users within "
-            f"the SLOs; first saturated: {fig['saturated']} ({fig['why']})"
+            f"the SLOs; first saturated: {fig['saturated']} ({fig['why']}); "
+            f"CPU-bound projection: {fig['projection']}"
         )
     path = Path(args.reports) / f"capacity-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

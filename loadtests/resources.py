@@ -185,6 +185,11 @@ def saturation(averages: dict[str, float], processes: dict[str, int], cores: int
         return name, f"{name} at {cpu:.0f} % CPU of {usable:.0f} % it can use"
     if machine >= SATURATED:
         others = max(0.0, machine * cores - sum(components.values()))
+        if others > sum(components.values()):
+            return "other processes", (
+                f"the machine's {cores} cores at {machine:.0f} %, mostly other processes ({others:.0f} % of "
+                f"a core; this run's largest share: {name} {cpu:.0f} %): not a figure of the stack"
+            )
         return name, (
             f"the machine's {cores} cores at {machine:.0f} % (other processes: {others:.0f} % of a core); "
             f"the largest share of this run: {name} {cpu:.0f} %"

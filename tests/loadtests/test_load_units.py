@@ -144,6 +144,10 @@ def test_saturation_names_the_component_that_ran_out_of_cpu() -> None:
     assert name == "none"
     assert "ERP 120 %" in why
     assert saturation({"generator": 90.0, "machine": 60.0}, {"generator": 1}, 2)[0] == "generator"
+    # a machine busy with other work is named as such, not as one of the run's components
+    name, why = saturation({"bot": 6.0, "ERP": 4.0, "machine": 100.0}, {"bot": 1, "ERP": 1}, 2)
+    assert name == "other processes"
+    assert "190 % of a core" in why
 
 
 def test_report_writes_summary_charts_and_compares_with_the_previous_run(tmp_path: Path) -> None:
@@ -262,3 +266,14 @@ def test_the_runner_lists_its_options() -> None:
     )
     for option in ("--profile", "--target", "--processes", "--master", "--duration", "--slo-file"):
         assert option in result.stdout
+
+
+def test_capacity_projects_the_first_component_to_run_out_of_cpu() -> None:
+    from loadtests.capacity import project
+
+    averages = {"bot": 6.0, "ERP": 10.0, "simulator": 3.0, "generator": 50.0, "machine": 100.0}
+    # bot: 100 % / (6 % / 60 users) = 1000; ERP with two workers: 200 % / (10 % / 60) = 1200
+    assert project(averages, {"bot": 1, "ERP": 2, "simulator": 1}, 2, 60) == (
+        "~1000 users (bot: 6 % of a core at 60 users)"
+    )
+    assert project({"machine": 100.0}, {}, 2, 60) == "—"
