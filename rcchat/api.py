@@ -50,6 +50,7 @@ class Message:
     ts: datetime | None
     edited: bool = False
     system: str | None = None
+    alias: str | None = None  # a display name some integrations post under (Rocket.Chat shows it)
 
     @classmethod
     def from_wire(cls, doc: dict[str, Any]) -> Message:
@@ -58,11 +59,12 @@ class Message:
             id=str(doc.get("_id", "")),
             room_id=str(doc.get("rid", "")),
             user_id=str(user.get("_id", "")),
-            username=str(doc.get("alias") or user.get("username", "")),
+            username=str(user.get("username", "")),
             text=str(doc.get("msg", "")),
             ts=_when(doc.get("ts")),
             edited=bool(doc.get("editedAt")),
             system=doc.get("t"),
+            alias=doc.get("alias") or None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class Message:
             "ts": self.ts.isoformat() if self.ts else None,
             "edited": self.edited,
             "system": self.system,
+            "alias": self.alias,
         }
 
 

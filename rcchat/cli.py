@@ -118,7 +118,7 @@ def show(message: Message, *, as_json: bool) -> None:
         return
     when = message.ts.astimezone().strftime("%H:%M:%S") if message.ts else "--:--:--"
     edited = " (edited)" if message.edited else ""
-    print(f"[{when}] {message.username}: {message.text}{edited}", flush=True)
+    print(f"[{when}] {message.alias or message.username}: {message.text}{edited}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ def test_message_from_the_realtime_api_and_from_rest() -> None:
     rest = Message.from_wire(wire("m2", "hi", ts="2023-11-14T22:13:20.000Z"))
     assert rest.ts == realtime.ts
     assert Message.from_wire({"_id": "m3"}).text == ""  # system messages may lack fields
-    assert Message.from_wire(wire("m4", "x", alias="ERP")).username == "ERP"
+    aliased = Message.from_wire(wire("m4", "x", alias="ERP"))
+    assert (aliased.username, aliased.alias) == ("bob", "ERP")
 
 
 async def test_the_stream_passes_each_message_once_and_edits_again() -> None:
