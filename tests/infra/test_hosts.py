@@ -53,16 +53,14 @@ def expected(fleet: Fleet, name: str) -> set[str]:
     return set().union(*(GROUP_CONTAINERS.get(g, set()) for g in fleet.groups_of(name)))
 
 
-def test_the_engine_answers_with_log_rotation_and_live_restore(fleet, fleet_host, host_name) -> None:
+def test_the_engine_answers(fleet, fleet_host, host_name) -> None:
+    """An engine the roles did not install is left as it is (docker_engine), so only that it answers."""
     name, host = fleet_host
     if name not in fleet.group("docker_hosts"):
         pytest.skip(f"{name} is not a Docker host")
     info = json.loads(host.check_output("docker info --format '{{json .}}'"))
-    assert info["LoggingDriver"] == "json-file", name
-    assert info["LiveRestoreEnabled"] is True, name
-    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
-    assert daemon["log-opts"]["max-size"], name
-    assert host.file("/etc/docker/daemon.json").user == "root"
+    assert info["ServerVersion"], name
+    assert host.socket("unix:///var/run/docker.sock").is_listening, name
 
 
 def test_the_host_runs_its_containers_healthy_and_hardened(fleet, fleet_host, host_name) -> None:
