@@ -261,3 +261,35 @@ def test_make_down_removes_the_backup_cron_entry_even_without_purge() -> None:
     assert len(tasks) == 1
     assert tasks[0]["ansible.builtin.file"]["state"] == "absent"
     assert "when" not in tasks[0]
+
+
+def test_the_host_changes_table_names_what_make_down_removes() -> None:
+    """Every path and volume teardown.yml removes is in the quick reference's table, in the right column."""
+    import yaml
+
+    (play,) = yaml.safe_load((ROOT / "playbooks/teardown.yml").read_text(encoding="utf-8"))
+    local = yaml.safe_load((ROOT / "inventory/local/group_vars/all.yml").read_text(encoding="utf-8"))
+    table = (ROOT / "docs/quickref-devops.md").read_text(encoding="utf-8").split("## What `make up`")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+    def row_of(name: str) -> list[str]:
+        found = [[c.strip() for c in r.strip("|").split("|")] for r in rows if name in r.split("|")[1]]
+        assert found, f"the host changes table does not name {name}"
+        return found[0]
+
+    for task in play["tasks"]:
+        module = task.get("ansible.builtin.file") or {}
+        if module.get("state") != "absent":
+            continue
+        paths = task.get("loop") or [module["path"]]
+        for path in paths:
+            path = path.replace("{{ photomatrix_root }}", local["photomatrix_root"])
+            if "{{" in path:
+                continue  # the bootstrap secrets live under photomatrix_root locally
+            _, down, purge = row_of(path)
+            assert purge.startswith("removed"), path
+            assert down.startswith("removed" if "when" not in task else "kept"), path
+    volumes = play["vars"]["teardown_volumes"]
+    assert all(v.startswith("photomatrix_") and v.endswith("_data") for v in volumes)
+    assert row_of("photomatrix_*_data")[1:] == ["kept", "removed"]
+    assert row_of("photomatrix-*")[1:] == ["removed", "removed"]
