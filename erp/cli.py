@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,  # X-Forwarded-For is handled by the app, only from trusted proxies
         server_header=False,
         timeout_keep_alive=5,
-        limit_concurrency=settings.server_max_connections,
+        limit_concurrency=settings.server_max_connections + 1,  # erp.server refuses the extra ones first
         backlog=min(2048, settings.server_max_connections),
     )
     return 0

@@ -22,6 +22,8 @@ TITLES = {
     "invalid_state": "The transition is not allowed",
     "activation_code_invalid": "Invalid login or activation code",
     "unsupported_media_type": "Unsupported media type",
+    "request_timeout": "The request head did not arrive in time",
+    "headers_too_large": "The request headers are too large",
     "internal_error": "Internal error",
     "unavailable": "Service unavailable",
 }

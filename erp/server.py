@@ -33,6 +33,7 @@ log = logging.getLogger("erp.server")
 
 REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 CODES = {400: "validation_error", 408: "request_timeout", 431: "headers_too_large"}
+DRAIN_SECONDS = 1.0
 
 
 def problem_response(status: int, detail: str) -> bytes:
@@ -82,6 +83,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.header_bytes = 0
         self.in_head = True
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.discarding = False
 
     # -- connections --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -129,6 +131,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
         if not self.in_head:
             super().data_received(data)
             return
@@ -137,8 +141,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.in_head and self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
             self._disarm_head_deadline()
             self.in_head = False
-            self.transport.write(problem_response(431, "the request line and headers are too large"))
-            self.transport.close()
+            self._refuse(problem_response(431, "the request line and headers are too large"))
+
+    def _refuse(self, response: bytes) -> None:
+        """Answer, then read and drop what is still coming for a moment before closing: closing with
+        unread data makes the kernel reset the connection, and the client could lose the answer."""
+        self.discarding = True
+        self.transport.write(response)
+        self.loop.call_later(DRAIN_SECONDS, self.transport.close)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
