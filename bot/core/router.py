@@ -319,7 +319,9 @@ class Router:
         staff = await self.erp.find_staff(rocketchat_user_id=msg.user_id)
         if staff is not None:
             await self.store.delete_dialog(msg.user_id)
-            await self.chat.send(room_id, self.status_text(lang, staff))
+            await self.chat.send(
+                room_id, translate(lang, "result.already") + "\n" + self.status_text(lang, staff)
+            )
             return Outcome("already_registered", f"staff {staff['id']}")
         positions = await self._positions()
         if not positions:
@@ -430,7 +432,8 @@ class Router:
                 staff = await self.erp.get_staff(int(exc.body["staff_id"]))
             if staff is not None and staff.get("rocketchat_user_id") == dialog.user_id:
                 await self.store.delete_dialog(dialog.user_id)
-                await self.chat.send(dialog.room_id, self.status_text(lang, staff))
+                text = translate(lang, "result.already") + "\n" + self.status_text(lang, staff)
+                await self.chat.send(dialog.room_id, text)
                 return Outcome("already_registered", exc.code)
             # Someone else's record has this address: say it is taken, reveal nothing, ask again.
             back_to(dialog, "email")

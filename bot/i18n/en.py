@@ -180,6 +180,7 @@ MESSAGES: dict[str, str] = {
     "state.hint.rejected": "To let them register again, remove the record in the ERP.",
     "state.hint.blocked": "Unblock it first: `{command} @{username}`.",
     "state.hint.no_erp_access": "The position has no ERP access: switch it on for the position first.",
+    "result.already": "You are registered already.",
     "status.none": "You are not registered yet. To start, send `register`.",
     "status.header": "Your registration: {full_name}, position “{position}”.",
     "status.header_admin": "Record #{id}: {full_name} (@{username}), position “{position}”.",

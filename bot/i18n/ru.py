@@ -176,6 +176,7 @@ MESSAGES: dict[str, str] = {
     "state.hint.rejected": "Чтобы сотрудник мог зарегистрироваться заново, удалите запись в ERP.",
     "state.hint.blocked": "Сначала разблокируйте: `{command} @{username}`.",
     "state.hint.no_erp_access": "У должности нет доступа к ERP: сначала включите его для должности.",
+    "result.already": "Вы уже зарегистрированы.",
     "status.none": "Вы ещё не зарегистрированы. Чтобы начать, напишите `регистрация`.",
     "status.header": "Ваша регистрация: {full_name}, должность «{position}».",
     "status.header_admin": "Запись №{id}: {full_name} (@{username}), должность «{position}».",

@@ -41,7 +41,7 @@ def test_registration_from_first_dm_to_activation(bot_stack):
     replies = register(user, room, bot_id)
     assert "фамилия" in replies[0]
     assert "Инженер" in replies[1]
-    assert "Петров Иван" in replies[4]
+    assert "Фамилия: Петров" in replies[4]
     login, code = code_of(replies[5])
     response = httpx.post(
         f"{bot_stack.erp.base_url}/api/v1/account/activate",

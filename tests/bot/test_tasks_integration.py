@@ -108,7 +108,7 @@ def test_approval_task_opened_once_closed_on_decision_and_delivered_after_an_out
         assert response.status_code == 200, response.text
     wait_for(lambda: oleg_issue.done, "the task closed after the ERP's decision")
     assert oleg_issue.comments == [
-        "Решение принято в ERP: статус заявки теперь rejected. Сотруднику сообщено."
+        "Решение принято в ERP: статус заявки теперь отклонена. Сотруднику сообщено."
     ]
     assert len(jira.issues) == 2
     assert metric(stack.bot, "bot_task_outbox_dead") == 0.0
