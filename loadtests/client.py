@@ -67,8 +67,10 @@ def next_source_ip(url: str) -> str | None:
     if os.environ.get("LOAD_SOURCE_ADDRESSES", "auto") == "off" or not is_loopback(url):
         return None
     n = next(_address_counter)
+    while n % 256 == 0:  # x.y.0 is avoided; every other number maps to an address of its own
+        n = next(_address_counter)
     worker = int(os.environ.get("LOAD_WORKER_INDEX", "0"))
-    return f"127.{100 + worker % 150}.{(n >> 8) & 255}.{(n & 255) or 1}"
+    return f"127.{100 + worker % 150}.{(n >> 8) & 255}.{n & 255}"
 
 
 class Timer:

@@ -277,3 +277,17 @@ def test_capacity_projects_the_first_component_to_run_out_of_cpu() -> None:
         "~1000 users (bot: 6 % of a core at 60 users)"
     )
     assert project({"machine": 100.0}, {}, 2, 60) == "—"
+
+
+def test_every_simulated_person_gets_an_address_of_its_own_on_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loadtests import client
+
+    monkeypatch.delenv("LOAD_SOURCE_ADDRESSES", raising=False)
+    monkeypatch.setenv("LOAD_WORKER_INDEX", "2")
+    addresses = [client.next_source_ip("http://127.0.0.1:3000") for _ in range(1000)]
+    assert len(set(addresses)) == 1000
+    assert all(a.startswith("127.102.") for a in addresses)
+    monkeypatch.setenv("LOAD_SOURCE_ADDRESSES", "off")
+    assert client.next_source_ip("http://127.0.0.1:3000") is None
