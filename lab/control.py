@@ -165,10 +165,6 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
     ca_mount = (
         f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/docker/certs.d/{lab.registry}/ca.crt,readonly"
     )
-    # One pip cache for every lab host (a cache: kept by `lab down`, removed with --purge-images).
-    pip_cache = (
-        f"type=volume,src={images.PIP_CACHE_VOLUME},dst=/root/.cache/pip,volume-label={images.CACHE_LABEL}"
-    )
     docker.run(
         ["run", "--detach", "--name", name, "--hostname", host, "--label", lab.label,
          "--label", f"{LABEL}.host={host}", "--network", lab.network, "--ip", address,
@@ -176,7 +172,6 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
          "--mount", ca_mount, *site_ca,
-         "--mount", pip_cache,
          image]
     )  # fmt: skip
 

@@ -27,6 +27,7 @@ SINGLE_INVENTORY = ROOT / "lab" / "single"
 CHECKOUT = "/opt/photomatrix"
 # What README's Quickstart needs on a fresh Debian 12 machine before `make up`.
 PREREQUISITES = "make python3-venv git"
+LOG = Path("/var/log/photomatrix-lab-cycle.log")
 SNAPSHOT = (
     "sudo docker ps --all --quiet --no-trunc --filter name=^photomatrix- | sort | "
     "xargs -r sudo docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}'"
@@ -104,14 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = single(args.deploy, args.teardown, keep=args.keep)
     except (LabConfigError, docker.DockerError, RemoteError, CycleError) as exc:
-        print(
-            f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr
-        )
+        _report(f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1
-    print(f"lab cycle {args.cycle}: passed in {time.monotonic() - started:.0f} s")
-    for name, seconds in figures.items():
-        print(f"  {name:<48} {seconds:6.0f} s")
+    lines = [f"lab cycle {args.cycle}: passed in {time.monotonic() - started:.0f} s"]
+    lines += [f"  {name:<48} {seconds:6.0f} s" for name, seconds in figures.items()]
+    _report("\n".join(lines), sys.stdout)
     return 0
+
+
+def _report(text: str, stream) -> None:
+    """On the terminal, and appended to the cycle log (when, which result, the times of each step)."""
+    print(text, file=stream, flush=True)
+    try:
+        with LOG.open("a") as log:
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text}\n")
+    except OSError as exc:
+        print(f"lab cycle: cannot append to {LOG}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ SUITE = "bookworm"
 RECIPES = Path(__file__).resolve().parent / "images"
 REPOSITORY = "pmlab"
 CACHE_LABEL = f"{LABEL}.cache=1"
-PIP_CACHE_VOLUME = f"{REPOSITORY}-pip-cache"
 
 
 def _sha256_file(path: Path) -> str:
@@ -112,4 +111,3 @@ def remove_cached() -> None:
     for ref in refs.split():
         if ref.startswith(f"{REPOSITORY}/"):
             docker.run(["image", "rm", ref], check=False)
-    docker.run(["volume", "rm", PIP_CACHE_VOLUME], check=False)
