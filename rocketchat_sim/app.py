@@ -25,6 +25,19 @@ from .workspace import Workspace
 log = logging.getLogger("rocketchat_sim")
 
 
+# Starlette tries routes in order: the message path first, the disabled-feature routes last.
+_HOT_MODULES = ("chat", "authn", "rooms")
+
+
+def _route_order(endpoints: list[Any]) -> list[Any]:
+    def key(ep: Any) -> tuple[bool, int]:
+        module = ep.handler.__module__.rsplit(".", 1)[-1]
+        hot = _HOT_MODULES.index(module) if module in _HOT_MODULES else len(_HOT_MODULES)
+        return (ep.handler is rest.admin.disabled, hot)
+
+    return sorted(endpoints, key=key)
+
+
 class Simulator:
     def __init__(self, config: SimSettings) -> None:
         self.config = config
@@ -44,7 +57,10 @@ class Simulator:
 
     def _build_http(self) -> Starlette:
         _ = rest.MODULES  # importing rest registers every endpoint
-        routes = [Route(ep.path, make_route_handler(self, ep), methods=list(ep.methods)) for ep in ENDPOINTS]
+        routes = [
+            Route(ep.path, make_route_handler(self, ep), methods=list(ep.methods))
+            for ep in _route_order(ENDPOINTS)
+        ]
         routes += [
             Route("/livez", self._livez, methods=["GET"]),
             Route("/health", self._livez, methods=["GET"]),
