@@ -3,9 +3,9 @@
 - the smoke profile against the local stack `make load` starts (what CI runs): every journey gets its
   answers on the stream, the SLO gate passes, the report folder has everything;
 - a TARGET over TLS (a stack this test starts, behind a TLS endpoint with a private CA), credentials
-  from a 0600 file, a master and a worker started as its own command (as on another host), and an
-  impossible SLO file: the run exits 1 and names the line and the objective; the run's test accounts
-  are gone afterwards;
+  from a 0600 file, a master and a worker started as its own command (as on another host), a short
+  soak (memory from the ERP's /metrics) and an impossible SLO file: the run exits 1 and names the line
+  and the objective; the run's test accounts are gone afterwards;
 - `make capacity` with a tiny ramp and two local worker processes: the figure, the saturated
   component, the CPU count.
 """
@@ -73,7 +73,9 @@ def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     assert info["accounts_left"] == 0
 
 
-def test_make_load_target_over_tls_master_and_worker_with_a_breached_slo(tls_target, tmp_path: Path) -> None:
+def test_make_load_soak_on_a_target_over_tls_master_and_worker_with_a_breached_slo(
+    tls_target, tmp_path: Path
+) -> None:
     stack = tls_target.stack
     credentials = tmp_path / "load.env"
     credentials.write_text(
@@ -83,11 +85,12 @@ def test_make_load_target_over_tls_master_and_worker_with_a_breached_slo(tls_tar
         f"LOAD_BOT_USERNAME={stack.bot_username}\n"
         f"LOAD_ADMINS_CHANNEL={stack.admins_channel}\n"
         f"LOAD_ERP_URL={stack.erp_url}\n"
+        f"LOAD_ERP_METRICS_URL={stack.erp_metrics_url}\n"
     )
     credentials.chmod(0o600)
     impossible = tmp_path / "slo.yaml"
     impossible.write_text(
-        "profiles:\n  smoke:\n    max_error_rate: 0.5\n    lines:\n"
+        "profiles:\n  soak:\n    max_error_rate: 0.5\n    max_memory_growth_mb: -1000\n    lines:\n"
         '      "status": {p95_ms: 0.001}\n'
         '      "registration: register": {p99_ms: 0.001}\n'
     )
@@ -115,7 +118,7 @@ def test_make_load_target_over_tls_master_and_worker_with_a_breached_slo(tls_tar
         result = make(
             "load",
             f"TARGET={tls_target.url}",
-            "PROFILE=smoke",
+            "PROFILE=soak",
             f"LOAD_ARGS=--duration 25 --master --expect-workers 1 --master-bind 127.0.0.1:{port} "
             f"--slo-file {impossible} --reports {reports}",
             env=env,
@@ -130,8 +133,10 @@ def test_make_load_target_over_tls_master_and_worker_with_a_breached_slo(tls_tar
     # make answers 2 for any failed recipe; the runner's own exit code is in make's message.
     assert result.returncode == 2, output[-4000:]
     assert "] Error 1" in result.stderr, output[-4000:]
-    assert "SLO breach: smoke: status: p95" in output
-    assert "SLO breach: smoke: registration: register: p99" in output
+    assert "SLO breach: soak: status: p95" in output
+    assert "SLO breach: soak: registration: register: p99" in output
+    # the soak profile watched the ERP's memory through its /metrics
+    assert "SLO breach: soak: ERP memory: memory_growth" in output
     assert stack.admin_password not in output
     folder = only_folder(reports)
     rows = stats(folder)
@@ -178,7 +183,7 @@ def test_make_capacity_reports_the_figure_and_the_saturated_component(tmp_path: 
     reports = tmp_path / "reports"
     result = make(
         "capacity",
-        "CAPACITY_ARGS=--erp-workers 2 --start-users 2 --step-users 2 --step-seconds 12 --max-users 4 "
+        "CAPACITY_ARGS=--erp-workers 2 --start-users 2 --step-users 2 --step-seconds 15 --max-users 2 "
         "--processes 2 "
         f"--reports {reports}",
     )
