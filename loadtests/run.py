@@ -348,17 +348,7 @@ def run(args: argparse.Namespace) -> int:
     verdicts = stress_verdicts(steps) if args.profile == "stress" else judge(rows, objectives)
     verdicts += memory_verdicts(monitor.memory_growth(), objectives) if args.profile == "soak" else []
     generator = generator_cpu(monitor)
-    warnings = []
-    if generator["peak_process"] > GENERATOR_WARN:
-        warnings.append(
-            f"warning: the load generator reached {generator['peak_process']:.0f} % of a core "
-            f"(> {GENERATOR_WARN:.0f} %): add --processes or generator hosts; "
-            "the figures may measure the generator"
-        )
-    if left > 0:
-        warnings.append(f"warning: {left} test account(s) with prefix {prefix} could not be removed")
-    elif left < 0:
-        warnings.append(f"warning: the account sweep failed: accounts with prefix {prefix} may be left")
+    warnings = run_warnings(generator, left, prefix)
     info["generator"] = generator
     summary = report.write(out, info, rows, verdicts, monitor, steps, warnings)
     for line in warnings:
@@ -378,6 +368,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failed = [v for v in verdicts if not v.ok]
     return 1 if failed else 0
+
+
+def run_warnings(generator: dict[str, float], left: int, prefix: str) -> list[str]:
+    warnings = []
+    if generator["peak_process"] > GENERATOR_WARN:
+        warnings.append(
+            f"warning: the load generator reached {generator['peak_process']:.0f} % of a core "
+            f"(> {GENERATOR_WARN:.0f} %): add --processes or generator hosts; "
+            "the figures may measure the generator"
+        )
+    if left > 0:
+        warnings.append(f"warning: {left} test account(s) with prefix {prefix} could not be removed")
+    elif left < 0:
+        warnings.append(f"warning: the account sweep failed: accounts with prefix {prefix} may be left")
+    return warnings
 
 
 def stress_verdicts(steps: list[dict[str, Any]]) -> list[Any]:

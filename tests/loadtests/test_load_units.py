@@ -291,3 +291,18 @@ def test_every_simulated_person_gets_an_address_of_its_own_on_loopback(
     assert all(a.startswith("127.102.") for a in addresses)
     monkeypatch.setenv("LOAD_SOURCE_ADDRESSES", "off")
     assert client.next_source_ip("http://127.0.0.1:3000") is None
+
+
+def test_a_busy_generator_and_left_accounts_are_warned_about() -> None:
+    from loadtests.run import generator_cpu, run_warnings
+
+    monitor = ResourceMonitor({})
+    monitor.per_process = {1: ("generator", 850.0, 10), 2: ("generator", 300.0, 10), 3: ("bot", 990.0, 10)}
+    monitor.samples = [Sample(0.0, {"generator": 115.0, "bot": 99.0}, 100.0)]
+    generator = generator_cpu(monitor)
+    assert generator == {"average": 115.0, "peak_process": 85.0}
+    warnings = run_warnings(generator, 2, "lt-x-")
+    assert warnings[0].startswith("warning: the load generator reached 85 % of a core (> 80 %)")
+    assert warnings[1] == "warning: 2 test account(s) with prefix lt-x- could not be removed"
+    assert run_warnings({"average": 10.0, "peak_process": 79.0}, 0, "lt-x-") == []
+    assert "sweep failed" in run_warnings({"average": 10.0, "peak_process": 1.0}, -1, "lt-x-")[0]
