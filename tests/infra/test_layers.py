@@ -1,0 +1,140 @@
+"""The documented ways to run the playbooks, on the stack `make up` deployed (run by `make test-infra`).
+
+- `ansible-playbook playbooks/site.yml --check --diff` reports no change and no failure;
+- `ansible-playbook playbooks/site.yml --tags rocketchat` works (no fact from another play is needed),
+  and `--tags certificates` reaches the certificate tasks;
+- every layer playbook runs alone (`playbooks/bot.yml` included) and changes nothing on a deployed stack;
+- no secret is in any container's configuration (`docker inspect`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from plugins.infra import docker_inspect
+
+pytestmark = pytest.mark.infra
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = [
+    "docker",
+    "mongodb",
+    "rocketchat",
+    "proxy",
+    "rocketchat_config",
+    "erp",
+    "bot",
+    "backup",
+    "monitoring",
+]
+
+
+@pytest.fixture(autouse=True)
+def _deployed() -> None:
+    if os.environ.get("PHOTOMATRIX_IDEMPOTENCE") != "1":
+        pytest.skip("runs through `make test-infra` after `make up` (PHOTOMATRIX_IDEMPOTENCE=1)")
+
+
+def playbook(*args: str) -> tuple[dict, float]:
+    env = {
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+    }
+    started = time.monotonic()
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-6000:]
+    return json.loads(run.stdout), elapsed
+
+
+def changed_tasks(report: dict) -> list[str]:
+    return [
+        f"{play['play']['name']} / {task['task']['name']}"
+        for play in report["plays"]
+        for task in play["tasks"]
+        if any(result.get("changed") for result in task["hosts"].values())
+    ]
+
+
+def assert_quiet(report: dict) -> None:
+    assert report["stats"], "no hosts in the report"
+    assert all(stats["failures"] == 0 and stats["unreachable"] == 0 for stats in report["stats"].values())
+    assert all(stats["changed"] == 0 for stats in report["stats"].values()), changed_tasks(report)
+
+
+@pytest.mark.timeout(900)
+def test_check_diff_on_the_deployed_stack_reports_nothing() -> None:
+    report, elapsed = playbook("playbooks/site.yml", "--check", "--diff")
+    print(f"site.yml --check --diff: {elapsed:.1f} s")
+    assert_quiet(report)
+
+
+@pytest.mark.timeout(900)
+def test_tags_certificates_reaches_the_certificate_tasks() -> None:
+    report, _ = playbook("playbooks/site.yml", "--tags", "certificates")
+    assert_quiet(report)
+    ran = {task["task"]["name"] for play in report["plays"] for task in play["tasks"]}
+    assert "Sign the server certificate with the internal CA (renewed before expiry)" in ran
+
+
+@pytest.mark.timeout(900)
+def test_tags_rocketchat_runs_without_the_images_play() -> None:
+    report, elapsed = playbook("playbooks/site.yml", "--tags", "rocketchat")
+    print(f"site.yml --tags rocketchat: {elapsed:.1f} s")
+    assert_quiet(report)
+    ran = {task["task"]["name"] for play in report["plays"] for task in play["tasks"]}
+    assert "Wait until the container is healthy (/livez)" in ran
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_playbook_runs_alone(layer: str) -> None:
+    report, elapsed = playbook(f"playbooks/{layer}.yml")
+    print(f"playbooks/{layer}.yml alone: {elapsed:.1f} s")
+    assert_quiet(report)
+
+
+def secret_values() -> dict[str, str]:
+    """Every secret file of the deployment (host side and the controller-side store)."""
+    roots = [Path("/srv/photomatrix/secrets")]
+    found = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and path.stat().st_size < 4096:
+                value = path.read_text(errors="replace").strip()
+                if len(value) >= 16:
+                    found[str(path)] = value
+    return found
+
+
+def test_no_secret_in_any_container_configuration() -> None:
+    names = subprocess.run(
+        ["docker", "ps", "--filter", "name=photomatrix-", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    assert names
+    secrets = secret_values()
+    assert secrets, "no secret files found: is the stack deployed?"
+    leaks = []
+    for name in names:
+        config = json.dumps(docker_inspect(name)["Config"])
+        leaks += [f"{name}: {path}" for path, value in secrets.items() if value in config]
+    assert not leaks
