@@ -12,6 +12,13 @@ The tar.gz holds manifest.json and one file per part: the ERP database (SQLite o
 pg_dump -Fc), Rocket.Chat (mongodump --oplog, or the simulator's state file), the bot's state and a tar
 of the deployment's secrets and PKI. The HMAC (encrypt-then-MAC, its own key derived from the key
 file) is checked before anything is decrypted, so a modified archive is refused as a whole.
+
+Off-host copies (when `remote_repository` is set): each new archive is shipped to a restic repository
+(sftp to another host, a directory, or any restic URL) as one snapshot tagged `photomatrix`. restic's own
+password is read from `remote_password_file` (0600, apart from the archives and from the archive key):
+only its path is ever on a command line, never the password itself. `prune` also runs `restic forget
+--prune` with the remote retention, `verify` also runs `restic check`, `restore --from-remote` fetches an
+archive back from the repository before restoring it.
 """
 
 from __future__ import annotations
@@ -112,6 +119,12 @@ class Config:
     stack_version: str = ""
     health_timeout: int = 300
     command_timeout: int = 1800
+    remote_repository: str = ""
+    remote_password_file: Path | None = None
+    remote_keep_daily: int = 14
+    remote_keep_weekly: int = 8
+    remote_ssh_key: str = ""
+    remote_known_hosts: str = ""
 
     @classmethod
     def load(cls, path: str) -> Config:
@@ -134,6 +147,14 @@ class Config:
                 stack_version=str(raw.get("stack_version", "")),
                 health_timeout=int(raw.get("health_timeout", 300)),
                 command_timeout=int(raw.get("command_timeout", 1800)),
+                remote_repository=str(raw.get("remote_repository") or ""),
+                remote_password_file=(
+                    Path(raw["remote_password_file"]) if raw.get("remote_password_file") else None
+                ),
+                remote_keep_daily=int(raw.get("remote_keep_daily", 14)),
+                remote_keep_weekly=int(raw.get("remote_keep_weekly", 8)),
+                remote_ssh_key=str(raw.get("remote_ssh_key") or ""),
+                remote_known_hosts=str(raw.get("remote_known_hosts") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BackupError(f"configuration {path} is incomplete or invalid: {exc!r}") from exc
@@ -684,6 +705,207 @@ def prune(config: Config) -> list[Path]:
     return removed
 
 
+# ---------------------------------------------------------------- off-host copies (restic)
+
+RESTIC_TAG = "photomatrix"
+SFTP_RE = re.compile(r"^sftp:(?://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?[:/]")
+
+
+def remote_password_file(config: Config) -> Path:
+    path = config.remote_password_file
+    if path is None:
+        raise BackupError("remote_repository is set but remote_password_file is not")
+    try:
+        st = path.stat()
+        size = len(path.read_bytes().strip())
+    except OSError as exc:
+        raise BackupError(f"cannot read the restic password file {path}: {exc.strerror}") from exc
+    if st.st_mode & 0o077:
+        raise BackupError(f"the restic password file {path} is readable by others: chmod 600 it")
+    if size < 16:
+        raise BackupError(f"the restic password file {path} is too short (16 characters at least)")
+    if config.key_file.exists() and path.resolve() == config.key_file.resolve():
+        raise BackupError("the restic password file must not be the archive key file")
+    return path
+
+
+def sftp_command(config: Config) -> str | None:
+    """restic's ssh command for an sftp repository when a key / known_hosts file is configured."""
+    match = SFTP_RE.match(config.remote_repository)
+    if match is None or not (config.remote_ssh_key or config.remote_known_hosts):
+        return None
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=30"]
+    if config.remote_ssh_key:
+        argv += ["-i", config.remote_ssh_key, "-o", "IdentitiesOnly=yes"]
+    if config.remote_known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={config.remote_known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    if match.group("port"):
+        argv += ["-p", match.group("port")]
+    host = match.group("host").strip("[]")
+    argv += [f"{match.group('user')}@{host}" if match.group("user") else host, "-s", "sftp"]
+    return " ".join(argv)
+
+
+def restic_argv(config: Config, *args: str) -> list[str]:
+    """restic with the repository and the password FILE (the password itself is never in argv or env)."""
+    if not config.remote_repository:
+        raise BackupError("no remote repository is configured (remote_repository)")
+    argv = [
+        "restic",
+        "--repo",
+        config.remote_repository,
+        "--password-file",
+        str(remote_password_file(config)),
+        "--cache-dir",
+        str(config.backup_dir / ".restic-cache"),
+        "--quiet",
+    ]
+    command = sftp_command(config)
+    if command:
+        argv += ["--option", f"sftp.command={command}"]
+    return [*argv, *args]
+
+
+def restic_env() -> dict[str, str]:
+    """The caller's environment minus any restic credentials it might carry."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_", "B2_", "AZURE_"))}
+
+
+def restic(config: Config, *args: str, stdout=None, what: str = "") -> bytes:
+    if shutil.which("restic") is None:
+        raise BackupError("remote_repository is set: install Debian's restic on this host")
+    argv = restic_argv(config, *args)
+    try:
+        result = subprocess.run(  # nosec B603
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=restic_env(),
+            timeout=config.command_timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError(f"restic {what or args[0]}: timed out after {config.command_timeout} s") from exc
+    if result.returncode != 0:
+        tail = result.stderr.decode(errors="replace").strip()[-800:]
+        if "wrong password" in tail:
+            raise BackupError(
+                f"restic {what or args[0]}: the repository refused the password "
+                f"in {config.remote_password_file}"
+            )
+        raise BackupError(f"restic {what or args[0]}: exit code {result.returncode}: {tail}")
+    return result.stdout or b""
+
+
+def remote_ensure(config: Config) -> None:
+    """Initialise the repository on first use; an existing one must accept our password."""
+    try:
+        restic(config, "cat", "config", what="opening the repository")
+    except BackupError as exc:
+        text = str(exc)
+        if "Is there a repository" not in text and "does not exist" not in text:
+            raise
+        log.info("initialising the restic repository %s", config.remote_repository)
+        restic(config, "init", what="init")
+
+
+def ship(config: Config, archive: Path) -> None:
+    remote_ensure(config)
+    match = NAME_RE.match(archive.name)
+    when = (
+        dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        if match
+        else dt.datetime.now(dt.UTC)
+    ).astimezone()  # restic reads --time as local time
+    restic(
+        config,
+        "backup",
+        "--tag",
+        RESTIC_TAG,
+        "--time",
+        f"{when:%Y-%m-%d %H:%M:%S}",
+        str(archive),
+        what="backup",
+    )
+    log.info("shipped %s to the remote repository", archive.name)
+
+
+def remote_snapshots(config: Config) -> list[dict]:
+    out = restic(config, "snapshots", "--json", "--tag", RESTIC_TAG, what="snapshots")
+    try:
+        snapshots = json.loads(out or b"[]") or []
+    except ValueError as exc:
+        raise BackupError(f"restic snapshots: unreadable answer: {exc}") from exc
+    return sorted(snapshots, key=lambda s: s["time"], reverse=True)
+
+
+def remote_prune(config: Config) -> None:
+    restic(
+        config,
+        "forget",
+        "--tag",
+        RESTIC_TAG,
+        "--group-by",  # each snapshot holds another file name: retention across them, per host
+        "host,tags",
+        "--keep-daily",
+        str(config.remote_keep_daily),
+        "--keep-weekly",
+        str(config.remote_keep_weekly),
+        "--keep-last",
+        "1",
+        "--prune",
+        what="forget --prune",
+    )
+    log.info(
+        "remote retention applied (daily %d, weekly %d)", config.remote_keep_daily, config.remote_keep_weekly
+    )
+
+
+def remote_check(config: Config) -> None:
+    restic(config, "check", what="check")
+    log.info("OK: the remote repository %s passed restic check", config.remote_repository)
+
+
+def fetch(config: Config, snapshot: str) -> Path:
+    """Copy an archive back from the repository into backup_dir (atomically) and return its path."""
+    snapshots = remote_snapshots(config)
+    if not snapshots:
+        raise BackupError("the remote repository holds no photomatrix snapshot")
+    if snapshot == "latest":
+        chosen = snapshots[0]
+    else:
+        found = [s for s in snapshots if s["id"].startswith(snapshot) or s.get("short_id") == snapshot]
+        if len(found) != 1:
+            raise BackupError(f"no single remote snapshot matches {snapshot!r}")
+        chosen = found[0]
+    paths = [p for p in chosen.get("paths", []) if NAME_RE.match(Path(p).name)]
+    if len(paths) != 1:
+        raise BackupError(f"remote snapshot {chosen['short_id']} holds no single photomatrix archive")
+    remote_path = paths[0]
+    ensure_dir(config)
+    target = config.backup_dir / Path(remote_path).name
+    partial = config.backup_dir / f".{target.name}.fetch"
+    try:
+        with open(partial, "wb") as f:
+            restic(config, "dump", chosen["id"], remote_path, stdout=f, what="dump")
+        os.chmod(partial, 0o600)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    log.info("fetched %s from remote snapshot %s", target.name, chosen["short_id"])
+    return target
+
+
+def list_remote(config: Config) -> None:
+    snapshots = remote_snapshots(config)
+    for snap in snapshots:
+        names = ", ".join(Path(p).name for p in snap.get("paths", []))
+        print(f"{snap['short_id']}  {snap['time'][:19]}  {snap.get('hostname', '')}  {names}")
+    if not snapshots:
+        print(f"no photomatrix snapshots in {config.remote_repository}")
+
+
 # ---------------------------------------------------------------- restore
 
 
@@ -865,11 +1087,25 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("create", help="write one encrypted archive of the whole stack")
     c.add_argument("--prune", action="store_true", help="then apply the retention (like `prune`)")
-    sub.add_parser("list", help="list the archives")
-    v = sub.add_parser("verify", help="authenticate, decrypt and check every part's sha256")
-    v.add_argument("archive", type=Path)
+    c.add_argument("--no-ship", action="store_true", help="do not copy it to the remote repository")
+    ls = sub.add_parser("list", help="list the archives")
+    ls.add_argument("--remote", action="store_true", help="list the remote repository's snapshots")
+    v = sub.add_parser(
+        "verify", help="authenticate, decrypt and check every part's sha256; restic check of the remote"
+    )
+    v.add_argument("archive", type=Path, nargs="?", help="a local archive (optional with --remote)")
+    v.add_argument(
+        "--remote", action="store_true", help="only the remote: restic check, then its newest archive"
+    )
     r = sub.add_parser("restore", help="verify, stop the affected containers, restore, start, wait healthy")
-    r.add_argument("archive", type=Path)
+    r.add_argument("archive", type=Path, nargs="?", help="a local archive (or --from-remote)")
+    r.add_argument(
+        "--from-remote",
+        metavar="SNAPSHOT",
+        nargs="?",
+        const="latest",
+        help="fetch the archive from the remote repository first (a snapshot id, default latest)",
+    )
     r.add_argument("--only", action="append", choices=COMPONENTS, help="restore only this part (repeatable)")
     r.add_argument(
         "--no-safety-backup", action="store_true", help="skip the backup of the current state first"
@@ -885,20 +1121,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Config.load(args.config)
         if args.command == "list":
-            list_archives(config)
+            if args.remote:
+                list_remote(config)
+            else:
+                list_archives(config)
         elif args.command == "verify":
             ensure_dir(config)
-            verify(config, args.archive)
+            if args.archive is None and not args.remote:
+                raise BackupError("verify needs an archive, or --remote")
+            if args.archive is not None:
+                verify(config, args.archive)
+            if config.remote_repository and (args.remote or args.archive is not None):
+                remote_check(config)
+            if args.remote:
+                with exclusive(config):
+                    fetched = fetch(config, "latest")
+                verify(config, fetched)
         else:
             with exclusive(config):
                 if args.command == "create":
-                    print(create(config), flush=True)  # the archive's path, for scripts
+                    archive = create(config)
+                    print(archive, flush=True)  # the archive's path, for scripts
+                    if config.remote_repository and not args.no_ship:
+                        ship(config, archive)
                     if args.prune:
                         prune(config)
+                        if config.remote_repository:
+                            remote_prune(config)
                 elif args.command == "prune":
                     prune(config)
+                    if config.remote_repository:
+                        remote_prune(config)
                 elif args.command == "restore":
-                    restore(config, args.archive, args.only, not args.no_safety_backup)
+                    if (args.archive is None) == (args.from_remote is None):
+                        raise BackupError("restore needs exactly one of an archive or --from-remote")
+                    archive = args.archive or fetch(config, args.from_remote)
+                    restore(config, archive, args.only, not args.no_safety_backup)
     except BackupError as exc:
         log.error("%s", exc)
         return 1
