@@ -145,6 +145,19 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_purge_expired(_args: argparse.Namespace) -> int:
+    """Delete the idempotency records older than ERP_IDEMPOTENCY_TTL_HOURS (run on a schedule)."""
+    from erp.db import write_session
+    from erp.services.idempotency import purge_expired
+    from erp.settings import get_settings
+
+    settings = get_settings()
+    with write_session() as session:
+        removed = purge_expired(session, settings)
+    print(f"idempotency records: {removed} expired removed (older than {settings.idempotency_ttl_hours} h)")
+    return 0
+
+
 def cmd_openapi(_args: argparse.Namespace) -> int:
     from erp.openapi import openapi_document
 
@@ -184,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_keys_revoke)
 
+    sub.add_parser(
+        "purge-expired", help="delete expired idempotency records (they hold encrypted responses)"
+    ).set_defaults(func=cmd_purge_expired)
     sub.add_parser("openapi", help="print the OpenAPI document (commit it as erp/openapi.json)").set_defaults(
         func=cmd_openapi
     )
