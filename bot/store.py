@@ -2,8 +2,10 @@
 claims (what was already done once, such as a reminder sent: `claim` succeeds for one caller only),
 and the outbox of task-tracker events (delivered in order by `bot.tasks.outbox`; dead letters kept apart).
 
-SQLite by default (the stdlib driver on one worker thread, so the event loop never blocks on disk), or
-Redis (`redis://...`) when several webhook replicas share the state.
+SQLite by default (writes on one worker thread, so the event loop never waits for a lock or a sync;
+point reads on the loop through a second, read-only connection: in WAL mode readers never wait for the
+writer, and a hop to the thread costs more than the read), or Redis (`redis://...`) when several webhook
+replicas share the state.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class SqliteStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-store")
         self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._writes = 0
         # Audit entries are written in batches: one hop to the worker thread per batch, not per command.
         self._audit_buffer: list[dict[str, Any]] = []
@@ -86,6 +89,18 @@ class SqliteStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         self._db = db
+        if self.path != ":memory:":  # an in-memory database is one connection's own
+            reader = sqlite3.connect(
+                f"file:{Path(self.path).resolve()}?mode=ro", uri=True, check_same_thread=False, timeout=10
+            )
+            reader.isolation_level = None
+            self._reader = reader
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """One row of a point read: on the loop with the read connection, else on the worker thread."""
+        if self._reader is not None:
+            return self._reader.execute(sql, params).fetchone()
+        return await self._run(lambda: self.db.execute(sql, params).fetchone())
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -99,6 +114,9 @@ class SqliteStore:
     async def close(self) -> None:
         if self._db is not None:
             await self.flush_audit()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             await self._run(self.db.close)
             self._db = None
         self._executor.shutdown(wait=True)
@@ -111,9 +129,7 @@ class SqliteStore:
         return True
 
     async def get_dialog(self, user_id: str) -> dict[str, Any] | None:
-        row = await self._run(
-            lambda: self.db.execute("SELECT data FROM dialogs WHERE user_id = ?", (user_id,)).fetchone()
-        )
+        row = await self._read("SELECT data FROM dialogs WHERE user_id = ?", (user_id,))
         return json.loads(row[0]) if row else None
 
     async def put_dialog(self, user_id: str, data: dict[str, Any], expires_at: float) -> None:
@@ -203,9 +219,7 @@ class SqliteStore:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def get_value(self, key: str) -> str | None:
-        row = await self._run(
-            lambda: self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        )
+        row = await self._read("SELECT value FROM kv WHERE key = ?", (key,))
         return row[0] if row else None
 
     async def set_value(self, key: str, value: str) -> None:

@@ -7,10 +7,13 @@ stream (`__my_messages__`):
   * `status` round trip p50 / p99 (sequential, one user);
   * commands per second with many users in a closed loop;
   * one full registration dialog: the sum of round trips and the bot's own handling time;
-  * the bot's RSS (current and peak).
+  * the bot's RSS (current and peak), with 10,000 employees known to its store (language preferences and
+    handled message ids) and 500 open registration dialogs, written into the store before the bot starts
+    (`--known-employees`, `--open-dialogs`; issue 17: <= 80 MB).
 
 Targets (issue): p50 <= 20 ms, p99 <= 60 ms, >= 200 commands/s, RSS <= 150 MB.
 Usage: python loadtests/bench_bot.py [--sequential 300] [--users 20] [--seconds 10]
+       [--known-employees 10000] [--open-dialogs 500]
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from plugins.bot import BOT_SIM_SETTINGS, RocketChatAdmin, prepare_workspace, st
 from plugins.erp import start_erp_server  # noqa: E402
 from plugins.rocketchat import start_simulator  # noqa: E402
 
+from bot.core.dialog import Dialog  # noqa: E402
+from bot.i18n import PERSON_LANG_KEY  # noqa: E402
+from bot.store import SqliteStore  # noqa: E402
 from bot.transport.ddp import DdpClient  # noqa: E402
 
 
@@ -97,6 +103,42 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (from /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def seed_store(path: Path, employees: int, dialogs: int) -> None:
+    """What a big company leaves in the bot's store: people's languages, handled ids, open dialogs."""
+    store = SqliteStore(str(path))
+    await store.open()
+    positions = [
+        {"code": f"P{i}", "name": f"Position {i}", "requires_approval": i % 2 == 0} for i in range(12)
+    ]
+    for i in range(dialogs):
+        dialog = Dialog(
+            user_id=f"seed-user-{i}",
+            username=f"seed.user{i}",
+            room_id=f"seed-room-{i}",
+            lang="ru",
+            expires_at=time.time() + 3600,
+            step="email",
+            full_name="Петров Иван",
+            position_code="P1",
+            positions=positions,
+        )
+        await store.put_dialog(dialog.user_id, dialog.to_dict(), dialog.expires_at)
+    now = time.time()
+    await store._run(  # one transaction for the bulk rows
+        lambda: store.db.executemany(
+            "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+            [(f"{PERSON_LANG_KEY}seed.user{i}", "ru" if i % 3 else "en") for i in range(employees)],
+        )
+    )
+    await store._run(
+        lambda: store.db.executemany(
+            "INSERT OR IGNORE INTO seen (message_id, at) VALUES (?, ?)",
+            [(f"seed-message-{i}", now) for i in range(employees)],
+        )
+    )
+    await store.close()
 
 
 def bot_seconds(metrics: str, command: str) -> float:
@@ -177,7 +219,11 @@ async def bench(
     )
 
     rss, peak = rss_mb(bot.process.proc.pid)
-    print(f"bot RSS: {rss:.0f} MB now, {peak:.0f} MB peak")
+    print(
+        f"bot RSS: {rss:.0f} MB now, {peak:.0f} MB peak "
+        f"({args.known_employees} employees known to the store, "
+        f"{args.open_dialogs} open dialogs)"
+    )
     for user in [single, dialog_user, *users]:
         await user.close()
 
@@ -189,6 +235,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--known-employees", type=int, default=10_000)
+    parser.add_argument("--open-dialogs", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
         state = Path(tmp)
@@ -198,6 +246,8 @@ def main() -> None:
         try:
             erp = start_erp_server(state / "erp", settings={"ERP_LOG_LEVEL": "WARNING"})
             admin, bot_user, admins_channel = prepare_workspace(rc)
+            (state / "bot").mkdir()
+            asyncio.run(seed_store(state / "bot" / "bot.sqlite3", args.known_employees, args.open_dialogs))
             bot = start_bot(
                 rocketchat_url=base_url,
                 erp_url=erp.base_url,
