@@ -119,6 +119,9 @@ class Config:
     stack_version: str = ""
     health_timeout: int = 300
     command_timeout: int = 1800
+    mongodb_replica_set: str = ""
+    mongodb_members: list[str] = field(default_factory=list)
+    mongodb_read_preference: str = "secondary"
     remote_repository: str = ""
     remote_password_file: Path | None = None
     remote_keep_daily: int = 14
@@ -147,6 +150,9 @@ class Config:
                 stack_version=str(raw.get("stack_version", "")),
                 health_timeout=int(raw.get("health_timeout", 300)),
                 command_timeout=int(raw.get("command_timeout", 1800)),
+                mongodb_replica_set=str(raw.get("mongodb_replica_set") or ""),
+                mongodb_members=[str(m) for m in raw.get("mongodb_members") or []],
+                mongodb_read_preference=str(raw.get("mongodb_read_preference") or "secondary"),
                 remote_repository=str(raw.get("remote_repository") or ""),
                 remote_password_file=(
                     Path(raw["remote_password_file"]) if raw.get("remote_password_file") else None
@@ -446,6 +452,27 @@ def rocketchat_mode(config: Config) -> tuple[str, dict | None]:
     return "mongodb", info
 
 
+MEMBER_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
+READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
+
+
+def mongodump_shell(config: Config) -> str:
+    """The mongodump command run in the MongoDB container: the local member, or, with a replica set
+    configured, the set through its URI reading from a secondary; --oplog either way (a consistent
+    point in time). The password comes from the container's file, inside the container only."""
+    command = "exec mongodump"
+    if config.mongodb_replica_set:
+        if not config.mongodb_members or not all(MEMBER_RE.match(m) for m in config.mongodb_members):
+            raise BackupError("mongodb_members must list the replica set's members as host[:port]")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", config.mongodb_replica_set):
+            raise BackupError("mongodb_replica_set is not a valid replica set name")
+        if config.mongodb_read_preference not in READ_PREFERENCES:
+            raise BackupError(f"mongodb_read_preference must be one of {', '.join(READ_PREFERENCES)}")
+        uri = f"mongodb://{','.join(config.mongodb_members)}/?replicaSet={config.mongodb_replica_set}"
+        command += f" --uri '{uri}' --readPreference={config.mongodb_read_preference}"
+    return f"{command} {MONGO_AUTH} --oplog --archive --gzip"
+
+
 def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
     mode, info = rocketchat_mode(config)
     name = config.containers["rocketchat"]
@@ -478,7 +505,7 @@ def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
                     mongo,
                     "sh",
                     "-c",
-                    f"exec mongodump {MONGO_AUTH} --oplog --archive --gzip",
+                    mongodump_shell(config),
                 ],
                 stdout=f,
                 timeout=config.command_timeout,
