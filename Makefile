@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests security scripts collections roles lab)
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests security scripts collections roles lab ops)
 PYTEST_ARGS ?=
 # The lab `make lab-up` starts: an inventory whose hosts become containers (docs/lab.md).
 LAB_INVENTORY ?= inventory/lab
@@ -32,7 +32,7 @@ lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
 	$(BIN)/yamllint --strict .
 	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
 	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
-	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim rcchat security loadtests collections roles lab
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim rcchat security loadtests collections roles lab ops
 
 format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
@@ -56,6 +56,10 @@ verify: setup ## read-only testinfra checks of a deployed stack: this machine's,
 
 drill: setup ## destructive checks (backup restore) of this machine's stack or INVENTORY's; refused for production
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
+
+status: setup ## read-only, one screen: containers and health per host, firing alerts, certificate expiry (INVENTORY, default inventory/local)
+	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local)
+.PHONY: status
 
 test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), down
 	set -e; trap '$(MAKE) down PURGE=true' EXIT; \

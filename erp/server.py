@@ -84,6 +84,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.in_head = True
         self.head_deadline: asyncio.TimerHandle | None = None
         self.discarding = False
+        self.message_done = True
+        self.awaiting_body_end = False
 
     # -- connections --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -133,12 +135,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.discarding:
             return
-        if not self.in_head:
-            super().data_received(data)
-            return
-        self.header_bytes += len(data)
+        started_in_head = self.in_head
         super().data_received(data)  # may end the head (a body can share the chunk)
-        if self.in_head and self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
+        if not (started_in_head and self.in_head):
+            return  # only chunks wholly inside a head count (never the previous request's body)
+        self.header_bytes += len(data)
+        if self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
             self._disarm_head_deadline()
             self.in_head = False
             self._refuse(problem_response(431, "the request line and headers are too large"))
@@ -155,10 +157,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm_head_deadline()
         super().on_headers_complete()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.message_done = False
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.message_done = True
+        if self.awaiting_body_end:  # answered early (e.g. 413); the rest of its body is now read
+            self.awaiting_body_end = False
+            self.in_head = True
+            self.header_bytes = 0
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self.pipeline:
             self._arm_head_deadline()  # the next request's head has the same deadline
+            if not self.message_done:  # bytes still coming belong to this request's body, not a head
+                self.in_head = False
+                self.awaiting_body_end = True
 
     def send_400_response(self, msg: str) -> None:
         self._disarm_head_deadline()

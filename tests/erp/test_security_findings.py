@@ -256,6 +256,20 @@ def test_a_request_within_the_limits_still_works_and_keeps_alive(guarded_server)
         assert [client.get("/healthz", headers=big_but_fine).status_code for _ in range(3)] == [200] * 3
 
 
+def test_the_rest_of_a_refused_body_is_not_taken_for_the_next_head(guarded_server) -> None:
+    """A 413 answered before the body was read: the body's remainder is not a 431 for the next request."""
+    body = b"{" + b" " * 1_999_998 + b"}"  # more than the socket buffers: most of it comes after the 413
+    head = f"POST {API}/staff HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(_address(guarded_server), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _read_all(sock, timeout=10)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"HTTP/1.1 200 " in answer, answer[-300:]
+    assert b" 431 " not in answer
+
+
 def test_connections_per_source_are_limited(guarded_server) -> None:
     """Finding 5: one client could hold thousands of sockets; over the cap a connection is closed at once."""
     held = [socket.create_connection(_address(guarded_server), timeout=5) for _ in range(8)]
