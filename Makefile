@@ -58,7 +58,7 @@ drill: setup ## destructive checks (backup restore) of this machine's stack or I
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
 
 status: setup ## read-only, one screen: containers and health per host, firing alerts, certificate expiry (INVENTORY, default inventory/local)
-	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local)
+	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
 test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), down
