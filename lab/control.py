@@ -23,6 +23,7 @@ HOST_RUN_OPTIONS = (
     "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
 )  # fmt: skip
 CERTS_D = Path("/etc/docker/certs.d")
+HOSTS_FILE = Path("/etc/hosts")
 # The site's own certificate authorities on the control machine; lab hosts trust them too.
 SITE_CA_DIR = Path("/usr/local/share/ca-certificates")
 READY_TIMEOUT = 90.0
@@ -172,6 +173,7 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
          "--mount", ca_mount, *site_ca,
+         *[f"--add-host={n}:{a}" for n, a in sorted(lab.public_names.items())],
          image]
     )  # fmt: skip
 
@@ -186,6 +188,21 @@ def _remove_stale_hosts(lab: Lab) -> None:
             _log(f"remove {name} (no longer in {lab.inventory.name})")
             docker.run(["rm", "--force", cid], timeout=180)
             docker.run(["volume", "rm", "--force", f"{name}-docker"], timeout=120, check=False)
+
+
+def _hosts_file(lab: Lab, present: bool) -> None:
+    """This machine resolves the lab's public names to their lab hosts: lines marked with the lab's
+    label in /etc/hosts, rewritten in place (it may be a bind mount), removed by `down`."""
+    if not HOSTS_FILE.exists():
+        return
+    marker = f"# {lab.label}"
+    lines = [line for line in HOSTS_FILE.read_text().splitlines() if not line.endswith(marker)]
+    if present:
+        lines += [f"{address} {name} {marker}" for name, address in sorted(lab.public_names.items())]
+    with HOSTS_FILE.open("r+") as handle:
+        handle.seek(0)
+        handle.write("\n".join(lines) + "\n")
+        handle.truncate()
 
 
 def _ssh_banner(address: str) -> bool:
@@ -241,6 +258,7 @@ def _up(lab: Lab) -> dict[str, float]:
         _wait(f"{host}'s Docker Engine", lambda h=host: _engine_ready(lab.container(h)))
         _wait(f"{host}'s sshd on {address}:22", lambda a=address: _ssh_banner(a))
     _known_hosts(lab)
+    _hosts_file(lab, present=True)
     times["hosts"] = time.monotonic() - mark
     mark = time.monotonic()
     ref = push_base(lab, base)
@@ -279,6 +297,7 @@ def _down(lab: Lab, purge_images: bool) -> None:
     for tag in tags.split():
         docker.run(["image", "rm", tag], check=False)
     shutil.rmtree(CERTS_D / lab.registry, ignore_errors=True)
+    _hosts_file(lab, present=False)
     shutil.rmtree(lab.state_dir, ignore_errors=True)
     if purge_images:
         images.remove_cached()

@@ -40,19 +40,22 @@ class CycleError(RuntimeError):
 
 def _verify_from_here(inventory: Path) -> float:
     started = time.monotonic()
+    name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
     result = subprocess.run(  # noqa: S603  # nosec B603
-        ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={inventory.relative_to(ROOT)}"],
+        ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"],
         cwd=ROOT,
         timeout=1800,
         check=False,
     )
     if result.returncode != 0:
-        raise CycleError(f"make verify INVENTORY={inventory.relative_to(ROOT)} failed")
+        raise CycleError(f"make verify INVENTORY={name} failed")
     return time.monotonic() - started
 
 
-def single(deploy: str, teardown: str, keep: bool = False) -> dict[str, float]:
-    lab = load(SINGLE_INVENTORY)
+def single(
+    deploy: str, teardown: str, keep: bool = False, inventory: Path = SINGLE_INVENTORY
+) -> dict[str, float]:
+    lab = load(inventory)
     (host,) = lab.hosts
     with control.lock(lab):
         return _single(lab, host, deploy, teardown, keep)
@@ -76,7 +79,7 @@ def _single(lab, host: str, deploy: str, teardown: str, keep: bool) -> dict[str,
         before = capture(lab, host, SNAPSHOT)
         if "photomatrix-proxy" not in before:
             raise CycleError(f"no stack on {host} after `{deploy}`:\n{before}")
-        figures["make verify INVENTORY=lab/single (from here)"] = _verify_from_here(SINGLE_INVENTORY)
+        figures["make verify INVENTORY=… (from here)"] = _verify_from_here(lab.inventory)
         after = capture(lab, host, SNAPSHOT)
         if after != before:
             raise CycleError(
@@ -100,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deploy", required=True, help="command run as root in the host's checkout")
     parser.add_argument("--teardown", required=True, help="command run as root in the host's checkout")
     parser.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    parser.add_argument(
+        "-i", "--inventory", type=Path, default=SINGLE_INVENTORY, help="a one-host lab inventory (lab/single)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        figures = single(args.deploy, args.teardown, keep=args.keep)
+        figures = single(args.deploy, args.teardown, keep=args.keep, inventory=args.inventory.resolve())
     except (LabConfigError, docker.DockerError, RemoteError, CycleError) as exc:
         _report(f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess  # nosec B404
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,8 @@ class Lab:
     registry: str
     hosts: dict[str, str]
     inventory: Path
+    # Public names (e.g. photomatrix_domain) and the address they resolve to, here and on the hosts.
+    public_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -125,4 +127,16 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> Lab:
     registry_ip = ipaddress.IPv4Address(match.group(1))
     if registry_ip not in subnet or registry_ip == gateway:
         raise LabConfigError(f"container_registry {registry}: not a host address of {subnet}")
-    return Lab(name=name, subnet=subnet, registry=registry, hosts=hosts, inventory=inventory)
+    public_names: dict[str, str] = {}
+    for public, target in (first.get("lab_public_names") or {}).items():
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?", str(public)) or target not in hosts:
+            raise LabConfigError(f"lab_public_names: {public!r} must be a DNS name and {target!r} a lab host")
+        public_names[str(public)] = hosts[target]
+    return Lab(
+        name=name,
+        subnet=subnet,
+        registry=registry,
+        hosts=hosts,
+        inventory=inventory,
+        public_names=public_names,
+    )

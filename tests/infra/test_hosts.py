@@ -11,9 +11,10 @@ import re
 import socket
 import ssl
 import tempfile
+from pathlib import Path
 
 import pytest
-from plugins.infra import Fleet, fleet_host_names
+from plugins.infra import ROOT, Fleet, fleet_host_names
 
 pytestmark = pytest.mark.infra
 
@@ -146,7 +147,10 @@ def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
     name = proxies[0]
     domain = fleet.var(name, "photomatrix_domain", "localhost")
     ca_path = fleet.var(name, "photomatrix_ca_file", "/etc/ssl/certs/ca-certificates.crt")
-    ca_pem = fleet.hosts[name].file(ca_path).content_string
+    # The CA clients use: on the proxy host, or the controller-side store's copy (docs/topology.md).
+    on_proxy = fleet.hosts[name].file(ca_path)
+    local = ca_path if Path(ca_path).is_absolute() else ROOT / ca_path
+    ca_pem = on_proxy.content_string if on_proxy.exists else Path(local).read_text()
     with tempfile.NamedTemporaryFile("w", suffix=".crt") as ca:
         ca.write(ca_pem)
         ca.flush()

@@ -3,10 +3,15 @@ registry and publishing ports, a warm second `up`, and a `down` that removes onl
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shutil
+import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -20,12 +25,31 @@ from lab.control import CERTS_D
 from lab.topology import LABEL, Lab, LabConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = Path(__file__).resolve().parent / "inventory"
+TEMPLATE = Path(__file__).resolve().parent / "inventory"
+# Each run has its own lab (name, subnet, public name), so two test runs on one machine never meet.
+RUN = os.getpid() % 200 + 20
+PUBLIC_NAME = f"web.pmlabt{RUN}.test"
 
 
-def run_lab(action: str, inventory: Path = INVENTORY, timeout: float = 1800) -> subprocess.CompletedProcess:
+@functools.cache
+def lab_inventory() -> Path:
+    """This run's copy of the template (made when a test first needs it; the lab fixture removes it)."""
+    inventory = Path(tempfile.mkdtemp(prefix="pmlab-tests-"))
+    for source in TEMPLATE.rglob("*.yml"):
+        target = inventory / source.relative_to(TEMPLATE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            source.read_text()
+            .replace("pmlabtest", f"pmlabt{RUN}")
+            .replace("10.78.0.", f"10.78.{RUN}.")
+            .replace("tests/lab/inventory/", f"{inventory}/")
+        )
+    return inventory
+
+
+def run_lab(action: str, inventory: Path | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lab", action, "-i", str(inventory)],
+        [sys.executable, "-m", "lab", action, "-i", str(inventory or lab_inventory())],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -48,13 +72,14 @@ def ansible(lab: Lab, pattern: str, *args: str, timeout: float = 300) -> subproc
 
 @pytest.fixture(scope="module")
 def lab() -> Lab:
-    config = load(INVENTORY)
+    config = load(lab_inventory())
     first = run_lab("up")
     if first.returncode != 0:
         run_lab("down")
         pytest.fail(f"lab up failed:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}")
     yield config
     run_lab("down")
+    shutil.rmtree(lab_inventory(), ignore_errors=True)
 
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
@@ -245,11 +270,15 @@ def test_a_host_pulls_by_reference_and_its_containers_publish_ports(lab):
                 time.sleep(1)
         else:
             pytest.fail(f"{h1}'s published port 18080 never answered")
-        # Host to host over the lab network.
+        # The lab's public name resolves to h1 here and on the hosts.
+        assert socket.gethostbyname(PUBLIC_NAME) == h1_address
+        with urllib.request.urlopen(f"http://{PUBLIC_NAME}:18080/", timeout=10) as response:
+            assert response.status == 200
+        # Host to host over the lab network, by public name.
         probe = ansible(
             lab, h2, "-m", "ansible.builtin.command", "-a",
-            f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{h1_address}:18080/', "
-            "timeout=5).status)\"",
+            "python3 -c \"import urllib.request; "
+            f"print(urllib.request.urlopen('http://{PUBLIC_NAME}:18080/', timeout=5).status)\"",
         )  # fmt: skip
         assert probe.returncode == 0, probe.stdout + probe.stderr
         assert "200" in probe.stdout
@@ -301,6 +330,7 @@ def test_down_removes_the_lab_and_nothing_else(lab):
         assert docker.inspect("container", lab.registry_container) is None
         assert not (CERTS_D / lab.registry).exists()
         assert not lab.state_dir.exists()
+        assert PUBLIC_NAME not in Path("/etc/hosts").read_text()
         # The cache stays: the next up builds nothing.
         assert docker.inspect("image", base) is not None
     finally:
