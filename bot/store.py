@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 AUDIT_KEEP = 10_000
@@ -91,7 +92,10 @@ class SqliteStore:
         self._db = db
         if self.path != ":memory:":  # an in-memory database is one connection's own
             reader = sqlite3.connect(
-                f"file:{Path(self.path).resolve()}?mode=ro", uri=True, check_same_thread=False, timeout=10
+                f"file:{quote(str(Path(self.path).resolve()))}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=10,
             )
             reader.isolation_level = None
             self._reader = reader

@@ -121,6 +121,11 @@ def test_every_admin_command(bot_stack):
     assert "заблокирован" in admin.converse(admin_dm, bot_id, f"заблокировать @{name}")
     assert erp_staff(bot_stack, name)[0]["status"] == "blocked"
     assert "разблокирован" in admin.converse(admin_dm, bot_id, f"разблокировать @{name}")
+    # The employee's own notice follows the admin's reply: count the employee's messages after it.
+    deadline = time.monotonic() + 15
+    while "разблокирована" not in (user.bot_messages(room, bot_id) or [""])[-1]:
+        assert time.monotonic() < deadline, user.bot_messages(room, bot_id)
+        time.sleep(0.05)
     before = len(user.bot_messages(room, bot_id))
     reply = admin.converse(admin_dm, bot_id, f"перевыпустить @{name}")
     assert "личные сообщения" in reply

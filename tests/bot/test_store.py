@@ -66,3 +66,16 @@ async def test_claims_are_taken_once_until_they_end_or_are_released(store):
     assert await store.claim("reminder:x", until=300.0, now=150.0) is True
     assert await store.claim("reminder:x", until=400.0, now=300.0) is True  # the old claim has ended
     assert await store.claim("reminder:y", until=400.0, now=300.0) is True
+
+
+async def test_sqlite_reads_on_the_loop_see_every_write_in_an_awkward_path(tmp_path):
+    store = SqliteStore(str(tmp_path / "a dir?#%" / "bot.sqlite3"))
+    await store.open()
+    for i in range(3):
+        await store.put_dialog("u1", {"step": f"s{i}"}, 10.0)
+        assert (await store.get_dialog("u1"))["step"] == f"s{i}"
+        await store.set_value("k", str(i))
+        assert await store.get_value("k") == str(i)
+    await store.delete_dialog("u1")
+    assert await store.get_dialog("u1") is None
+    await store.close()
