@@ -48,8 +48,14 @@ def lab_inventory() -> Path:
 
 
 def run_lab(action: str, inventory: Path | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """up and down as documented (`make lab-up` / `make lab-down` with LAB_INVENTORY), status directly."""
+    inventory = inventory or lab_inventory()
+    if action in ("up", "down"):
+        argv = ["make", "--no-print-directory", f"lab-{action}", f"LAB_INVENTORY={inventory}"]
+    else:
+        argv = [sys.executable, "-m", "lab", action, "-i", str(inventory)]
     return subprocess.run(
-        [sys.executable, "-m", "lab", action, "-i", str(inventory or lab_inventory())],
+        argv,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -124,7 +130,7 @@ def test_a_bad_inventory_is_refused_with_a_clear_error(tmp_path, hosts, lab_vars
     with pytest.raises(LabConfigError, match=message):
         load(inventory)
     result = run_lab("up", inventory, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode != 0
     assert message.split()[0] in result.stderr
     # Refused before anything was created.
     assert docker.inspect("network", "pmlabx-net") is None
