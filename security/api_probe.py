@@ -211,8 +211,11 @@ class Probe:
         )
 
     # -- round two (issue 12): each finding, so that it can never come back -------------------------
-    def public_secret(self) -> None:
-        """Finding 1: an admin JWT signed with the old public placeholder secret must not work."""
+    def public_secret(self, *, behind_allowlist: bool = False) -> None:
+        """Finding 1: an admin JWT signed with the old public placeholder secret must not work.
+
+        Through the proxy from outside its allowlist, nginx refuses first (403) and the ERP never sees
+        the token: refused either way, and neither answer may leak anything."""
         now = int(time.time())
         for sub in ("1", "2", "3"):
             claims = {
@@ -223,11 +226,16 @@ class Probe:
                 "exp": now + 300,
             }
             token = _hs256(claims, PLACEHOLDER_SECRET)
-            self.expect(
-                f"JWT signed with the placeholder secret (sub {sub}) → 401",
-                self.client.get(f"{API}/audit", headers={"Authorization": f"Bearer {token}"}),
-                401,
-            )
+            response = self.client.get(f"{API}/audit", headers={"Authorization": f"Bearer {token}"})
+            if behind_allowlist and response.status_code == 403:
+                leak = _leaks(response)
+                self.record(
+                    f"JWT signed with the placeholder secret (sub {sub}) → refused by the allowlist (403)",
+                    leak is None,
+                    "403" + (f", leaks {leak!r}" if leak else ""),
+                )
+                continue
+            self.expect(f"JWT signed with the placeholder secret (sub {sub}) → 401", response, 401)
 
     def refused_before_validation(self) -> None:
         """Finding 2: a malformed body with bad credentials is refused as unauthenticated, not parsed."""
@@ -325,7 +333,7 @@ def run_public(url: str, *, ca: str | None = None) -> list[Finding]:
             response.status_code in (401, 403) and _leaks(response) is None,
             str(response.status_code),
         )
-        probe.public_secret()
+        probe.public_secret(behind_allowlist=True)
         probe.activation()
         response = client.get("/docs")
         probe.record("no API browser (/docs)", response.status_code == 404, str(response.status_code))
