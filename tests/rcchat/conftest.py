@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import os
 import pty
 import select
@@ -19,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from plugins.pki import make_test_pki
 from plugins.processes import ROOT, free_port
 
 
@@ -55,52 +50,12 @@ class TlsFront:
     ca_file: Path
 
 
-def _make_ca_and_cert(directory: Path) -> dict[str, Path]:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rcchat test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
-
-
 @contextlib.contextmanager
 def tls_front(backend_port: int, directory: Path) -> Iterator[TlsFront]:
     """A TLS-terminating TCP forwarder on loopback (as the nginx proxy does) to a plain HTTP backend."""
-    paths = _make_ca_and_cert(directory)
+    pki = make_test_pki(directory, "rcchat test CA")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(paths["cert"], paths["key"])
+    context.load_cert_chain(pki.cert, pki.key)
     port = free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -137,7 +92,7 @@ def tls_front(backend_port: int, directory: Path) -> Iterator[TlsFront]:
     thread.start()
     assert started.wait(10)
     try:
-        yield TlsFront(f"https://127.0.0.1:{port}", paths["ca"])
+        yield TlsFront(f"https://127.0.0.1:{port}", pki.ca)
     finally:
         for task in asyncio.all_tasks(loop):
             loop.call_soon_threadsafe(task.cancel)
