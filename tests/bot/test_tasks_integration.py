@@ -17,7 +17,7 @@ def register(user, room, bot_id, full_name, position):
     return [user.converse(room, bot_id, text) for text in answers]
 
 
-def wait_for(predicate, what, timeout=20.0):
+def wait_for(predicate, what, timeout=60.0):  # generous: CI machines are slow and noisy
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
