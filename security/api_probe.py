@@ -356,6 +356,20 @@ def _hs256(claims: dict, secret: str) -> str:
     return f"{head}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the peer sends until it closes; `<still open>` or `<reset>` appended otherwise."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data + b"<still open>"
+    except ConnectionResetError:
+        return data + b"<reset>"
+    return data
+
+
 class DirectProbe:
     """Finding 5: checks only meaningful against the ERP server itself (not through a proxy): raw
     sockets with an unfinished head, an oversized head, an invalid request line."""
@@ -366,22 +380,10 @@ class DirectProbe:
         self.head_timeout = head_timeout
         self.findings: list[Finding] = []
 
-    def _read(self, sock: socket.socket, timeout: float) -> bytes:
-        sock.settimeout(timeout)
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except TimeoutError:
-            return data + b"<still open>"
-        except ConnectionResetError:
-            return data + b"<reset>"
-        return data
-
     def run(self) -> list[Finding]:
         with socket.create_connection(self.address, timeout=TIMEOUT) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nX-Slow: ")
-            answer = self._read(sock, self.head_timeout)
+            answer = read_until_closed(sock, self.head_timeout)
         self.findings.append(
             Finding(f"unfinished request head cut off within {self.head_timeout:.0f} s",
                     not answer.endswith(b"<still open>"), answer[:40].decode("latin-1"))
@@ -393,7 +395,7 @@ class DirectProbe:
                     sock.sendall(b"a" * 32768)
             except OSError:
                 pass
-            answer = self._read(sock, TIMEOUT)
+            answer = read_until_closed(sock, TIMEOUT)
         self.findings.append(
             Finding(
                 "1 MiB request head refused (431)",
@@ -403,7 +405,7 @@ class DirectProbe:
         )
         with socket.create_connection(self.address, timeout=TIMEOUT) as sock:
             sock.sendall(b"GET /\x01 HTTP/1.1\r\nHost: probe\r\n\r\n")
-            answer = self._read(sock, TIMEOUT)
+            answer = read_until_closed(sock, TIMEOUT)
         self.findings.append(
             Finding(
                 "HTTP-layer 400 is problem JSON",

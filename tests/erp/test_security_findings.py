@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from plugins.erp import idem
 from plugins.processes import ROOT, free_port
 
+from security.api_probe import read_until_closed
+
 pytestmark = pytest.mark.integration
 API = "/api/bot/v1"
 ACTIVATE = "/api/v1/account/activate"
@@ -207,25 +209,12 @@ def _address(server) -> tuple[str, int]:
     return host, int(port)
 
 
-def _read_all(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        return data + b"<still open>"
-    except ConnectionResetError:
-        return data + b"<reset>"
-    return data
-
-
 def test_an_unfinished_request_head_is_cut_off(guarded_server) -> None:
     """Finding 5: a socket with unfinished headers was kept forever (4,300 of them starved everyone)."""
     with socket.create_connection(_address(guarded_server), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         started = time.monotonic()
-        answer = _read_all(sock, timeout=10)
+        answer = read_until_closed(sock, timeout=10)
         elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"application/problem+json" in answer
@@ -234,7 +223,7 @@ def test_an_unfinished_request_head_is_cut_off(guarded_server) -> None:
 
 def test_an_idle_connection_is_closed(guarded_server) -> None:
     with socket.create_connection(_address(guarded_server), timeout=5) as sock:
-        assert _read_all(sock, timeout=10) == b""
+        assert read_until_closed(sock, timeout=10) == b""
 
 
 def test_an_oversized_request_head_is_refused_with_431(guarded_server) -> None:
@@ -246,7 +235,7 @@ def test_an_oversized_request_head_is_refused_with_431(guarded_server) -> None:
                 sock.sendall(b"a" * 4096)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        answer = _read_all(sock, timeout=10)
+        answer = read_until_closed(sock, timeout=10)
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
 
 
@@ -264,7 +253,7 @@ def test_the_rest_of_a_refused_body_is_not_taken_for_the_next_head(guarded_serve
     with socket.create_connection(_address(guarded_server), timeout=10) as sock:
         sock.sendall(head.encode() + body)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = _read_all(sock, timeout=10)
+        answer = read_until_closed(sock, timeout=10)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"HTTP/1.1 200 " in answer, answer[-300:]
     assert b" 431 " not in answer
@@ -275,7 +264,7 @@ def test_connections_per_source_are_limited(guarded_server) -> None:
     held = [socket.create_connection(_address(guarded_server), timeout=5) for _ in range(8)]
     try:
         with socket.create_connection(_address(guarded_server), timeout=5) as extra:
-            assert _read_all(extra, timeout=5) in (b"", b"<reset>")
+            assert read_until_closed(extra, timeout=5) in (b"", b"<reset>")
     finally:
         for sock in held:
             sock.close()
@@ -288,7 +277,7 @@ def test_a_malformed_request_line_gets_problem_json(guarded_server) -> None:
     """Finding 6: HTTP-layer 400s were plain text."""
     with socket.create_connection(_address(guarded_server), timeout=5) as sock:
         sock.sendall(b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = _read_all(sock, timeout=5)
+        answer = read_until_closed(sock, timeout=5)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b"application/problem+json" in answer
 
