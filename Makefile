@@ -61,11 +61,12 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
-test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), down
+test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), drill (restore), down
 	set -e; trap '$(MAKE) down PURGE=true' EXIT; \
 	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
 	  $(MAKE) verify; \
-	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py
+	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py; \
+	  $(MAKE) drill
 
 lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry
 	$(PY) -m lab up -i $(LAB_INVENTORY)
