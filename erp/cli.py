@@ -134,9 +134,39 @@ def cmd_keys_list(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from erp.security.api_keys import revoke_key
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from erp.security.api_keys import rotate_key
 
+    try:
+        key, previous = rotate_key(args.name, revoke_previous=args.revoke_previous)
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _audit_cli("key.rotate", args.name, f"previous:{previous}" + (" revoked" if args.revoke_previous else ""))
+    print(key)
+    if args.revoke_previous:
+        print(f"rotated key {args.name!r}; the previous one ({previous!r}) is revoked", file=sys.stderr)
+    else:
+        print(
+            f"rotated key {args.name!r}; the previous one stays valid as {previous!r} until "
+            f"`keys revoke --previous {args.name}`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from erp.security.api_keys import revoke_key, revoke_previous_keys
+
+    if args.previous:
+        revoked = revoke_previous_keys(args.name)
+        for name in revoked:
+            _audit_cli("key.revoke", name, f"previous of {args.name}")
+        print(f"revoked {len(revoked)} previous key(s) of {args.name!r}: {', '.join(revoked) or '-'}")
+        return 0
     if revoke_key(args.name):
         _audit_cli("key.revoke", args.name)
         print(f"revoked key {args.name!r}")
@@ -193,9 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="list keys (never their secrets)").set_defaults(func=cmd_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by name")
+    revoke = keys.add_parser("revoke", help="revoke a key by name (its name can be used again)")
     revoke.add_argument("name")
+    revoke.add_argument(
+        "--previous",
+        action="store_true",
+        help="revoke instead the keys `keys rotate` replaced (NAME.<id>), leaving NAME itself",
+    )
     revoke.set_defaults(func=cmd_keys_revoke)
+    rotate = keys.add_parser(
+        "rotate",
+        help="print a new secret for an active key (same scopes and networks); the previous one stays "
+        "valid as NAME.<id> until `keys revoke --previous NAME`",
+    )
+    rotate.add_argument("--name", required=True)
+    rotate.add_argument("--revoke-previous", action="store_true", help="revoke the previous secret at once")
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     sub.add_parser(
         "purge-expired", help="delete expired idempotency records (they hold encrypted responses)"

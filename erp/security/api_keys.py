@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import secrets
 import threading
 import time
@@ -11,12 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from erp.db import read_session, write_session
 from erp.models import ApiKey, utcnow
 
 KEY_PREFIX = "erp_"
 SCOPES = ("bot", "admin")
+# New names carry no dot: a key a rotation replaced keeps its row (audit, idempotency records) under
+# NAME.<id>, and a revoked key's name can be taken again the same way.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,48}")
 # last_used_at is written at most this often per key, so the hot path stays read-only.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -104,16 +109,41 @@ class KeyCache:
             session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
 
 
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError("a key name is 1-48 letters, digits, '-' or '_'")
+
+
+def _retire(session: Session, row: ApiKey) -> str:
+    """Free the row's name: it becomes NAME.<id> (the row, its audit trail and its records are kept)."""
+    retired = f"{row.name}.{row.id}"
+    if session.scalar(select(ApiKey.id).where(ApiKey.name == retired)) is not None:
+        raise ValueError(f"cannot retire key {row.name!r}: a key named {retired!r} exists already")
+    row.name = retired
+    session.flush()
+    return retired
+
+
 def create_key(name: str, scopes: list[str], networks: list[str]) -> str:
-    """Store a new key and return its secret (the only time it exists in clear)."""
+    """Store a new key and return its secret (the only time it exists in clear).
+
+    A name held by an active key is refused; a revoked key's name is taken again (the revoked row is
+    kept as NAME.<id>).
+    """
+    _check_name(name)
     bad = set(scopes) - set(SCOPES)
     if bad or not scopes:
         raise ValueError(f"scopes must be among {SCOPES}")
     nets = [str(ipaddress.ip_network(n, strict=False)) for n in networks]
     key = generate_key()
     with write_session() as session:
-        if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
-            raise ValueError(f"a key named {name!r} exists already")
+        existing = session.scalar(select(ApiKey).where(ApiKey.name == name))
+        if existing is not None:
+            if existing.revoked_at is None:
+                raise ValueError(
+                    f"a key named {name!r} exists already (a new secret for it: keys rotate --name {name})"
+                )
+            _retire(session, existing)
         session.add(
             ApiKey(
                 name=name,
@@ -123,6 +153,45 @@ def create_key(name: str, scopes: list[str], networks: list[str]) -> str:
             )
         )
     return key
+
+
+def rotate_key(name: str, revoke_previous: bool = False) -> tuple[str, str]:
+    """A new secret for the active key NAME, with its scopes and networks; returns (secret, previous name).
+
+    The previous key is renamed NAME.<id> and stays valid until `revoke_previous_keys(NAME)` (or at once
+    with revoke_previous), so consumers can switch to the new secret before the old one stops working.
+    """
+    key = generate_key()
+    with write_session() as session:
+        old = session.scalar(
+            select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).with_for_update()
+        )
+        if old is None:
+            raise LookupError(f"no active key named {name!r}")
+        scopes, networks = old.scopes, old.allowed_networks
+        previous = _retire(session, old)
+        if revoke_previous:
+            old.revoked_at = utcnow()
+        session.add(ApiKey(name=name, key_hash=hash_key(key), scopes=scopes, allowed_networks=networks))
+    return key, previous
+
+
+def revoke_previous_keys(name: str) -> list[str]:
+    """Revoke the still-active keys rotations of NAME left (NAME.<id>); returns their names."""
+    retired = re.compile(re.escape(name) + r"\.[0-9]+")
+    with write_session() as session:
+        rows = [
+            row
+            for row in session.scalars(
+                select(ApiKey).where(
+                    ApiKey.name.startswith(name + ".", autoescape=True), ApiKey.revoked_at.is_(None)
+                )
+            )
+            if retired.fullmatch(row.name)
+        ]
+        for row in rows:
+            row.revoked_at = utcnow()
+        return sorted(row.name for row in rows)
 
 
 def revoke_key(name: str) -> bool:
