@@ -1,0 +1,183 @@
+"""Deployment by digest (`make deploy`), the record of what each environment runs, and rollback.
+
+A manifest is deployed with the playbook `make up` runs (playbooks/site.yml) against the environment's
+inventory; the project's images are the manifest's `repository@sha256:…` references (extra vars
+photomatrix_images), roles/container_images builds nothing (container_images_build false) and refuses
+any reference that is not a digest (container_images_require_digests). Before anything runs, every
+digest must be in the inventory's registry: a manifest whose images are not there is refused.
+
+Rollback (until `make rollback` keeps previous references per host): deploy the environment's previous
+manifest by digest through this same path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess  # nosec B404
+import sys
+from pathlib import Path
+
+from release.manifest import Manifest, load
+from release.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY_TIMEOUT = 5400
+
+
+class DeployError(RuntimeError):
+    """The manifest was refused or the deployment failed."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def inventory_registry(inventory: Path) -> str:
+    """The container_registry every host of INVENTORY pulls from (it must be one)."""
+    program = Path(sys.executable).parent / "ansible-inventory"
+    try:
+        out = subprocess.run(  # noqa: S603  # nosec B603
+            [str(program), "-i", str(inventory), "--list"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError(f"ansible-inventory did not answer within 120 s for {inventory}") from exc
+    if out.returncode != 0:
+        raise DeployError(f"ansible-inventory cannot read {inventory}: {out.stderr.strip()[-400:]}")
+    hostvars = json.loads(out.stdout).get("_meta", {}).get("hostvars", {})
+    registries = {str(v.get("container_registry", "")) for v in hostvars.values()}
+    if len(registries) != 1 or not next(iter(registries)):
+        raise DeployError(
+            f"{inventory}: its hosts must all set one container_registry to deploy a release "
+            f"(found {sorted(registries)})"
+        )
+    return registries.pop()
+
+
+def preflight(manifest: Manifest, registry: str, ca: Path | None = None) -> None:
+    """Refuse a manifest for another registry or with a digest the registry does not hold."""
+    if manifest.registry != registry:
+        raise DeployError(
+            f"manifest {manifest.version} is in registry {manifest.registry}, "
+            f"the inventory pulls from {registry}"
+        )
+    with Registry(registry, ca) as reg:
+        missing = [f"{i.key} ({i.ref})" for i in manifest.images.values() if not reg.has(i.path, i.digest)]
+    if missing:
+        raise DeployError(f"refused: not in registry {registry}: " + ", ".join(missing))
+
+
+def extra_vars(manifest: Manifest) -> dict:
+    """What the deployment playbook gets: the project's images by digest, nothing built."""
+    images: dict[str, str] = manifest.refs()
+    sim = images.get("rocketchat_sim", "")
+    # Rocket.Chat and MongoDB stay the pinned official images (the simulator only where allowed).
+    images["rocketchat"] = (
+        f"{{{{ '{sim}' if photomatrix_images_offline | bool else photomatrix_official_images.rocketchat }}}}"
+    )
+    images["mongodb"] = "{{ photomatrix_official_images.mongodb }}"
+    return {
+        "container_images_build": False,
+        "container_images_require_digests": True,
+        "photomatrix_images": images,
+    }
+
+
+class History:
+    """.state/release/environments/<env>.json: the manifests deployed there, oldest first."""
+
+    def __init__(self, state_root: Path, env: str) -> None:
+        self.path = state_root / "environments" / f"{env}.json"
+
+    def entries(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return list(json.loads(self.path.read_text()).get("deployments", []))
+
+    def current(self) -> dict | None:
+        entries = self.entries()
+        return entries[-1] if entries else None
+
+    def previous(self) -> dict | None:
+        """The last deployment of a different manifest than the current one."""
+        entries = self.entries()
+        if not entries:
+            return None
+        return next((e for e in reversed(entries[:-1]) if e["sha256"] != entries[-1]["sha256"]), None)
+
+    def append(self, manifest: Manifest, how: str) -> None:
+        entries = self.entries()
+        entries.append(
+            {
+                "manifest": str(manifest.path),
+                "sha256": manifest.sha256,
+                "version": manifest.version,
+                "how": how,
+                "at": _now(),
+            }
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"deployments": entries[-50:]}, indent=2) + "\n")
+
+
+def deploy(
+    manifest: Manifest,
+    env: str,
+    inventory: Path,
+    state_root: Path,
+    ca: Path | None = None,
+    playbook: str = "playbooks/site.yml",
+    how: str = "deploy",
+) -> Path:
+    """Preflight, then the playbook; returns its log. Records the deployment when it succeeded."""
+    preflight(manifest, inventory_registry(inventory), ca)
+    logs = manifest.directory / "deployments"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = _now()
+    vars_file = logs / f"{env}-{stamp}.vars.json"
+    vars_file.write_text(json.dumps(extra_vars(manifest), indent=2) + "\n")
+    log = logs / f"{env}-{stamp}.log"
+    program = Path(sys.executable).parent / "ansible-playbook"
+    print(f"deploy {manifest.version} to {env} ({inventory}) by digest; log {log}", flush=True)
+    with log.open("w") as handle:
+        try:
+            result = subprocess.run(  # noqa: S603  # nosec B603
+                [str(program), "-i", str(inventory), playbook, "-e", f"@{vars_file}"],
+                cwd=ROOT,
+                env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=DEPLOY_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DeployError(
+                f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}"
+            ) from exc
+    if result.returncode != 0:
+        raise DeployError(
+            f"deployment of {manifest.version} to {env} failed (exit {result.returncode}); log {log}"
+        )
+    History(state_root, env).append(manifest, how)
+    return log
+
+
+def rollback(
+    env: str, inventory: Path, state_root: Path, ca: Path | None = None, playbook: str = "playbooks/site.yml"
+) -> Manifest:
+    """Deploy ENV's previous manifest by digest; returns it."""
+    previous = History(state_root, env).previous()
+    if previous is None:
+        raise DeployError(f"{env}: no previous release to roll back to")
+    manifest = load(Path(previous["manifest"]))
+    if manifest.sha256 != previous["sha256"]:
+        raise DeployError(
+            f"{previous['manifest']} changed since it was deployed; refusing to roll back to it"
+        )
+    deploy(manifest, env, inventory, state_root, ca, playbook=playbook, how="rollback")
+    return manifest
