@@ -67,6 +67,7 @@ RENDERED = [
     "monitoring_bot_targets",
     "monitoring_rocketchat_targets",
     "monitoring_alertmanager_receiver_url",
+    "photomatrix_firewall_rules",
 ]
 
 
@@ -202,8 +203,34 @@ def test_prometheus_scrapes_remote_hosts_by_address(lab: dict[str, dict]) -> Non
     assert mon["monitoring_alertmanager_receiver_url"] == "http://10.77.0.51:8080/alerts/alertmanager"
 
 
+def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str, dict]) -> None:
+    """docs/topology.md section 3: the rules docker_engine writes to DOCKER-USER, per host."""
+
+    def rules(host: str) -> dict[int, list[str]]:
+        found = lab[host]["photomatrix_firewall_rules"]
+        assert {rule["address"] for rule in found} <= {ADDRESSES[host]}, found
+        return {rule["port"]: rule["peers"] for rule in found}
+
+    assert rules("erp1") == {8000: ["10.77.0.10", "10.77.0.61"]}
+    assert rules("chat") == {
+        3000: ["10.77.0.10", "10.77.0.61"],
+        3001: ["10.77.0.10", "10.77.0.61"],
+        3002: ["10.77.0.10", "10.77.0.61"],
+        9458: ["10.77.0.61"],
+        9459: ["10.77.0.61"],
+        9460: ["10.77.0.61"],
+    }
+    # A member admits the other members and Rocket.Chat, never itself.
+    assert rules("mongo2") == {27017: ["10.77.0.11", "10.77.0.21", "10.77.0.23"]}
+    # Realtime mode: only Prometheus and Alertmanager call the bot.
+    assert rules("bot") == {8080: ["10.77.0.61"]}
+    assert rules("edge") == {}
+    assert rules("mon") == {}
+
+
 def test_one_host_keeps_container_aliases_and_publishes_nothing(solo: dict[str, dict]) -> None:
     one = solo["solo"]
+    assert one["photomatrix_firewall_rules"] == []
     assert one["tls_proxy_erp_servers"] == ["erp-api:8000"]
     assert one["tls_proxy_rocketchat_servers"] == ["rocketchat:3000"]
     assert one["tls_proxy_erp_allowlist"] == ["10.250.0.20"]
@@ -346,3 +373,43 @@ def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+def rendered_rocketchat_env(tmp: Path, extra: dict) -> dict[str, str]:
+    """The environment the rocketchat role gives the container (roles/rocketchat/tasks/env.yml)."""
+    tmp.mkdir()
+    inventory = write_inventory(tmp, multi=False)
+    out = tmp / "env.json"
+    save = {"dest": str(out), "content": "{{ rocketchat_env | to_json }}"}
+    playbook = tmp / "env.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "solo",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"ansible.builtin.include_vars": {"dir": str(ROOT / "playbooks/group_vars/all")}},
+                        {"ansible.builtin.include_role": {"name": "rocketchat", "tasks_from": "env.yml"}},
+                        {"ansible.builtin.copy": save},
+                    ],
+                }
+            ]
+        )
+    )
+    run = ansible_playbook("-i", str(inventory), str(playbook), "-e", json.dumps(extra))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_the_first_admin_email_is_not_verified_so_its_password_login_needs_no_emailed_code(
+    tmp_path: Path,
+) -> None:
+    """With e-mail 2FA auto opt-in a verified admin e-mail makes the bootstrap login ask for a code sent by
+    e-mail (/work/shared/rocketchat/facts.md, section 5.2): the role creates the admin unverified, as
+    docs/rocketchat-configuration.md advises."""
+    assert rendered_rocketchat_env(tmp_path / "default", {})["ADMIN_EMAIL_VERIFIED"] == "false"
+    overridden = rendered_rocketchat_env(tmp_path / "verified", {"rocketchat_admin_email_verified": True})
+    assert overridden["ADMIN_EMAIL_VERIFIED"] == "true"
+    docs = (ROOT / "docs/rocketchat-configuration.md").read_text(encoding="utf-8")
+    assert "`rocketchat_admin_email_verified` defaults to `false`" in docs
