@@ -23,7 +23,15 @@ def main() -> int:
             print(f"bot: invalid configuration: {location}: {error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    asyncio.run(BotApp(settings).run())
+    # uvloop (installed with uvicorn[standard]) when present: the loop's own overhead per message is lower.
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(BotApp(settings).run())
     return 0
 
 

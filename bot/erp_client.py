@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bot import metrics
+from bot.http_client import KeepAliveClient, Response
 from bot.logging import request_id_var
 
 log = logging.getLogger("bot.erp")
@@ -74,7 +75,7 @@ class CircuitBreaker:
         metrics.BREAKER_STATE.set({self.CLOSED: 0, self.OPEN: 1, self.HALF_OPEN: 2}[self._state])
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response | Response) -> float | None:
     """Retry-After in seconds (the delta form; an HTTP date or garbage counts as absent)."""
     value = response.headers.get("Retry-After")
     if value is None:
@@ -104,15 +105,16 @@ class ErpClient:
         self.root_url = self.base_url.removesuffix("/api/bot/v1")
         self.retries, self.backoff_base, self.backoff_max = retries, backoff_base, backoff_max
         self.breaker = CircuitBreaker(breaker_threshold, breaker_reset_seconds)
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            headers={"X-API-Key": api_key, "User-Agent": "photomatrix-onboarding-bot"},
-            verify=verify,
-            transport=transport,
-            # A small pool: httpcore scans every pooled connection on each request.
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-        )
+        headers = {"X-API-Key": api_key, "User-Agent": "photomatrix-onboarding-bot"}
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._http: KeepAliveClient | httpx.AsyncClient
+        if transport is None:
+            # The bot's own keep-alive client: a fraction of httpx's CPU per call (bot/http_client.py).
+            self._http = KeepAliveClient(self.base_url, timeout=timeout, headers=headers, ssl_context=context)
+        else:  # an injected httpx transport (tests)
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout), headers=headers, verify=context or True, transport=transport
+            )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -174,7 +176,7 @@ class ErpClient:
             attempt += 1
 
     @staticmethod
-    def _result(response: httpx.Response) -> Any:
+    def _result(response: httpx.Response | Response) -> Any:
         try:
             body = response.json() if response.content else None
         except ValueError:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from bot.core.ports import Identity
+from bot.http_client import KeepAliveClient, Response
 
 log = logging.getLogger("bot.rest")
 
@@ -38,15 +39,18 @@ class RocketChatRest:
         self.base_url = base_url.rstrip("/")
         self.user_id, self.token = user_id, token
         self._username, self._password = username, password
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout),
-            verify=verify,
-            transport=transport,
-            # A small pool: httpcore scans every pooled connection on each request.
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-        )
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._http: KeepAliveClient | httpx.AsyncClient
+        if transport is None:
+            # The bot's own keep-alive client: a fraction of httpx's CPU per call (bot/http_client.py).
+            self._http = KeepAliveClient(self.base_url, timeout=timeout, ssl_context=context)
+        else:  # an injected httpx transport (tests)
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=httpx.Timeout(timeout),
+                verify=context or True,
+                transport=transport,
+            )
         self._dm_rooms: dict[str, str] = {}
         self._login_lock = asyncio.Lock()
 
@@ -143,7 +147,7 @@ def password_digest(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(response: httpx.Response | Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -151,7 +155,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _rate_limit_wait(response: httpx.Response) -> float:
+def _rate_limit_wait(response: httpx.Response | Response) -> float:
     reset = response.headers.get("X-RateLimit-Reset")  # epoch milliseconds, not seconds
     try:
         wait = float(reset) / 1000 - time.time() if reset else 1.0
