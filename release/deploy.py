@@ -85,6 +85,12 @@ def extra_vars(manifest: Manifest) -> dict:
         "container_images_build": False,
         "container_images_require_digests": True,
         "photomatrix_images": images,
+        # Which release this is, for the roles that label what they run and for the logs.
+        "photomatrix_release": {
+            "version": manifest.version,
+            "commit": manifest.commit,
+            "manifest": manifest.sha256,
+        },
     }
 
 

@@ -17,8 +17,10 @@ import pytest
 from plugins.pki import make_test_pki
 
 from lab import images as lab_images
+from release import build, gitinfo, manifest
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 CERTS_D = Path("/etc/docker/certs.d")
 
 
@@ -105,3 +107,13 @@ def built_images(base_image: str, registry: TestRegistry):
         subprocess.run(
             ["docker", "image", "rm", "--force", ref], capture_output=True, timeout=120, check=False
         )
+
+
+@pytest.fixture(scope="session")
+def released(registry, built_images, tmp_path_factory) -> manifest.Manifest:
+    out = tmp_path_factory.mktemp("release") / "v-test"
+    commit = gitinfo.commit(ROOT)
+    path = build.record(
+        out, registry.address, built_images, "v-test", commit, ca=registry.ca, extra_tags=(commit,)
+    )
+    return manifest.load(path)

@@ -13,7 +13,7 @@ import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from release import build, deploy, gitinfo, manifest, page
+from release import deploy, gitinfo, manifest, page
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +25,6 @@ def _repo_digests(ref: str) -> list[str]:
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     return json.loads(out)
-
-
-@pytest.fixture(scope="session")
-def released(registry, built_images, tmp_path_factory) -> manifest.Manifest:
-    out = tmp_path_factory.mktemp("release") / "v-test"
-    commit = gitinfo.commit(ROOT)
-    path = build.record(
-        out, registry.address, built_images, "v-test", commit, ca=registry.ca, extra_tags=(commit,)
-    )
-    return manifest.load(path)
 
 
 def _inventory(tmp_path: Path, registry: str) -> Path:
