@@ -21,6 +21,7 @@ from bot.alerts import AlertsReceiver
 from bot.core.ports import Identity
 from bot.core.router import Router
 from bot.erp_client import ErpClient
+from bot.leader import Leadership
 from bot.metrics import REGISTRY
 from bot.reminders import Reminders
 from bot.settings import BotSettings
@@ -114,18 +115,21 @@ class BotApp:
                 language=settings.language,
                 max_lines=settings.alerts_max_lines,
             )
+        # The realtime stream of the current leadership term (None while standing by, and in webhook mode).
         self.realtime: RealtimeTransport | None = None
-        if settings.mode == "realtime":
-            self.realtime = RealtimeTransport(
-                ws_url=settings.websocket_url,
-                rest=self.rest,
-                router=self.router,
-                store=self.store,
-                identity=self.identity,
-                ssl_context=self.ssl_context,
-                reconnect_max_seconds=settings.reconnect_max_seconds,
-            )
+        self.leadership = Leadership(self.store, ttl=settings.lease_seconds)
         self._rest_ok_at = 0.0
+
+    def _new_realtime(self) -> RealtimeTransport:
+        return RealtimeTransport(
+            ws_url=self.settings.websocket_url,
+            rest=self.rest,
+            router=self.router,
+            store=self.store,
+            identity=self.identity,
+            ssl_context=self.ssl_context,
+            reconnect_max_seconds=self.settings.reconnect_max_seconds,
+        )
 
     # --- HTTP: health, readiness, metrics (+ the webhook endpoint in webhook mode, + alerts) ---
     def http_app(self) -> Starlette:
@@ -152,10 +156,12 @@ class BotApp:
             "rocketchat": await self._rocketchat_ok(),
         }
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        # A standby is ready (it can take over); `leader` says which replica holds the lease.
+        body = {"ready": ready, "checks": checks, "leader": self.leadership.leading.is_set()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def _rocketchat_ok(self) -> bool:
-        if self.realtime is not None:
+        if self.realtime is not None and self.leadership.leading.is_set():
             return self.realtime.connected
         if time.monotonic() - self._rest_ok_at < 10:
             return True
@@ -209,6 +215,26 @@ class BotApp:
             except Exception:
                 log.exception("reminder round failed")
 
+    async def _lead(self) -> None:
+        """Each leadership term: the realtime stream (realtime mode) and the jobs that must run once."""
+        while True:
+            await self.leadership.leading.wait()
+            jobs = [
+                asyncio.create_task(self._sweep_expired(), name="expiry"),
+                asyncio.create_task(self._watch_pending(), name="approval-watch"),
+            ]
+            if self.settings.mode == "realtime":
+                self.realtime = self._new_realtime()
+                jobs.append(asyncio.create_task(self.realtime.run(), name="realtime"))
+            try:
+                await self.leadership.lost.wait()
+            finally:
+                if self.realtime is not None:
+                    await self.realtime.stop()
+                for job in jobs:
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+
     async def run(self) -> None:
         await self.store.open()
         server = uvicorn.Server(
@@ -233,16 +259,14 @@ class BotApp:
                 [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
             )
             if not stop.is_set():
-                tasks.append(asyncio.create_task(self._sweep_expired(), name="expiry"))
-                tasks.append(asyncio.create_task(self._watch_pending(), name="approval-watch"))
+                tasks.append(asyncio.create_task(self.leadership.run(), name="leadership"))
+                tasks.append(asyncio.create_task(self._lead(), name="lead"))
                 if self.settings.reminders_enabled:
                     tasks.append(asyncio.create_task(self._remind(), name="reminders"))
                 if self.tasks is not None:
                     # Queued events (also those left from before a restart) go out from here.
                     run = self.tasks.run_forever(self.settings.tasks_poll_seconds)
                     tasks.append(asyncio.create_task(run, name="task-tracker"))
-                if self.realtime is not None:
-                    tasks.append(asyncio.create_task(self.realtime.run(), name="realtime"))
                 log.info("bot started", extra={"mode": self.settings.mode})
                 await stop.wait()
             identify.cancel()
@@ -250,6 +274,7 @@ class BotApp:
             log.info("bot stopping")
             if self.realtime is not None:
                 await self.realtime.stop()
+            await self.leadership.stop()  # gives the lease back: a standby takes over at once
             server.should_exit = True
             for task in tasks[1:]:
                 task.cancel()

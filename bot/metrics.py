@@ -21,6 +21,11 @@ COMMAND_SECONDS = Histogram(
 )
 RECONNECTS = Counter("bot_reconnects_total", "Realtime reconnects to Rocket.Chat", registry=REGISTRY)
 REALTIME_CONNECTED = Gauge("bot_realtime_connected", "1 while the realtime stream is up", registry=REGISTRY)
+LEADER = Gauge(
+    "bot_leader",
+    "1 while this replica holds the leader lease (the realtime stream and the periodic jobs)",
+    registry=REGISTRY,
+)
 CAUGHT_UP = Counter(
     "bot_caught_up_messages_total", "Messages recovered from history after a gap", registry=REGISTRY
 )

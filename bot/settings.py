@@ -135,6 +135,9 @@ class BotSettings(BaseSettings):
     max_input_length: int = Field(500, ge=50)
     rest_timeout: float = Field(10.0, gt=0)
     reconnect_max_seconds: float = Field(30.0, gt=0)
+    # Replicas share one leader lease in the state store (Redis for more than one replica): a standby
+    # takes over at most lease + lease/3 seconds after the leader died (bot/leader.py).
+    lease_seconds: float = Field(6.0, ge=1.5, le=60)
     log_level: str = "INFO"
 
     # Reminders (pending approvals to the admins channel, expiring activation codes to their owners).

@@ -38,6 +38,8 @@ class Store(Protocol):
     async def set_value(self, key: str, value: str) -> None: ...
     async def claim(self, key: str, until: float, now: float) -> bool: ...
     async def release(self, key: str, until: float) -> None: ...
+    async def hold(self, key: str, holder: str, ttl: float) -> bool: ...
+    async def let_go(self, key: str, holder: str) -> None: ...
     async def outbox_add(self, entry: dict[str, Any]) -> int: ...
     async def outbox_list(self, limit: int) -> list[dict[str, Any]]: ...
     async def outbox_save(self, entry: dict[str, Any]) -> None: ...
@@ -63,6 +65,7 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox_dead (id INTEGER PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 """
@@ -259,6 +262,33 @@ class SqliteStore:
             lambda: self.db.execute("DELETE FROM claims WHERE key = ? AND until = ?", (key, until))
         )
 
+    def _hold(self, key: str, holder: str, ttl: float) -> bool:
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            taken = self.db.execute(
+                "INSERT INTO leases (key, holder, until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "holder = excluded.holder, until = excluded.until WHERE leases.holder = excluded.holder "
+                "OR leases.until <= ?",
+                (key, holder, now + ttl, now),
+            ).rowcount
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return taken == 1
+
+    async def hold(self, key: str, holder: str, ttl: float) -> bool:
+        """Take the lease `key` for `ttl` seconds, or extend it if `holder` has it; False while another
+        holder's lease runs (wall clock: processes sharing the file share it)."""
+        return await self._run(self._hold, key, holder, ttl)
+
+    async def let_go(self, key: str, holder: str) -> None:
+        """End the lease now if `holder` has it (a clean stop: the standby need not wait it out)."""
+        await self._run(
+            lambda: self.db.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
+        )
+
     # --- outbox: events in insertion order (the id); each entry is a JSON object with its "id" ---
     async def outbox_add(self, entry: dict[str, Any]) -> int:
         payload = json.dumps(entry, ensure_ascii=False)
@@ -314,6 +344,13 @@ _CLAIM_SCRIPT = """
 local held = redis.call('GET', KEYS[1])
 if held and tonumber(held) > tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+# A lease: taken when free, extended only by its holder; Redis ends it by itself when not renewed.
+_HOLD_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 _RELEASE_SCRIPT = """
@@ -399,6 +436,13 @@ class RedisStore:
 
     async def release(self, key: str, until: float) -> None:
         await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("claim", key), repr(until))
+
+    async def hold(self, key: str, holder: str, ttl: float) -> bool:
+        ttl_ms = max(1, int(ttl * 1000))
+        return bool(await self._redis.eval(_HOLD_SCRIPT, 1, self._k("lease", key), holder, ttl_ms))
+
+    async def let_go(self, key: str, holder: str) -> None:
+        await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("lease", key), holder)
 
     # Outbox: entries in a hash by id, their order in a sorted set scored by id (ids from a counter).
     async def outbox_add(self, entry: dict[str, Any]) -> int:

@@ -1,5 +1,7 @@
 """Both state stores keep the same contract: dialogs, dedupe of message ids, the audit trail, values."""
 
+import asyncio
+
 import pytest
 
 from bot.store import RedisStore, SqliteStore, open_store
@@ -79,3 +81,16 @@ async def test_sqlite_reads_on_the_loop_see_every_write_in_an_awkward_path(tmp_p
     await store.delete_dialog("u1")
     assert await store.get_dialog("u1") is None
     await store.close()
+
+
+async def test_a_lease_has_one_holder_until_it_runs_out_or_is_given_back(store):
+    assert await store.hold("leader", "replica-a", 0.3) is True
+    assert await store.hold("leader", "replica-b", 0.3) is False  # a's lease runs
+    assert await store.hold("leader", "replica-a", 0.3) is True  # renewed by its holder
+    await store.let_go("leader", "replica-b")  # not b's to give back
+    assert await store.hold("leader", "replica-b", 0.3) is False
+    await asyncio.sleep(0.45)  # not renewed: it ran out
+    assert await store.hold("leader", "replica-b", 0.3) is True
+    assert await store.hold("leader", "replica-a", 0.3) is False
+    await store.let_go("leader", "replica-b")
+    assert await store.hold("leader", "replica-a", 0.3) is True
