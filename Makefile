@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests security scripts collections roles lab ops)
+PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests security scripts collections roles lab ops release)
 PYTEST_ARGS ?=
 # The lab `make lab-up` starts: an inventory whose hosts become containers (docs/lab.md).
 LAB_INVENTORY ?= inventory/lab
@@ -32,7 +32,7 @@ lint: setup ## ruff, yamllint, ansible-lint (production profile), bandit
 	$(BIN)/yamllint --strict .
 	@if [ -d roles ] && [ -n "$$(ls -A roles)" ]; then \
 	  echo "ansible-lint"; $(BIN)/ansible-lint --offline --profile production; fi
-	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim rcchat security loadtests collections roles lab ops
+	$(BIN)/bandit --quiet --recursive --configfile pyproject.toml erp bot rocketchat_sim rcchat security loadtests collections roles lab ops release
 
 format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
@@ -75,7 +75,7 @@ lab-down: setup ## remove the lab (its containers, volumes, network, key); never
 	$(PY) -m lab down -i $(LAB_INVENTORY)
 
 security: setup ## bandit, the security suite (secrets, sslyze, probe), then the read-only audit of INVENTORY (default inventory/local): report in .state/security-report/
-	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles
+	$(BIN)/bandit --recursive --configfile pyproject.toml erp bot rocketchat_sim security loadtests collections roles release
 	$(BIN)/pytest -q tests/security
 	$(PY) -m security.report --inventory $(or $(INVENTORY),inventory/local)
 
@@ -92,6 +92,31 @@ load: setup ## load run, PROFILE=smoke|baseline|stress|soak, against TARGET=http
 
 capacity: setup ## stress the local stack: most chat users within the SLOs, first saturated resource (CAPACITY_ARGS)
 	$(PY) -m loadtests capacity $(CAPACITY_ARGS)
+
+# Delivery (docs/delivery.md): make release -> make deploy ENV=staging -> make gate -> make promote
+# ENV=production, each with MANIFEST=… (default: the latest release), and the release page.
+ENV ?= staging
+RELEASE = $(PY) -m release $(if $(REGISTRY_CA),--registry-ca $(REGISTRY_CA))
+RELEASE_WHERE = $(if $(INVENTORY),--inventory $(INVENTORY)) $(if $(MANIFEST),--manifest $(MANIFEST))
+
+release: setup ## build the images once for this commit and push them to ENV's registry (INVENTORY, or REGISTRY=host:port); manifest by digest + SBOMs in .state/release/<version>/
+	$(RELEASE) build --env $(ENV) $(if $(INVENTORY),--inventory $(INVENTORY)) $(if $(REGISTRY),--registry $(REGISTRY))
+
+deploy: setup ## deploy a release by digest: ENV=staging MANIFEST=… [INVENTORY=…]; refused when a digest is not in the registry, and for production (make promote)
+	$(RELEASE) deploy --env $(ENV) $(RELEASE_WHERE)
+
+gate: setup ## the staging gate of MANIFEST: make verify, make load PROFILE=smoke TARGET=…, make security; a failure rolls an upgrade back
+	$(RELEASE) gate --env $(ENV) $(RELEASE_WHERE) $(if $(TARGET),--target $(TARGET))
+
+promote: setup ## deploy MANIFEST to ENV=production only if it passed the staging gate; verify after, roll back on failure
+	$(RELEASE) promote --env $(if $(filter staging,$(ENV)),production,$(ENV)) $(RELEASE_WHERE)
+
+release-page: setup ## the release page of MANIFEST: manifest, SBOMs, gate reports, changelog (release.md next to it)
+	$(RELEASE) page $(if $(MANIFEST),--manifest $(MANIFEST))
+
+pipeline: setup ## release, deploy ENV (staging), gate (rollback on failure), release page; prints each stage's time
+	$(RELEASE) pipeline --env $(ENV) $(RELEASE_WHERE) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TARGET),--target $(TARGET))
+.PHONY: release deploy gate promote release-page pipeline
 
 # First access to the stack `make up` deployed (overridable to point at another server).
 RC_URL ?= https://localhost

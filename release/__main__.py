@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--playbook", default="playbooks/site.yml", help="the deployment playbook")
 
     p = sub.add_parser("build", help="make release")
+    p.add_argument("--env", default="staging", help="whose registry (its inventory's container_registry)")
     p.add_argument("--registry", help="host:port (default the inventory's container_registry)")
     p.add_argument("--inventory")
     p.add_argument("--version", default="", help="override the version from git")

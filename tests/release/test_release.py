@@ -4,6 +4,8 @@ registry started by the test (conftest.py) and real images."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +187,34 @@ def test_release_page_shows_manifest_sboms_and_changelog(released):
     assert "## Changelog" in text
     assert "deb" in text
     assert "pypi" in text
+
+
+def _make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env=env,
+    )  # fmt: skip
+
+
+def test_the_documented_make_targets(released, registry, tmp_path, monkeypatch):
+    """make release-page, and make deploy / make promote refusing what they must refuse."""
+    shutil.copytree(released.directory, tmp_path / "r")
+    copy = tmp_path / "r" / "manifest.json"
+    result = _make("release-page", f"MANIFEST={copy}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "r" / "release.md").is_file()
+    data = json.loads(copy.read_text())
+    data["images"]["alpha"]["digest"] = "sha256:" + "1" * 64
+    copy.write_text(json.dumps(data))
+    inventory = _inventory(tmp_path, registry.address)
+    result = _make(
+        "deploy", "ENV=staging", f"INVENTORY={inventory}", f"MANIFEST={copy}", f"REGISTRY_CA={registry.ca}"
+    )
+    assert result.returncode != 0
+    assert f"refused: not in registry {registry.address}: alpha" in result.stderr
+    env = dict(os.environ, RELEASE_GATE_KEY_FILE=str(tmp_path / "gate.key"))
+    result = _make(
+        "promote", "ENV=production", f"INVENTORY={inventory}", f"MANIFEST={released.path}", env=env
+    )
+    assert result.returncode != 0
+    assert "has no staging gate record" in result.stderr
