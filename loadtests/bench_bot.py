@@ -11,9 +11,13 @@ stream (`__my_messages__`):
     handled message ids) and 500 open registration dialogs, written into the store before the bot starts
     (`--known-employees`, `--open-dialogs`; issue 17: <= 80 MB).
 
-Targets (issue): p50 <= 20 ms, p99 <= 60 ms, >= 200 commands/s, RSS <= 150 MB.
+  * webhook mode (`--webhook-seconds`, 0 skips it): `status` commands POSTed to the webhook endpoint as
+    Rocket.Chat's outgoing webhook does, first to one replica, then round-robin to two replicas sharing
+    a throwaway redis-server's state (as behind the proxy): commands/s and CPU per command of each.
+
+Targets (issue 17, ratios in the same run): bot CPU per `status` <= the ERP's; RSS <= 80 MB.
 Usage: python loadtests/bench_bot.py [--sequential 300] [--users 20] [--seconds 10]
-       [--known-employees 10000] [--open-dialogs 500]
+       [--known-employees 10000] [--open-dialogs 500] [--webhook-seconds 10]
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +43,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from plugins.bot import BOT_SIM_SETTINGS, RocketChatAdmin, prepare_workspace, start_bot  # noqa: E402
 from plugins.erp import start_erp_server  # noqa: E402
+from plugins.processes import free_port  # noqa: E402
 from plugins.rocketchat import start_simulator  # noqa: E402
 
 from bot.core.dialog import Dialog  # noqa: E402
 from bot.i18n import PERSON_LANG_KEY  # noqa: E402
 from bot.store import SqliteStore  # noqa: E402
 from bot.transport.ddp import DdpClient  # noqa: E402
+
+WEBHOOK_TOKEN = "bench-webhook-" + uuid.uuid4().hex
 
 
 class StreamUser:
@@ -147,7 +157,12 @@ def bot_seconds(metrics: str, command: str) -> float:
 
 
 async def bench(
-    args: argparse.Namespace, base_url: str, admin: RocketChatAdmin, bot, pids: dict[str, int]
+    args: argparse.Namespace,
+    base_url: str,
+    admin: RocketChatAdmin,
+    bot,
+    pids: dict[str, int],
+    webhook_bots: list,
 ) -> None:
     ws_url = base_url.replace("http://", "ws://") + "/websocket"
 
@@ -204,6 +219,7 @@ async def bench(
     async with httpx.AsyncClient(timeout=10) as http:
         before = bot_seconds((await http.get(f"{bot.http_url}/metrics")).text, "register")
     dialog_user = await make_user("reg")
+    dialog_cpu_before = cpu_seconds(pids["bot"])
     answers = ["регистрация", "Петров Иван", "ENG", f"{dialog_user.user.username}@example.com", "-", "да"]
     trips = []
     for text in answers:
@@ -213,10 +229,16 @@ async def bench(
     async with httpx.AsyncClient(timeout=10) as http:
         after = bot_seconds((await http.get(f"{bot.http_url}/metrics")).text, "register")
     bot_time = (after - before) * 1000
+    dialog_cpu = (cpu_seconds(pids["bot"]) - dialog_cpu_before) * 1000
     print(
         f"registration dialog ({len(answers)} messages): round trips total {sum(trips):.0f} ms "
-        f"(steps {', '.join(f'{t:.0f}' for t in trips)} ms); bot handling time {bot_time:.0f} ms"
+        f"(steps {', '.join(f'{t:.0f}' for t in trips)} ms); bot handling time {bot_time:.0f} ms, "
+        f"bot CPU {dialog_cpu:.0f} ms"
     )
+
+    # 4. Webhook mode: one replica, then two behind a round-robin balancer (as the proxy would be).
+    if args.webhook_seconds > 0:
+        await bench_webhook(args, admin, bot, webhook_bots)
 
     rss, peak = rss_mb(bot.process.proc.pid)
     print(
@@ -228,6 +250,90 @@ async def bench(
         await user.close()
 
 
+async def webhook_round(
+    http: httpx.AsyncClient, targets: list[str], people: list, seconds: float
+) -> tuple[int, float, list[float]]:
+    """Each person in a closed loop; the POSTs go round-robin over the targets, as a balancer would."""
+    done, latencies = 0, []
+    stop_at = time.perf_counter() + seconds
+
+    async def loop(turn: int, user, room: str) -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            payload = {
+                "token": WEBHOOK_TOKEN,
+                "bot": False,
+                "channel_id": room,
+                "message_id": uuid.uuid4().hex[:17],
+                "user_id": user.user_id,
+                "user_name": user.username,
+                "text": "status",
+            }
+            started = time.perf_counter()
+            response = await http.post(targets[turn % len(targets)], json=payload)
+            response.raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+            done += 1
+            turn += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(i, user, room) for i, (user, room) in enumerate(people)))
+    return done, time.perf_counter() - started, latencies
+
+
+async def bench_webhook(args: argparse.Namespace, admin: RocketChatAdmin, bot, replicas: list) -> None:
+    """Closed-loop `status` commands POSTed as Rocket.Chat's outgoing webhook would; the replica answers
+    over REST before it answers the POST, so the POST's end is the command's end."""
+    if not replicas:
+        print("webhook mode: skipped (redis-server is not installed: Debian package redis-server)")
+        return
+    people = []
+    for _ in range(args.users):
+        user = await asyncio.to_thread(admin.create_user, f"hook-{uuid.uuid4().hex[:8]}")
+        people.append((user, await asyncio.to_thread(user.dm_room, bot.username)))
+    rates = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for count in (1, 2):
+            targets = [f"{r.http_url}/webhook" for r in replicas[:count]]
+            pids = {f"replica {i + 1}": r.process.proc.pid for i, r in enumerate(replicas[:count])}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            done, wall, latencies = await webhook_round(http, targets, people, args.webhook_seconds)
+            cpu = {n: (cpu_seconds(pid) - cpu_before[n]) * 1000 / max(done, 1) for n, pid in pids.items()}
+            rates.append(done / wall)
+            print(
+                f"webhook mode, {count} replica{'s' if count > 1 else ''} (shared Redis state), "
+                f"{args.users} users x {args.webhook_seconds:.0f} s: {done / wall:.0f} commands/s "
+                f"(p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "
+                "CPU per command: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()) + ")"
+            )
+    print(f"webhook mode: 2 replicas / 1 replica = {rates[1] / max(rates[0], 0.001):.2f}x commands/s")
+
+
+def start_redis(state: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    """A throwaway redis-server on a free loopback port, its files in `state` (never the system one)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    (state / "redis").mkdir()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*args, "--dir", str(state / "redis")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,12 +343,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--known-employees", type=int, default=10_000)
     parser.add_argument("--open-dialogs", type=int, default=500)
+    parser.add_argument("--webhook-seconds", type=float, default=10.0, help="0 skips the webhook phase")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
         state = Path(tmp)
         rc = start_simulator(state, "rocketchat-sim", {**BOT_SIM_SETTINGS, "SIM_LOG_LEVEL": "warning"})
         base_url, sim = rc.base_url, rc.process
-        erp = bot = None
+        erp = bot = redis = None
+        webhook_bots: list = []
         try:
             erp = start_erp_server(state / "erp", settings={"ERP_LOG_LEVEL": "WARNING"})
             admin, bot_user, admins_channel = prepare_workspace(rc)
@@ -262,11 +370,36 @@ def main() -> None:
             )
             print(f"simulator {base_url}, ERP {erp.base_url}, bot {bot.http_url} (one process each)")
             pids = {"bot": bot.process.proc.pid, "simulator": sim.proc.pid, "ERP": erp.process.proc.pid}
-            asyncio.run(bench(args, base_url, admin, bot, pids))
+            started_redis = start_redis(state) if args.webhook_seconds > 0 else None
+            if started_redis is not None:
+                redis, redis_url = started_redis
+                for i in range(2):
+                    webhook_bots.append(
+                        start_bot(
+                            rocketchat_url=base_url,
+                            erp_url=erp.base_url,
+                            erp_key=erp.admin_key,
+                            bot_user=bot_user,
+                            state_dir=state / f"webhook{i + 1}",
+                            name=f"bot-webhook{i + 1}",
+                            extra_env={
+                                "BOT_MODE": "webhook",
+                                "BOT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+                                "BOT_STATE_URL": redis_url,
+                                "BOT_LOG_LEVEL": "WARNING",
+                                "BOT_RATE_LIMIT_PER_MINUTE": "100000",
+                                "BOT_ADMINS_CHANNEL": admins_channel,
+                            },
+                        )
+                    )
+            asyncio.run(bench(args, base_url, admin, bot, pids, webhook_bots))
         finally:
-            for part in (bot, erp, sim):
+            for part in (bot, *webhook_bots, erp, sim):
                 if part is not None:
                     part.stop()
+            if redis is not None:
+                redis.terminate()
+                redis.wait(10)
 
 
 if __name__ == "__main__":

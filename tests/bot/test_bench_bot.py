@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_bot_prints_its_figures_with_a_seeded_store():
     args = ["--sequential", "3", "--users", "2", "--seconds", "1", "--known-employees", "200"]
+    args += ["--webhook-seconds", "1"]
     result = subprocess.run(
         [sys.executable, "loadtests/bench_bot.py", *args, "--open-dialogs", "7"],
         cwd=ROOT,
@@ -24,3 +25,6 @@ def test_bench_bot_prints_its_figures_with_a_seeded_store():
     for line in expected:
         assert line in result.stdout, result.stdout
     assert "(200 employees known to the store, 7 open dialogs)" in result.stdout, result.stdout
+    for line in ("webhook mode, 1 replica (shared Redis state)", "webhook mode, 2 replicas", "bot CPU"):
+        assert line in result.stdout, result.stdout
+    assert "replica 2 " in result.stdout, result.stdout  # the second replica took part
