@@ -62,7 +62,12 @@ def export_commit(root: Path, commit: str, into: Path) -> None:
 
 def build_and_push(source: Path, registry: str, refs: dict[str, str], log: Path) -> None:
     """Run release/playbook.yml from SOURCE (an exported commit); its output goes to LOG."""
-    extra = {"container_images_registry": registry, "photomatrix_images": refs}
+    extra = {
+        "container_images_registry": registry,
+        "photomatrix_images": refs,
+        # Its own build contexts: a `make up` of this machine's stack may be copying into the default one.
+        "container_images_build_dir": "/var/cache/photomatrix/release-build",
+    }
     extra_file = log.parent / "build-vars.json"
     extra_file.write_text(json.dumps(extra))
     program = Path(sys.executable).parent / "ansible-playbook"
