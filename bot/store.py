@@ -353,6 +353,17 @@ if held and held ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+# Audit entries (JSON objects without their id) get consecutive ids and go to the head of the list.
+_AUDIT_SCRIPT = """
+local last = redis.call('INCRBY', KEYS[1], #ARGV - 1)
+for i = 2, #ARGV do
+  local entry = cjson.decode(ARGV[i])
+  entry['id'] = last - #ARGV + i
+  redis.call('LPUSH', KEYS[2], cjson.encode(entry))
+end
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+return last
+"""
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -367,6 +378,8 @@ class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._redis: Any = None
+        self._audit_buffer: list[dict[str, Any]] = []
+        self._audit_flush: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         import redis.asyncio as redis_asyncio  # optional backend: import only when configured
@@ -376,6 +389,7 @@ class RedisStore:
 
     async def close(self) -> None:
         if self._redis is not None:
+            await self.flush_audit()
             await self._redis.aclose()
 
     async def ping(self) -> bool:
@@ -412,14 +426,25 @@ class RedisStore:
         return bool(await self._redis.set(self._k("seen", message_id), "1", nx=True, ex=SEEN_TTL_SECONDS))
 
     async def add_audit(self, entry: dict[str, Any]) -> None:
-        entry = {"at": time.time(), **entry}
-        entry["id"] = await self._redis.incr(self._k("audit-id"))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(self._k("audit"), json.dumps(entry, ensure_ascii=False))
-            pipe.ltrim(self._k("audit"), 0, AUDIT_KEEP - 1)
-            await pipe.execute()
+        # Batched as in SQLite: one script call per batch (ids and the list in one step), not three
+        # round trips per command.
+        self._audit_buffer.append({"at": time.time(), **entry})
+        if self._audit_flush is None or self._audit_flush.done():
+            self._audit_flush = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.flush_audit()
+
+    async def flush_audit(self) -> None:
+        entries, self._audit_buffer = self._audit_buffer, []
+        if entries:
+            payloads = [json.dumps(e, ensure_ascii=False) for e in entries]
+            keys = (self._k("audit-id"), self._k("audit"))
+            await self._redis.eval(_AUDIT_SCRIPT, 2, *keys, AUDIT_KEEP, *payloads)
 
     async def list_audit(self, limit: int) -> list[dict[str, Any]]:
+        await self.flush_audit()
         return [json.loads(x) for x in await self._redis.lrange(self._k("audit"), 0, limit - 1)]
 
     async def get_value(self, key: str) -> str | None:

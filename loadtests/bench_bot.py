@@ -293,6 +293,8 @@ async def bench_webhook(args: argparse.Namespace, admin: RocketChatAdmin, bot, r
         people.append((user, await asyncio.to_thread(user.dm_room, bot.username)))
     rates = []
     async with httpx.AsyncClient(timeout=10) as http:
+        everyone = [f"{r.http_url}/webhook" for r in replicas]
+        await webhook_round(http, everyone, people, 1.0)  # warm-up: connections, role lookups cached
         for count in (1, 2):
             targets = [f"{r.http_url}/webhook" for r in replicas[:count]]
             pids = {f"replica {i + 1}": r.process.proc.pid for i, r in enumerate(replicas[:count])}

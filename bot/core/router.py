@@ -316,14 +316,16 @@ class Router:
         room_id = msg.room_id if ctx.is_dm else await self.chat.direct_room(msg.username)
         if not ctx.is_dm:
             await self.reply(ctx, "register.dm_sent", username=msg.username)
-        staff = await self.erp.find_staff(rocketchat_user_id=msg.user_id)
+        # Both ERP reads at once: one round trip instead of two before the first question.
+        staff, positions = await asyncio.gather(
+            self.erp.find_staff(rocketchat_user_id=msg.user_id), self._positions()
+        )
         if staff is not None:
             await self.store.delete_dialog(msg.user_id)
             await self.chat.send(
                 room_id, translate(lang, "result.already") + "\n" + self.status_text(lang, staff)
             )
             return Outcome("already_registered", f"staff {staff['id']}")
-        positions = await self._positions()
         if not positions:
             await self.chat.send(room_id, translate(lang, "register.no_positions"))
             return Outcome("no_positions")
