@@ -3,7 +3,8 @@
 Starts `python -m rocketchat_sim` on a free loopback port, opens SUBSCRIBERS DDP connections (in their
 own process) subscribed to one channel's `stream-room-messages`, then posts MESSAGES messages through
 chat.postMessage from PUBLISHERS separate processes (keep-alive HTTP/1.1, CONCURRENCY requests in flight
-each). Prints messages/s = messages posted / time until every subscriber has received every message.
+each). Prints messages/s = messages posted / time until every subscriber has received every message,
+and, for a simulator it starts, the time until /api/info answers and its resident memory.
 
     python loadtests/bench_sim.py [--messages 5000] [--subscribers 100] [--publishers 2] [--concurrency 8]
     python loadtests/bench_sim.py --url http://127.0.0.1:3000 --user admin --password ...   # existing server
@@ -37,6 +38,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def start_simulator(password: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
@@ -47,12 +56,15 @@ def start_simulator(password: str) -> tuple[subprocess.Popen[bytes], str]:
         "ADMIN_EMAIL": "admin@example.test",
         "SIM_LOG_LEVEL": "warning",
     }
+    started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "rocketchat_sim"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/api/info", timeout=1).status_code == 200:
+                print(f"startup:                   {time.monotonic() - started:.2f} s to answer /api/info")
+                print(f"memory after startup:      {rss_mib(proc.pid):.0f} MiB RSS")
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -259,6 +271,8 @@ def main() -> int:
         print(f"until all delivered:       {elapsed:.2f} s")
         print(f"RESULT messages/s fanned out to {args.subscribers} subscribers: {total / elapsed:.0f}")
         print(f"RESULT frames/s delivered: {delivered['received'] / elapsed:.0f}")
+        if proc is not None:
+            print(f"memory after the run:      {rss_mib(proc.pid):.0f} MiB RSS")
         return 0 if delivered["received"] == expected and errors == 0 else 1
     finally:
         if proc is not None:

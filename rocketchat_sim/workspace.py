@@ -14,7 +14,7 @@ from . import auth
 from .config import SimSettings, setting_overrides
 from .errors import ApiError, meteor_error
 from .permissions import DEFAULT_PERMISSIONS, DEFAULT_ROLES, ROOM_ROLES
-from .settings_registry import SETTINGS, SettingValueError, convert
+from .settings_registry import FACTS, SettingValueError, convert
 from .state import State
 from .util import new_id, now_ms
 
@@ -36,6 +36,12 @@ def markdown_ast(text: str) -> list[dict[str, Any]]:
     ]
 
 
+def effective_value(doc: dict[str, Any]) -> Any:
+    """The value the server acts on: an enterprise setting holds its invalidValue without a license
+    (ee/server/settings/settings.ts changeSettingValue), and this workspace is Community."""
+    return doc.get("invalidValue") if doc.get("enterprise") else doc["value"]
+
+
 class Workspace:
     def __init__(self, state: State, config: SimSettings) -> None:
         self.state = state
@@ -50,22 +56,28 @@ class Workspace:
         loaded = self.state.load()
         initial, overwrite = setting_overrides()
         now = now_ms()
-        for sid, (default, kind, public) in SETTINGS.items():
+        for sid, fact in FACTS.items():
             if sid in self.state.settings:
                 continue
-            value = default
+            default = new_id() if fact.random_default else fact.default
             if sid == "Site_Url":
-                value = self.config.root_url
+                default = self.config.root_url
+            value = default
             if not loaded and sid in initial:
                 value = self._converted(sid, initial[sid], value)
-            self.state.settings[sid] = {
+            doc = {
                 "_id": sid,
                 "value": value,
                 "packageValue": default,
-                "type": kind,
-                "public": public,
+                "type": fact.type,
+                "public": fact.public,
                 "_updatedAt": now,
             }
+            if fact.enterprise:
+                doc.update(enterprise=True, invalidValue=fact.invalid_value)
+                if fact.modules:
+                    doc["modules"] = list(fact.modules)
+            self.state.settings[sid] = doc
         for sid, raw in overwrite.items():
             doc = self.state.settings.setdefault(
                 sid, {"_id": sid, "value": raw, "packageValue": raw, "type": "string", "public": False}
@@ -73,7 +85,7 @@ class Workspace:
             doc["value"] = self._converted(sid, raw, doc["value"])
             doc["valueSource"] = "processEnvValue"
             doc["_updatedAt"] = now
-        self.settings = {sid: doc["value"] for sid, doc in self.state.settings.items()}
+        self.settings = {sid: effective_value(doc) for sid, doc in self.state.settings.items()}
         for rid, scope, description in DEFAULT_ROLES:
             self.state.roles.setdefault(
                 rid,
@@ -175,7 +187,7 @@ class Workspace:
         doc = self.state.settings[sid]
         doc["value"] = value
         doc["_updatedAt"] = now_ms()
-        self.settings[sid] = value
+        self.settings[sid] = effective_value(doc)
         self.state.mark_dirty()
 
     def user_roles(self, uid: str, rid: str | None = None) -> set[str]:

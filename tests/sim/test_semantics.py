@@ -211,3 +211,16 @@ def test_settings_registry_holds_rocketchat_groups(rocketchat):
     public_ids = {s["_id"] for s in public["settings"]}
     assert {"Message_AllowPinning", "API_Upper_Count_Limit", "Hide_System_Messages"} <= public_ids
     assert "API_Default_Count" not in public_ids
+
+
+def test_reported_version_is_the_release_the_deployment_pins(rocketchat):
+    """`/api/info` (full for an admin, major.minor for anyone) and `info` answer the pinned release."""
+    import re
+
+    images = (Path(__file__).resolve().parents[2] / "playbooks/group_vars/all/images.yml").read_text()
+    pinned = re.search(r"rocket\.chat:' ~ \(rocketchat_release \| default\('([0-9.]+)'\)\)", images)
+    assert pinned, "the Rocket.Chat image pin moved: update this test"
+    release = pinned.group(1)
+    full = rocketchat.api("GET", "/api/info").json()
+    assert (full["version"], full["info"]["version"]) == (release, release)
+    assert rocketchat.api("GET", "/api/info", headers={}).json()["version"] == release.rsplit(".", 1)[0]

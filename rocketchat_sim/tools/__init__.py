@@ -1,0 +1,1 @@
+"""Maintenance tools of the simulator (not imported at run time)."""
