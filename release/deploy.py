@@ -24,6 +24,9 @@ from release.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_TIMEOUT = 5400
+SITE = "playbooks/site.yml"
+# A release is only pulled, never rebuilt: the role must know container_images_build (false here).
+ROLE_DEFAULTS = ROOT / "roles" / "container_images" / "defaults" / "main.yml"
 
 
 class DeployError(RuntimeError):
@@ -137,11 +140,13 @@ def deploy(
     inventory: Path,
     state_root: Path,
     ca: Path | None = None,
-    playbook: str = "playbooks/site.yml",
+    playbook: str = SITE,
     how: str = "deploy",
 ) -> Path:
     """Preflight, then the playbook; returns its log. Records the deployment when it succeeded."""
     preflight(manifest, inventory_registry(inventory), ca)
+    if playbook == SITE and "container_images_build:" not in ROLE_DEFAULTS.read_text():
+        raise DeployError("roles/container_images cannot skip its build (container_images_build): refused")
     logs = manifest.directory / "deployments"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = _now()
@@ -174,7 +179,7 @@ def deploy(
 
 
 def rollback(
-    env: str, inventory: Path, state_root: Path, ca: Path | None = None, playbook: str = "playbooks/site.yml"
+    env: str, inventory: Path, state_root: Path, ca: Path | None = None, playbook: str = SITE
 ) -> Manifest:
     """Deploy ENV's previous manifest by digest; returns it."""
     previous = History(state_root, env).previous()
