@@ -24,7 +24,8 @@ GROUP_CONTAINERS = {
     "rocketchat": {"photomatrix-rocketchat"},
     "erp": {"photomatrix-erp-api"},
     "bots": {"photomatrix-chatbot"},
-    "monitoring": {"photomatrix-prometheus", "photomatrix-alertmanager"},
+    "monitoring": {"photomatrix-prometheus", "photomatrix-alertmanager", "photomatrix-blackbox-exporter"},
+    "docker_hosts": {"photomatrix-node-exporter"},
 }
 SECRET_NAMES = {
     "ADMIN_PASS",

@@ -1,6 +1,7 @@
-"""Monitoring: Prometheus deployed unpublished, scraping every target, its rules checked, unit-tested
-with promtool, built only on metrics that exist, and one alert firing end to end: through Alertmanager
-and the bot into the admins channel of Rocket.Chat."""
+"""Monitoring: Prometheus deployed unpublished, scraping every target (the ERP, the bot, node exporter,
+the blackbox exporter's HTTPS probes through the proxy), its rules checked, unit-tested with promtool,
+built only on metrics that exist, and one alert firing end to end: through Alertmanager and the bot
+into the admins channel of Rocket.Chat."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import ipaddress
 import json
 import random
 import re
+import socket
+import ssl
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,8 @@ RULES_DIR = ROOT / "monitoring" / "rules"
 RULE_TESTS_DIR = ROOT / "monitoring" / "tests"
 PROMETHEUS = "photomatrix-prometheus"
 ALERTMANAGER = "photomatrix-alertmanager"
+NODE_EXPORTER = "photomatrix-node-exporter"
+BLACKBOX = "photomatrix-blackbox-exporter"
 ADMINS_GROUP = "admins"
 NETWORK = "photomatrix"
 # Scrape and evaluation run every 15 s: a change shows in the API within about a minute.
@@ -225,7 +231,9 @@ def test_every_alert_has_a_unit_test() -> None:
 
 
 def test_every_target_is_scraped_and_up(prometheus: dict, rocketchat_simulated: bool) -> None:
-    expected = {"prometheus", "erp-api", "chatbot"} | (set() if rocketchat_simulated else {"rocketchat"})
+    expected = {"prometheus", "erp-api", "chatbot", "node", "blackbox"} | (
+        set() if rocketchat_simulated else {"rocketchat"}
+    )
 
     def all_up() -> list[dict] | None:
         targets = prometheus_api("targets?state=active")["activeTargets"]
@@ -247,9 +255,61 @@ def test_rules_are_loaded_and_evaluate_without_errors(prometheus: dict) -> None:
     assert {rule["name"] for rule in rules if rule["type"] == "alerting"} == set(repository_alerts())
 
 
+def query(promql: str) -> list[dict]:
+    return prometheus_api("query?query=" + urllib.parse.quote(promql))["result"]
+
+
+@pytest.mark.parametrize("name", [NODE_EXPORTER, BLACKBOX])
+def test_the_exporters_are_healthy_hardened_and_not_published(stack: Stack, name: str) -> None:
+    assert name in stack.containers, f"{name} is not running: {stack.containers}"
+    info = docker_inspect(name)
+    assert info["State"]["Health"]["Status"] == "healthy"
+    host = info["HostConfig"]
+    assert not host["PortBindings"], host["PortBindings"]  # Prometheus runs on this host
+    assert host["ReadonlyRootfs"]
+    assert host["CapDrop"] == ["ALL"]
+    assert not host["Privileged"]
+    assert info["Config"]["User"] == "65534:65534"
+    assert all(m.get("RW") is False for m in info["Mounts"]), info["Mounts"]
+
+
+def test_the_hosts_containers_and_certificate_are_watched(prometheus: dict, stack: Stack) -> None:
+    """What the new alerts read exists for this host: its root filesystem, the containers' restart
+    counts and health (cron's textfile), and both HTTPS probes through the proxy with the expiry of
+    the certificate the proxy serves."""
+
+    def seen() -> dict | None:
+        disk = query('node_filesystem_size_bytes{mountpoint="/"}')
+        healthy = {r["metric"]["container"]: r["value"][1] for r in query("photomatrix_container_healthy")}
+        restarts = query('photomatrix_container_restarts_total{container="photomatrix-erp-api"}')
+        probes = {r["metric"]["probe"]: r["value"][1] for r in query("probe_success")}
+        expiry = query('probe_ssl_earliest_cert_expiry{probe="public"}')
+        if disk and healthy and restarts and probes and expiry:
+            return {"healthy": healthy, "probes": probes, "expiry": float(expiry[0]["value"][1])}
+        return None
+
+    found = wait_for(seen, "node exporter, container metrics and probes in Prometheus")
+    assert found["probes"] == {"public": "1", "erp": "1"}, found["probes"]
+    assert found["healthy"][stack.erp] == "1", found["healthy"]
+    assert found["healthy"][stack.proxy] == "1", found["healthy"]
+    served = ssl_expiry(stack)
+    assert abs(found["expiry"] - served) < 1, (found["expiry"], served)
+
+
+def ssl_expiry(stack: Stack) -> float:
+    """notAfter of the certificate the proxy serves for the public name, as a Unix time."""
+    with (
+        socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw,
+        stack.ssl_context().wrap_socket(raw, server_hostname=stack.domain) as tls,
+    ):
+        return float(ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"]))
+
+
 def test_rules_use_only_metrics_the_stack_exports(prometheus: dict) -> None:
     exported = {"up"}  # Prometheus' own series for every target
-    for url in ("http://erp-api:8000/metrics", "http://chatbot:8080/metrics"):
+    probe = "http://blackbox-exporter:9115/probe?module=https_public&target=https://proxy:8443/api/info"
+    node = "http://node-exporter:9100/metrics"
+    for url in ("http://erp-api:8000/metrics", "http://chatbot:8080/metrics", node, probe):
         exported |= exported_names(fetch_inside(url))
     used = {name for expr in repository_alerts().values() for name in metric_names(expr)}
     assert used, "no metric names found in the rules"
