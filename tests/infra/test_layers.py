@@ -109,12 +109,19 @@ def test_each_layer_playbook_runs_alone(layer: str) -> None:
     assert_quiet(report)
 
 
+# Files in the secrets directories that name something rather than grant access: a user id is
+# configuration (the bot passes its own in its environment), not a secret.
+NOT_SECRET_SUFFIXES = ("-user-id",)
+
+
 def secret_values() -> dict[str, str]:
     """Every secret file of the deployment (host side and the controller-side store)."""
     roots = [Path("/srv/photomatrix/secrets")]
     found = {}
     for root in roots:
         for path in root.rglob("*"):
+            if path.name.endswith(NOT_SECRET_SUFFIXES):
+                continue
             if path.is_file() and path.stat().st_size < 4096:
                 value = path.read_text(errors="replace").strip()
                 if len(value) >= 16:
