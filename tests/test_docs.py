@@ -293,3 +293,111 @@ def test_the_host_changes_table_names_what_make_down_removes() -> None:
     assert all(v.startswith("photomatrix_") and v.endswith("_data") for v in volumes)
     assert row_of("photomatrix_*_data")[1:] == ["kept", "removed"]
     assert row_of("photomatrix-*")[1:] == ["removed", "removed"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Numbers from the code, not hand copies: the settings tables' defaults are the settings classes'
+# defaults, and the alert figures the training course quotes are the rules' and the ERP's.
+
+SETTINGS_TABLES = [
+    ("docs/erp.md", "erp.settings", "ERP_"),
+    ("docs/bot-admin-guide.md", "bot.settings", "BOT_"),
+]
+ROW = re.compile(r"^\| `([A-Z_]+)`(?: / `([A-Z_]+)`)? \| `([^`|]+)`(?: / `([^`|]+)`)? \|", re.M)
+
+
+def documented_defaults(document: str, prefix: str) -> dict[str, str]:
+    """{ENV_NAME: default} from rows like | `ERP_X` / `_BURST` | `20` / `60` | …; only backticked defaults."""
+    found = {}
+    for first, second, value, second_value in ROW.findall((ROOT / document).read_text(encoding="utf-8")):
+        if not first.startswith(prefix):
+            continue
+        found[first] = value
+        if second and second_value:
+            # `_BURST` after `ERP_RATE_LIMIT_KEY_PER_SECOND` is ERP_RATE_LIMIT_KEY_BURST
+            name = second if second.startswith(prefix) else first.rsplit("_", 2)[0] + second
+            found[name] = second_value
+    return found
+
+
+def same_value(documented: str, actual: object) -> bool:
+    if isinstance(actual, bool):
+        return documented.lower() == str(actual).lower()
+    if isinstance(actual, int | float):
+        try:
+            return float(documented) == float(actual)
+        except ValueError:
+            return False
+    if isinstance(actual, list | tuple | set | frozenset):
+        return documented == ",".join(map(str, actual)) or documented == " ".join(map(str, actual))
+    return documented == str(actual)
+
+
+@pytest.mark.parametrize(("document", "module", "prefix"), SETTINGS_TABLES, ids=lambda v: str(v))
+def test_documented_setting_defaults_are_the_code_defaults(document: str, module: str, prefix: str) -> None:
+    import importlib
+
+    settings = importlib.import_module(module)
+    classes = [c for c in vars(settings).values() if isinstance(c, type) and hasattr(c, "model_fields")]
+    fields = {}
+    for cls in classes:
+        config_prefix = (getattr(cls, "model_config", {}) or {}).get("env_prefix", "")
+        if str(config_prefix).upper() == prefix:
+            fields.update({prefix + name.upper(): field for name, field in cls.model_fields.items()})
+    assert fields, f"no settings class with env_prefix {prefix} in {module}"
+    documented = documented_defaults(document, prefix)
+    assert len(documented) >= 10, documented  # the table is still there and still parsed
+    wrong, compared = [], 0
+    for name, value in documented.items():
+        field = fields.get(name) or fields.get(name.removesuffix("_FILE"))
+        if field is None or field.is_required() or field.default is None:
+            continue  # documented elsewhere as derived, or a file variant
+        compared += 1
+        if not same_value(value, field.default):
+            wrong.append(f"{name}: documented {value!r}, code {field.default!r}")
+    assert compared >= 10, f"only {compared} defaults compared in {document}"
+    assert not wrong, f"{document} differs from {module}:\n" + "\n".join(wrong)
+
+
+def test_the_auth_failure_drill_quotes_the_rule_and_the_erp_threshold() -> None:
+    """The training course's ErpAuthFailureBurst figures (issue 16: 'ten wrong keys' was false)."""
+    import yaml
+
+    from erp.settings import Settings
+
+    course = " ".join((ROOT / "docs/training/admin-course.md").read_text(encoding="utf-8").split())
+    rules = yaml.safe_load((ROOT / "monitoring/rules/erp.yml").read_text(encoding="utf-8"))
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ErpAuthFailureBurst"]
+    match = re.fullmatch(r"sum\(increase\(erp_auth_failures_total\[(\d+)m\]\)\) > (\d+)", rule["expr"])
+    assert match, rule["expr"]
+    minutes, above = match.groups()
+    assert f"more than {above} failed authentications within {minutes} minutes" in course
+    assert f"after its {rule['for'].removesuffix('m')}-minute `for:`" in course
+    fields = Settings.model_fields
+    threshold = fields["alert_auth_failures_threshold"].default
+    window = fields["alert_window_seconds"].default
+    assert f"{threshold} within {window} s (`ERP_ALERT_AUTH_FAILURES_THRESHOLD`)" in course
+
+
+def test_the_admin_email_verified_default_is_the_roles() -> None:
+    """ADMIN_EMAIL_VERIFIED: the docs say what the rocketchat role sets (issue 16: they differed)."""
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "roles/rocketchat/defaults/main.yml").read_text(encoding="utf-8"))
+    value = str(defaults["rocketchat_admin_email_verified"]).lower()
+    text = " ".join((ROOT / "docs/rocketchat-configuration.md").read_text(encoding="utf-8").split())
+    assert f"`rocketchat_admin_email_verified` defaults to `{value}`" in text
+    env = (ROOT / "roles/rocketchat/tasks/env.yml").read_text(encoding="utf-8")
+    assert "'ADMIN_EMAIL_VERIFIED': rocketchat_admin_email_verified" in env
+
+
+def test_the_manual_erp_setup_gives_the_bot_the_scopes_the_role_gives_it() -> None:
+    """docs/erp.md's manual bot key has the role's scopes (issue 16: only `bot`, admin commands got 403)."""
+    import yaml
+
+    text = (ROOT / "docs/erp.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^python -m erp keys create --name bot (.*?)(?:#|$)", text, re.M)
+    documented = set(re.findall(r"--scope (\w+)", command))
+    defaults = yaml.safe_load((ROOT / "roles/erp_api/defaults/main.yml").read_text(encoding="utf-8"))
+    assert documented == set(defaults["erp_api_bot_key_scopes"])
+    assert "admin" in documented, "the bot's admin commands (approve, block, audit, report) need it"
