@@ -41,7 +41,10 @@ def _target(args: argparse.Namespace) -> str:
 
 def _gate_and_rollback(args, manifest, env: str, inventory: Path, steps) -> int:
     """Gate ENV; on failure roll back to the previous manifest (an upgrade) and fail."""
-    previous = deploy.History(args.state, env).previous()
+    history = deploy.History(args.state, env)
+    current = history.current()
+    # Only the release that runs there now is rolled back (a gate of another manifest changes nothing).
+    previous = history.previous() if current and current["sha256"] == manifest.sha256 else None
     record = gate.run(manifest, env, steps)
     if record["passed"]:
         return 0
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--registry", help="host:port (default the inventory's container_registry)")
     p.add_argument("--inventory")
     p.add_argument("--version", default="", help="override the version from git")
+    p.add_argument("--rev", default="HEAD", help="the commit to release (default HEAD)")
     for name in ("deploy", "rollback", "gate", "promote", "page", "pipeline"):
         q = sub.add_parser(name)
         env_args(q, "production" if name == "promote" else "staging")
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 registry,
                 args.state,
                 version_override=args.version,
+                rev=getattr(args, "rev", "HEAD"),
                 ca=args.registry_ca,
             )
             (args.state / "LATEST").write_text(f"{path}\n")
