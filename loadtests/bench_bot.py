@@ -251,7 +251,7 @@ async def bench(
 
 
 async def webhook_round(
-    http: httpx.AsyncClient, targets: list[str], people: list, seconds: float
+    http: httpx.AsyncClient, targets: list[str], people: list, seconds: float, *, once: bool = False
 ) -> tuple[int, float, list[float]]:
     """Each person in a closed loop; the POSTs go round-robin over the targets, as a balancer would."""
     done, latencies = 0, []
@@ -259,7 +259,7 @@ async def webhook_round(
 
     async def loop(turn: int, user, room: str) -> None:
         nonlocal done
-        while time.perf_counter() < stop_at:
+        while once or time.perf_counter() < stop_at:
             payload = {
                 "token": WEBHOOK_TOKEN,
                 "bot": False,
@@ -275,6 +275,8 @@ async def webhook_round(
             latencies.append((time.perf_counter() - started) * 1000)
             done += 1
             turn += 1
+            if once:
+                return
 
     started = time.perf_counter()
     await asyncio.gather(*(loop(i, user, room) for i, (user, room) in enumerate(people)))
@@ -293,8 +295,8 @@ async def bench_webhook(args: argparse.Namespace, admin: RocketChatAdmin, bot, r
         people.append((user, await asyncio.to_thread(user.dm_room, bot.username)))
     rates = []
     async with httpx.AsyncClient(timeout=10) as http:
-        everyone = [f"{r.http_url}/webhook" for r in replicas]
-        await webhook_round(http, everyone, people, 1.0)  # warm-up: connections, role lookups cached
+        for replica in replicas:  # warm-up: every person once on every replica (role lookups cached)
+            await webhook_round(http, [f"{replica.http_url}/webhook"], people, 0.0, once=True)
         for count in (1, 2):
             targets = [f"{r.http_url}/webhook" for r in replicas[:count]]
             pids = {f"replica {i + 1}": r.process.proc.pid for i, r in enumerate(replicas[:count])}
