@@ -17,8 +17,10 @@ import json
 import os
 import subprocess  # nosec B404
 import sys
+import tempfile
 from pathlib import Path
 
+from release.build import export_commit
 from release.manifest import Manifest, load
 from release.registry import Registry
 
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_TIMEOUT = 5400
 SITE = "playbooks/site.yml"
 # A release is only pulled, never rebuilt: the role must know container_images_build (false here).
-ROLE_DEFAULTS = ROOT / "roles" / "container_images" / "defaults" / "main.yml"
+ROLE_DEFAULTS = Path("roles/container_images/defaults/main.yml")
 
 
 class DeployError(RuntimeError):
@@ -143,10 +145,29 @@ def deploy(
     playbook: str = SITE,
     how: str = "deploy",
 ) -> Path:
-    """Preflight, then the playbook; returns its log. Records the deployment when it succeeded."""
+    """Preflight, then the playbook; returns its log. Records the deployment when it succeeded.
+
+    The deployment code is the release's too: playbooks/site.yml and the roles run from a `git archive`
+    of the manifest's commit (ANSIBLE_CONFIG there), the inventory and its files from the work tree.
+    """
     preflight(manifest, inventory_registry(inventory), ca)
-    if playbook == SITE and "container_images_build:" not in ROLE_DEFAULTS.read_text():
-        raise DeployError("roles/container_images cannot skip its build (container_images_build): refused")
+    if playbook != SITE:
+        return _run(manifest, env, inventory, state_root, Path(playbook), {}, how)
+    with tempfile.TemporaryDirectory(prefix="photomatrix-deploy-") as scratch:
+        source = Path(scratch)
+        export_commit(ROOT, manifest.commit, source)
+        if "container_images_build:" not in (source / ROLE_DEFAULTS).read_text():
+            raise DeployError(
+                f"commit {manifest.commit[:12]}: its roles/container_images cannot skip the build "
+                "(no container_images_build), so it cannot deploy a release by digest: refused"
+            )
+        config = {"ANSIBLE_CONFIG": str(source / "ansible.cfg")}
+        return _run(manifest, env, inventory, state_root, source / SITE, config, how)
+
+
+def _run(
+    manifest: Manifest, env: str, inventory: Path, state_root: Path, playbook: Path, extra_env: dict, how: str
+) -> Path:
     logs = manifest.directory / "deployments"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = _now()
@@ -158,9 +179,9 @@ def deploy(
     with log.open("w") as handle:
         try:
             result = subprocess.run(  # noqa: S603  # nosec B603
-                [str(program), "-i", str(inventory), playbook, "-e", f"@{vars_file}"],
+                [str(program), "-i", str(inventory), str(playbook), "-e", f"@{vars_file}"],
                 cwd=ROOT,
-                env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+                env=dict(os.environ, ANSIBLE_NOCOLOR="1", **extra_env),
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 timeout=DEPLOY_TIMEOUT,
