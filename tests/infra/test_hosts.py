@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import socket
 import ssl
+import subprocess  # nosec B404
+import sys
 import tempfile
 from pathlib import Path
 
@@ -140,6 +143,27 @@ def test_mongodb_members_share_one_private_keyfile(fleet) -> None:
     assert len(set(digests.values())) == 1, f"the members' keyfiles differ: {digests}"
 
 
+def test_rocketchat_gets_a_mongo_url_naming_every_member(fleet) -> None:
+    """MONGO_URL (a private file on each Rocket.Chat host) names every member and the replica set."""
+    members = fleet.group("mongodb")
+    if len(members) < 2:
+        pytest.skip("fewer than two MongoDB members")
+    port = fleet.var(members[0], "mongodb_port", 27017)
+    for name in fleet.group("rocketchat"):
+        host = fleet.hosts[name]
+        root = fleet.var(name, "photomatrix_root", "/srv/photomatrix")
+        path = f"{root}/secrets/rocketchat/mongo_url"
+        url = host.file(path)
+        assert url.exists, f"{name}: no {path}"
+        assert url.mode & 0o077 == 0, f"{name}:{path} is {oct(url.mode)}"
+        # The value holds a password: only what is missing is reported, never the URL.
+        value = url.content_string.strip()
+        missing = [m for m in members if f"{fleet.address(m)}:{port}" not in value]
+        assert not missing, f"{name}: MONGO_URL does not name {missing}"
+        names_replica_set = "replicaSet=" in value
+        assert names_replica_set, f"{name}: MONGO_URL names no replica set"
+
+
 def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
     """End to end through the public name, resolved to the proxy host (no DNS change needed)."""
     proxies = fleet.group("proxy")
@@ -180,3 +204,74 @@ def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
         first = plain.recv(4096)
     assert first.startswith(b"HTTP/1.1 301"), first[:200]
     assert f"location: https://{domain}/api/info".encode() in first.lower()
+
+
+@pytest.fixture(scope="module")
+def firewall_rules(fleet) -> dict[str, list[dict]]:
+    """photomatrix_firewall_rules of every host, derived by the playbooks' own variables (no connection)."""
+    program = Path(sys.executable).with_name("ansible")
+    result = subprocess.run(
+        [str(program), "-i", str(fleet.inventory), "all", "-m", "ansible.builtin.debug", "-a",
+         "var=photomatrix_firewall_rules", "-e", "@playbooks/group_vars/all/firewall.yml"],
+        capture_output=True, text=True, timeout=300, check=True, cwd=ROOT,
+        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
+    )  # fmt: skip
+    hosts = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {name: value["photomatrix_firewall_rules"] for name, value in hosts.items()}
+
+
+def published_ports(host) -> set[int]:
+    """The host ports this host's containers publish."""
+    return {
+        int(b["HostPort"])
+        for info in containers(host)
+        for spec in (info["HostConfig"]["PortBindings"] or {}).values()
+        for b in spec or []
+    }
+
+
+def connects_from(host, address: str, port: int) -> bool:
+    """Whether a TCP connection from HOST to address:port is accepted (5 s)."""
+    probe = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5).close()"
+    return host.run(f"python3 -c '{probe}' {address} {port}").rc == 0
+
+
+def test_the_host_firewall_holds_exactly_its_rules(fleet, firewall_rules, fleet_host, host_name) -> None:
+    """The live DOCKER-USER rules are the intended ones (the script's check: same rules, jump first)."""
+    name, host = fleet_host
+    if not firewall_rules.get(name):
+        pytest.skip(f"{name} publishes nothing to other hosts")
+    script = fleet.var(name, "docker_engine_firewall_script", "/usr/local/sbin/photomatrix-firewall")
+    check = host.run(f"{script} check")
+    assert check.rc == 0, f"{name}: the live rules differ from {script}: {check.stderr}"
+    for rule in firewall_rules[name]:
+        listed = host.check_output(f"grep -c -- '--ctorigdstport {rule['port']} ' {script}")
+        assert int(listed) == len(rule["peers"]) + 1, f"{name}: port {rule['port']} in {script}"
+
+
+def test_each_published_port_admits_only_its_peers(fleet, firewall_rules) -> None:
+    """From a peer host a published port answers; from this machine and from a non-peer host it does not."""
+    checked = 0
+    by_address = {fleet.address(n): n for n in fleet.names}
+    for name, rules in sorted(firewall_rules.items()):
+        if not rules:
+            continue
+        published = published_ports(fleet.hosts[name])
+        for rule in rules:
+            if rule["port"] not in published:
+                continue  # nothing listens there (e.g. mongod where it cannot run): nothing to tell apart
+            address, port = rule["address"], rule["port"]
+            peer = by_address[rule["peers"][0]]
+            assert connects_from(fleet.hosts[peer], address, port), f"{peer} -> {name} {address}:{port}"
+            outsiders = [n for n in fleet.names if n != name and fleet.address(n) not in rule["peers"]]
+            if outsiders:
+                outsider = outsiders[0]
+                assert not connects_from(fleet.hosts[outsider], address, port), (
+                    f"{outsider} (not a peer) reached {name} {address}:{port}"
+                )
+            with pytest.raises((ConnectionRefusedError, TimeoutError)):
+                socket.create_connection((address, port), timeout=5).close()
+            checked += 1
+    if not any(firewall_rules.values()):
+        pytest.skip("no host publishes a port to other hosts")
+    assert checked, "no published port to check"

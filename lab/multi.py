@@ -1,0 +1,140 @@
+"""The multi-host deployment cycle: the production-shaped inventory/lab deployed across its hosts.
+
+`python -m lab.multi [-i INVENTORY] [--keep]`: a fresh lab (`lab up`: every host of the inventory with
+its own Docker Engine and sshd, and the lab registry), then from this machine over SSH:
+
+1. `playbooks/docker.yml`: each host's engine, host firewall and network; the project's images built
+   once here and pushed to the lab registry; every host pulls the images it runs by reference;
+2. `playbooks/site.yml`: the whole stack across the hosts (cold deploy);
+3. `make verify INVENTORY=<inventory>`: the read-only checks of every host and the public name;
+4. `playbooks/site.yml` again, which must report changed=0 on every host;
+
+then the lab is removed, also on failure (`--keep` keeps it). Prints the time of each step and appends
+the result to /var/log/photomatrix-lab-cycle.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess  # nosec B404
+import sys
+import time
+from pathlib import Path
+
+from lab import control, docker
+from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
+
+PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+LOG = Path("/var/log/photomatrix-lab-cycle.log")
+# One host's line of Ansible's PLAY RECAP.
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+STEP_TIMEOUT = 3600
+
+
+class CycleError(RuntimeError):
+    """A step of the cycle failed its check."""
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """{host: {changed, unreachable, failed}} from the last PLAY RECAP in OUTPUT."""
+    tail = output.rsplit("PLAY RECAP", 1)[-1] if "PLAY RECAP" in output else ""
+    keys = ("changed", "unreachable", "failed")
+    return {m["host"]: {key: int(m[key]) for key in keys} for m in RECAP.finditer(tail)}
+
+
+def _run(argv: list[str], what: str) -> tuple[float, str]:
+    """Run ARGV in the repository, its output on the terminal and kept; returns (seconds, output)."""
+    started = time.monotonic()
+    print(f"lab multi: {what}: {' '.join(argv)}", flush=True)
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603  # nosec B603
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None  # nosec B101 - set by stdout=PIPE
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+            if time.monotonic() - started > STEP_TIMEOUT:
+                process.kill()
+                raise CycleError(f"{what} did not finish within {STEP_TIMEOUT} s")
+        returncode = process.wait(timeout=60)
+    output = "".join(lines)
+    if returncode != 0:
+        raise CycleError(f"{what} failed (exit code {returncode})")
+    return time.monotonic() - started, output
+
+
+def _playbook(inventory: Path, playbook: str, what: str) -> tuple[float, dict[str, dict[str, int]]]:
+    seconds, output = _run([str(PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}"], what)
+    hosts = recap(output)
+    if not hosts:
+        raise CycleError(f"{what}: no PLAY RECAP in the output")
+    bad = {h: r for h, r in hosts.items() if r["failed"] or r["unreachable"]}
+    if bad:
+        raise CycleError(f"{what}: failed or unreachable hosts {bad}")
+    return seconds, hosts
+
+
+def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False) -> dict[str, float]:
+    lab = load(inventory)
+    name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
+    figures: dict[str, float] = {}
+    with control.lock(lab):
+        control.down(lab)  # fresh hosts: nothing left from an earlier run
+        try:
+            figures["lab up"] = control.up(lab)["total"]
+            figures["docker layer (engines, firewall, images built once, pushed, pulled)"], _ = _playbook(
+                name, "docker.yml", "images to the lab registry"
+            )
+            figures["site.yml (cold deploy across the hosts)"], _ = _playbook(name, "site.yml", "deploy")
+            figures[f"make verify INVENTORY={name}"], _ = _run(
+                ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"], "verify"
+            )
+            seconds, hosts = _playbook(name, "site.yml", "second run")
+            changed = {h: r["changed"] for h, r in hosts.items() if r["changed"]}
+            if changed:
+                raise CycleError(f"the second run changed something: {changed}")
+            figures["site.yml again (changed=0)"] = seconds
+        finally:
+            if not keep:
+                mark = time.monotonic()
+                control.down(lab)
+                figures["lab down"] = time.monotonic() - mark
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.multi", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, help="default: inventory/lab"
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        figures = multi(args.inventory.resolve(), keep=args.keep)
+    except (LabConfigError, docker.DockerError, CycleError, OSError, subprocess.SubprocessError) as exc:
+        _report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
+        return 1
+    lines = [f"lab cycle multi: passed in {time.monotonic() - started:.0f} s"]
+    lines += [f"  {step:<72} {seconds:6.0f} s" for step, seconds in figures.items()]
+    _report("\n".join(lines), sys.stdout)
+    return 0
+
+
+def _report(text: str, stream) -> None:
+    """On the terminal, and appended to the cycle log (when, which result, the times of each step)."""
+    print(text, file=stream, flush=True)
+    try:
+        with LOG.open("a") as log:
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text}\n")
+    except OSError as exc:
+        print(f"lab multi: cannot append to {LOG}: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
