@@ -4,7 +4,8 @@ Starts `python -m rocketchat_sim` on a free loopback port, opens SUBSCRIBERS DDP
 own process) subscribed to one channel's `stream-room-messages`, then posts MESSAGES messages through
 chat.postMessage from PUBLISHERS separate processes (keep-alive HTTP/1.1, CONCURRENCY requests in flight
 each). Prints messages/s = messages posted / time until every subscriber has received every message,
-and, for a simulator it starts, the time until /api/info answers and its resident memory.
+and, for a simulator it starts, the time until /api/info answers, its resident memory and the CPU time
+it spent per message (the figure to compare across runs on a shared machine).
 
     python loadtests/bench_sim.py [--messages 5000] [--subscribers 100] [--publishers 2] [--concurrency 8]
     python loadtests/bench_sim.py --url http://127.0.0.1:3000 --user admin --password ...   # existing server
@@ -30,6 +31,7 @@ from urllib.parse import urlparse
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+STALL_SECONDS = 30
 
 
 def free_port() -> int:
@@ -44,6 +46,13 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): less sensitive to a loaded machine
+    than wall-clock throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_simulator(password: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -154,9 +163,18 @@ async def _subscribers(
     tasks = [asyncio.create_task(one(i, readies[i])) for i in range(count)]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
     conn.send("ready")
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), 600)
-    conn.send({"last": last[0], "received": sum(received)})
+    # Wait until every subscriber has everything, at most 600 s and at most STALL_SECONDS without a
+    # single new frame (a loaded machine must not hang the benchmark; the count then shows the loss).
+    progress, stalled_since = 0, time.monotonic()
+    deadline = time.monotonic() + 600
+    while not done.is_set() and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 1)
+        if sum(received) != progress:
+            progress, stalled_since = sum(received), time.monotonic()
+        elif time.monotonic() - stalled_since > STALL_SECONDS:
+            break
+    conn.send({"last": last[0] or time.time(), "received": sum(received)})
     for task in tasks:
         task.cancel()
 
@@ -250,6 +268,7 @@ def main() -> int:
             )
             for _ in range(args.publishers)
         ]
+        cpu_before = cpu_seconds(proc.pid) if proc is not None else 0.0
         for p in pubs:
             p.start()
         outcomes = [results.get(timeout=600) for _ in pubs]
@@ -272,9 +291,13 @@ def main() -> int:
         print(f"RESULT messages/s fanned out to {args.subscribers} subscribers: {total / elapsed:.0f}")
         print(f"RESULT frames/s delivered: {delivered['received'] / elapsed:.0f}")
         if proc is not None:
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            print(f"simulator CPU:             {cpu:.2f} s ({cpu / total * 1000:.2f} ms per message)")
             print(f"memory after the run:      {rss_mib(proc.pid):.0f} MiB RSS")
         return 0 if delivered["received"] == expected and errors == 0 else 1
     finally:
+        for child in mp.active_children():  # subscribers or publishers left behind by a failure
+            child.terminate()
         if proc is not None:
             proc.terminate()
             proc.wait(10)
