@@ -54,8 +54,14 @@ down: setup ## remove the stack's containers and network (data kept; PURGE=true 
 verify: setup ## read-only testinfra checks of a deployed stack: this machine's, or every host of INVENTORY=inventory/<x>
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml
 
-drill: setup ## destructive checks (backup restore) of this machine's stack or INVENTORY's; refused for production
+drill: setup ## destructive checks (backup restore, credential rotations) of this machine's stack or INVENTORY's; refused for production
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
+
+rotate: setup ## rotate a credential: WHAT=erp-key|rocketchat-token|ca|alerts-token [INVENTORY=…] (production: CONFIRM=true)
+	@test -n "$(WHAT)" || { echo "usage: make rotate WHAT=erp-key|rocketchat-token|ca|alerts-token [INVENTORY=inventory/<x>] [CONFIRM=true]" >&2; exit 2; }
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/rotate.yml \
+	  -e rotate_what='$(WHAT)' -e rotate_confirm=$(or $(CONFIRM),false)
+.PHONY: rotate
 
 status: setup ## read-only, one screen: containers and health per host, firing alerts, certificate expiry (INVENTORY, default inventory/local)
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)

@@ -52,6 +52,7 @@ RUNBOOKS = [
 FIRST_ACCESS = "tests/infra/test_first_access.py"
 WITH_BOT = "tests/rcchat/test_with_bot.py"
 RUNBOOK_INFRA = "tests/infra/test_runbooks.py"
+ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-infra runs
 
 # (command regex, evidence). Evidence kinds:
 #   "tests/x.py::test_y"  that test runs the command (or, for `docker logs … | grep`, matches the pattern
@@ -72,6 +73,10 @@ REGISTRY: list[tuple[str, object]] = [
     (r"make test-fast", "tests/test_docs.py::test_make_test_fast_runs"),
     (r"make user NAME=[\w.-]+", f"{FIRST_ACCESS}::test_make_user_then_the_employee_asks_the_bot_for_help"),
     (r"make chat NAME=[\w.-]+", f"{FIRST_ACCESS}::test_make_chat_opens_a_dm_with_the_bot"),
+    (r"make rotate WHAT=erp-key", f"{ROTATE}::test_rotate_erp_key"),
+    (r"make rotate WHAT=rocketchat-token", f"{ROTATE}::test_rotate_rocketchat_token"),
+    (r"make rotate WHAT=ca", f"{ROTATE}::test_rotate_ca"),
+    (r"make rotate WHAT=alerts-token", f"{ROTATE}::test_rotate_alerts_token"),
     (
         r"make load",
         (
