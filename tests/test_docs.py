@@ -406,3 +406,19 @@ def test_the_manual_erp_setup_gives_the_bot_the_scopes_the_role_gives_it() -> No
     defaults = yaml.safe_load((ROOT / "roles/erp_api/defaults/main.yml").read_text(encoding="utf-8"))
     assert documented == set(defaults["erp_api_bot_key_scopes"])
     assert "admin" in documented, "the bot's admin commands (approve, block, audit, report) need it"
+
+
+def test_the_container_table_lists_every_container_the_roles_run() -> None:
+    """docs/install.md's "What gets deployed" names exactly the containers the roles' defaults name."""
+    names = set()
+    for defaults in sorted((ROOT / "roles").glob("*/defaults/main.yml")):
+        names |= set(re.findall(r"^\w+_container_name: (photomatrix-[\w-]+)$", defaults.read_text(), re.M))
+    assert len(names) >= 5, names
+    table = (
+        (ROOT / "docs/install.md")
+        .read_text(encoding="utf-8")
+        .split("## What gets deployed")[1]
+        .split("\n\n")[1]
+    )
+    documented = set(re.findall(r"^\| `(photomatrix-[\w-]+)` \|", table, re.M))
+    assert documented == names, f"missing {sorted(names - documented)}, stale {sorted(documented - names)}"
