@@ -1,13 +1,18 @@
 """The deployment cycle of `make test-infra`, run in the lab (never on this machine's own stack).
 
-`python -m lab.cycle single --deploy CMD --teardown CMD`: one fresh lab host (lab/single). As a new user
-would, the Quickstart's prerequisites are installed there, the repository is copied in, and CMD (from
-the Makefile: `make deploy-cycle`) runs there as root: `make up` with inventory/local, `make verify`, a
-second run that must report changed=0, `make drill`. Then, from this machine, `make verify
-INVENTORY=lab/single` checks the host over SSH; the containers' ids and start times must be the same
-before and after (verification is read-only). Then the teardown CMD runs there (`make down
-PURGE=true`) and must leave no photomatrix container. The lab is removed at the end, also on failure
-(`--keep` keeps it).
+`python -m lab.cycle single --deploy CMD --teardown CMD`: one fresh lab host (lab/single). The project's
+images are built once on this machine by the container_images role (lab/single/images.yml) and pushed
+to the lab registry. As a new user would, the Quickstart's prerequisites are installed on the host, the
+repository is copied in, and CMD (from the Makefile: `make deploy-cycle`) runs there as root: `make up`
+with inventory/local, `make verify`, a second run that must report changed=0, the documented
+`--check --diff` / `--tags` / layer runs, `make drill`. The only difference from a new user's machine
+is which image stands behind each reference: a second inventory source on the host
+(ANSIBLE_INVENTORY, LAB_VARS below) sets `container_registry` to the lab registry and
+`container_images_build: false`, so `make up` pulls the project's images instead of building them.
+Then, from this machine, `make verify INVENTORY=lab/single` checks the host over SSH; the containers'
+ids and start times must be the same before and after (verification is read-only). Then the teardown
+CMD runs there (`make down PURGE=true`) and must leave no photomatrix container. The lab is removed at
+the end, also on failure (`--keep` keeps it).
 """
 
 from __future__ import annotations
@@ -17,14 +22,21 @@ import subprocess  # nosec B404
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import control, docker
-from lab.remote import RemoteError, capture, copy_repository, run
+from lab import control, docker, images
+from lab.remote import RemoteError, capture, copy_directory, copy_repository, run
 from lab.topology import ROOT, LabConfigError, load
 
 SINGLE_INVENTORY = ROOT / "lab" / "single"
+IMAGES_PLAYBOOK = ROOT / "lab" / "single" / "images.yml"
 CHECKOUT = "/opt/photomatrix"
+# On the host, next to inventory/local: where the project's images come from (the lab registry).
+LAB_VARS = "/etc/photomatrix-lab/inventory.yml"
+# On the host: the wheels of requirements.txt built here (lab/images.py), so `make setup` there installs
+# the same pins without PyPI (PIP_NO_INDEX, PIP_FIND_LINKS).
+WHEELS = "/var/cache/photomatrix-lab-wheels"
 # What README's Quickstart needs on a fresh Debian 12 machine before `make up`.
 PREREQUISITES = "make python3-venv git"
 LOG = Path("/var/log/photomatrix-lab-cycle.log")
@@ -36,6 +48,31 @@ SNAPSHOT = (
 
 class CycleError(RuntimeError):
     """A step of the cycle failed its check."""
+
+
+def _push_images(inventory: Path) -> float:
+    """Build the project's images here (the role's own build tasks) and push them to the lab registry."""
+    started = time.monotonic()
+    result = subprocess.run(  # noqa: S603  # nosec B603
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(IMAGES_PLAYBOOK)],
+        cwd=ROOT,
+        timeout=3600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CycleError(f"building and pushing the images ({IMAGES_PLAYBOOK.relative_to(ROOT)}) failed")
+    return time.monotonic() - started
+
+
+def lab_vars(lab) -> str:
+    """The second inventory source on the host: the images come from the lab registry, prebuilt."""
+    return (
+        "# Written by lab/cycle.py: inventory/local's images are pulled from the lab registry.\n"
+        "all:\n  vars:\n"
+        f'    container_registry: "{lab.registry}"\n'
+        "    container_images_build: false\n"
+        '    container_images_official: "false"\n'
+    )
 
 
 def _verify_from_here(inventory: Path) -> float:
@@ -67,15 +104,34 @@ def _single(lab, host: str, deploy: str, teardown: str, keep: bool) -> dict[str,
     control.down(lab)  # a fresh host: nothing left from an earlier run
     try:
         figures["lab up"] = control.up(lab)["total"]
-        figures["prerequisites (apt-get)"] = run(
-            lab,
-            host,
-            f"{apt} update && {apt} install -y --no-install-recommends {PREREQUISITES}",
-            timeout=900,
-        )
+        # The host installs the prerequisites while this machine builds and pushes the images.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            prerequisites = pool.submit(
+                run,
+                lab,
+                host,
+                f"{apt} update && {apt} install -y --no-install-recommends {PREREQUISITES}",
+                timeout=900,
+            )
+            figures["images (built here, pushed to the lab registry)"] = _push_images(lab.inventory)
+            figures["prerequisites (apt-get, meanwhile in the host)"] = prerequisites.result()
         with tempfile.TemporaryDirectory(prefix="lab-source-") as tmp:
             copy_repository(lab, host, CHECKOUT, Path(tmp) / "source.tar.gz")
-        figures[f"{deploy} (in the host)"] = run(lab, host, f"cd {CHECKOUT} && sudo {deploy}", timeout=5400)
+        run(
+            lab,
+            host,
+            f"sudo mkdir -p {Path(LAB_VARS).parent} && sudo tee {LAB_VARS} >/dev/null",
+            timeout=60,
+            stdin=lab_vars(lab).encode(),
+        )
+        mark = time.monotonic()
+        copy_directory(lab, host, images.wheelhouse(), WHEELS)
+        figures["wheels of requirements.txt (built here once, copied in)"] = time.monotonic() - mark
+        as_root = (
+            f"cd {CHECKOUT} && sudo env ANSIBLE_INVENTORY=inventory/local,{LAB_VARS}"
+            f" PIP_NO_INDEX=1 PIP_FIND_LINKS={WHEELS}"
+        )
+        figures[f"{deploy} (in the host)"] = run(lab, host, f"{as_root} {deploy}", timeout=5400)
         before = capture(lab, host, SNAPSHOT)
         if "photomatrix-proxy" not in before:
             raise CycleError(f"no stack on {host} after `{deploy}`:\n{before}")
@@ -85,9 +141,7 @@ def _single(lab, host: str, deploy: str, teardown: str, keep: bool) -> dict[str,
             raise CycleError(
                 f"verification changed the containers on {host}:\nbefore:\n{before}\nafter:\n{after}"
             )
-        figures[f"{teardown} (in the host)"] = run(
-            lab, host, f"cd {CHECKOUT} && sudo {teardown}", timeout=900
-        )
+        figures[f"{teardown} (in the host)"] = run(lab, host, f"{as_root} {teardown}", timeout=900)
         left = capture(lab, host, SNAPSHOT)
         if left.strip():
             raise CycleError(f"`{teardown}` left containers on {host}:\n{left}")

@@ -1,4 +1,5 @@
 """The lab's images, built once on this machine and cached: the debootstrap base, the host, the registry.
+Also the wheelhouse of `make setup`, so a lab host installs the pinned tools without PyPI.
 
 Tags are content hashes, so a second `lab up` finds them and builds nothing.
 """
@@ -6,7 +7,10 @@ Tags are content hashes, so a second `lab up` finds them and builds nothing.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess  # nosec B404
+import sys
+import tempfile
 from pathlib import Path
 
 from lab import docker
@@ -111,3 +115,48 @@ def remove_cached() -> None:
     for ref in refs.split():
         if ref.startswith(f"{REPOSITORY}/"):
             docker.run(["image", "rm", ref], check=False)
+
+
+# What `make setup` installs besides requirements.txt: its own upgrade step and the build backend of
+# the editable install (pyproject.toml's build-system).
+SETUP_EXTRAS = ["pip", "setuptools", "wheel"]
+# Dependencies whose markers hold for a lab host's Python (Debian 12's 3.11.2) but not for this
+# machine's: redis needs async-timeout below 3.11.3 (the container_images role pins the same wheel).
+HOST_PYTHON_EXTRAS = ["async-timeout==5.0.1"]
+
+
+def wheelhouse() -> Path:
+    """Wheels of every pin in requirements.txt (and pip/setuptools/wheel), built here once per content
+    of requirements.txt and cached in CACHE_DIR/wheels/<hash>; older wheelhouses are removed."""
+    requirements = ROOT / "requirements.txt"
+    pins = [
+        line.strip()
+        for line in requirements.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "-"))
+    ]
+    key = hashlib.sha256("\n".join([*pins, *SETUP_EXTRAS, *HOST_PYTHON_EXTRAS]).encode()).hexdigest()[:12]
+    root = CACHE_DIR / "wheels"
+    target = root / key
+    if target.is_dir():
+        return target
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    print(f"lab: wheels of requirements.txt into {target} (once per change of the pins)", flush=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix="partial-") as tmp:
+        pin_file = Path(tmp) / "pins.txt"
+        pin_file.write_text("\n".join(pins) + "\n")
+        wheels = Path(tmp) / "wheels"
+        for args in (["-r", str(pin_file)], SETUP_EXTRAS, ["--no-deps", *HOST_PYTHON_EXTRAS]):
+            try:
+                subprocess.run(  # noqa: S603  # nosec B603
+                    [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+                     "--wheel-dir", str(wheels), *args],
+                    check=True,
+                    timeout=1800,
+                )  # fmt: skip
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                raise docker.DockerError(f"building the wheelhouse failed: {exc}") from exc
+        wheels.rename(target)
+    for old in root.iterdir():
+        if old != target and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return target
