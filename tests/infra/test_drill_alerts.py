@@ -1,0 +1,243 @@
+"""Failure drills (`make drill`, never production; playbooks/verify.yml refuses it): real faults on the
+stack this machine runs, each expected to fire its alert and reach the admins channel through
+Prometheus → Alertmanager → the bot, then undone, with the time to detect and to recover printed.
+
+- restart loop: a container of the stack's name space that crashes at once (restart policy always);
+- certificate about to expire: the proxy serves a certificate from the stack's CA valid for 3 days;
+- ERP upstream lost: the ERP container stopped, the probe through the proxy fails; started again.
+
+The three faults start together (module fixture) so the drills overlap in time (about 4 minutes in
+all, bounded by their `for:` durations); each test then waits for its own alert and undoes its fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from infra.test_monitoring import admins_messages_naming, prometheus_api, query, wait_for
+from plugins.infra import Stack, docker_inspect
+
+pytestmark = [pytest.mark.infra, pytest.mark.drill]
+
+CRASHLOOP = "photomatrix-drill-crashloop"
+# Alert `for:` durations plus scrape, evaluation, group wait and the bot's post.
+ALERT_TIMEOUT = 330
+
+
+def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def firing(alertname: str, **labels: str) -> bool:
+    for alert in prometheus_api("alerts")["alerts"]:
+        found = {**alert["labels"], "state": alert["state"]}
+        if all(found.get(k) == v for k, v in {**labels, "alertname": alertname, "state": "firing"}.items()):
+            return True
+    return False
+
+
+def report(drill: str, did: str, observed: str, detected_s: float, recovered_s: float | None) -> None:
+    recovery = f"{recovered_s:.0f} s" if recovered_s is not None else "n/a"
+    print(
+        f"\n[drill {drill}] did: {did}\n  observed: {observed}\n"
+        f"  alert after {detected_s:.0f} s; recovery {recovery}"
+    )
+
+
+def tiny_image(tmp: Path, tag: str) -> None:
+    """An image holding /bin/false and its libraries, imported (nothing is pulled)."""
+    ldd = run(["ldd", "/bin/false"]).stdout
+    files = {"/bin/false", *re.findall(r"(/\S+\.so[.\d]*)", ldd)}
+    archive = tmp / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        for path in sorted(files):
+            tar.add(Path(path).resolve(), arcname=path.lstrip("/"))
+    out = run(["docker", "import", str(archive), f"{tag}:drill"])
+    assert out.returncode == 0, out.stderr
+
+
+def short_lived_chain(stack: Stack, original: bytes, days: int) -> bytes:
+    """The served certificate re-issued by the stack's CA with the same key, names and extensions,
+    valid for `days` more days; the rest of the original chain kept."""
+    pki = stack.root / "pki"
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "private" / "ca.key").read_bytes(), password=None)
+    chain = x509.load_pem_x509_certificates(original)
+    leaf = chain[0]
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(leaf.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
+    for extension in leaf.extensions:
+        if extension.oid != x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER:
+            builder = builder.add_extension(extension.value, extension.critical)
+    new = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    rest = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain[1:])
+    return new.public_bytes(serialization.Encoding.PEM) + rest
+
+
+def reload_proxy(stack: Stack) -> None:
+    out = run(["docker", "kill", "--signal", "HUP", stack.proxy])
+    assert out.returncode == 0, out.stderr
+
+
+@dataclass
+class Faults:
+    started: float
+    stack: Stack
+    image: str
+    fullchain: Path
+    original_chain: bytes
+    undone: set[str] = field(default_factory=set)
+
+    def undo_crashloop(self) -> None:
+        run(["docker", "rm", "--force", CRASHLOOP])
+        run(["docker", "rmi", self.image])
+        self.undone.add("crashloop")
+
+    def undo_certificate(self) -> None:
+        self.fullchain.write_bytes(self.original_chain)
+        reload_proxy(self.stack)
+        self.undone.add("certificate")
+
+    def undo_erp(self) -> None:
+        out = run(["docker", "start", self.stack.erp])
+        assert out.returncode == 0, out.stderr
+        self.undone.add("erp")
+
+
+@pytest.fixture(scope="module")
+def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
+    for name in (stack.proxy, stack.erp, "photomatrix-prometheus", "photomatrix-node-exporter"):
+        assert name in stack.containers, f"{name} is not running: deploy first (make up)"
+    tag = f"pmxdrill-{secrets.token_hex(4)}"
+    tiny_image(tmp_path_factory.mktemp("drill"), tag)
+    fullchain = stack.root / "pki" / "server" / "fullchain.pem"
+    original = fullchain.read_bytes()
+    shortened = short_lived_chain(stack, original, days=3)
+    done = Faults(time.monotonic(), stack, f"{tag}:drill", fullchain, original)
+    try:
+        out = run(
+            ["docker", "run", "--detach", "--name", CRASHLOOP, "--restart", "always", "--network", "none",
+             "--memory", "16m", "--log-driver", "json-file", "--log-opt", "max-size=1m",
+             done.image, "/bin/false"]
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        fullchain.write_bytes(shortened)
+        reload_proxy(stack)
+        out = run(["docker", "stop", "--time", "10", stack.erp])
+        assert out.returncode == 0, out.stderr
+        done.started = time.monotonic()
+        yield done
+    finally:
+        # Whatever a test left undone is undone here: the stack is left as it was found.
+        if "crashloop" not in done.undone:
+            done.undo_crashloop()
+        if "certificate" not in done.undone:
+            done.undo_certificate()
+        if "erp" not in done.undone:
+            done.undo_erp()
+
+
+def delivered(stack: Stack, alertname: str, needle: str) -> bool:
+    return any(needle in text for text in admins_messages_naming(stack, alertname))
+
+
+@pytest.mark.timeout(600)
+def test_a_restart_loop_fires_its_alert_in_the_admins_channel(faults: Faults, stack: Stack) -> None:
+    wait_for(
+        lambda: firing("ContainerRestartLoop", container=CRASHLOOP), "ContainerRestartLoop", ALERT_TIMEOUT
+    )
+    wait_for(
+        lambda: delivered(stack, "ContainerRestartLoop", CRASHLOOP),
+        "the restart-loop alert in the admins channel",
+    )
+    detected = time.monotonic() - faults.started
+    restarts = docker_inspect(CRASHLOOP)["RestartCount"]
+    faults.undo_crashloop()
+    undone = time.monotonic()
+    # Recovery: the container is gone and the next metrics file no longer lists it.
+    wait_for(
+        lambda: not query(f'photomatrix_container_restarts_total{{container="{CRASHLOOP}"}}'),
+        "the crash-looping container to leave the metrics",
+        timeout=180,
+    )
+    report(
+        "restart loop",
+        f"ran {CRASHLOOP} (exits at once, restart always)",
+        f"Docker restarted it {restarts} times; ContainerRestartLoop firing and posted to the admins channel",
+        detected,
+        time.monotonic() - undone,
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_certificate_about_to_expire_fires_its_alert_in_the_admins_channel(
+    faults: Faults, stack: Stack
+) -> None:
+    wait_for(
+        lambda: firing("CertificateExpiringSoon", probe="public"), "CertificateExpiringSoon", ALERT_TIMEOUT
+    )
+    wait_for(
+        lambda: delivered(stack, "CertificateExpiringSoon", "expires in 2d"),
+        "the certificate alert in the admins channel",
+    )
+    detected = time.monotonic() - faults.started
+    faults.undo_certificate()
+    undone = time.monotonic()
+
+    def long_again() -> bool:
+        found = query('probe_ssl_earliest_cert_expiry{probe="public"} - time() > 14 * 86400')
+        return bool(found)
+
+    wait_for(long_again, "the probe to see the original certificate again", timeout=180)
+    report(
+        "certificate about to expire",
+        "re-issued the proxy's certificate from the stack's CA for 3 days and reloaded nginx",
+        "CertificateExpiringSoon firing and posted to the admins channel; original restored",
+        detected,
+        time.monotonic() - undone,
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_lost_erp_upstream_fires_its_alert_and_rejoins(faults: Faults, stack: Stack) -> None:
+    wait_for(lambda: firing("ProbeFailed", probe="erp"), "ProbeFailed for the ERP", ALERT_TIMEOUT)
+    wait_for(
+        lambda: delivered(stack, "ProbeFailed", "erp probe"), "the ERP probe alert in the admins channel"
+    )
+    detected = time.monotonic() - faults.started
+    # The public name still answers while the ERP is away (Rocket.Chat is another upstream).
+    assert query('probe_success{probe="public"} == 1'), "the public probe failed too"
+    faults.undo_erp()
+    undone = time.monotonic()
+    wait_for(
+        lambda: docker_inspect(stack.erp)["State"].get("Health", {}).get("Status") == "healthy", "ERP healthy"
+    )
+    wait_for(
+        lambda: bool(query('probe_success{probe="erp"} == 1')), "the ERP probe to pass again", timeout=180
+    )
+    report(
+        "ERP upstream lost",
+        f"stopped {stack.erp} (one ERP on this host: nothing to route around to)",
+        "the proxy answered 502 for the ERP; ProbeFailed{probe=erp} firing and posted; public probe still up",
+        detected,
+        time.monotonic() - undone,
+    )
