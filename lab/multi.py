@@ -54,7 +54,7 @@ def _run(argv: list[str], what: str) -> tuple[float, str]:
     with subprocess.Popen(  # noqa: S603  # nosec B603
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
-        assert process.stdout is not None  # nosec B101 - set by stdout=PIPE
+        assert process.stdout is not None  # nosec B101
         for line in process.stdout:
             print(line, end="", flush=True)
             lines.append(line)
