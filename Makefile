@@ -63,6 +63,12 @@ rotate: setup ## rotate a credential: WHAT=erp-key|rocketchat-token|ca|alerts-to
 	  -e rotate_what='$(WHAT)' -e rotate_confirm=$(or $(CONFIRM),false)
 .PHONY: rotate
 
+upgrade: setup ## rolling upgrade of this machine's stack or INVENTORY's: preflight, verified backup, then one host at a time (UPGRADE_ARGS)
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/upgrade.yml $(UPGRADE_ARGS)
+
+rollback: setup ## back to the images the last upgrade recorded (releases/previous.json); restores the ERP database if it migrated
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/rollback.yml $(ROLLBACK_ARGS)
+
 status: setup ## read-only, one screen: containers and health per host, firing alerts, certificate expiry (INVENTORY, default inventory/local)
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
@@ -141,4 +147,4 @@ chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov
 	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
 	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
 
-.PHONY: help setup lint format test test-fast up down verify drill test-infra lab-up lab-down security fuzz bench load capacity user chat
+.PHONY: help setup lint format test test-fast up down verify drill upgrade rollback test-infra lab-up lab-down security fuzz bench load capacity user chat
