@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import subprocess  # nosec B404
 import sys
 import tempfile
@@ -161,8 +162,24 @@ def deploy(
                 f"commit {manifest.commit[:12]}: its roles/container_images cannot skip the build "
                 "(no container_images_build), so it cannot deploy a release by digest: refused"
             )
+        _link_inventory(inventory, source)
         config = {"ANSIBLE_CONFIG": str(source / "ansible.cfg")}
         return _run(manifest, env, inventory, state_root, source / SITE, config, how)
+
+
+def _link_inventory(inventory: Path, source: Path) -> None:
+    """Relative paths in the inventory (keys, the controller-side store) resolve in the work tree's copy:
+    roles resolve `src:` against the playbook's tree, so that tree's inventory is the work tree's."""
+    try:
+        relative = inventory.resolve().relative_to(ROOT)
+    except ValueError:
+        return  # an inventory outside the repository uses absolute paths
+    target = source / relative
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    target.symlink_to(ROOT / relative, target_is_directory=True)
 
 
 def _run(
