@@ -78,6 +78,18 @@ def test_bad_arguments_are_refused_with_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "x.prom").exists()
 
 
+def test_a_removed_directory_is_not_created_again(tmp_path: Path) -> None:
+    """A run still under way when `make down PURGE=true` removed the stack's root writes nothing."""
+    output = tmp_path / "gone" / "containers.prom"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--output", str(output), "--prefix", "pmx-none-"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "is gone: nothing written" in run.stderr
+    assert not output.parent.exists()
+
+
 def tiny_image(tmp_path: Path, tag: str) -> None:
     """An image with /bin/false and /bin/sleep and their libraries only, imported (nothing pulled)."""
     files = {"/bin/false", "/bin/sleep"}
@@ -108,6 +120,7 @@ def test_a_crash_loop_and_a_failing_health_check_show_in_the_metrics(tmp_path: P
                         "--health-retries", "1", f"{tag}:test", "/bin/sleep", "120"],
                        check=True, capture_output=True, timeout=60)  # fmt: skip
         output = tmp_path / "textfile" / "containers.prom"
+        output.parent.mkdir()
         deadline = time.monotonic() + 60
         while True:
             run = subprocess.run(

@@ -83,7 +83,6 @@ def inspect(prefix: str) -> list[dict]:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=".tmp-", suffix=".prom", delete=False
     ) as tmp:
@@ -104,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(args.times):
         if round_:
             time.sleep(args.interval)
+        # The monitoring role creates the directory; it is gone when the stack was removed (`make down
+        # PURGE=true`) while this run was under way: stop rather than create it again.
+        if not args.output.parent.is_dir():
+            gone = f"photomatrix-container-metrics: {args.output.parent} is gone: nothing written"
+            print(gone, file=sys.stderr)
+            return 0
         try:
             containers = inspect(args.prefix)
         except (subprocess.SubprocessError, OSError, json.JSONDecodeError) as exc:
