@@ -54,7 +54,7 @@ down: setup ## remove the stack's containers and network (data kept; PURGE=true 
 verify: setup ## read-only testinfra checks of a deployed stack: this machine's, or every host of INVENTORY=inventory/<x>
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml
 
-drill: setup ## destructive checks (backup restore, credential rotations) of this machine's stack or INVENTORY's; refused for production
+drill: setup ## destructive checks (backup restore, alert drills, credential rotations, upgrade then rollback) of this machine's stack or INVENTORY's; refused for production
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
 
 rotate: setup ## rotate a credential: WHAT=erp-key|rocketchat-token|ca|alerts-token [INVENTORY=…] (production: CONFIRM=true)
@@ -73,7 +73,7 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
-test-infra: setup ## the deployment cycle: up, verify, idempotence (second run changed=0), drill (restore), down
+test-infra: setup ## the deployment cycle on this machine: up, verify, idempotence (second run changed=0), drill, down
 	set -e; trap '$(MAKE) down PURGE=true' EXIT; \
 	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
 	  $(MAKE) verify; \
