@@ -165,15 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = single(args.deploy, args.teardown, keep=args.keep, inventory=args.inventory.resolve())
     except (LabConfigError, docker.DockerError, RemoteError, CycleError) as exc:
-        _report(f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
+        report(f"lab cycle {args.cycle}: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1
     lines = [f"lab cycle {args.cycle}: passed in {time.monotonic() - started:.0f} s"]
     lines += [f"  {name:<48} {seconds:6.0f} s" for name, seconds in figures.items()]
-    _report("\n".join(lines), sys.stdout)
+    report("\n".join(lines), sys.stdout)
     return 0
 
 
-def _report(text: str, stream) -> None:
+def report(text: str, stream) -> None:
     """On the terminal, and appended to the cycle log (when, which result, the times of each step)."""
     print(text, file=stream, flush=True)
     try:

@@ -23,20 +23,16 @@ import time
 from pathlib import Path
 
 from lab import control, docker
+from lab.cycle import CycleError, report
 from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
 
 PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
-LOG = Path("/var/log/photomatrix-lab-cycle.log")
 # One host's line of Ansible's PLAY RECAP.
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
     re.MULTILINE,
 )
 STEP_TIMEOUT = 3600
-
-
-class CycleError(RuntimeError):
-    """A step of the cycle failed its check."""
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -118,22 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = multi(args.inventory.resolve(), keep=args.keep)
     except (LabConfigError, docker.DockerError, CycleError, OSError, subprocess.SubprocessError) as exc:
-        _report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
+        report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1
     lines = [f"lab cycle multi: passed in {time.monotonic() - started:.0f} s"]
     lines += [f"  {step:<72} {seconds:6.0f} s" for step, seconds in figures.items()]
-    _report("\n".join(lines), sys.stdout)
+    report("\n".join(lines), sys.stdout)
     return 0
-
-
-def _report(text: str, stream) -> None:
-    """On the terminal, and appended to the cycle log (when, which result, the times of each step)."""
-    print(text, file=stream, flush=True)
-    try:
-        with LOG.open("a") as log:
-            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text}\n")
-    except OSError as exc:
-        print(f"lab multi: cannot append to {LOG}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":
