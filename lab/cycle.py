@@ -37,8 +37,8 @@ LAB_VARS = "/etc/photomatrix-lab/inventory.yml"
 # On the host: the wheels of requirements.txt built here (lab/images.py), so `make setup` there installs
 # the same pins without PyPI (PIP_NO_INDEX, PIP_FIND_LINKS).
 WHEELS = "/var/cache/photomatrix-lab-wheels"
-# What README's Quickstart needs on a fresh Debian 12 machine before `make up`.
-PREREQUISITES = "make python3-venv git"
+# What README's Prerequisites install on a fresh Debian 12 machine before `make up` (curl: the runbooks).
+PREREQUISITES = "make python3-venv git curl"
 LOG = Path("/var/log/photomatrix-lab-cycle.log")
 SNAPSHOT = (
     "sudo docker ps --all --quiet --no-trunc --filter name=^photomatrix- | sort | "

@@ -63,7 +63,10 @@ ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-i
 #   "pytest"              a pytest selection of paths and markers that exist; CI's full run includes it.
 # A tuple of evidences means any one that exists (a suite being renamed).
 REGISTRY: list[tuple[str, object]] = [
-    (r"apt-get install -y --no-install-recommends make git python3-venv", "apt:make git python3-venv"),
+    (
+        r"apt-get install -y --no-install-recommends make git python3-venv curl",
+        "apt:make git python3-venv curl",
+    ),
     (r"make up", "make:up"),
     (r"make verify", "make:verify"),
     (r"make down( PURGE=true)?", "make:down"),
