@@ -63,7 +63,8 @@ class Lab:
         return f"{self.name}-net"
 
 
-def _ansible_inventory(inventory: Path) -> dict:
+def ansible_inventory(inventory: Path, error: type[Exception] = LabConfigError) -> dict:
+    """`ansible-inventory --list` of INVENTORY (bounded in time); ERROR when it cannot be read."""
     program = Path(sys.executable).parent / "ansible-inventory"
     try:
         out = subprocess.run(  # noqa: S603  # nosec B603
@@ -74,9 +75,9 @@ def _ansible_inventory(inventory: Path) -> dict:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise LabConfigError(f"ansible-inventory did not answer within 120 s for {inventory}") from exc
+        raise error(f"ansible-inventory did not answer within 120 s for {inventory}") from exc
     if out.returncode != 0:
-        raise LabConfigError(f"ansible-inventory cannot read {inventory}: {out.stderr.strip()[-800:]}")
+        raise error(f"ansible-inventory cannot read {inventory}: {out.stderr.strip()[-800:]}")
     return json.loads(out.stdout)
 
 
@@ -85,7 +86,7 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> Lab:
     inventory = inventory.resolve()
     if not inventory.is_dir():
         raise LabConfigError(f"{inventory}: not an inventory directory")
-    data = _ansible_inventory(inventory)
+    data = ansible_inventory(inventory)
     hostvars: dict[str, dict] = data.get("_meta", {}).get("hostvars", {})
     if not hostvars:
         raise LabConfigError(f"{inventory}: no hosts")

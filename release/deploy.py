@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lab.topology import ansible_inventory
 from release.build import export_commit
 from release.manifest import Manifest, load
 from release.registry import Registry
@@ -42,20 +43,7 @@ def _now() -> str:
 
 def inventory_registry(inventory: Path) -> str:
     """The container_registry every host of INVENTORY pulls from (it must be one)."""
-    program = Path(sys.executable).parent / "ansible-inventory"
-    try:
-        out = subprocess.run(  # noqa: S603  # nosec B603
-            [str(program), "-i", str(inventory), "--list"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise DeployError(f"ansible-inventory did not answer within 120 s for {inventory}") from exc
-    if out.returncode != 0:
-        raise DeployError(f"ansible-inventory cannot read {inventory}: {out.stderr.strip()[-400:]}")
-    hostvars = json.loads(out.stdout).get("_meta", {}).get("hostvars", {})
+    hostvars = ansible_inventory(inventory, error=DeployError).get("_meta", {}).get("hostvars", {})
     registries = {str(v.get("container_registry", "")) for v in hostvars.values()}
     if len(registries) != 1 or not next(iter(registries)):
         raise DeployError(
