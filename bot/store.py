@@ -71,16 +71,42 @@ CREATE TABLE IF NOT EXISTS outbox_dead (id INTEGER PRIMARY KEY, data TEXT NOT NU
 """
 
 
-class SqliteStore:
+class _AuditBatches:
+    """Audit entries written in batches (one hop to the backend per batch, not per command).
+
+    A store calls `_audit_init()` in its constructor and implements `_write_audit(entries)`.
+    """
+
+    def _audit_init(self) -> None:
+        self._audit_buffer: list[dict[str, Any]] = []
+        self._audit_flush: asyncio.Task[None] | None = None
+
+    async def add_audit(self, entry: dict[str, Any]) -> None:
+        self._audit_buffer.append({"at": time.time(), **entry})
+        if self._audit_flush is None or self._audit_flush.done():
+            self._audit_flush = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.flush_audit()
+
+    async def flush_audit(self) -> None:
+        entries, self._audit_buffer = self._audit_buffer, []
+        if entries:
+            await self._write_audit(entries)
+
+    async def _write_audit(self, entries: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class SqliteStore(_AuditBatches):
     def __init__(self, path: str) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-store")
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._writes = 0
-        # Audit entries are written in batches: one hop to the worker thread per batch, not per command.
-        self._audit_buffer: list[dict[str, Any]] = []
-        self._audit_flush: asyncio.Task[None] | None = None
+        self._audit_init()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -199,19 +225,8 @@ class SqliteStore:
         if last // 1000 != (last - len(rows)) // 1000:
             self.db.execute("DELETE FROM audit WHERE id <= ?", (last - AUDIT_KEEP,))
 
-    async def add_audit(self, entry: dict[str, Any]) -> None:
-        self._audit_buffer.append({"at": time.time(), **entry})
-        if self._audit_flush is None or self._audit_flush.done():
-            self._audit_flush = asyncio.create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(0.05)
-        await self.flush_audit()
-
-    async def flush_audit(self) -> None:
-        entries, self._audit_buffer = self._audit_buffer, []
-        if entries:
-            await self._run(self._add_audit, entries)
+    async def _write_audit(self, entries: list[dict[str, Any]]) -> None:
+        await self._run(self._add_audit, entries)
 
     async def list_audit(self, limit: int) -> list[dict[str, Any]]:
         await self.flush_audit()
@@ -370,7 +385,7 @@ return 0
 """
 
 
-class RedisStore:
+class RedisStore(_AuditBatches):
     """Same contract on Redis: dialogs as strings with a sorted set of expiry times, seen ids with TTL."""
 
     PREFIX = "rcbot:"
@@ -378,8 +393,7 @@ class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._redis: Any = None
-        self._audit_buffer: list[dict[str, Any]] = []
-        self._audit_flush: asyncio.Task[None] | None = None
+        self._audit_init()
 
     async def open(self) -> None:
         import redis.asyncio as redis_asyncio  # optional backend: import only when configured
@@ -425,23 +439,11 @@ class RedisStore:
     async def mark_seen(self, message_id: str) -> bool:
         return bool(await self._redis.set(self._k("seen", message_id), "1", nx=True, ex=SEEN_TTL_SECONDS))
 
-    async def add_audit(self, entry: dict[str, Any]) -> None:
-        # Batched as in SQLite: one script call per batch (ids and the list in one step), not three
-        # round trips per command.
-        self._audit_buffer.append({"at": time.time(), **entry})
-        if self._audit_flush is None or self._audit_flush.done():
-            self._audit_flush = asyncio.create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(0.05)
-        await self.flush_audit()
-
-    async def flush_audit(self) -> None:
-        entries, self._audit_buffer = self._audit_buffer, []
-        if entries:
-            payloads = [json.dumps(e, ensure_ascii=False) for e in entries]
-            keys = (self._k("audit-id"), self._k("audit"))
-            await self._redis.eval(_AUDIT_SCRIPT, 2, *keys, AUDIT_KEEP, *payloads)
+    async def _write_audit(self, entries: list[dict[str, Any]]) -> None:
+        # One script call per batch (ids and the list in one step), not three round trips per command.
+        payloads = [json.dumps(e, ensure_ascii=False) for e in entries]
+        keys = (self._k("audit-id"), self._k("audit"))
+        await self._redis.eval(_AUDIT_SCRIPT, 2, *keys, AUDIT_KEEP, *payloads)
 
     async def list_audit(self, limit: int) -> list[dict[str, Any]]:
         await self.flush_audit()
