@@ -6,6 +6,7 @@ import pytest
 from ansible_collections.photomatrix.rocketchat.plugins.filter.topology import (
     endpoints,
     host_addresses,
+    instance_address,
     instance_alias,
     outside_subnet,
     source_addresses,
@@ -40,6 +41,23 @@ def test_instances_get_consecutive_published_ports_and_numbered_aliases() -> Non
         "rocketchat-2:3000",
     ]
     assert instance_alias("rocketchat", 0) == "rocketchat"
+
+
+def test_instances_here_with_a_fixed_address_are_named_by_consecutive_addresses() -> None:
+    hostvars = {**HOSTVARS, "erp2": {"ansible_host": "10.77.0.32", "erp_api_replicas": 2}}
+    count = "erp_api_replicas"
+    assert endpoints(["erp2"], hostvars, "erp2", "erp-api", 8000, count, "10.250.0.30") == [
+        "10.250.0.30:8000",
+        "10.250.0.31:8000",
+    ]
+    # Elsewhere the host address and published ports, as without it; no address: the aliases.
+    assert endpoints(["erp2"], hostvars, "edge", "erp-api", 8000, count, "10.250.0.30") == [
+        "10.77.0.32:8000",
+        "10.77.0.32:8001",
+    ]
+    no_address = endpoints(["erp2"], hostvars, "erp2", "erp-api", 8000, count, "")
+    assert no_address == ["erp-api:8000", "erp-api-2:8000"]
+    assert instance_address("10.250.0.30", 0) == "10.250.0.30"
 
 
 def test_a_bad_instance_count_is_refused() -> None:

@@ -41,21 +41,32 @@ def endpoints(
     alias: str,
     port: int,
     count_var: str | None = None,
+    fixed_address: str | None = None,
 ) -> list[str]:
     """``alias:port`` for instances on ``here``, ``host_address:published_port`` for the others.
 
     With ``count_var`` (e.g. ``rocketchat_instance_count``) a host runs that many instances: the
     i-th listens on ``port`` inside its container (alias ``<alias>-<i+1>``) and is published on
-    ``port + i`` on its host address.
+    ``port + i`` on its host address. With ``fixed_address`` (the first instance's container address,
+    the i-th's is that plus i) instances on ``here`` are named by address: an nginx upstream block
+    resolves names once, at start, so an instance re-created with another address would be lost.
     """
     found: list[str] = []
     for host in hosts:
         for index in range(_instance_count(hostvars, host, count_var)):
-            if host == here:
+            if host == here and fixed_address:
+                found.append(f"{instance_address(fixed_address, index)}:{int(port)}")
+            elif host == here:
                 found.append(f"{instance_alias(alias, index)}:{int(port)}")
             else:
                 found.append(f"{_host_address(hostvars, host)}:{int(port) + index}")
     return found
+
+
+def instance_address(address: str, index: int) -> str:
+    """The fixed container address of instance ``index`` (0-based): the first keeps ``address``, the
+    i-th is ``address + i`` (e.g. the bot replicas 10.250.0.20, 10.250.0.21)."""
+    return str(ipaddress.ip_address(str(address)) + int(index))
 
 
 def source_addresses(hosts: list[str], hostvars: Any, here: str, container_address: str | None) -> list[str]:
@@ -95,5 +106,6 @@ class FilterModule:
             "source_addresses": source_addresses,
             "host_addresses": host_addresses,
             "instance_alias": instance_alias,
+            "instance_address": instance_address,
             "outside_subnet": outside_subnet,
         }
