@@ -80,6 +80,13 @@ REGISTRY: list[tuple[str, object]] = [
     (r"make rotate WHAT=rocketchat-token", f"{ROTATE}::test_rotate_rocketchat_token"),
     (r"make rotate WHAT=ca", f"{ROTATE}::test_rotate_ca"),
     (r"make rotate WHAT=alerts-token", f"{ROTATE}::test_rotate_alerts_token"),
+    (r"make upgrade", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
+    (r"make rollback", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
+    (
+        r"make status",
+        "tests/ops/test_status.py::test_status_against_its_own_container_and_tls_server_changes_nothing",
+    ),
+    (r"make drill", "make:drill"),
     (
         r"make load",
         (
