@@ -7,6 +7,8 @@ import ipaddress
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,10 +22,45 @@ def _alembic_config():  # type: ignore[no-untyped-def]
     return Config(str(ALEMBIC_INI))
 
 
+# PostgreSQL advisory lock key of schema upgrades: the same in every ERP process (any constant would do).
+MIGRATION_LOCK_KEY = 0x4552_505F_4D49_4752  # "ERP_MIGR"
+# How long an ERP host waits for another one's upgrade before it gives up with an error.
+MIGRATION_LOCK_TIMEOUT_SECONDS = 600
+
+
+@contextmanager
+def migration_lock() -> Iterator[None]:
+    """Held around the schema upgrade. ERP hosts that share one PostgreSQL start together (`serve
+    --migrate` on each): one upgrades, the others wait here, then find the schema at head. SQLite is one
+    file of one host (its own write lock): nothing to do."""
+    from sqlalchemy import text
+
+    from erp.db import build_engine
+    from erp.settings import get_settings
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        yield
+        return
+    engine = build_engine(settings)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text(f"SET lock_timeout = '{int(MIGRATION_LOCK_TIMEOUT_SECONDS)}s'"))
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
 def cmd_migrate(_args: argparse.Namespace) -> int:
     from alembic import command
 
-    command.upgrade(_alembic_config(), "head")
+    with migration_lock():
+        command.upgrade(_alembic_config(), "head")
     return 0
 
 
