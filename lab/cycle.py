@@ -1,7 +1,7 @@
 """The deployment cycle of `make test-infra`, run in the lab (never on this machine's own stack).
 
 `python -m lab.cycle single --deploy CMD --teardown CMD`: one fresh lab host (lab/single). The project's
-images are built once on this machine by the container_images role (lab/single/images.yml) and pushed
+images are built once on this machine by the container_images role (lab/playbooks/images.yml) and pushed
 to the lab registry. As a new user would, the Quickstart's prerequisites are installed on the host, the
 repository is copied in, and CMD (from the Makefile: `make deploy-cycle`) runs there as root: `make up`
 with inventory/local, `make verify`, a second run that must report changed=0, the documented
@@ -30,7 +30,7 @@ from lab.remote import RemoteError, capture, copy_directory, copy_repository, ru
 from lab.topology import ROOT, LabConfigError, load
 
 SINGLE_INVENTORY = ROOT / "lab" / "single"
-IMAGES_PLAYBOOK = ROOT / "lab" / "single" / "images.yml"
+IMAGES_PLAYBOOK = ROOT / "lab" / "playbooks" / "images.yml"
 CHECKOUT = "/opt/photomatrix"
 # On the host, next to inventory/local: where the project's images come from (the lab registry).
 LAB_VARS = "/etc/photomatrix-lab/inventory.yml"
