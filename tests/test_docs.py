@@ -432,3 +432,11 @@ def test_the_container_table_lists_every_container_the_roles_run() -> None:
     )
     documented = set(re.findall(r"^\| `(photomatrix-[\w-]+)` \|", table, re.M))
     assert documented == names, f"missing {sorted(names - documented)}, stale {sorted(documented - names)}"
+
+
+def test_generated_blocks_match_their_sources() -> None:
+    """docs/checklist.md's performance figures and open items, docs/operations.md's drill figures: as
+    `python -m ops.figures write` renders them from ops/figures.json and the checklist's rows."""
+    from ops import figures
+
+    assert figures.stale() == [], "run python -m ops.figures write"

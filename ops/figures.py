@@ -1,0 +1,224 @@
+"""Figures and lists in the docs, generated: `python -m ops.figures write|check|record FILE…`.
+
+The measured figures live in `ops/figures.json`, one entry per figure, each a range over the runs
+recorded so far and the script that measures it. Scripts that measure (the failure drills in
+`tests/infra/test_drill_*.py`; anything else that appends the same lines) write JSON lines
+`{"figure": KEY, "value": NUMBER}` to `.state/figures/*.jsonl`; `record` widens each figure's range
+with them. `write` renders every marked block of the docs from ops/figures.json and from the code
+(the "What is open" list of docs/checklist.md is the checklist's own rows that are not done);
+`check` fails, naming the block, when a document differs from what `write` would produce
+(tests/test_docs.py runs it).
+
+A block is `<!-- generated: NAME (python -m ops.figures write) -->` … `<!-- end: NAME -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "ops" / "figures.json"
+RECORDS = ROOT / ".state" / "figures"
+CHECKLIST = "docs/checklist.md"
+OPERATIONS = "docs/operations.md"
+
+
+class FiguresError(Exception):
+    """A bad figures file, record or document block: the message says which and why."""
+
+
+def load(path: Path = FIGURES) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FiguresError(f"{path}: {exc}") from exc
+    for key, entry in data["figures"].items():
+        missing = {"low", "high", "runs", "unit", "by"} - set(entry)
+        if missing:
+            raise FiguresError(f"{path}: figure {key} lacks {sorted(missing)}")
+        if entry["low"] > entry["high"]:
+            raise FiguresError(f"{path}: figure {key} has low {entry['low']} above high {entry['high']}")
+    return data
+
+
+def number(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def value_range(entry: dict) -> str:
+    """ "~3,000 req/s" (one value or approx), "1,400–1,900 msg/s", "0.60–0.75×"; "not run yet"."""
+    if entry["runs"] == 0:
+        return "not run yet"
+    decimals = int(entry.get("decimals", 0))
+    low, high = number(entry["low"], decimals), number(entry["high"], decimals)
+    figure = f"~{low}" if low == high and entry.get("approx") else low if low == high else f"{low}–{high}"
+    unit = entry["unit"]
+    return f"{figure}{unit}" if unit in ("×", "%") else f"{figure} {unit}".rstrip()
+
+
+def phrase(data: dict, key: str) -> str:
+    """The figure in its words: the label with the value at `{}` (or after it), then the suffix."""
+    entry = data["figures"][key]
+    label = entry.get("label", "")
+    text = label.replace("{}", value_range(entry)) if "{}" in label else f"{label} {value_range(entry)}"
+    return f"{text.strip()}{entry.get('suffix', '')}"
+
+
+def performance_block(data: dict) -> str:
+    groups = data["blocks"]["performance"]
+    parts = []
+    for group in groups:
+        figures = "; ".join(phrase(data, key) for key in group["figures"])
+        parts.append(f"{group['title']}: {figures}")
+    return " — ".join(parts)
+
+
+def drills_block(data: dict) -> str:
+    rows = ["| Drill | Alert after (s) | Recovered in (s) | Runs |", "|---|---|---|---|"]
+    for drill in data["blocks"]["drills"]:
+        alert, recovery = data["figures"][drill["alert"]], data["figures"][drill["recovery"]]
+        runs = min(alert["runs"], recovery["runs"])
+        rows.append(f"| {drill['title']} | {value_range(alert)} | {value_range(recovery)} | {runs} |")
+    timings = [phrase(data, key) for key in data["blocks"]["drill_timings"]]
+    return "\n".join(rows) + "\n\n" + "; ".join(timings) + "."
+
+
+def checklist_rows(text: str) -> list[tuple[str, str, str]]:
+    """(section title, item in English, status) of every row of docs/checklist.md's tables."""
+    rows, section = [], ""
+    for line in text.splitlines():
+        heading = re.match(r"^## \d+\. .* — (.+)$", line)
+        if heading:
+            section = heading.group(1).strip()
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 5 and cells[2] not in {"Status", "---"}:
+            rows.append((section, cells[1], cells[2]))
+    return rows
+
+
+def open_block(text: str) -> str:
+    lines = [
+        f"- {section}: **{item}** ({status})"
+        for section, item, status in checklist_rows(text)
+        if status != "done"
+    ]
+    return "\n".join(lines) if lines else "- Nothing: every item is done."
+
+
+# (document, block name, inline?, renderer of (figures data, current document text))
+BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
+    (CHECKLIST, "performance", True, lambda data, _: performance_block(data)),
+    (CHECKLIST, "open", False, lambda _, text: open_block(text)),
+    (OPERATIONS, "drill figures", False, lambda data, _: drills_block(data)),
+]
+
+
+def block_pattern(name: str, inline: bool) -> re.Pattern[str]:
+    start = re.escape(f"<!-- generated: {name} (python -m ops.figures write) -->")
+    end = re.escape(f"<!-- end: {name} -->")
+    gap = "" if inline else r"\n"
+    return re.compile(f"({start}{gap})(.*?)({end})", re.S)
+
+
+def render(text: str, name: str, inline: bool, body: str, document: str) -> str:
+    pattern = block_pattern(name, inline)
+    if len(pattern.findall(text)) != 1:
+        raise FiguresError(f"{document}: expected one block '{name}' (<!-- generated: {name} … -->)")
+    body = body if inline else body + "\n"
+    return pattern.sub(lambda m: m.group(1) + body + m.group(3), text)
+
+
+def generated(root: Path = ROOT, data: dict | None = None) -> dict[str, str]:
+    """{document: its text with every block rendered}."""
+    data = load(root / "ops" / "figures.json") if data is None else data
+    texts: dict[str, str] = {}
+    for document, name, inline, renderer in BLOCKS:
+        text = texts.get(document) or (root / document).read_text(encoding="utf-8")
+        texts[document] = render(text, name, inline, renderer(data, text), document)
+    return texts
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """Names of the blocks whose document text differs from the rendering."""
+    found = []
+    texts = generated(root)
+    for document, name, inline, _ in BLOCKS:
+        pattern = block_pattern(name, inline)
+        now = pattern.search((root / document).read_text(encoding="utf-8"))
+        want = pattern.search(texts[document])
+        if now is None or want is None or now.group(2) != want.group(2):
+            found.append(f"{document}: {name}")
+    return found
+
+
+def record(data: dict, lines: list[str], origin: str) -> list[str]:
+    """Widen each named figure's range with the recorded values; returns what changed."""
+    changes = []
+    for number_, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            key, value = item["figure"], float(item["value"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise FiguresError(f"{origin}:{number_}: not a figure record ({exc})") from exc
+        if key not in data["figures"]:
+            raise FiguresError(f"{origin}:{number_}: unknown figure {key!r} (add it to ops/figures.json)")
+        if not math.isfinite(value) or value < 0:
+            raise FiguresError(f"{origin}:{number_}: {key} = {value} is not a measurement")
+        entry = data["figures"][key]
+        decimals = int(entry.get("decimals", 0))
+        value = round(value, decimals)
+        low, high = min(entry["low"], value), max(entry["high"], value)
+        if entry["runs"] == 0:
+            low = high = value
+        entry.update(low=low, high=high, runs=entry["runs"] + 1)
+        changes.append(f"{key}: {value} -> {value_range(entry)} ({entry['runs']} runs)")
+    return changes
+
+
+def append_record(key: str, value: float, path: Path | None = None) -> None:
+    """For measuring scripts: one line into .state/figures/<file>.jsonl (never the committed file)."""
+    path = path or RECORDS / "drills.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps({"figure": key, "value": round(value, 3)}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.figures", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("write", help="render every generated block of the docs")
+    sub.add_parser("check", help="exit 1 when a generated block differs from its source")
+    rec = sub.add_parser("record", help="widen ops/figures.json's ranges with recorded values, then write")
+    rec.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "record":
+            data = load()
+            for path in args.files:
+                lines = path.read_text(encoding="utf-8").splitlines()
+                for change in record(data, lines, str(path)):
+                    print(change)
+            FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.command in ("write", "record"):
+            for document, text in generated().items():
+                (ROOT / document).write_text(text, encoding="utf-8")
+            return 0
+        problems = stale()
+    except FiguresError as exc:
+        print(f"ops.figures: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"stale generated block: {problem} (run python -m ops.figures write)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""ops.figures: the docs' generated blocks follow their sources, and recorded measurements widen the
+figures' ranges (bad records refused, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops import figures
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the files ops.figures reads and writes."""
+    for name in ("ops/figures.json", figures.CHECKLIST, figures.OPERATIONS):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_a_changed_figure_makes_its_block_stale_until_written(tree: Path) -> None:
+    assert figures.stale(tree) == []
+    data = json.loads((tree / "ops/figures.json").read_text(encoding="utf-8"))
+    data["figures"]["bench.erp_get_rps"].update(low=2500, high=3100, approx=False)
+    (tree / "ops/figures.json").write_text(json.dumps(data), encoding="utf-8")
+    assert figures.stale(tree) == [f"{figures.CHECKLIST}: performance"]
+    for document, text in figures.generated(tree).items():
+        (tree / document).write_text(text, encoding="utf-8")
+    assert figures.stale(tree) == []
+    assert "ERP GET 2,500–3,100 req/s" in (tree / figures.CHECKLIST).read_text(encoding="utf-8")
+
+
+def test_a_hand_edit_inside_a_block_is_stale(tree: Path) -> None:
+    path = tree / figures.OPERATIONS
+    path.write_text(path.read_text(encoding="utf-8").replace("| restart loop |", "| restart loop (edited) |"))
+    assert figures.stale(tree) == [f"{figures.OPERATIONS}: drill figures"]
+
+
+def test_the_open_list_follows_the_rows_statuses(tree: Path) -> None:
+    path = tree / figures.CHECKLIST
+    text = path.read_text(encoding="utf-8")
+    assert "**SMTP for outgoing mail** (partial)" in figures.open_block(text)
+    done = text.replace("| SMTP for outgoing mail | partial |", "| SMTP for outgoing mail | done |")
+    path.write_text(done, encoding="utf-8")
+    assert figures.stale(tree) == [f"{figures.CHECKLIST}: open"]
+    assert "SMTP" not in figures.open_block(done)
+
+
+def test_a_missing_block_is_named() -> None:
+    with pytest.raises(figures.FiguresError, match="expected one block 'open'"):
+        figures.render("no markers here", "open", False, "x", "docs/checklist.md")
+
+
+def test_record_widens_the_range_and_counts_runs() -> None:
+    data = figures.load()
+    entry = data["figures"]["drill.restart_loop.alert_s"]
+    low, high, runs = entry["low"], entry["high"], entry["runs"]
+    lines = [json.dumps({"figure": "drill.restart_loop.alert_s", "value": high + 10.4}), ""]
+    changes = figures.record(data, lines, "sample.jsonl")
+    assert entry == {**entry, "low": low, "high": round(high + 10.4), "runs": runs + 1}
+    assert len(changes) == 1
+    fresh = data["figures"]["drill.disk.alert_s"]
+    assert fresh["runs"] == 0
+    figures.record(data, [json.dumps({"figure": "drill.disk.alert_s", "value": 170})], "s")
+    assert (fresh["low"], fresh["high"], fresh["runs"]) == (170, 170, 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not json", "not a figure record"),
+        (json.dumps({"value": 3}), "not a figure record"),
+        (json.dumps({"figure": "drill.nope", "value": 3}), "unknown figure 'drill.nope'"),
+        (json.dumps({"figure": "drill.disk.alert_s", "value": -1}), "is not a measurement"),
+        (json.dumps({"figure": "drill.disk.alert_s", "value": "NaN"}), "is not a measurement"),
+    ],
+)
+def test_bad_records_are_refused_with_the_line(line: str, reason: str) -> None:
+    with pytest.raises(figures.FiguresError, match=reason) as raised:
+        figures.record(figures.load(), [line], "drills.jsonl")
+    assert "drills.jsonl:1" in str(raised.value)
+
+
+def test_the_command_checks_and_refuses_a_bad_record_without_writing(tmp_path: Path) -> None:
+    """`python -m ops.figures check` passes on the repository; `record` with a bad line exits 2 and
+    leaves ops/figures.json as it was."""
+    check = subprocess.run(
+        [sys.executable, "-m", "ops.figures", "check"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stderr
+    before = (ROOT / "ops/figures.json").read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"figure": "drill.unknown", "value": 1}\n', encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "ops.figures", "record", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "unknown figure 'drill.unknown'" in out.stderr
+    assert (ROOT / "ops/figures.json").read_bytes() == before
