@@ -80,6 +80,20 @@ test-infra: setup ## the deployment cycle on this machine: up, verify, idempoten
 	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py; \
 	  $(MAKE) drill
 
+# Inside a lab host only: lab/cycle.py writes the marker file there and runs this as root. The guard is
+# part of the one recipe line, so even `make -n` (which runs lines naming $(MAKE)) stops at it.
+LAB_HOST_MARKER := /etc/photomatrix-lab/inventory.yml
+deploy-cycle: setup ## in a lab host only (make test-infra runs it): up, verify, second run changed=0, --check/--tags/layers, drill
+	@set -e; if [ ! -f $(LAB_HOST_MARKER) ]; then echo "deploy-cycle deploys onto the machine it runs on:" \
+	  "it runs only inside a lab host (no $(LAB_HOST_MARKER) here); run make test-infra" >&2; exit 2; fi; \
+	  step() { local start=$$(date +%s); echo "deploy-cycle: $$*"; "$$@"; \
+	    echo "deploy-cycle: $$* took $$(( $$(date +%s) - start )) s"; }; \
+	  step $(MAKE) up; \
+	  step $(MAKE) verify; \
+	  step env PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider --no-header -q \
+	    tests/infra/test_idempotence.py tests/infra/test_layers.py; \
+	  step $(MAKE) drill
+
 lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry
 	$(PY) -m lab up -i $(LAB_INVENTORY)
 
@@ -128,7 +142,10 @@ release-page: setup ## the release page of MANIFEST: manifest, SBOMs, gate repor
 
 pipeline: setup ## release, deploy ENV (staging), gate (rollback on failure), release page; prints each stage's time
 	$(RELEASE) pipeline --env $(ENV) $(RELEASE_WHERE) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TARGET),--target $(TARGET))
-.PHONY: release deploy gate promote release-page pipeline
+
+test-delivery: setup ## the pipeline for real against the lab release/lab: lab up, release, deploy, gate, upgrade, gate, a broken release rolled back, pages, lab down (STAGING_ARGS=--keep keeps the lab); JSON report
+	$(RELEASE) staging-run -i release/lab $(STAGING_ARGS)
+.PHONY: release deploy gate promote release-page pipeline test-delivery
 
 # First access to the stack `make up` deployed (overridable to point at another server).
 RC_URL ?= https://localhost
@@ -147,4 +164,4 @@ chat: setup ## chat in the terminal as that employee: make chat NAME=ivan.petrov
 	@test -n "$(NAME)" || { echo "usage: make chat NAME=<username> [ROOM=@erp-bot]" >&2; exit 2; }
 	$(RCCHAT) --user $(NAME) --password-file $(RC_USERS_DIR)/$(NAME).password chat $(or $(ROOM),@erp-bot)
 
-.PHONY: help setup lint format test test-fast up down verify drill upgrade rollback test-infra lab-up lab-down security fuzz bench load capacity user chat
+.PHONY: help setup lint format test test-fast up down verify drill upgrade rollback test-infra deploy-cycle lab-up lab-down security fuzz bench load capacity user chat

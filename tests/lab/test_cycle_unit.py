@@ -1,5 +1,6 @@
 """What lab.cycle hands to the lab host: the second inventory source that makes its `make up` pull the
-project's images from the lab registry instead of building them."""
+project's images from the lab registry instead of building them, and the guard that keeps
+`make deploy-cycle` (what the cycle runs in the host) off every other machine."""
 
 from __future__ import annotations
 
@@ -33,3 +34,17 @@ def test_the_lab_vars_make_inventory_local_pull_from_the_lab_registry(tmp_path: 
     # Everything else is inventory/local's, as a new user has it.
     assert hostvars["photomatrix_environment"] == "local"
     assert hostvars["ansible_connection"] == "local"
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["make", "make -n"])
+def test_deploy_cycle_refuses_to_run_outside_a_lab_host(dry_run: bool) -> None:
+    # `make -n` runs the recipe lines that name $(MAKE): the guard must be on that same line. MAKE and
+    # BIN point nowhere, so nothing could deploy even if the guard let a line through.
+    run = subprocess.run(
+        ["make", "--no-print-directory", *(["-n"] if dry_run else []), "deploy-cycle", "MAKE=false",
+         "BIN=/nonexistent", "LAB_HOST_MARKER=/nonexistent/inventory.yml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "it runs only inside a lab host" in run.stderr
+    assert "deploy-cycle: false" not in run.stdout
