@@ -1,4 +1,4 @@
-"""`python -m release build|deploy|rollback|gate|promote|page|pipeline` (docs/delivery.md)."""
+"""`python -m release build|deploy|rollback|gate|promote|page|pipeline|staging-run` (docs/delivery.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from release import build, deploy, gate, page
+from release import build, deploy, gate, page, staging_run
 from release.manifest import ManifestError, load
 from release.registry import RegistryError
 
@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == "pipeline":
             q.add_argument("--registry")
             q.add_argument("--version", default="")
+    p = sub.add_parser(
+        "staging-run",
+        help="the pipeline for real against a lab: release, deploy, gate, upgrade, gate, a broken "
+        "release rolled back, pages; lab up and down",
+    )
+    p.add_argument("-i", "--inventory", default="release/lab", help="the lab standing for staging")
+    p.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    p.add_argument("--version", default="", help="override release 1's version from git")
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
 
@@ -101,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stage {stage}: {timings[stage]} s", flush=True)
 
     try:
+        if args.command == "staging-run":
+            rc, _ = staging_run.run(
+                Path(args.inventory), args.state, args.registry_ca, keep=args.keep, version=args.version
+            )
+            return rc
         if args.command in ("build", "pipeline"):
             registry = args.registry or deploy.inventory_registry(
                 Path(args.inventory) if args.inventory else _inventory(args)
@@ -164,18 +177,33 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "page":
             print(f"release page: {page.render(manifest)}")
         elif args.command == "pipeline":
-            timed(
-                "deploy",
-                deploy.deploy,
-                manifest,
-                args.env,
-                inventory,
-                args.state,
-                args.registry_ca,
-                args.playbook,
-            )
             steps = gate.default_steps(inventory, _target(args), manifest.directory / f"gate-{args.env}")
-            rc = timed("gate", _gate_and_rollback, args, manifest, args.env, inventory, steps)
+            if deploy.History(args.state, args.env).current() is None:
+                timed(
+                    "deploy",
+                    deploy.deploy,
+                    manifest,
+                    args.env,
+                    inventory,
+                    args.state,
+                    args.registry_ca,
+                    args.playbook,
+                )
+                rc = timed("gate", _gate_and_rollback, args, manifest, args.env, inventory, steps)
+            else:
+                # An environment running a release is upgraded; a failed upgrade or gate: make rollback.
+                outcome = timed(
+                    "upgrade and gate",
+                    deploy.gated_upgrade,
+                    manifest,
+                    args.env,
+                    inventory,
+                    args.state,
+                    args.registry_ca,
+                    lambda: gate.run(manifest, args.env, steps),
+                )
+                print(f"{args.env}: {outcome}")
+                rc = 0 if outcome["outcome"] == "passed" else 1
             print(f"release page: {page.render(manifest)}")
             print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
             return rc
@@ -187,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         gate.GateError,
         build.gitinfo.GitError,
         build.docker.DockerError,
+        staging_run.StagingRunError,
     ) as exc:
         print(f"release {args.command}: {exc}", file=sys.stderr)
         return 2

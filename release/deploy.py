@@ -6,8 +6,11 @@ photomatrix_images), roles/container_images builds nothing (container_images_bui
 any reference that is not a digest (container_images_require_digests). Before anything runs, every
 digest must be in the inventory's registry: a manifest whose images are not there is refused.
 
-Rollback (until `make rollback` keeps previous references per host): deploy the environment's previous
-manifest by digest through this same path.
+An environment that runs a release is upgraded with playbooks/upgrade.yml (`make upgrade`: preflight,
+a verified backup, the previous image references in <root>/releases/previous.json, then one host at a
+time), the same digests and switches. Rollback: after an upgrade, `make rollback` (back to the image ids
+that previous.json recorded, the ERP database restored when it migrated); after a plain deployment,
+the environment's previous manifest deployed by digest through this same path.
 """
 
 from __future__ import annotations
@@ -29,12 +32,22 @@ from release.registry import Registry
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_TIMEOUT = 5400
 SITE = "playbooks/site.yml"
+UPGRADE = "playbooks/upgrade.yml"
+ROLLBACK_TIMEOUT = 3600
 # A release is only pulled, never rebuilt: the role must know container_images_build (false here).
 ROLE_DEFAULTS = Path("roles/container_images/defaults/main.yml")
 
 
 class DeployError(RuntimeError):
     """The manifest was refused or the deployment failed."""
+
+
+class PlaybookFailed(DeployError):
+    """The deployment playbook ran and failed (hosts may have changed); its log is LOG."""
+
+    def __init__(self, message: str, log: Path) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 def _now() -> str:
@@ -140,7 +153,7 @@ def deploy(
     of the manifest's commit (ANSIBLE_CONFIG there), the inventory and its files from the work tree.
     """
     preflight(manifest, inventory_registry(inventory), ca)
-    if playbook != SITE:
+    if playbook not in (SITE, UPGRADE):
         return _run(manifest, env, inventory, state_root, Path(playbook), {}, how)
     with tempfile.TemporaryDirectory(prefix="photomatrix-deploy-") as scratch:
         source = Path(scratch)
@@ -152,7 +165,7 @@ def deploy(
             )
         _link_inventory(inventory, source)
         config = {"ANSIBLE_CONFIG": str(source / "ansible.cfg")}
-        return _run(manifest, env, inventory, state_root, source / SITE, config, how)
+        return _run(manifest, env, inventory, state_root, source / playbook, config, how)
 
 
 def _link_inventory(inventory: Path, source: Path) -> None:
@@ -193,28 +206,116 @@ def _run(
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise DeployError(
-                f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}"
+            raise PlaybookFailed(
+                f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}", log
             ) from exc
     if result.returncode != 0:
-        raise DeployError(
-            f"deployment of {manifest.version} to {env} failed (exit {result.returncode}); log {log}"
+        raise PlaybookFailed(
+            f"deployment of {manifest.version} to {env} failed (exit {result.returncode}); log {log}", log
         )
     History(state_root, env).append(manifest, how)
     return log
 
 
+def _recorded(entry: dict) -> Manifest:
+    manifest = load(Path(entry["manifest"]))
+    if manifest.sha256 != entry["sha256"]:
+        raise DeployError(f"{entry['manifest']} changed since it was deployed; refusing to roll back to it")
+    return manifest
+
+
 def rollback(
     env: str, inventory: Path, state_root: Path, ca: Path | None = None, playbook: str = SITE
 ) -> Manifest:
-    """Deploy ENV's previous manifest by digest; returns it."""
-    previous = History(state_root, env).previous()
+    """Back to ENV's previous release; returns its manifest. After an upgrade `make rollback`, else
+    the previous manifest deployed by digest."""
+    history = History(state_root, env)
+    previous = history.previous()
     if previous is None:
         raise DeployError(f"{env}: no previous release to roll back to")
-    manifest = load(Path(previous["manifest"]))
-    if manifest.sha256 != previous["sha256"]:
-        raise DeployError(
-            f"{previous['manifest']} changed since it was deployed; refusing to roll back to it"
-        )
-    deploy(manifest, env, inventory, state_root, ca, playbook=playbook, how="rollback")
+    manifest = _recorded(previous)
+    current = history.current() or {}
+    if current.get("how") == "upgrade" and playbook == SITE:
+        make_rollback(manifest, env, inventory, state_root)
+    else:
+        deploy(manifest, env, inventory, state_root, ca, playbook=playbook, how="rollback")
     return manifest
+
+
+def make_rollback(
+    previous: Manifest, env: str, inventory: Path, state_root: Path, argv: list[str] | None = None
+) -> Path:
+    """`make rollback INVENTORY=…` (playbooks/rollback.yml; ARGV instead when given): every host back
+    to the images its last upgrade recorded; then ENV's record names PREVIOUS again. Returns the log."""
+    logs = previous.directory / "deployments"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{env}-{_now()}-rollback.log"
+    print(f"rollback {env} ({inventory}) to {previous.version}: make rollback; log {log}", flush=True)
+    with log.open("w") as handle:
+        try:
+            result = subprocess.run(  # noqa: S603  # nosec B603
+                argv or ["/usr/bin/make", "--no-print-directory", "rollback", f"INVENTORY={inventory}"],
+                cwd=ROOT,
+                env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=ROLLBACK_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DeployError(f"make rollback on {env} did not finish within {ROLLBACK_TIMEOUT} s") from exc
+    if result.returncode != 0:
+        raise DeployError(f"make rollback on {env} failed (exit {result.returncode}); log {log}")
+    History(state_root, env).append(previous, "rollback")
+    return log
+
+
+def stop_reason(log: Path) -> str:
+    """What a failed playbook run said last: its 'stopped at' message, else its last fatal line."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    for marker in ("stopped at", "fatal:", "FAILED!"):
+        at = text.rfind(marker)
+        if at >= 0:
+            line_start = text.rfind("\n", 0, at) + 1
+            return " ".join(text[line_start : line_start + 700].split())
+    return "(no failure message in the log)"
+
+
+def gated_upgrade(
+    manifest: Manifest,
+    env: str,
+    inventory: Path,
+    state_root: Path,
+    ca: Path | None,
+    gate_run,
+    playbook: str = UPGRADE,
+    rollback_argv: list[str] | None = None,
+) -> dict:
+    """Upgrade ENV to MANIFEST (upgrade.yml by digest), then GATE_RUN() (a gate record); when either
+    fails, `make rollback` to the release that ran before. Returns what happened."""
+    before = History(state_root, env).current()
+    if before is None:
+        raise DeployError(f"{env} runs no release yet: deploy one first (an upgrade needs a previous one)")
+    previous = _recorded(before)
+    try:
+        deploy(manifest, env, inventory, state_root, ca, playbook=playbook, how="upgrade")
+    except PlaybookFailed as exc:
+        caught = {"by": "upgrade", "error": str(exc), "said": stop_reason(exc.log)}
+    else:
+        record = gate_run()
+        if record["passed"]:
+            return {"outcome": "passed", "version": manifest.version}
+        failed = record["steps"][-1]
+        caught = {"by": f"gate step {failed['name']}", "log": failed["log"], "rc": failed["rc"]}
+    print(f"{env}: release {manifest.version} refused ({caught['by']}); rolling back to {previous.version}")
+    started = datetime.datetime.now(datetime.UTC)
+    log = make_rollback(previous, env, inventory, state_root, rollback_argv)
+    seconds = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
+    return {
+        "outcome": "rolled back",
+        "version": manifest.version,
+        "caught": caught,
+        "rolled_back_to": previous.version,
+        "rollback_seconds": round(seconds, 1),
+        "rollback_log": str(log),
+    }

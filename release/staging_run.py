@@ -1,0 +1,288 @@
+"""`python -m release staging-run -i release/lab`: the delivery pipeline run for real against a lab.
+
+    lab up → release 1 (this commit's images, pushed to the lab registry) → deploy by digest → gate
+    → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade → gate
+    → release 3 (release 2 with an ERP image that cannot start: a deliberately broken release)
+      → deploy as an upgrade → it fails → automatic `make rollback` → release 2's images run again
+      (checked on every host, image by image) → the gate's verify again
+    → release pages → lab down (also after a failure; --keep keeps the lab).
+
+Each stage's time is printed; the JSON report (stages, what the gate caught, manifest and SBOM sizes)
+goes to <state>/staging-run-<stamp>.json and its path is printed last.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess  # nosec B404
+import time
+from pathlib import Path
+
+from lab import control as lab_control
+from lab import remote
+from lab.topology import Lab
+from lab.topology import load as load_lab
+from release import build, deploy, docker, gate, page
+from release.manifest import Manifest, load
+
+REHEARSAL_LABEL = "org.photomatrix.release-rehearsal"
+# Release 3's fault: the ERP's process exits at once, so its container restarts and never gets healthy.
+BROKEN = {"erp": 'ENTRYPOINT ["/bin/false"]'}
+# Containers `make upgrade` / `make rollback` roll, and the manifest image each runs
+# (playbooks/vars/upgrade.yml, upgrade_image_keys).
+ROLLED = {
+    "photomatrix-erp-api": "erp",
+    "photomatrix-chatbot": "bot",
+    "photomatrix-proxy": "nginx",
+    "photomatrix-prometheus": "prometheus",
+    "photomatrix-alertmanager": "alertmanager",
+    "photomatrix-node-exporter": "node_exporter",
+    "photomatrix-blackbox-exporter": "blackbox_exporter",
+}
+BUILD_TIMEOUT = 600
+# Where the rocketchat role leaves the stack's admin password on its host (a path, not a secret; the smoke
+# profile logs in with what it holds).
+ADMIN_SECRET_PATH = "/srv/photomatrix/secrets/rocketchat/admin_password"  # noqa: S105  # nosec B105
+
+
+class StagingRunError(RuntimeError):
+    """A stage of the staging run did not do what it must."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def rehearsal_dockerfile(base_ref: str, version: str, extra: str = "") -> str:
+    """The image of a later release: BASE_REF plus one label (a new digest), and EXTRA if given."""
+    lines = [f"FROM {base_ref}", f"LABEL {REHEARSAL_LABEL}={version}"]
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+def rehearsal_release(
+    base: Manifest, version: str, state: Path, ca: Path | None = None, broken: dict[str, str] | None = None
+) -> Path:
+    """Release VERSION: every image of BASE rebuilt with one more label (BROKEN's lines added to those
+    it names), pushed as <registry>/photomatrix/<name>:VERSION, recorded like `make release` does."""
+    broken = broken or {}
+    refs: dict[str, str] = {}
+    for key, image in sorted(base.images.items()):
+        ref = f"{image.repository}:{version}"
+        dockerfile = rehearsal_dockerfile(image.ref, version, broken.get(key, ""))
+        try:
+            result = subprocess.run(  # noqa: S603  # nosec B603
+                ["/usr/bin/docker", "build", "--network", "none", "--tag", ref, "-"],
+                input=dockerfile,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StagingRunError(f"building {ref} took more than {BUILD_TIMEOUT} s") from exc
+        if result.returncode != 0:
+            raise StagingRunError(f"building {ref} failed: {result.stderr.strip()[-600:]}")
+        docker.run(["push", "--quiet", ref], timeout=1800)
+        refs[key] = ref
+    return build.record(state / version, base.registry, refs, version, base.commit, ca=ca)
+
+
+def running_images(lab: Lab) -> dict[str, dict[str, str]]:
+    """host -> {container: image id} of the stack's containers, read on each lab host."""
+    found: dict[str, dict[str, str]] = {}
+    for host in lab.hosts:
+        out = remote.capture(
+            lab,
+            host,
+            "ids=$(sudo docker ps --all --quiet --filter name=^photomatrix-); "
+            'if [ -n "$ids" ]; then sudo docker inspect --format "{{.Name}} {{.Image}}" $ids; fi',
+        )
+        found[host] = dict(line.lstrip("/").split(" ", 1) for line in out.splitlines() if " " in line)
+    return found
+
+
+def image_ids(lab: Lab, host: str, manifest: Manifest) -> dict[str, str]:
+    """manifest key -> the id of that digest's image on HOST ('' when the host does not have it)."""
+    ids: dict[str, str] = {}
+    for key, image in manifest.images.items():
+        try:
+            ids[key] = remote.capture(
+                lab, host, f"sudo docker image inspect --format '{{{{.Id}}}}' {image.ref}"
+            ).strip()
+        except remote.RemoteError:
+            ids[key] = ""
+    return ids
+
+
+def runs_release(lab: Lab, manifest: Manifest) -> list[str]:
+    """What on the lab's hosts does not run MANIFEST's images (every rolled container checked); []: all do."""
+    problems: list[str] = []
+    for host, containers in running_images(lab).items():
+        wanted = image_ids(lab, host, manifest)
+        for container, key in ROLLED.items():
+            if container not in containers:
+                continue
+            if not wanted.get(key) or containers[container] != wanted[key]:
+                problems.append(
+                    f"{host}: {container} runs {containers[container][:19]}, "
+                    f"not {manifest.version}'s {key} ({wanted.get(key, '')[:19] or 'absent'})"
+                )
+    return problems
+
+
+def load_credentials(lab: Lab, host: str) -> Path:
+    """A 0600 LOAD_CREDENTIALS_FILE for the smoke load profile: the stack's admin, read on HOST."""
+    password = remote.capture(lab, host, f"sudo cat {ADMIN_SECRET_PATH}").strip()
+    path = lab.state_dir / "load-credentials.env"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(
+            f"LOAD_RC_ADMIN_USER=admin\nLOAD_RC_ADMIN_PASSWORD={password}\nLOAD_BOT_USERNAME=erp-bot\n"
+            "LOAD_ADMINS_CHANNEL=erp-admins\n"
+        )
+    return path
+
+
+class Run:
+    """The stages, their times and findings; the JSON report."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.report: dict = {"started": _now(), "stages": [], "releases": {}, "passed": False}
+        self.path = state / f"staging-run-{self.report['started']}.json"
+
+    def stage(self, name: str, fn, *args, **kwargs):
+        started = time.monotonic()
+        entry: dict = {"stage": name}
+        print(f"staging-run: {name} ...", flush=True)
+        try:
+            result = fn(*args, **kwargs)
+            entry["ok"] = True
+            return result
+        except BaseException as exc:
+            entry["ok"] = False
+            entry["error"] = str(exc)[-1500:]
+            raise
+        finally:
+            entry["seconds"] = round(time.monotonic() - started, 1)
+            self.report["stages"].append(entry)
+            self.save()
+            print(f"stage {name}: {entry['seconds']} s ({'ok' if entry['ok'] else 'FAILED'})", flush=True)
+
+    def note(self, key: str, value) -> None:
+        self.report[key] = value
+        self.save()
+
+    def release_figures(self, label: str, manifest: Manifest) -> None:
+        sboms = {k: (manifest.directory / i.sbom).stat().st_size for k, i in manifest.images.items()}
+        self.report["releases"][label] = {
+            "version": manifest.version,
+            "manifest": str(manifest.path),
+            "manifest_bytes": manifest.path.stat().st_size,
+            "sbom_bytes": sboms,
+            "digests": {k: i.digest for k, i in manifest.images.items()},
+        }
+        self.save()
+
+    def save(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.report, indent=2) + "\n")
+
+
+def _gate(
+    manifest: Manifest, inventory: Path, target: str, steps: list[str] | None = None, env: str = "staging"
+) -> dict:
+    """The staging gate (its record is what `make promote` checks); a partial gate records as another
+    ENV, so it never stands for the staging gate."""
+    out = manifest.directory / f"gate-{env}"
+    chosen = [s for s in gate.default_steps(inventory, target, out) if steps is None or s.name in steps]
+    return gate.run(manifest, env, chosen)
+
+
+def _require(record: dict, what: str) -> dict:
+    if not record["passed"]:
+        failed = record["steps"][-1]
+        raise StagingRunError(f"{what}: the gate failed at {failed['name']} (log {failed['log']})")
+    return record
+
+
+def run(
+    inventory: Path, state: Path, ca: Path | None = None, keep: bool = False, version: str = ""
+) -> tuple[int, Path]:
+    """The whole staging run; returns (exit code, report path)."""
+    lab = load_lab(inventory)
+    if len(lab.public_names) != 1:
+        raise StagingRunError(f"{inventory}: the staging run needs one public name (lab_public_names)")
+    domain, public_host = next(iter(lab.public_names.items()))
+    target = f"https://{domain}"
+    env = "staging"
+    history = deploy.History(state, env)
+    r = Run(state)
+    r.note("inventory", str(inventory))
+    rc = 1
+    try:
+        r.stage("lab up", lab_control.up, lab)
+        registry = deploy.inventory_registry(inventory)
+        m1 = load(r.stage("release 1", build.release, registry, state, version_override=version, ca=ca))
+        r.release_figures("1", m1)
+        r.stage("deploy 1 (site.yml by digest)", deploy.deploy, m1, env, inventory, state, ca)
+        # The smoke profile reaches the lab's public name with the lab's CA and the stack's admin.
+        os.environ["LOAD_ALLOWED_HOSTS"] = domain
+        os.environ["LOAD_CA_FILE"] = str((lab.state_dir / "secrets" / "ca.crt").resolve())
+        os.environ["LOAD_CREDENTIALS_FILE"] = str(load_credentials(lab, public_host))
+        _require(r.stage("gate 1", _gate, m1, inventory, target), "release 1")
+
+        m2 = load(r.stage("release 2 (one more label)", rehearsal_release, m1, f"{m1.version}.r2", state, ca))
+        r.release_figures("2", m2)
+        r.stage("upgrade to 2 (upgrade.yml by digest)", deploy.deploy, m2, env, inventory, state, ca,
+                playbook=deploy.UPGRADE, how="upgrade")  # fmt: skip
+        problems = runs_release(lab, m2)
+        if problems:
+            raise StagingRunError("after the upgrade to release 2: " + "; ".join(problems))
+        _require(r.stage("gate 2", _gate, m2, inventory, target), "release 2")
+
+        m3 = load(
+            r.stage("release 3 (broken ERP)", rehearsal_release, m2, f"{m1.version}.r3", state, ca, BROKEN)
+        )
+        r.release_figures("3", m3)
+        caught = r.stage(
+            "upgrade to 3, refused, make rollback", deploy.gated_upgrade, m3, env, inventory, state, ca,
+            lambda: _gate(m3, inventory, target),
+        )  # fmt: skip
+        r.note("forced_failure", caught)
+        if caught["outcome"] != "rolled back":
+            raise StagingRunError(f"the broken release 3 was not rolled back: {caught}")
+        problems = r.stage("check release 2 runs again", runs_release, lab, m2)
+        if problems:
+            raise StagingRunError("after the rollback: " + "; ".join(problems))
+        if history.current()["sha256"] != m2.sha256:
+            raise StagingRunError("the environment's record does not name release 2 after the rollback")
+        after = r.stage(
+            "verify after the rollback", _gate, m2, inventory, target, ["verify"], "staging-rollback"
+        )
+        _require(after, "rollback")
+        pages = [str(page.render(m)) for m in (m1, m2, m3)]
+        r.note("pages", pages)
+        r.report["passed"] = True
+        rc = 0
+    except Exception as exc:  # every failure is reported; the lab still goes down
+        r.note("error", f"{type(exc).__name__}: {exc}"[-2000:])
+        print(f"staging-run: FAILED: {exc}", flush=True)
+    finally:
+        if keep:
+            print(f"staging-run: --keep: lab {lab.name} left up", flush=True)
+        else:
+            try:
+                r.stage("lab down", lab_control.down, lab)
+            except Exception as exc:  # the report is written anyway
+                print(f"staging-run: lab down failed: {exc}", flush=True)
+                rc = rc or 1
+        r.note("finished", _now())
+        print("stage times (s): " + ", ".join(f"{s['stage']} {s['seconds']}" for s in r.report["stages"]))
+        print(f"staging-run report: {r.path}")
+    return rc, r.path

@@ -1,0 +1,185 @@
+"""The pieces of `python -m release staging-run` that run without a lab: the later releases it builds
+(real images on the test registry) and the upgrade that rolls itself back, with real ansible-playbook
+runs of stand-in playbooks (one fails like a stopped upgrade, one records the rollback)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from release import deploy, gate, manifest, staging_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+ANSIBLE = str(Path(PY).parent / "ansible-playbook")
+
+RECORD = """
+- name: Stands in for {what}; records the release it was given
+  hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Record it
+      ansible.builtin.copy:
+        dest: "{{{{ probe_out }}}}"
+        content: "{{{{ {{'what': '{what}', 'release': photomatrix_release | default({{}})}} | to_json }}}}"
+        mode: "0600"
+"""
+
+STOPPED = """
+- name: Stands in for an upgrade whose ERP never gets healthy
+  hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Stop as tasks/upgrade_host.yml does
+      ansible.builtin.fail:
+        msg: >-
+          Upgrade stopped at {{ inventory_hostname }} (ERP API): the container restarted.
+          Roll back: make rollback
+"""
+
+
+@pytest.fixture(autouse=True)
+def gate_key(tmp_path, monkeypatch) -> Path:
+    key = tmp_path / "keys" / "gate.key"
+    monkeypatch.setenv("RELEASE_GATE_KEY_FILE", str(key))
+    return key
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300, check=True).stdout
+
+
+def test_a_later_release_is_the_same_images_with_one_more_label_and_new_digests(released, registry, tmp_path):
+    later = manifest.load(
+        staging_run.rehearsal_release(
+            released, "v-test.r2", tmp_path, registry.ca, broken={"beta": 'ENTRYPOINT ["/bin/false"]'}
+        )
+    )
+    assert later.commit == released.commit
+    assert set(later.images) == set(released.images)
+    for key, image in later.images.items():
+        assert image.digest != released.images[key].digest
+        assert image.repository == released.images[key].repository
+        config = json.loads(_docker("image", "inspect", "--format", "{{json .Config}}", image.ref))
+        assert config["Labels"][staging_run.REHEARSAL_LABEL] == "v-test.r2"
+        # Only the image named in BROKEN gets the fault.
+        assert (config.get("Entrypoint") == ["/bin/false"]) is (key == "beta")
+    # Recorded as make release records: SBOMs of the new images, which the manifest's checks accept.
+    assert (later.directory / later.images["alpha"].sbom).stat().st_size > 1000
+    with pytest.raises(subprocess.CalledProcessError):
+        _docker("run", "--rm", "--network", "none", later.images["beta"].ref, "true")
+
+
+def _inventory(tmp_path: Path, registry, seen: Path) -> Path:
+    inventory = tmp_path / "hosts.yml"
+    host = {"container_registry": registry.address, "probe_out": str(seen), "ansible_python_interpreter": PY}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"stagehost": host}}}))
+    return inventory
+
+
+def _playbook(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _copy(released: manifest.Manifest, into: Path, version: str) -> manifest.Manifest:
+    shutil.copytree(released.directory / "sbom", into / "sbom")
+    data = json.loads(released.path.read_text())
+    data["version"] = version
+    return manifest.load(manifest.write(into, data))
+
+
+def _never_gated():
+    raise AssertionError("the gate must not run after a failed upgrade")
+
+
+def test_an_upgrade_that_stops_is_rolled_back_and_says_why(released, registry, tmp_path):
+    first = _copy(released, tmp_path / "r1", "v-first")
+    broken = _copy(released, tmp_path / "r3", "v-broken")
+    seen = tmp_path / "seen.json"
+    inventory = _inventory(tmp_path, registry, seen)
+    state = tmp_path / "state"
+    site = _playbook(tmp_path, "site.yml", RECORD.format(what="site"))
+    deploy.deploy(first, "staging", inventory, state, registry.ca, playbook=site)
+    rollback = _playbook(tmp_path, "rollback.yml", RECORD.format(what="rollback"))
+    outcome = deploy.gated_upgrade(
+        broken, "staging", inventory, state, registry.ca, _never_gated,
+        playbook=_playbook(tmp_path, "upgrade.yml", STOPPED),
+        rollback_argv=[ANSIBLE, "-i", str(inventory), rollback],
+    )  # fmt: skip
+    assert outcome["outcome"] == "rolled back"
+    assert outcome["rolled_back_to"] == "v-first"
+    assert outcome["caught"]["by"] == "upgrade"
+    assert "Upgrade stopped at stagehost (ERP API): the container restarted" in outcome["caught"]["said"]
+    assert json.loads(seen.read_text())["what"] == "rollback"
+    assert Path(outcome["rollback_log"]).is_file()
+    history = [(e["version"], e["how"]) for e in deploy.History(state, "staging").entries()]
+    assert history == [("v-first", "deploy"), ("v-first", "rollback")]  # the broken one never ran
+
+
+def test_an_upgrade_whose_gate_fails_is_rolled_back_and_one_that_passes_stays(released, registry, tmp_path):
+    first = _copy(released, tmp_path / "r1", "v-first")
+    second = _copy(released, tmp_path / "r2", "v-second")
+    third = _copy(released, tmp_path / "r3", "v-third")
+    seen = tmp_path / "seen.json"
+    inventory = _inventory(tmp_path, registry, seen)
+    state = tmp_path / "state"
+    site = _playbook(tmp_path, "site.yml", RECORD.format(what="site"))
+    upgrade = _playbook(tmp_path, "upgrade.yml", RECORD.format(what="upgrade"))
+    rollback_playbook = _playbook(tmp_path, "rollback.yml", RECORD.format(what="rollback"))
+    rollback = [ANSIBLE, "-i", str(inventory), rollback_playbook]
+    deploy.deploy(first, "staging", inventory, state, registry.ca, playbook=site)
+
+    def passing():
+        return gate.run(second, "staging", [gate.Step("verify", [PY, "-c", "pass"])])
+
+    kept = deploy.gated_upgrade(second, "staging", inventory, state, registry.ca, passing, upgrade, rollback)
+    assert kept == {"outcome": "passed", "version": "v-second"}
+    assert json.loads(seen.read_text())["what"] == "upgrade"
+    assert json.loads(seen.read_text())["release"]["version"] == "v-second"
+
+    def failing():
+        return gate.run(third, "staging", [gate.Step("verify", [PY, "-c", "raise SystemExit(3)"])])
+
+    back = deploy.gated_upgrade(third, "staging", inventory, state, registry.ca, failing, upgrade, rollback)
+    assert back["outcome"] == "rolled back"
+    assert back["caught"] == {"by": "gate step verify", "log": "gate-staging/verify.log", "rc": 3}
+    assert back["rolled_back_to"] == "v-second"
+    assert json.loads(seen.read_text())["what"] == "rollback"
+    history = [(e["version"], e["how"]) for e in deploy.History(state, "staging").entries()]
+    assert history == [
+        ("v-first", "deploy"), ("v-second", "upgrade"), ("v-third", "upgrade"), ("v-second", "rollback"),
+    ]  # fmt: skip
+    with pytest.raises(gate.GateError, match="failed the staging gate"):
+        gate.check(third, "staging")
+
+
+def test_an_upgrade_needs_a_release_in_place(released, registry, tmp_path):
+    only = _copy(released, tmp_path / "r", "v-only")
+    inventory = _inventory(tmp_path, registry, tmp_path / "seen.json")
+    with pytest.raises(deploy.DeployError, match="runs no release yet"):
+        deploy.gated_upgrade(only, "staging", inventory, tmp_path / "state", registry.ca, _never_gated)
+
+
+def test_make_test_delivery_is_the_staging_run_against_the_release_lab():
+    result = subprocess.run(
+        [PY, "-m", "release", "staging-run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert "--keep" in result.stdout
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "test-delivery", "STAGING_ARGS=--keep"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "-m release staging-run -i release/lab --keep" in " ".join(dry.stdout.split())
