@@ -242,30 +242,47 @@ def rollback(
     return manifest
 
 
+ROLLBACK = "playbooks/rollback.yml"
+
+
 def make_rollback(
     previous: Manifest, env: str, inventory: Path, state_root: Path, argv: list[str] | None = None
 ) -> Path:
-    """`make rollback INVENTORY=…` (playbooks/rollback.yml; ARGV instead when given): every host back
-    to the images its last upgrade recorded; then ENV's record names PREVIOUS again. Returns the log."""
+    """What `make rollback INVENTORY=…` runs (playbooks/rollback.yml), from the release's own tree as a
+    deployment is: every host back to the images its last upgrade recorded; then ENV's record names
+    PREVIOUS again. ARGV replaces the command (tests). Returns the log."""
     logs = previous.directory / "deployments"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{env}-{_now()}-rollback.log"
-    print(f"rollback {env} ({inventory}) to {previous.version}: make rollback; log {log}", flush=True)
-    with log.open("w") as handle:
-        try:
-            result = subprocess.run(  # noqa: S603  # nosec B603
-                argv or ["/usr/bin/make", "--no-print-directory", "rollback", f"INVENTORY={inventory}"],
-                cwd=ROOT,
-                env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                timeout=ROLLBACK_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DeployError(f"make rollback on {env} did not finish within {ROLLBACK_TIMEOUT} s") from exc
+    print(
+        f"rollback {env} ({inventory}) to {previous.version}: playbooks/rollback.yml; log {log}", flush=True
+    )
+    with tempfile.TemporaryDirectory(prefix="photomatrix-rollback-") as scratch:
+        source = Path(scratch)
+        extra_env: dict[str, str] = {}
+        if argv is None:
+            export_commit(ROOT, previous.commit, source)
+            _link_inventory(inventory, source)
+            program = Path(sys.executable).parent / "ansible-playbook"
+            argv = [str(program), "-i", str(inventory), str(source / ROLLBACK)]
+            extra_env["ANSIBLE_CONFIG"] = str(source / "ansible.cfg")
+        with log.open("w") as handle:
+            try:
+                result = subprocess.run(  # noqa: S603  # nosec B603
+                    argv,
+                    cwd=ROOT,
+                    env=dict(os.environ, ANSIBLE_NOCOLOR="1", **extra_env),
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    timeout=ROLLBACK_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise DeployError(
+                    f"rollback of {env} did not finish within {ROLLBACK_TIMEOUT} s; log {log}"
+                ) from exc
     if result.returncode != 0:
-        raise DeployError(f"make rollback on {env} failed (exit {result.returncode}); log {log}")
+        raise DeployError(f"rollback of {env} failed (exit {result.returncode}); log {log}")
     History(state_root, env).append(previous, "rollback")
     return log
 

@@ -58,6 +58,10 @@ def test_delivery_stages_environments_and_artifacts():
     ]
     for target in [*targets, "make release-page"]:
         assert target in runs
+    # The rehearsal against a lab of the runner: make test-delivery, its reports kept even when it failed.
+    rehearsal = jobs["rehearsal"]
+    assert "make test-delivery" in "\n".join(s.get("run", "") for s in rehearsal["steps"])
+    assert [s.get("if") for s in rehearsal["steps"] if "upload-artifact" in s.get("uses", "")] == ["always()"]
     # Promotion deploys the manifest staging gated, never a new build.
     production_runs = "\n".join(s.get("run", "") for s in jobs["production"]["steps"])
     assert "make release " not in production_runs
