@@ -9,13 +9,15 @@ its own Docker Engine and sshd, and the lab registry), then from this machine ov
 3. `make verify INVENTORY=<inventory>`: the read-only checks of every host and the public name;
 4. `playbooks/site.yml` again, which must report changed=0 on every host;
 
-then the lab is removed, also on failure (`--keep` keeps it). Prints the time of each step and appends
-the result to /var/log/photomatrix-lab-cycle.log.
+then the lab is removed, also on failure (`--keep` keeps it). Prints the time of each step with this
+machine's load average when it ended (the figures are only comparable with the load beside them) and
+appends the result to /var/log/photomatrix-lab-cycle.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess  # nosec B404
 import sys
@@ -75,31 +77,44 @@ def _playbook(inventory: Path, playbook: str, what: str) -> tuple[float, dict[st
     return seconds, hosts
 
 
-def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False) -> dict[str, float]:
+# A step's figure: its seconds and the 1-minute load average when it ended.
+Figure = tuple[float, float]
+
+
+def summary(figures: dict[str, Figure]) -> list[str]:
+    """One line per step: its name, seconds and the load average beside them."""
+    return [f"  {step:<72} {seconds:6.0f} s  (load {load:.1f})" for step, (seconds, load) in figures.items()]
+
+
+def _figure(seconds: float) -> Figure:
+    return seconds, os.getloadavg()[0]
+
+
+def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False) -> dict[str, Figure]:
     lab = load(inventory)
     name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
-    figures: dict[str, float] = {}
+    figures: dict[str, Figure] = {}
     with control.lock(lab):
         control.down(lab)  # fresh hosts: nothing left from an earlier run
         try:
-            figures["lab up"] = control.up(lab)["total"]
-            figures["docker layer (engines, firewall, images built once, pushed, pulled)"], _ = _playbook(
-                name, "docker.yml", "images to the lab registry"
-            )
-            figures["site.yml (cold deploy across the hosts)"], _ = _playbook(name, "site.yml", "deploy")
-            figures[f"make verify INVENTORY={name}"], _ = _run(
-                ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"], "verify"
-            )
+            figures["lab up"] = _figure(control.up(lab)["total"])
+            seconds, _ = _playbook(name, "docker.yml", "images to the lab registry")
+            figures["docker layer (engines, firewall, images built once, pushed, pulled)"] = _figure(seconds)
+            seconds, _ = _playbook(name, "site.yml", "deploy")
+            figures["site.yml (cold deploy across the hosts)"] = _figure(seconds)
+            verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
+            seconds, _ = _run(verify, "verify")
+            figures[f"make verify INVENTORY={name}"] = _figure(seconds)
             seconds, hosts = _playbook(name, "site.yml", "second run")
             changed = {h: r["changed"] for h, r in hosts.items() if r["changed"]}
             if changed:
                 raise CycleError(f"the second run changed something: {changed}")
-            figures["site.yml again (changed=0)"] = seconds
+            figures["site.yml again (changed=0)"] = _figure(seconds)
         finally:
             if not keep:
                 mark = time.monotonic()
                 control.down(lab)
-                figures["lab down"] = time.monotonic() - mark
+                figures["lab down"] = _figure(time.monotonic() - mark)
     return figures
 
 
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1
     lines = [f"lab cycle multi: passed in {time.monotonic() - started:.0f} s"]
-    lines += [f"  {step:<72} {seconds:6.0f} s" for step, seconds in figures.items()]
+    lines += summary(figures)
     report("\n".join(lines), sys.stdout)
     return 0
 

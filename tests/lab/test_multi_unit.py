@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.multi import recap
+from lab.multi import recap, summary
 
 pytestmark = pytest.mark.unit
 
@@ -34,3 +34,9 @@ def test_the_last_recap_counts_per_host() -> None:
 
 def test_no_recap_is_no_hosts() -> None:
     assert recap("ERROR! the playbook could not be found") == {}
+
+
+def test_each_step_is_reported_with_the_load_beside_it() -> None:
+    lines = summary({"lab up": (78.4, 12.91), "site.yml again (changed=0)": (301.0, 3.0)})
+    assert lines[0].split() == ["lab", "up", "78", "s", "(load", "12.9)"]
+    assert lines[1].endswith("301 s  (load 3.0)")
