@@ -195,6 +195,23 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_allow(args: argparse.Namespace) -> int:
+    from erp.security.api_keys import set_networks
+
+    try:
+        changed = set_networks(args.name, args.allow or [])
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if changed:
+        _audit_cli("key.networks", args.name, "networks:" + ",".join(args.allow or []))
+    print("changed" if changed else "unchanged")
+    return 0
+
+
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from erp.security.api_keys import revoke_key, revoke_previous_keys
 
@@ -276,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--name", required=True)
     rotate.add_argument("--revoke-previous", action="store_true", help="revoke the previous secret at once")
     rotate.set_defaults(func=cmd_keys_rotate)
+    allow = keys.add_parser(
+        "allow",
+        help="set the source networks an active key may be used from (replaces them; none: any); "
+        "prints changed or unchanged",
+    )
+    allow.add_argument("--name", required=True)
+    allow.add_argument("--allow", action="append", metavar="CIDR", help="allowed source network (repeatable)")
+    allow.set_defaults(func=cmd_keys_allow)
 
     sub.add_parser(
         "purge-expired", help="delete expired idempotency records (they hold encrypted responses)"

@@ -176,6 +176,25 @@ def rotate_key(name: str, revoke_previous: bool = False) -> tuple[str, str]:
     return key, previous
 
 
+def set_networks(name: str, networks: list[str]) -> bool:
+    """Replace the networks the active key NAME may be used from; True when they changed.
+
+    Its secret, scopes and audit trail stay: a deployment that adds a caller (a second bot replica, a
+    new host) widens the list without a new secret. An empty list allows any address, like `create`.
+    """
+    nets = " ".join(str(ipaddress.ip_network(n, strict=False)) for n in networks)
+    with write_session() as session:
+        row = session.scalar(
+            select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).with_for_update()
+        )
+        if row is None:
+            raise LookupError(f"no active key named {name!r}")
+        if row.allowed_networks == nets:
+            return False
+        row.allowed_networks = nets
+        return True
+
+
 def revoke_previous_keys(name: str) -> list[str]:
     """Revoke the still-active keys rotations of NAME left (NAME.<id>); returns their names."""
     retired = re.compile(re.escape(name) + r"\.[0-9]+")
