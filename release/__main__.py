@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             timings[stage] = round(time.monotonic() - started, 1)
             print(f"stage {stage}: {timings[stage]} s", flush=True)
 
+    stack = contextlib.ExitStack()
     try:
         if args.command == "staging-run":
             rc, _ = staging_run.run(
@@ -153,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             back = deploy.rollback(args.env, inventory, args.state, args.registry_ca, args.playbook)
             print(f"{args.env}: rolled back to {back.version}")
         elif args.command == "gate":
-            steps = gate.default_steps(inventory, _target(args), manifest.directory / f"gate-{args.env}")
-            return timed("gate", _gate_and_rollback, args, manifest, args.env, inventory, steps)
+            out = manifest.directory / f"gate-{args.env}"
+            # The checks that ship with the release run against it, from its own tree.
+            with deploy.release_tree(manifest.commit, inventory) as tree:
+                steps = gate.default_steps(inventory, _target(args), out, tree)
+                return timed("gate", _gate_and_rollback, args, manifest, args.env, inventory, steps)
         elif args.command == "promote":
             gate.check(manifest, "staging")
             previous = deploy.History(args.state, args.env).current()
@@ -177,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "page":
             print(f"release page: {page.render(manifest)}")
         elif args.command == "pipeline":
-            steps = gate.default_steps(inventory, _target(args), manifest.directory / f"gate-{args.env}")
+            out = manifest.directory / f"gate-{args.env}"
+            tree = stack.enter_context(deploy.release_tree(manifest.commit, inventory))
+            steps = gate.default_steps(inventory, _target(args), out, tree)
             if deploy.History(args.state, args.env).current() is None:
                 timed(
                     "deploy",
@@ -219,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"release {args.command}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        stack.close()
     return 0
 
 

@@ -15,6 +15,7 @@ the environment's previous manifest deployed by digest through this same path.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -155,17 +156,25 @@ def deploy(
     preflight(manifest, inventory_registry(inventory), ca)
     if playbook not in (SITE, UPGRADE):
         return _run(manifest, env, inventory, state_root, Path(playbook), {}, how)
-    with tempfile.TemporaryDirectory(prefix="photomatrix-deploy-") as scratch:
-        source = Path(scratch)
-        export_commit(ROOT, manifest.commit, source)
+    with release_tree(manifest.commit, inventory) as source:
         if "container_images_build:" not in (source / ROLE_DEFAULTS).read_text():
             raise DeployError(
                 f"commit {manifest.commit[:12]}: its roles/container_images cannot skip the build "
                 "(no container_images_build), so it cannot deploy a release by digest: refused"
             )
-        _link_inventory(inventory, source)
         config = {"ANSIBLE_CONFIG": str(source / "ansible.cfg")}
         return _run(manifest, env, inventory, state_root, source / playbook, config, how)
+
+
+@contextlib.contextmanager
+def release_tree(commit: str, inventory: Path):
+    """A scratch `git archive` of COMMIT with INVENTORY's directory linked in from the work tree: where
+    a release's playbooks and checks run, so they are the release's own."""
+    with tempfile.TemporaryDirectory(prefix="photomatrix-release-tree-") as scratch:
+        source = Path(scratch)
+        export_commit(ROOT, commit, source)
+        _link_inventory(inventory, source)
+        yield source
 
 
 def _link_inventory(inventory: Path, source: Path) -> None:
@@ -257,12 +266,9 @@ def make_rollback(
     print(
         f"rollback {env} ({inventory}) to {previous.version}: playbooks/rollback.yml; log {log}", flush=True
     )
-    with tempfile.TemporaryDirectory(prefix="photomatrix-rollback-") as scratch:
-        source = Path(scratch)
+    with release_tree(previous.commit, inventory) as source:
         extra_env: dict[str, str] = {}
         if argv is None:
-            export_commit(ROOT, previous.commit, source)
-            _link_inventory(inventory, source)
             program = Path(sys.executable).parent / "ansible-playbook"
             argv = [str(program), "-i", str(inventory), str(source / ROLLBACK)]
             extra_env["ANSIBLE_CONFIG"] = str(source / "ansible.cfg")

@@ -39,20 +39,35 @@ class Step:
     argv: list[str]
     reports: list[Path] = field(default_factory=list)  # copied into the gate's directory afterwards
     timeout: float = STEP_TIMEOUT
+    cwd: Path = ROOT  # where it runs: the work tree, or the release's own tree
 
 
-def default_steps(inventory: Path, target: str, out: Path) -> list[Step]:
-    """The staging gate: read-only verification, the smoke load profile against its SLOs, the audit."""
+def default_steps(inventory: Path, target: str, out: Path, tree: Path | None = None) -> list[Step]:
+    """The staging gate: read-only verification, the smoke load profile against its SLOs, the audit.
+
+    TREE: the release's own tree (a `git archive` of its commit, release.deploy.release_tree): the
+    checks that ship with the release run there, with this work tree's virtualenv."""
+    where = tree or ROOT
+    venv = [] if tree is None else [f"VENV={ROOT / '.venv'}"]
     return [
-        Step("verify", ["make", "verify", f"INVENTORY={inventory}"]),
+        Step("verify", ["make", *venv, "verify", f"INVENTORY={inventory}"], cwd=where),
         Step(
             "load",
-            ["make", "load", "PROFILE=smoke", f"TARGET={target}", f"LOAD_ARGS=--reports {out / 'load'}"],
+            [
+                "make",
+                *venv,
+                "load",
+                "PROFILE=smoke",
+                f"TARGET={target}",
+                f"LOAD_ARGS=--reports {out / 'load'}",
+            ],
+            cwd=where,
         ),
         Step(
             "security",
-            ["make", "security", f"INVENTORY={inventory}"],
-            reports=[ROOT / ".state" / "security-report" / inventory.name],
+            ["make", *venv, "security", f"INVENTORY={inventory}"],
+            reports=[where / ".state" / "security-report" / inventory.name],
+            cwd=where,
         ),
     ]
 
@@ -100,7 +115,7 @@ def run(manifest: Manifest, env: str, steps: list[Step]) -> dict:
             try:
                 rc = subprocess.run(  # noqa: S603  # nosec B603
                     step.argv,
-                    cwd=ROOT,
+                    cwd=step.cwd,
                     stdout=handle,
                     stderr=subprocess.STDOUT,
                     timeout=step.timeout,

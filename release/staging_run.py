@@ -200,8 +200,9 @@ def _gate(
     """The staging gate (its record is what `make promote` checks); a partial gate records as another
     ENV, so it never stands for the staging gate."""
     out = manifest.directory / f"gate-{env}"
-    chosen = [s for s in gate.default_steps(inventory, target, out) if steps is None or s.name in steps]
-    return gate.run(manifest, env, chosen)
+    with deploy.release_tree(manifest.commit, inventory) as tree:
+        every = gate.default_steps(inventory, target, out, tree)
+        return gate.run(manifest, env, [s for s in every if steps is None or s.name in steps])
 
 
 def _require(record: dict, what: str) -> dict:

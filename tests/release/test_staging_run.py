@@ -183,3 +183,20 @@ def test_make_test_delivery_is_the_staging_run_against_the_release_lab():
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert "-m release staging-run -i release/lab --keep" in " ".join(dry.stdout.split())
+
+
+def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path):
+    inventory = Path("release/lab")
+    with deploy.release_tree(released.commit, inventory) as tree:
+        # The release's files, the work tree's inventory directory (its keys and CA stay here).
+        assert (tree / "playbooks" / "verify.yml").is_file()
+        assert (tree / "release" / "lab").resolve() == (ROOT / "release" / "lab").resolve()
+        steps = gate.default_steps(inventory, "https://chat.example.test", tmp_path / "out", tree)
+        assert {s.cwd for s in steps} == {tree}
+        assert steps[0].argv == ["make", f"VENV={ROOT / '.venv'}", "verify", "INVENTORY=release/lab"]
+        assert steps[2].reports == [tree / ".state" / "security-report" / "lab"]
+        where = gate.Step("verify", [PY, "-c", "import os; print(os.getcwd())"], cwd=tree)
+        record = gate.run(released, "probe", [where])
+        assert record["passed"]
+        assert (released.directory / "gate-probe" / "verify.log").read_text().strip() == str(tree)
+    assert not tree.exists()
