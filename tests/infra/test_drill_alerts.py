@@ -118,7 +118,7 @@ class Faults:
         self.undone.add("certificate")
 
     def undo_erp(self) -> None:
-        out = run(["docker", "start", self.stack.erp])
+        out = run(["docker", "start", *erp_replicas()])
         assert out.returncode == 0, out.stderr
         self.undone.add("erp")
 
@@ -142,7 +142,7 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
         assert out.returncode == 0, out.stderr
         fullchain.write_bytes(shortened)
         reload_proxy(stack)
-        out = run(["docker", "stop", "--time", "10", stack.erp])
+        out = run(["docker", "stop", "--time", "10", *erp_replicas()])
         assert out.returncode == 0, out.stderr
         done.started = time.monotonic()
         yield done
@@ -154,6 +154,13 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
             done.undo_certificate()
         if "erp" not in done.undone:
             done.undo_erp()
+
+
+def erp_replicas() -> list[str]:
+    """The ERP's containers on this host: photomatrix-erp-api and its replicas (erp_api_replicas)."""
+    name = "name=^photomatrix-erp-api(-[0-9]+)?$"
+    out = run(["docker", "ps", "--all", "--format", "{{.Names}}", "--filter", name])
+    return sorted(out.stdout.split())
 
 
 def delivered(stack: Stack, alertname: str, needle: str) -> bool:
@@ -229,14 +236,18 @@ def test_a_lost_erp_upstream_fires_its_alert_and_rejoins(faults: Faults, stack: 
     faults.undo_erp()
     undone = time.monotonic()
     wait_for(
-        lambda: docker_inspect(stack.erp)["State"].get("Health", {}).get("Status") == "healthy", "ERP healthy"
+        lambda: all(
+            docker_inspect(name)["State"].get("Health", {}).get("Status") == "healthy"
+            for name in erp_replicas()
+        ),
+        "every ERP replica healthy",
     )
     wait_for(
         lambda: bool(query('probe_success{probe="erp"} == 1')), "the ERP probe to pass again", timeout=180
     )
     report(
         "ERP upstream lost",
-        f"stopped {stack.erp} (one ERP on this host: nothing to route around to)",
+        f"stopped every ERP replica ({', '.join(erp_replicas())}): nothing to route around to",
         "the proxy answered 502 for the ERP; ProbeFailed{probe=erp} firing and posted; public probe still up",
         detected,
         time.monotonic() - undone,

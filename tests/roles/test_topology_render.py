@@ -282,7 +282,7 @@ def test_mongodb_members_share_one_keyfile_and_the_store_holds_mongo_url(tmp_pat
     assert stat.S_IMODE((tmp_path / "store/mongodb/rocketchat_mongo_url").stat().st_mode) == 0o600
 
 
-def rendered_nginx_conf(tmp: Path, *, multi: bool) -> str:
+def rendered_nginx_conf(tmp: Path, *, multi: bool, extra: dict | None = None) -> str:
     inventory = write_inventory(tmp, multi=multi)
     host = "edge" if multi else "solo"
     conf = tmp / "proxy"
@@ -298,8 +298,10 @@ def rendered_nginx_conf(tmp: Path, *, multi: bool) -> str:
             "-a",
             "name=tls_proxy tasks_from=config.yml",
             "-e",
-            # The handler would restart a proxy container: this one is "just started".
-            json.dumps({"tls_proxy_config_dir": str(conf), "tls_proxy_container": {"changed": True}}),
+            # The handler would reload a proxy container: this one is "just started".
+            json.dumps(
+                {"tls_proxy_config_dir": str(conf), "tls_proxy_container": {"changed": True}} | (extra or {})
+            ),
         ],
         cwd=ROOT,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
@@ -340,6 +342,23 @@ def test_nginx_conf_on_one_host_resolves_aliases_per_request(tmp_path: Path) -> 
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
     assert "set $erp_upstream http://erp-api:8000;" in conf
     assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
+
+
+def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_health(tmp_path: Path) -> None:
+    addresses = {"proxy": "10.250.0.10", "bot": "10.250.0.20", "erp_api": "10.250.0.30"}
+    conf = rendered_nginx_conf(
+        tmp_path, multi=False, extra={"erp_api_replicas": 2, "photomatrix_container_addresses": addresses}
+    )
+    upstream = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
+    assert upstream, conf
+    servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=10s;", upstream.group(1))
+    assert servers == ["10.250.0.30:8000", "10.250.0.31:8000"]
+    assert "zone erp_servers" in upstream.group(1)
+    assert "set $erp_upstream http://erp_servers;" in conf
+    # Refused or timed-out connections (and 502/503 answers) go to the other replica.
+    assert "proxy_next_upstream error timeout http_502 http_503;" in conf
+    assert not re.search(r"^\s*proxy_next_upstream [^;]*non_idempotent", conf, re.MULTILINE)
+    assert "proxy_connect_timeout 2s;" in location(conf, "= /activate/style.css")
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs Docker for the nginx image")

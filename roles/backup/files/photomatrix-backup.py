@@ -1065,11 +1065,31 @@ def affected_containers(config: Config, components: list[str]) -> list[str]:
                     names.add(name)
         elif component in config.containers:
             names.add(config.containers[component])
+            if component == "erp":
+                # Its replicas (<name>-2, ...: erp_api_replicas) share the database: they stop too.
+                names.update(replicas_of(config.containers[component]))
     # Only the containers on this host (Rocket.Chat and MongoDB may be on different hosts).
     names = {name for name in names if inspect(name) is not None}
     names.discard(config.containers.get("mongodb", ""))  # mongorestore needs MongoDB up
     order = {name: i for i, name in enumerate(config.start_order)}
-    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+    def position(name: str) -> tuple[int, int, str]:
+        first, _, number = name.rpartition("-")
+        if name not in order and first in order and number.isdigit():
+            return (order[first], int(number), name)  # a replica starts right after the first
+        return (order.get(name, len(order)), 0, name)
+
+    return sorted(names, key=position)
+
+
+def replicas_of(name: str) -> list[str]:
+    """The containers named <name>-<n> on this host (the replicas past the first)."""
+    listing = run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{name}-[0-9]+$"],
+        timeout=60,
+        what="docker ps",
+    ).decode()
+    return [found for found in listing.split() if re.fullmatch(re.escape(name) + r"-[0-9]+", found)]
 
 
 def restore(config: Config, archive: Path, only: list[str] | None, safety_backup: bool) -> None:
