@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-i", "--inventory", default="release/lab", help="the lab standing for staging")
     p.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     p.add_argument("--version", default="", help="override release 1's version from git")
+    p.add_argument("--rev", default="HEAD", help="the commit release 1 is built from (default HEAD)")
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
 
@@ -113,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "staging-run":
             rc, _ = staging_run.run(
-                Path(args.inventory), args.state, args.registry_ca, keep=args.keep, version=args.version
+                Path(args.inventory),
+                args.state,
+                args.registry_ca,
+                keep=args.keep,
+                version=args.version,
+                rev=args.rev,
             )
             return rc
         if args.command in ("build", "pipeline"):

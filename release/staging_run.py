@@ -213,7 +213,12 @@ def _require(record: dict, what: str) -> dict:
 
 
 def run(
-    inventory: Path, state: Path, ca: Path | None = None, keep: bool = False, version: str = ""
+    inventory: Path,
+    state: Path,
+    ca: Path | None = None,
+    keep: bool = False,
+    version: str = "",
+    rev: str = "HEAD",
 ) -> tuple[int, Path]:
     """The whole staging run; returns (exit code, report path)."""
     lab = load_lab(inventory)
@@ -229,7 +234,9 @@ def run(
     try:
         r.stage("lab up", lab_control.up, lab)
         registry = deploy.inventory_registry(inventory)
-        m1 = load(r.stage("release 1", build.release, registry, state, version_override=version, ca=ca))
+        m1 = load(
+            r.stage("release 1", build.release, registry, state, rev=rev, version_override=version, ca=ca)
+        )
         r.release_figures("1", m1)
         r.stage("deploy 1 (site.yml by digest)", deploy.deploy, m1, env, inventory, state, ca)
         # The smoke profile reaches the lab's public name with the lab's CA and the stack's admin.
