@@ -48,7 +48,8 @@ def default_steps(inventory: Path, target: str, out: Path, tree: Path | None = N
     TREE: the release's own tree (a `git archive` of its commit, release.deploy.release_tree): the
     checks that ship with the release run there, with this work tree's virtualenv."""
     where = tree or ROOT
-    venv = [] if tree is None else [f"VENV={ROOT / '.venv'}"]
+    # This work tree's virtualenv as it is: never re-installed from the release's requirements (-o).
+    venv = [] if tree is None else [f"VENV={ROOT / '.venv'}", "-o", str(ROOT / ".venv" / ".installed")]
     return [
         Step("verify", ["make", *venv, "verify", f"INVENTORY={inventory}"], cwd=where),
         Step(

@@ -193,7 +193,15 @@ def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path
         assert (tree / "release" / "lab").resolve() == (ROOT / "release" / "lab").resolve()
         steps = gate.default_steps(inventory, "https://chat.example.test", tmp_path / "out", tree)
         assert {s.cwd for s in steps} == {tree}
-        assert steps[0].argv == ["make", f"VENV={ROOT / '.venv'}", "verify", "INVENTORY=release/lab"]
+        venv = ROOT / ".venv"
+        assert steps[0].argv == [
+            "make",
+            f"VENV={venv}",
+            "-o",
+            f"{venv}/.installed",
+            "verify",
+            "INVENTORY=release/lab",
+        ]
         assert steps[2].reports == [tree / ".state" / "security-report" / "lab"]
         where = gate.Step("verify", [PY, "-c", "import os; print(os.getcwd())"], cwd=tree)
         record = gate.run(released, "probe", [where])
