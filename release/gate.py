@@ -1,11 +1,11 @@
 """The gate a release passes in staging before it may be promoted, and its signed record.
 
-The gate is a list of steps, each a documented command (make verify, make load PROFILE=smoke, make
-security), run in order; the first failure stops it. The result is written next to the manifest as
-gate-<env>.json with the manifest's sha256 and an HMAC-SHA256 signature by a key that stays on the
-machine that runs the pipeline (RELEASE_GATE_KEY_FILE, default /etc/photomatrix/release/gate.key,
-created 0600 on first use). `make promote` accepts a manifest only with a valid, passed staging record
-for exactly that manifest.
+The gate is a list of steps, each a documented command (make verify, make load PROFILE=smoke, the
+read-only audit of make security: python -m security.report), run in order; the first failure stops
+it. The result is written next to the manifest as gate-<env>.json with the manifest's sha256 and an
+HMAC-SHA256 signature by a key that stays on the machine that runs the pipeline
+(RELEASE_GATE_KEY_FILE, default /etc/photomatrix/release/gate.key, created 0600 on first use).
+`make promote` accepts a manifest only with a valid, passed staging record for exactly that manifest.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ def default_steps(inventory: Path, target: str, out: Path, tree: Path | None = N
             ],
             cwd=where,
         ),
+        # make security's read-only audit of the environment (TLS, sslyze, the API probe's public checks);
+        # its repository checks (bandit, tests/security) are stage 1's, `make test` of the same commit.
         Step(
             "security",
-            ["make", *venv, "security", f"INVENTORY={inventory}"],
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "security.report", "--inventory", str(inventory)],
             reports=[where / ".state" / "security-report" / inventory.name],
             cwd=where,
         ),
