@@ -224,7 +224,11 @@ def run(
     lab = load_lab(inventory)
     if len(lab.public_names) != 1:
         raise StagingRunError(f"{inventory}: the staging run needs one public name (lab_public_names)")
-    domain, public_host = next(iter(lab.public_names.items()))
+    domain, public_address = next(iter(lab.public_names.items()))
+    # The host behind the public name (lab_public_names maps it to that host's address).
+    public_host = next((h for h, a in lab.hosts.items() if public_address in (h, a)), "")
+    if not public_host:
+        raise StagingRunError(f"{inventory}: {domain} points at {public_address}, which is none of its hosts")
     target = f"https://{domain}"
     env = "staging"
     history = deploy.History(state, env)
