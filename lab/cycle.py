@@ -40,6 +40,11 @@ WHEELS = "/var/cache/photomatrix-lab-wheels"
 # What README's Prerequisites install on a fresh Debian 12 machine before `make up` (curl: the runbooks).
 PREREQUISITES = "make python3-venv git curl"
 LOG = Path("/var/log/photomatrix-lab-cycle.log")
+# Node exporter's default filesystem types to leave out, minus overlay: a lab host's / (roles/monitoring).
+LAB_FS_TYPES_EXCLUDE = (
+    "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|"
+    "nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
+)
 SNAPSHOT = (
     "sudo docker ps --all --quiet --no-trunc --filter name=^photomatrix- | sort | "
     "xargs -r sudo docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}'"
@@ -72,6 +77,8 @@ def lab_vars(lab) -> str:
         f'    container_registry: "{lab.registry}"\n'
         "    container_images_build: false\n"
         '    container_images_official: "false"\n'
+        "    # The host is a container: its / is an overlay, which node exporter leaves out by default.\n"
+        f'    monitoring_node_exporter_fs_types_exclude: "{LAB_FS_TYPES_EXCLUDE}"\n'
     )
 
 

@@ -123,18 +123,28 @@ SETUP_EXTRAS = ["pip", "setuptools", "wheel"]
 # Dependencies whose markers hold for a lab host's Python (Debian 12's 3.11.2) but not for this
 # machine's: redis needs async-timeout below 3.11.3 (the container_images role pins the same wheel).
 HOST_PYTHON_EXTRAS = ["async-timeout==5.0.1"]
+# Pin sets a lab host installs with pip besides requirements.txt, each resolved on its own: the sslyze
+# tool venv of make verify's security report (security/sslyze_check.py; sslyze needs an older
+# cryptography than requirements.txt pins).
+TOOL_REQUIREMENTS = [ROOT / "security" / "sslyze-requirements.txt"]
 
 
-def wheelhouse() -> Path:
-    """Wheels of every pin in requirements.txt (and pip/setuptools/wheel), built here once per content
-    of requirements.txt and cached in CACHE_DIR/wheels/<hash>; older wheelhouses are removed."""
-    requirements = ROOT / "requirements.txt"
-    pins = [
+def _pins(requirements: Path) -> list[str]:
+    return [
         line.strip()
         for line in requirements.read_text().splitlines()
         if line.strip() and not line.lstrip().startswith(("#", "-"))
     ]
-    key = hashlib.sha256("\n".join([*pins, *SETUP_EXTRAS, *HOST_PYTHON_EXTRAS]).encode()).hexdigest()[:12]
+
+
+def wheelhouse() -> Path:
+    """Wheels of every pin in requirements.txt and TOOL_REQUIREMENTS (and pip/setuptools/wheel), built
+    here once per content of those pins and cached in CACHE_DIR/wheels/<hash>; older wheelhouses are
+    removed."""
+    pins = _pins(ROOT / "requirements.txt")
+    tools = [_pins(path) for path in TOOL_REQUIREMENTS]
+    everything = [*pins, *SETUP_EXTRAS, *HOST_PYTHON_EXTRAS, *(pin for tool in tools for pin in tool)]
+    key = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:12]
     root = CACHE_DIR / "wheels"
     target = root / key
     if target.is_dir():
@@ -142,10 +152,13 @@ def wheelhouse() -> Path:
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     print(f"lab: wheels of requirements.txt into {target} (once per change of the pins)", flush=True)
     with tempfile.TemporaryDirectory(dir=root, prefix="partial-") as tmp:
-        pin_file = Path(tmp) / "pins.txt"
-        pin_file.write_text("\n".join(pins) + "\n")
+        pin_sets = []
+        for number, pin_set in enumerate([pins, *tools]):
+            pin_file = Path(tmp) / f"pins-{number}.txt"
+            pin_file.write_text("\n".join(pin_set) + "\n")
+            pin_sets.append(["-r", str(pin_file)])
         wheels = Path(tmp) / "wheels"
-        for args in (["-r", str(pin_file)], SETUP_EXTRAS, ["--no-deps", *HOST_PYTHON_EXTRAS]):
+        for args in (*pin_sets, SETUP_EXTRAS, ["--no-deps", *HOST_PYTHON_EXTRAS]):
             try:
                 subprocess.run(  # noqa: S603  # nosec B603
                     [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",

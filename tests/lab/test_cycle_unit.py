@@ -5,11 +5,13 @@ project's images from the lab registry instead of building them, and the guard t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.cycle import SINGLE_INVENTORY, lab_vars
 from lab.topology import load
@@ -31,6 +33,12 @@ def test_the_lab_vars_make_inventory_local_pull_from_the_lab_registry(tmp_path: 
     hostvars = json.loads(out)
     assert hostvars["container_registry"] == lab.registry == "10.76.0.5:5000"
     assert hostvars["container_images_build"] is False
+    # Node exporter reports the host's / (an overlay: the lab host is a container); its other defaults hold.
+    excluded = hostvars["monitoring_node_exporter_fs_types_exclude"]
+    default = yaml.safe_load((ROOT / "roles/monitoring/defaults/main.yml").read_text())
+    assert re.fullmatch(default["monitoring_node_exporter_fs_types_exclude"], "overlay")
+    assert re.fullmatch(excluded, "overlay") is None
+    assert excluded == default["monitoring_node_exporter_fs_types_exclude"].replace("|overlay|", "|")
     # Everything else is inventory/local's, as a new user has it.
     assert hostvars["photomatrix_environment"] == "local"
     assert hostvars["ansible_connection"] == "local"
