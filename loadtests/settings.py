@@ -92,12 +92,19 @@ ROOT_ENV_KEYS = (
     "LOAD_RC_ADMIN_PASSWORD",
     "LOAD_BOT_USERNAME",
     "LOAD_ADMINS_CHANNEL",
+    "LOAD_ADMINS_ROOM_TYPE",
     "LOAD_ERP_URL",
     "LOAD_CA_FILE",
     "LOAD_USER_ROLES",
     "LOAD_BOT_METRICS_URL",
     "LOAD_ERP_METRICS_URL",
 )
+
+
+def _room_type(value: str) -> str:
+    if value not in ("channel", "group"):
+        raise LoadSettingsError(f"LOAD_ADMINS_ROOM_TYPE must be channel or group, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,8 @@ class Target:
     erp_url: str
     run_id: str
     user_roles: tuple[str, ...]
+    # "channel" (public, as the local stack creates it) or "group" (private, as the roles deploy `admins`).
+    admins_room_type: str = "channel"
 
     @classmethod
     def from_env(cls, host: str | None = None) -> Target:
@@ -135,6 +144,7 @@ class Target:
             erp_url=env.get("LOAD_ERP_URL", "").rstrip("/"),
             run_id=env.get("LOAD_RUN_ID", "manual"),
             user_roles=tuple(r for r in env.get("LOAD_USER_ROLES", "user").split(",") if r),
+            admins_room_type=_room_type(env.get("LOAD_ADMINS_ROOM_TYPE", "channel")),
         )
 
     @property

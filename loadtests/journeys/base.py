@@ -95,21 +95,22 @@ class AdminSession:
 
     def admins_channel_id(self) -> str:
         if self._channel_id is None:
+            kind = self.target.admins_room_type  # channel, or group (a private room: groups.*)
             body = self.client.rest(
                 "GET",
-                "channels.info",
-                name="setup: channels.info",
+                f"{kind}s.info",
+                name=f"setup: {kind}s.info",
                 headers=self.client.auth_headers(),
                 params={"roomName": self.target.admins_channel},
             )
-            self._channel_id = body["channel"]["_id"]
+            self._channel_id = body[kind]["_id"]
         return self._channel_id
 
     def invite(self, room_id: str, account: Account) -> None:
         self.client.rest(
             "POST",
-            "channels.invite",
-            name="setup: channels.invite",
+            f"{self.target.admins_room_type}s.invite",
+            name=f"setup: {self.target.admins_room_type}s.invite",
             headers=self.client.auth_headers(),
             json={"roomId": room_id, "userId": account.user_id},
         )

@@ -12,7 +12,7 @@ import pytest
 from loadtests import report
 from loadtests.resources import ResourceMonitor, Sample, saturation
 from loadtests.run import check_target, parse_args, target_environment
-from loadtests.settings import LoadSettingsError, read_credentials
+from loadtests.settings import LoadSettingsError, Target, read_credentials
 from loadtests.slo import judge, load_slo, read_stats
 
 pytestmark = pytest.mark.unit
@@ -112,6 +112,18 @@ def test_a_target_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None
     args = parse_args(["--target", "https://localhost:8443"])
     with pytest.raises(LoadSettingsError, match="TARGET needs LOAD_RC_ADMIN_USER"):
         target_environment(args)
+
+
+def test_the_admins_room_is_a_channel_or_a_private_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("LOAD_RC_ADMIN_USER", "LOAD_RC_ADMIN_PASSWORD", "LOAD_BOT_USERNAME"):
+        monkeypatch.setenv(key, "x")
+    monkeypatch.delenv("LOAD_ADMINS_ROOM_TYPE", raising=False)
+    assert Target.from_env("https://localhost").admins_room_type == "channel"
+    monkeypatch.setenv("LOAD_ADMINS_ROOM_TYPE", "group")  # the roles deploy `admins` as a private group
+    assert Target.from_env("https://localhost").admins_room_type == "group"
+    monkeypatch.setenv("LOAD_ADMINS_ROOM_TYPE", "dm")
+    with pytest.raises(LoadSettingsError, match="LOAD_ADMINS_ROOM_TYPE must be channel or group"):
+        Target.from_env("https://localhost")
 
 
 @pytest.mark.parametrize(
