@@ -192,7 +192,7 @@ def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path
         assert (tree / "playbooks" / "verify.yml").is_file()
         assert (tree / "release" / "lab").resolve() == (ROOT / "release" / "lab").resolve()
         steps = gate.default_steps(inventory, "https://chat.example.test", tmp_path / "out", tree)
-        assert {s.cwd for s in steps} == {tree}
+        assert [s.cwd for s in steps] == [tree, ROOT, tree]  # the load generator is the work tree's
         venv = ROOT / ".venv"
         assert steps[0].argv == [
             "make",
