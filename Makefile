@@ -57,7 +57,7 @@ verify: setup ## read-only testinfra checks of a deployed stack: this machine's,
 drill: setup ## destructive checks (backup restore, alert drills, credential rotations, upgrade then rollback) of this machine's stack or INVENTORY's; refused for production
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/verify.yml -e verify_drill=true
 
-rotate: setup ## rotate a credential: WHAT=erp-key|rocketchat-token|ca|alerts-token [INVENTORY=…] (production: CONFIRM=true)
+rotate: setup ## rotate a credential: WHAT=erp-key|rocketchat-token|ca|alerts-token, or several comma-separated (one restart) [INVENTORY=…] (production: CONFIRM=true)
 	@test -n "$(WHAT)" || { echo "usage: make rotate WHAT=erp-key|rocketchat-token|ca|alerts-token [INVENTORY=inventory/<x>] [CONFIRM=true]" >&2; exit 2; }
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/rotate.yml \
 	  -e rotate_what='$(WHAT)' -e rotate_confirm=$(or $(CONFIRM),false)

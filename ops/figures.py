@@ -4,9 +4,10 @@ The measured figures live in `ops/figures.json`, one entry per figure, each a ra
 recorded so far and the script that measures it. Scripts that measure (the failure drills in
 `tests/infra/test_drill_*.py`; anything else that appends the same lines) write JSON lines
 `{"figure": KEY, "value": NUMBER}` to `.state/figures/*.jsonl`; `record` widens each figure's range
-with them. `write` renders every marked block of the docs from ops/figures.json and from the code
-(the "What is open" list of docs/checklist.md is the checklist's own rows that are not done);
-`check` fails, naming the block, when a document differs from what `write` would produce
+with them and sets each file aside as FILE.recorded (so no run is counted twice). `write` renders every
+marked block of the docs from ops/figures.json and from the code (the "What is open" list of
+docs/checklist.md is the checklist's own rows that are not done); `check` fails, naming the block, when
+a document differs from what `write` would produce
 (tests/test_docs.py runs it).
 
 A block is `<!-- generated: NAME (python -m ops.figures write) -->` … `<!-- end: NAME -->`.
@@ -207,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                 for change in record(data, lines, str(path)):
                     print(change)
             FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            for path in args.files:  # counted once: set aside as FILE.recorded
+                done = path.with_name(path.name + ".recorded")
+                with done.open("a", encoding="utf-8") as out:
+                    out.write(path.read_text(encoding="utf-8"))
+                path.unlink()
         if args.command in ("write", "record"):
             for document, text in generated().items():
                 (ROOT / document).write_text(text, encoding="utf-8")

@@ -80,6 +80,7 @@ REGISTRY: list[tuple[str, object]] = [
     (r"make rotate WHAT=rocketchat-token", f"{ROTATE}::test_rotate_rocketchat_token"),
     (r"make rotate WHAT=ca", f"{ROTATE}::test_rotate_ca"),
     (r"make rotate WHAT=alerts-token", f"{ROTATE}::test_rotate_alerts_token"),
+    (r"make rotate WHAT=erp-key,rocketchat-token,alerts-token", f"{ROTATE}::test_rotate_erp_key"),
     (r"make upgrade", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
     (r"make rollback", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
     (

@@ -4,15 +4,19 @@ Prometheus → Alertmanager → the bot, then undone, with the time to detect an
 
 - restart loop: a container of the stack's name space that crashes at once (restart policy always);
 - certificate about to expire: the proxy serves a certificate from the stack's CA valid for 3 days;
-- ERP upstream lost: the ERP container stopped, the probe through the proxy fails; started again.
+- ERP upstream lost: the ERP container stopped, the probe through the proxy fails; started again;
+- disk nearly full: a small ext4 filesystem of the drill's own (a 32 MiB image file, loop-mounted under
+  the stack's root) filled to 95 %; node exporter sees it like any disk of the host. The machine's
+  real filesystems are never filled.
 
-The three faults start together (module fixture) so the drills overlap in time (about 4 minutes in
+The four faults start together (module fixture) so the drills overlap in time (about 4 minutes in
 all, bounded by their `for:` durations); each test then waits for its own alert and undoes its fault.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
 import subprocess
@@ -28,9 +32,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from infra.test_monitoring import admins_messages_naming, prometheus_api, query, wait_for
 from plugins.infra import Stack, docker_inspect
 
+from ops.figures import append_record
+
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
 CRASHLOOP = "photomatrix-drill-crashloop"
+NODE_EXPORTER = "photomatrix-node-exporter"
+DISK_MIB = 32
+DISK_FULL = 0.95  # HostDiskNearlyFull fires under 10 % free
 # Alert `for:` durations plus scrape, evaluation, group wait and the bot's post.
 ALERT_TIMEOUT = 330
 
@@ -47,12 +56,20 @@ def firing(alertname: str, **labels: str) -> bool:
     return False
 
 
-def report(drill: str, did: str, observed: str, detected_s: float, recovered_s: float | None) -> None:
+def report(
+    drill: str, did: str, observed: str, detected_s: float, recovered_s: float | None, figure: str = ""
+) -> None:
+    """Print what the drill did and saw; with `figure`, record its times for ops/figures.json
+    (drill.<figure>.alert_s / .recovery_s into .state/figures/drills.jsonl, docs/operations.md)."""
     recovery = f"{recovered_s:.0f} s" if recovered_s is not None else "n/a"
     print(
         f"\n[drill {drill}] did: {did}\n  observed: {observed}\n"
         f"  alert after {detected_s:.0f} s; recovery {recovery}"
     )
+    if figure:
+        append_record(f"drill.{figure}.alert_s", detected_s)
+        if recovered_s is not None:
+            append_record(f"drill.{figure}.recovery_s", recovered_s)
 
 
 def tiny_image(tmp: Path, tag: str) -> None:
@@ -99,12 +116,75 @@ def reload_proxy(stack: Stack) -> None:
 
 
 @dataclass
+class SmallDisk:
+    """An ext4 image file loop-mounted at `mountpoint` (0 % reserved blocks, so "free" is what a
+    process may write). Node exporter's bind of the host's / is private (Docker's default, and this
+    machine's / is not a shared mount), so it sees a mount made after it started only once restarted."""
+
+    image: Path
+    mountpoint: Path
+    device: str = ""
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def fill(self) -> Path:
+        return self.mountpoint / "drill-fill"
+
+    def create(self) -> None:
+        self.mountpoint.mkdir(mode=0o700, exist_ok=True)
+        for argv in (
+            ["truncate", "--size", f"{DISK_MIB}M", str(self.image)],
+            ["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pmxdrill", str(self.image)],
+        ):
+            out = run(argv)
+            assert out.returncode == 0, f"{argv[0]}: {out.stderr}"
+        out = run(["losetup", "--find", "--show", str(self.image)])
+        assert out.returncode == 0, f"losetup: {out.stderr}"
+        self.device = out.stdout.strip()
+        self.steps.append("losetup")
+        out = run(["mount", "-o", "nodev,nosuid,noexec", self.device, str(self.mountpoint)])
+        assert out.returncode == 0, f"mount: {out.stderr}"
+        self.steps.append("mount")
+        out = run(["docker", "restart", "--time", "10", NODE_EXPORTER])
+        assert out.returncode == 0, out.stderr
+        self.steps.append("restart")
+
+    def fill_up(self) -> int:
+        """Allocate a file leaving 1 - DISK_FULL of the filesystem free; returns its size in bytes."""
+        vfs = os.statvfs(self.mountpoint)
+        size, avail = vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
+        length = avail - int(size * (1 - DISK_FULL))
+        out = run(["fallocate", "--length", str(length), str(self.fill)])
+        assert out.returncode == 0, f"fallocate: {out.stderr}"
+        return length
+
+    def free(self) -> None:
+        self.fill.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Undo in reverse; each step only if it was done. Node exporter restarts again so it lets go
+        of its copy of the mount (the loop device is released once nothing holds it)."""
+        if "mount" in self.steps:
+            self.free()
+            run(["umount", str(self.mountpoint)])
+        if "restart" in self.steps:
+            run(["docker", "restart", "--time", "10", NODE_EXPORTER])
+        if "losetup" in self.steps:
+            run(["losetup", "--detach", self.device])
+        self.steps.clear()
+        self.image.unlink(missing_ok=True)
+        if self.mountpoint.is_dir() and not any(self.mountpoint.iterdir()):
+            self.mountpoint.rmdir()
+
+
+@dataclass
 class Faults:
     started: float
     stack: Stack
     image: str
     fullchain: Path
     original_chain: bytes
+    disk: SmallDisk
     undone: set[str] = field(default_factory=set)
 
     def undo_crashloop(self) -> None:
@@ -122,18 +202,27 @@ class Faults:
         assert out.returncode == 0, out.stderr
         self.undone.add("erp")
 
+    def undo_disk(self) -> None:
+        self.disk.remove()
+        self.undone.add("disk")
+
 
 @pytest.fixture(scope="module")
 def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
-    for name in (stack.proxy, stack.erp, "photomatrix-prometheus", "photomatrix-node-exporter"):
+    for name in (stack.proxy, stack.erp, "photomatrix-prometheus", NODE_EXPORTER):
         assert name in stack.containers, f"{name} is not running: deploy first (make up)"
     tag = f"pmxdrill-{secrets.token_hex(4)}"
-    tiny_image(tmp_path_factory.mktemp("drill"), tag)
+    workdir = tmp_path_factory.mktemp("drill")
+    tiny_image(workdir, tag)
     fullchain = stack.root / "pki" / "server" / "fullchain.pem"
     original = fullchain.read_bytes()
     shortened = short_lived_chain(stack, original, days=3)
-    done = Faults(time.monotonic(), stack, f"{tag}:drill", fullchain, original)
+    # The image lives on the machine's disk (32 MiB); the mount point under the stack's root.
+    disk = SmallDisk(image=workdir / "disk.img", mountpoint=stack.root / "drill-disk")
+    done = Faults(time.monotonic(), stack, f"{tag}:drill", fullchain, original, disk)
     try:
+        disk.create()
+        disk.fill_up()
         out = run(
             ["docker", "run", "--detach", "--name", CRASHLOOP, "--restart", "always", "--network", "none",
              "--memory", "16m", "--log-driver", "json-file", "--log-opt", "max-size=1m",
@@ -154,6 +243,8 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
             done.undo_certificate()
         if "erp" not in done.undone:
             done.undo_erp()
+        if "disk" not in done.undone:
+            done.undo_disk()
 
 
 def erp_replicas() -> list[str]:
@@ -192,6 +283,7 @@ def test_a_restart_loop_fires_its_alert_in_the_admins_channel(faults: Faults, st
         f"Docker restarted it {restarts} times; ContainerRestartLoop firing and posted to the admins channel",
         detected,
         time.monotonic() - undone,
+        figure="restart_loop",
     )
 
 
@@ -221,6 +313,7 @@ def test_a_certificate_about_to_expire_fires_its_alert_in_the_admins_channel(
         "CertificateExpiringSoon firing and posted to the admins channel; original restored",
         detected,
         time.monotonic() - undone,
+        figure="certificate",
     )
 
 
@@ -251,4 +344,45 @@ def test_a_lost_erp_upstream_fires_its_alert_and_rejoins(faults: Faults, stack: 
         "the proxy answered 502 for the ERP; ProbeFailed{probe=erp} firing and posted; public probe still up",
         detected,
         time.monotonic() - undone,
+        figure="erp_upstream",
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_disk_nearly_full_fires_its_alert_in_the_admins_channel(faults: Faults, stack: Stack) -> None:
+    mountpoint = str(faults.disk.mountpoint)
+    wait_for(lambda: firing("HostDiskNearlyFull", mountpoint=mountpoint), "HostDiskNearlyFull", ALERT_TIMEOUT)
+    wait_for(
+        lambda: delivered(stack, "HostDiskNearlyFull", f"{mountpoint} has"),
+        "the disk alert in the admins channel",
+    )
+    detected = time.monotonic() - faults.started
+    (seen,) = query(
+        f'node_filesystem_avail_bytes{{mountpoint="{mountpoint}"}}'
+        f' / node_filesystem_size_bytes{{mountpoint="{mountpoint}"}}'
+    )
+    free_then = float(seen["value"][1])
+    faults.disk.free()
+    undone = time.monotonic()
+    wait_for(
+        lambda: query(
+            f'node_filesystem_avail_bytes{{mountpoint="{mountpoint}"}}'
+            f' / node_filesystem_size_bytes{{mountpoint="{mountpoint}"}} > 0.5'
+        ),
+        "node exporter to see the space freed",
+        timeout=180,
+    )
+    wait_for(lambda: not firing("HostDiskNearlyFull", mountpoint=mountpoint), "the alert to resolve", 180)
+    recovered = time.monotonic() - undone
+    faults.undo_disk()
+    assert not faults.disk.image.exists()
+    report(
+        "disk nearly full",
+        f"loop-mounted a {DISK_MIB} MiB ext4 image at {mountpoint}, restarted node exporter to see it, "
+        f"filled it to {DISK_FULL:.0%}",
+        f"node exporter reported {free_then:.1%} free; HostDiskNearlyFull firing and posted to the admins "
+        "channel; file removed, alert resolved, filesystem unmounted",
+        detected,
+        recovered,
+        figure="disk",
     )
