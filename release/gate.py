@@ -57,13 +57,13 @@ def default_steps(inventory: Path, target: str, out: Path, tree: Path | None = N
             "load",
             ["make", "load", "PROFILE=smoke", f"TARGET={target}", f"LOAD_ARGS=--reports {out / 'load'}"],
         ),
-        # make security's read-only audit of the environment (TLS, sslyze, the API probe's public checks);
-        # its repository checks (bandit, tests/security) are stage 1's, `make test` of the same commit.
+        # make security's read-only audit of the environment (TLS, sslyze, the API probe's public checks),
+        # a judge like the load generator: this work tree's. Its repository checks (bandit, tests/security)
+        # are stage 1's, `make test` of the same commit.
         Step(
             "security",
             [str(ROOT / ".venv" / "bin" / "python"), "-m", "security.report", "--inventory", str(inventory)],
-            reports=[where / ".state" / "security-report" / inventory.name],
-            cwd=where,
+            reports=[ROOT / ".state" / "security-report" / inventory.name],
         ),
     ]
 

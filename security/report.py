@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     variables = inventory_vars(args.inventory)
     url = args.url or f"https://{variables.get('photomatrix_domain', 'localhost')}/"
     ca = args.ca or variables.get("photomatrix_ca_file")
+    # Lab inventories name their files from the inventory's folder (Ansible's inventory_dir).
+    if ca and "{{" in ca:
+        ca = re.sub(r"\{\{\s*inventory_dir\s*\}\}", str(args.inventory.resolve()), ca)
+        if "{{" in ca:
+            print(
+                f"error: photomatrix_ca_file {ca!r} needs Ansible to render it: pass --ca FILE",
+                file=sys.stderr,
+            )
+            return 2
     key = Path(args.key_file).read_text(encoding="utf-8").strip() if args.key_file else None
     sections = audit(
         url, resolve=args.resolve or proxy_address(args.inventory), ca=ca, key=key, erp_url=args.erp_url

@@ -192,7 +192,7 @@ def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path
         assert (tree / "playbooks" / "verify.yml").is_file()
         assert (tree / "release" / "lab").resolve() == (ROOT / "release" / "lab").resolve()
         steps = gate.default_steps(inventory, "https://chat.example.test", tmp_path / "out", tree)
-        assert [s.cwd for s in steps] == [tree, ROOT, tree]  # the load generator is the work tree's
+        assert [s.cwd for s in steps] == [tree, ROOT, ROOT]  # the judges (load, audit) are the work tree's
         venv = ROOT / ".venv"
         assert steps[0].argv == [
             "make",
@@ -202,7 +202,7 @@ def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path
             "verify",
             "INVENTORY=release/lab",
         ]
-        assert steps[2].reports == [tree / ".state" / "security-report" / "lab"]
+        assert steps[2].reports == [ROOT / ".state" / "security-report" / "lab"]
         where = gate.Step("verify", [PY, "-c", "import os; print(os.getcwd())"], cwd=tree)
         record = gate.run(released, "probe", [where])
         assert record["passed"]
