@@ -26,12 +26,13 @@ GROUP_CONTAINERS = {
     "proxy": {"photomatrix-proxy"},
     "rocketchat": {"photomatrix-rocketchat"},
     "erp": {"photomatrix-erp-api"},
+    "db": {"photomatrix-postgresql"},
     "bots": {"photomatrix-chatbot"},
     "monitoring": {"photomatrix-prometheus", "photomatrix-alertmanager", "photomatrix-blackbox-exporter"},
     "docker_hosts": {"photomatrix-node-exporter"},
 }
 # The groups whose hosts keep secret files under <photomatrix_root>/secrets or private keys under pki.
-SECRET_GROUPS = {"proxy", "rocketchat", "mongodb", "erp", "bots"}
+SECRET_GROUPS = {"proxy", "rocketchat", "mongodb", "erp", "bots", "db"}
 SECRET_NAMES = {
     "ADMIN_PASS",
     "ERP_SECRET_KEY",
