@@ -364,3 +364,36 @@ def test_postgres_dump_and_restore(tool, tmp_path: Path) -> None:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_postgres_dump_reads_the_erps_password_file(tool, tmp_path: Path) -> None:
+    """An ERP on a db host names no password in ERP_DATABASE_URL: the dump takes libpq's password file
+    that the ERP container mounts (PGPASSFILE), from where it is mounted on this host."""
+    base = os.environ.get("ERP_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set ERP_TEST_POSTGRES_URL to run the PostgreSQL backup path")
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(base)
+    without = base.replace(f":{parsed.password}@", "@")
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:*:{urllib.parse.unquote(parsed.password)}\n")
+    passfile.chmod(0o600)
+    info = {
+        "Config": {"Env": ["ERP_DATABASE_URL=" + without, "PGPASSFILE=/run/secrets/erp/pgpass"]},
+        "Mounts": [{"Type": "bind", "Source": str(passfile), "Destination": "/run/secrets/erp/pgpass"}],
+    }
+    assert tool.pgpass_on_host(info) == str(passfile)
+    target, env = tool.postgres_target(without, tool.pgpass_on_host(info))
+    assert "PGPASSWORD" not in env
+    assert parsed.password not in target
+    dump = tmp_path / "erp.pgdump"
+    tool.dump_postgres(without, dump, 60, str(passfile))
+    assert dump.stat().st_size > 0
+    with pytest.raises(tool.BackupError, match="pg_dump failed"):
+        tool.dump_postgres(without, tmp_path / "refused.pgdump", 60, str(tmp_path / "missing"))
+    info["Mounts"] = []
+    with pytest.raises(tool.BackupError, match="not a file mounted"):
+        tool.pgpass_on_host(info)

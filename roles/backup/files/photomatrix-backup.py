@@ -369,8 +369,9 @@ def dump_sqlite(config: Config, container: str, db_path: str, out: Path) -> None
     check_sqlite(out)
 
 
-def postgres_target(url: str) -> tuple[str, dict[str, str]]:
-    """A libpq URL without its password, and the environment carrying the password (never argv)."""
+def postgres_target(url: str, passfile: str | None = None) -> tuple[str, dict[str, str]]:
+    """A libpq URL without its password, and the environment carrying the password (never argv): from
+    the URL, or libpq's password file PASSFILE (the ERP's, when its URL names no password)."""
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.split("+", 1)[0]
     netloc = parsed.hostname or ""
@@ -381,7 +382,20 @@ def postgres_target(url: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if parsed.password:
         env["PGPASSWORD"] = urllib.parse.unquote(parsed.password)
+    elif passfile:
+        env["PGPASSFILE"] = passfile
     return urllib.parse.urlunsplit((scheme, netloc, parsed.path, parsed.query, "")), env
+
+
+def pgpass_on_host(info: dict) -> str | None:
+    """Where on this host the ERP container's libpq password file (PGPASSFILE, a bind mount) is."""
+    inside = container_env(info).get("PGPASSFILE")
+    if not inside:
+        return None
+    for mount in info.get("Mounts", []):
+        if mount.get("Type") == "bind" and mount.get("Destination") == inside:
+            return mount["Source"]
+    raise BackupError(f"the ERP container's PGPASSFILE {inside} is not a file mounted from this host")
 
 
 def erp_database(config: Config) -> tuple[str, str, dict]:
@@ -396,13 +410,13 @@ def erp_database(config: Config) -> tuple[str, str, dict]:
     )
 
 
-def pg_tool(name: str, url: str, args: list[str], timeout: float) -> None:
+def pg_tool(name: str, url: str, args: list[str], timeout: float, passfile: str | None = None) -> None:
     """pg_dump / pg_restore from the host against the ERP's database; the password only in PGPASSWORD."""
     if shutil.which(name) is None:
         raise BackupError(
             f"the ERP uses PostgreSQL: install Debian's postgresql-client on this host ({name})"
         )
-    target, env = postgres_target(url)
+    target, env = postgres_target(url, passfile)
     try:
         result = subprocess.run(  # nosec B603
             [name, *args, f"--dbname={target}"],
@@ -418,16 +432,17 @@ def pg_tool(name: str, url: str, args: list[str], timeout: float) -> None:
         raise BackupError(f"{name} failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
 
 
-def dump_postgres(url: str, out: Path, timeout: float) -> None:
-    pg_tool("pg_dump", url, ["-Fc", "--no-owner", f"--file={out}"], timeout)
+def dump_postgres(url: str, out: Path, timeout: float, passfile: str | None = None) -> None:
+    pg_tool("pg_dump", url, ["-Fc", "--no-owner", f"--file={out}"], timeout, passfile)
 
 
-def restore_postgres(url: str, dump: Path, timeout: float) -> None:
+def restore_postgres(url: str, dump: Path, timeout: float, passfile: str | None = None) -> None:
     pg_tool(
         "pg_restore",
         url,
         ["--clean", "--if-exists", "--no-owner", "--single-transaction", str(dump)],
         timeout,
+        passfile,
     )
 
 
@@ -439,7 +454,7 @@ def dump_erp(config: Config, staging: Path) -> list[Part]:
         return [
             Part("erp-database", "erp", "sqlite", "erp.sqlite3", source={"path": where, **image_of(info)})
         ]
-    dump_postgres(where, staging / "erp.pgdump", config.command_timeout)
+    dump_postgres(where, staging / "erp.pgdump", config.command_timeout, pgpass_on_host(info))
     return [Part("erp-database", "erp", "pg_dump", "erp.pgdump", source=image_of(info))]
 
 
@@ -1001,7 +1016,7 @@ def restore_erp(config: Config, unpacked: Path, manifest: dict) -> None:
     if kind == "sqlite":
         write_into_volume(config, info, where, unpacked / part["file"])
         return
-    restore_postgres(where, unpacked / part["file"], config.command_timeout)
+    restore_postgres(where, unpacked / part["file"], config.command_timeout, pgpass_on_host(info))
 
 
 def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
