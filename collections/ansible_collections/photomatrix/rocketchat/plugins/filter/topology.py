@@ -69,17 +69,25 @@ def instance_address(address: str, index: int) -> str:
     return str(ipaddress.ip_address(str(address)) + int(index))
 
 
-def source_addresses(hosts: list[str], hostvars: Any, here: str, container_address: str | None) -> list[str]:
+def source_addresses(
+    hosts: list[str],
+    hostvars: Any,
+    here: str,
+    container_address: str | None,
+    count_var: str | None = None,
+) -> list[str]:
     """The addresses the peers on ``hosts`` arrive from, as a service on ``here`` sees them.
 
     A peer on the same host arrives from its fixed container address; a peer on another host from its
-    host address (a published port keeps the source address).
+    host address (a published port keeps the source address). With ``count_var`` (e.g.
+    ``chatbot_replicas``) a host runs that many instances, the i-th at ``instance_address(address, i)``.
     """
     found: list[str] = []
     for host in hosts:
         if host == here:
             if container_address:
-                found.append(str(container_address))
+                count = _instance_count(hostvars, host, count_var)
+                found.extend(instance_address(container_address, index) for index in range(count))
         else:
             found.append(_host_address(hostvars, host))
     return found

@@ -1,0 +1,139 @@
+"""Bot replicas (chatbot_replicas) as every role derives them, rendered without deploying.
+
+The chatbot role names and addresses each replica; the proxy's bot upstream and ERP allowlist, the
+ERP key's allowlist, Prometheus' targets, the host firewall and Redis' image follow the same count
+through the inventory (photomatrix.rocketchat topology filters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.photomatrix.rocketchat.plugins.filter.topology import (
+    instance_address,
+    source_addresses,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RENDERED = [
+    "chatbot_instances",
+    "chatbot_uses_redis",
+    "tls_proxy_bot_servers",
+    "tls_proxy_erp_allowlist",
+    "erp_api_bot_key_allow",
+    "monitoring_bot_targets",
+    "photomatrix_firewall_rules",
+    "container_images_host_project_images",
+]
+
+
+def render(tmp: Path, *, multi: bool, replicas: int) -> dict[str, dict]:
+    common = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "photomatrix_domain": "chat.lab.example",
+        "photomatrix_bootstrap_secrets_dir": str(tmp / "store"),
+        "photomatrix_internal_subnet": "10.250.0.0/24",
+        "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
+        "photomatrix_network": "photomatrix-render-test",
+    }
+    groups = ["proxy", "rocketchat", "mongodb", "erp", "bots", "monitoring", "docker_hosts"]
+    if multi:
+        hosts = {"edge": "10.77.0.10", "bot": "10.77.0.51"}
+        children = {
+            group: {
+                "hosts": {
+                    ("bot" if group == "bots" else "edge"): {
+                        "ansible_host": hosts["bot" if group == "bots" else "edge"]
+                    }
+                    | ({"chatbot_replicas": replicas} if group == "bots" else {})
+                }
+            }
+            for group in groups
+        }
+    else:
+        children = {group: {"hosts": {"solo": {"chatbot_replicas": replicas}}} for group in groups}
+    inventory = tmp / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": children, "vars": common}}), encoding="utf-8")
+    out = tmp / "rendered"
+    out.mkdir()
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    argv = [
+        str(BIN / "ansible-playbook"),
+        "-i",
+        str(inventory),
+        "tests/roles/render_defaults.yml",
+        "--tags",
+        "render",
+    ]
+    run = subprocess.run(
+        [*argv, "-e", json.dumps({"render_dir": str(out), "render_vars": RENDERED})],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+
+
+@pytest.mark.unit
+def test_instance_addresses_follow_the_first() -> None:
+    assert instance_address("10.250.0.20", 0) == "10.250.0.20"
+    assert instance_address("10.250.0.20", 1) == "10.250.0.21"
+    hostvars = {"solo": {"chatbot_replicas": 3}, "bot": {"ansible_host": "10.77.0.51", "chatbot_replicas": 2}}
+    assert source_addresses(["solo"], hostvars, "solo", "10.250.0.20", "chatbot_replicas") == [
+        "10.250.0.20",
+        "10.250.0.21",
+        "10.250.0.22",
+    ]
+    # A replica on another host arrives from that host's address, however many run there.
+    assert source_addresses(["bot"], hostvars, "edge", "10.250.0.20", "chatbot_replicas") == ["10.77.0.51"]
+    # Without the count variable, one instance (the rule before replicas existed).
+    assert source_addresses(["solo"], hostvars, "solo", "10.250.0.20") == ["10.250.0.20"]
+
+
+@pytest.mark.integration
+def test_two_replicas_on_one_host(tmp_path: Path) -> None:
+    solo = render(tmp_path, multi=False, replicas=2)["solo"]
+    assert [(i["name"], i["alias"], i["address"]) for i in solo["chatbot_instances"]] == [
+        ("photomatrix-chatbot", "chatbot", "10.250.0.20"),
+        ("photomatrix-chatbot-2", "chatbot-2", "10.250.0.21"),
+    ]
+    assert solo["chatbot_uses_redis"] is True
+    # nginx resolves an upstream's names once: the replicas by their fixed addresses.
+    assert solo["tls_proxy_bot_servers"] == ["10.250.0.20:8080", "10.250.0.21:8080"]
+    assert solo["tls_proxy_erp_allowlist"] == ["10.250.0.20", "10.250.0.21"]
+    assert solo["erp_api_bot_key_allow"] == ["10.250.0.20/32", "10.250.0.21/32"]
+    assert solo["monitoring_bot_targets"] == ["chatbot:8080", "chatbot-2:8080"]
+    assert "redis" in solo["container_images_host_project_images"]
+
+
+@pytest.mark.integration
+def test_replicas_on_a_remote_bot_host_publish_one_port_each(tmp_path: Path) -> None:
+    rendered = render(tmp_path, multi=True, replicas=2)
+    edge, bot = rendered["edge"], rendered["bot"]
+    assert edge["tls_proxy_bot_servers"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
+    assert edge["tls_proxy_erp_allowlist"] == ["10.77.0.51"]
+    assert edge["monitoring_bot_targets"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
+    assert [i["published_port"] for i in bot["chatbot_instances"]] == [8080, 8081]
+    rules = {rule["port"]: rule["peers"] for rule in bot["photomatrix_firewall_rules"]}
+    assert rules == {8080: ["10.77.0.10"], 8081: ["10.77.0.10"]}
+
+
+@pytest.mark.integration
+def test_one_replica_keeps_sqlite_and_no_redis(tmp_path: Path) -> None:
+    solo = render(tmp_path, multi=False, replicas=1)["solo"]
+    assert [i["name"] for i in solo["chatbot_instances"]] == ["photomatrix-chatbot"]
+    assert solo["chatbot_uses_redis"] is False
+    assert "redis" not in solo["container_images_host_project_images"]
+    assert solo["tls_proxy_erp_allowlist"] == ["10.250.0.20"]
