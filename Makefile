@@ -131,7 +131,7 @@ release: setup ## build the images once for this commit and push them to ENV's r
 deploy: setup ## deploy a release by digest: ENV=staging MANIFEST=… [INVENTORY=…]; refused when a digest is not in the registry, and for production (make promote)
 	$(RELEASE) deploy --env $(ENV) $(RELEASE_WHERE)
 
-gate: setup ## the staging gate of MANIFEST: make verify, make load PROFILE=smoke TARGET=…, make security; a failure rolls an upgrade back
+gate: setup ## the staging gate of MANIFEST: make verify (the release's own), make load PROFILE=smoke TARGET=…, the audit of make security; a failure rolls an upgrade back
 	$(RELEASE) gate --env $(ENV) $(RELEASE_WHERE) $(if $(TARGET),--target $(TARGET))
 
 promote: setup ## deploy MANIFEST to ENV=production only if it passed the staging gate; verify after, roll back on failure
