@@ -196,6 +196,8 @@ async def new_employee(stack: Stack) -> tuple[str, str, str]:
     return user["data"]["userId"], user["data"]["authToken"], username
 
 
+# Destructive (kills a replica, then starts it again): `make drill`, not the read-only `make verify`.
+@pytest.mark.drill
 @pytest.mark.timeout(420)
 async def test_leader_killed_mid_dialog_the_standby_answers_once(stack: Stack, bots: list[str]) -> None:
     bot_user_id = (stack.root / "secrets" / "bootstrap" / "erp-bot-user-id").read_text().strip()
