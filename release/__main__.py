@@ -110,6 +110,19 @@ def main(argv: list[str] | None = None) -> int:
             timings[stage] = round(time.monotonic() - started, 1)
             print(f"stage {stage}: {timings[stage]} s", flush=True)
 
+    def deploy_timed(manifest, inventory: Path, **kw):
+        return timed(
+            "deploy",
+            deploy.deploy,
+            manifest,
+            args.env,
+            inventory,
+            args.state,
+            args.registry_ca,
+            args.playbook,
+            **kw,
+        )
+
     stack = contextlib.ExitStack()
     try:
         if args.command == "staging-run":
@@ -147,16 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = _manifest(args)
         inventory = _inventory(args)
         if args.command == "deploy":
-            timed(
-                "deploy",
-                deploy.deploy,
-                manifest,
-                args.env,
-                inventory,
-                args.state,
-                args.registry_ca,
-                args.playbook,
-            )
+            deploy_timed(manifest, inventory)
         elif args.command == "rollback":
             back = deploy.rollback(args.env, inventory, args.state, args.registry_ca, args.playbook)
             print(f"{args.env}: rolled back to {back.version}")
@@ -169,17 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "promote":
             gate.check(manifest, "staging")
             previous = deploy.History(args.state, args.env).current()
-            timed(
-                "deploy",
-                deploy.deploy,
-                manifest,
-                args.env,
-                inventory,
-                args.state,
-                args.registry_ca,
-                args.playbook,
-                how="promote",
-            )
+            deploy_timed(manifest, inventory, how="promote")
             post = [gate.Step("verify", ["make", "verify", f"INVENTORY={inventory}"])]
             rc = timed("post-deploy verify", _gate_and_rollback, args, manifest, args.env, inventory, post)
             if rc != 0 and previous is None:
@@ -192,16 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             tree = stack.enter_context(deploy.release_tree(manifest.commit, inventory))
             steps = gate.default_steps(inventory, _target(args), out, tree)
             if deploy.History(args.state, args.env).current() is None:
-                timed(
-                    "deploy",
-                    deploy.deploy,
-                    manifest,
-                    args.env,
-                    inventory,
-                    args.state,
-                    args.registry_ca,
-                    args.playbook,
-                )
+                deploy_timed(manifest, inventory)
                 rc = timed("gate", _gate_and_rollback, args, manifest, args.env, inventory, steps)
             else:
                 # An environment running a release is upgraded; a failed upgrade or gate: make rollback.
