@@ -1,4 +1,5 @@
-"""The ERP domain as tables: positions, staff, users (accounts), API keys, idempotency records, audit."""
+"""The ERP domain as tables: positions, staff, users (accounts), API keys, idempotency records, audit,
+and the per-login backoff after wrong activation codes."""
 
 from __future__ import annotations
 
@@ -145,3 +146,17 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class ActivationBackoff(Base):
+    """Wrong activation codes per login (case-folded), shared by every ERP replica through the database.
+
+    Keyed by the login *string*, whether or not such an account exists (no existence oracle); see
+    erp/services/activation_backoff.py. A login is at most 64 characters, case folding at most triples it.
+    """
+
+    __tablename__ = "activation_backoff"
+
+    login_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

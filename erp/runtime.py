@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from erp.security.api_keys import KeyCache
 from erp.security.network import Network, parse_networks
-from erp.security.ratelimit import Backoff, FailureWindow, TokenBuckets
+from erp.security.ratelimit import FailureWindow, TokenBuckets
+from erp.services.activation_backoff import LoginBackoff
 from erp.services.alerts import AlertMonitor
 from erp.services.audit import RefusalTally
 from erp.settings import Settings
@@ -19,7 +20,7 @@ class Runtime:
     key_buckets: TokenBuckets
     ip_buckets: TokenBuckets
     activation_buckets: TokenBuckets
-    activation_logins: Backoff
+    activation_logins: LoginBackoff  # in the database: shared by all replicas
     auth_failures: FailureWindow
     alerts: AlertMonitor
     refusals: RefusalTally
@@ -36,9 +37,7 @@ class Runtime:
             key_buckets=TokenBuckets(settings.rate_limit_key_per_second, settings.rate_limit_key_burst),
             ip_buckets=TokenBuckets(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst),
             activation_buckets=TokenBuckets(per_minute / 60.0, max(1, int(per_minute))),
-            activation_logins=Backoff(
-                settings.activation_max_attempts, settings.activation_backoff_max_seconds
-            ),
+            activation_logins=LoginBackoff.from_settings(settings),
             auth_failures=FailureWindow(settings.auth_failure_limit, settings.auth_failure_window_seconds),
             alerts=AlertMonitor(settings),
             refusals=RefusalTally(settings.audit_refusal_interval_seconds),

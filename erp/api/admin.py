@@ -23,7 +23,7 @@ from erp.schemas import (
     StaffWithActivation,
     StaffWithNewActivation,
 )
-from erp.services import audit
+from erp.services import activation_backoff, audit
 from erp.services import positions as positions_service
 from erp.services import staff as staff_service
 from erp.services import users as users_service
@@ -86,13 +86,12 @@ def reissue_code(staff_id: StaffId, request: Request, principal: AdminPrincipal)
     def work(session):  # type: ignore[no-untyped-def]
         staff = staff_service.get(session, staff_id, lock=True)
         activation = users_service.reissue_code(session, staff, settings)
+        # A new code ends the login's backoff from wrong attempts (made by the employee or a stranger).
+        activation_backoff.reset(session, activation.login)
         session.flush()
         return StaffWithNewActivation(staff=staff_out(staff), activation=activation)
 
-    result = audited_write(principal.actor, "staff.activation_code", f"staff:{staff_id}", work)
-    # A new code ends the login's backoff from wrong attempts (made by the employee or by a stranger).
-    runtime(request).activation_logins.reset(result.activation.login.casefold())
-    return result
+    return audited_write(principal.actor, "staff.activation_code", f"staff:{staff_id}", work)
 
 
 @router.patch("/positions/{code}", response_model=PositionOut)

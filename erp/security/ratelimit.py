@@ -1,7 +1,8 @@
 """In-process rate limiting: token buckets per key/IP and a sliding count of failed authentications.
 
 One process keeps its own counters; a deployment with several workers or replicas shares limits at the
-reverse proxy (nginx limit_req) in front of the service, see docs/erp.md.
+reverse proxy (nginx limit_req) in front of the service, see docs/erp.md. The per-login backoff after
+wrong activation codes is kept in the database instead (erp/services/activation_backoff.py).
 """
 
 from __future__ import annotations
@@ -94,58 +95,6 @@ class FailureWindow:
             if events is None or len(events) < self.limit:
                 return 0.0
             return max(0.0, self.window - (now - events[0]))
-
-
-class Backoff:
-    """Failures per name with exponential backoff: `free` failures cost nothing, then each further one
-    makes the name wait 1, 2, 4 ... seconds (at most `max_seconds`) before the next attempt counts.
-
-    A slowdown, never a lockout: the wait is bounded and the name recovers on its own; a success or
-    `reset` clears it. Names idle for `forget_seconds` are forgotten; at most `max_entries` are kept.
-    """
-
-    def __init__(
-        self, free: int, max_seconds: float, forget_seconds: float = 86400.0, max_entries: int = 100000
-    ) -> None:
-        self.free = free
-        self.max_seconds = max_seconds
-        self.forget = forget_seconds
-        self.max_entries = max_entries
-        self._state: dict[str, tuple[int, float]] = {}  # name -> (failures, monotonic time of the last)
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._state)
-
-    def _wait(self, failures: int) -> float:
-        over = failures - self.free
-        return 0.0 if over < 0 else min(self.max_seconds, float(2 ** min(over, 32)))
-
-    def retry_after(self, name: str) -> float:
-        """0 when an attempt may be made now, else the seconds to wait."""
-        with self._lock:
-            entry = self._state.get(name)
-            if entry is None:
-                return 0.0
-            failures, last = entry
-            return max(0.0, self._wait(failures) - (time.monotonic() - last))
-
-    def fail(self, name: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            failures, last = self._state.pop(name, (0, now))
-            if now - last > self.forget:
-                failures = 0
-            if len(self._state) >= self.max_entries:
-                self._state = {k: v for k, v in self._state.items() if now - v[1] <= self.forget}
-                while len(self._state) >= self.max_entries:
-                    del self._state[next(iter(self._state))]
-            self._state[name] = (failures + 1, now)  # re-inserted: the dict stays ordered by last use
-            return failures + 1
-
-    def reset(self, name: str) -> None:
-        with self._lock:
-            self._state.pop(name, None)
 
 
 def retry_after_header(seconds: float) -> str:
