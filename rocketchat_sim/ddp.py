@@ -500,9 +500,9 @@ class Realtime:
             if k in message
         }
         if fields.get("_id") in self.sim.state.message_index:
-            raise MethodError(
-                "error-message-already-exists", "Message already exists", {"method": "sendMessage"}
-            )
+            # Rocket.Chat's sendMessage stores nothing and returns undefined for a known `_id`: a result
+            # frame without `result`, no error (rest/chat.py KNOWN_ID_ERROR says what REST answers).
+            return _NO_RESULT
         try:
             saved = ws.send_message(user, room, fields)
         except ApiError as exc:

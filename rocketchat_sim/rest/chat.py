@@ -76,11 +76,24 @@ def send_message(call: Call) -> dict[str, Any]:
     if room is None:
         raise meteor_error("error-invalid-room", "Invalid room", {"method": "sendMessage"})
     if message.get("_id") and message["_id"] in call.sim.state.message_index:
-        raise meteor_error(
-            "error-message-already-exists", "Message already exists", {"method": "sendMessage"}
-        )
+        _refuse_known_id(call, room, message)
     saved = call.ws.send_message(call.user, room, message_fields(message))
     return {"message": views.message_rest(saved)}
+
+
+# What Rocket.Chat's chat.sendMessage answers to a client `_id` it has already: sendMessage
+# (app/lib/server/functions/sendMessage.ts) stores nothing and returns undefined for a known `_id`, after
+# the usual checks; the route then hands that undefined to normalizeMessagesForUser, whose TypeError the
+# API's catch turns into a plain failure (HTTP 400, no errorType).
+KNOWN_ID_ERROR = "Cannot read properties of undefined (reading 'starred')"
+
+
+def _refuse_known_id(call: Call, room: dict[str, Any], message: dict[str, Any]) -> None:
+    text = message.get("msg") or ""
+    if isinstance(text, str) and len(text) > int(call.ws.settings.get("Message_MaxAllowedSize", 5000)):
+        raise meteor_error("error-message-size-exceeded", "Message size exceeds the allowed limit")
+    call.ws.check_can_send(call.user, room)
+    raise failure(KNOWN_ID_ERROR)
 
 
 def _own_message(call: Call, room_id: str, msg_id: str) -> dict[str, Any]:
