@@ -77,7 +77,9 @@ class BotApp:
                 backoff_base=settings.tasks_backoff_base,
                 backoff_max=settings.tasks_backoff_max,
             )
+        self.leadership = Leadership(self.store, ttl=settings.lease_seconds)
         self.router = Router(
+            holder=self.leadership.holder,  # its message claims hold while its lease checks go on
             store=self.store,
             erp=self.erp,
             chat=RestChatPort(self.rest),
@@ -117,7 +119,6 @@ class BotApp:
             )
         # The realtime stream of the current leadership term (None while standing by, and in webhook mode).
         self.realtime: RealtimeTransport | None = None
-        self.leadership = Leadership(self.store, ttl=settings.lease_seconds)
         self._rest_ok_at = 0.0
 
     def _new_realtime(self) -> RealtimeTransport:

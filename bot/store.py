@@ -2,6 +2,14 @@
 claims (what was already done once, such as a reminder sent: `claim` succeeds for one caller only),
 and the outbox of task-tracker events (delivered in order by `bot.tasks.outbox`; dead letters kept apart).
 
+Incoming messages are handled at least once, in two phases (`begin_handling`, `finish_handling`): a
+replica first claims the message id in the name of its holder id, handles it, and marks it handled only
+after its replies were posted. A claim holds while its holder is alive: every replica refreshes an
+`alive` mark with each lease check (`hold`, every lease/3 s, leader or standby), set with the same
+lifetime in the same step as the lease, so the claims of a replica that died are void by the time its
+lease has run out and a standby leads. The standby then handles the message again; the reply is posted
+under an id derived from the message's (bot/core/router.py), which Rocket.Chat posts only once.
+
 SQLite by default (writes on one worker thread, so the event loop never waits for a lock or a sync;
 point reads on the loop through a second, read-only connection: in WAL mode readers never wait for the
 writer, and a hop to the thread costs more than the read), or Redis (`redis://...`) when several webhook
@@ -20,6 +28,10 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
+CLAIM_TTL_SECONDS = 24 * 3600  # a claim nobody finished (its holder died) is dropped after a day
+ALIVE_PREFIX = "alive:"
+# begin_handling's answers
+NEW, DONE, BUSY = "new", "done", "busy"
 AUDIT_KEEP = 10_000
 
 
@@ -32,6 +44,8 @@ class Store(Protocol):
     async def delete_dialog(self, user_id: str) -> None: ...
     async def expired_dialogs(self, now: float) -> list[dict[str, Any]]: ...
     async def mark_seen(self, message_id: str) -> bool: ...
+    async def begin_handling(self, message_id: str, holder: str) -> str: ...
+    async def finish_handling(self, message_id: str, holder: str, *, done: bool) -> None: ...
     async def add_audit(self, entry: dict[str, Any]) -> None: ...
     async def list_audit(self, limit: int) -> list[dict[str, Any]]: ...
     async def get_value(self, key: str) -> str | None: ...
@@ -65,6 +79,7 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS handling (message_id TEXT PRIMARY KEY, holder TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox_dead (id INTEGER PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
@@ -197,6 +212,57 @@ class SqliteStore(_AuditBatches):
     async def mark_seen(self, message_id: str) -> bool:
         return await self._run(self._mark_seen, message_id)
 
+    def _begin_handling(self, message_id: str, holder: str) -> str:
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("SELECT 1 FROM seen WHERE message_id = ?", (message_id,)).fetchone():
+                state = DONE
+            else:
+                row = self.db.execute(
+                    "SELECT holder FROM handling WHERE message_id = ?", (message_id,)
+                ).fetchone()
+                alive = row is not None and (
+                    row[0] == holder
+                    or self.db.execute(
+                        "SELECT 1 FROM leases WHERE key = ? AND until > ?", (ALIVE_PREFIX + row[0], now)
+                    ).fetchone()
+                    is not None
+                )
+                state = BUSY if alive else NEW
+                if state == NEW:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO handling (message_id, holder, at) VALUES (?, ?, ?)",
+                        (message_id, holder, now),
+                    )
+                    self.db.execute("DELETE FROM handling WHERE at < ?", (now - CLAIM_TTL_SECONDS,))
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return state
+
+    async def begin_handling(self, message_id: str, holder: str) -> str:
+        """Claim a message for `holder`: NEW (claimed: handle it), DONE (handled before) or BUSY (a live
+        replica, or this one, is handling it now)."""
+        return await self._run(self._begin_handling, message_id, holder)
+
+    def _finish_handling(self, message_id: str, holder: str, done: bool) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if done:
+                self._mark_seen(message_id)
+            self.db.execute("DELETE FROM handling WHERE message_id = ? AND holder = ?", (message_id, holder))
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    async def finish_handling(self, message_id: str, holder: str, *, done: bool) -> None:
+        """Give the claim back; with `done` the message is marked handled (its replies are posted),
+        without it a later delivery handles it again."""
+        await self._run(self._finish_handling, message_id, holder, done)
+
     def _add_audit(self, entries: list[dict[str, Any]]) -> None:
         rows = [
             (
@@ -281,6 +347,12 @@ class SqliteStore(_AuditBatches):
         now = time.time()
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            # The holder's alive mark (its message claims hold while it lasts), whatever the lease says.
+            self.db.execute(
+                "INSERT OR REPLACE INTO leases (key, holder, until) VALUES (?, ?, ?)",
+                (ALIVE_PREFIX + holder, holder, now + ttl),
+            )
+            self.db.execute("DELETE FROM leases WHERE key LIKE ? AND until <= ?", (ALIVE_PREFIX + "%", now))
             taken = self.db.execute(
                 "INSERT INTO leases (key, holder, until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                 "holder = excluded.holder, until = excluded.until WHERE leases.holder = excluded.holder "
@@ -362,7 +434,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 """
 # A lease: taken when free, extended only by its holder; Redis ends it by itself when not renewed.
+# The holder's alive mark (KEYS[2]) is set in the same step with the same lifetime, lease or not.
 _HOLD_SCRIPT = """
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -378,6 +452,20 @@ for i = 2, #ARGV do
 end
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
 return last
+"""
+# begin_handling: KEYS seen, claim; ARGV holder, the alive marks' prefix, the claim's lifetime (s).
+_BEGIN_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
+local held = redis.call('GET', KEYS[2])
+if held and (held == ARGV[1] or redis.call('EXISTS', ARGV[2] .. held) == 1) then return 'busy' end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 'new'
+"""
+# finish_handling: KEYS seen, claim; ARGV holder, done ('1'/'0'), the seen mark's lifetime (s).
+_FINISH_SCRIPT = """
+if ARGV[2] == '1' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -439,6 +527,15 @@ class RedisStore(_AuditBatches):
     async def mark_seen(self, message_id: str) -> bool:
         return bool(await self._redis.set(self._k("seen", message_id), "1", nx=True, ex=SEEN_TTL_SECONDS))
 
+    async def begin_handling(self, message_id: str, holder: str) -> str:
+        keys = (self._k("seen", message_id), self._k("handling", message_id))
+        alive_prefix = self._k(ALIVE_PREFIX.rstrip(":"), "")
+        return str(await self._redis.eval(_BEGIN_SCRIPT, 2, *keys, holder, alive_prefix, CLAIM_TTL_SECONDS))
+
+    async def finish_handling(self, message_id: str, holder: str, *, done: bool) -> None:
+        keys = (self._k("seen", message_id), self._k("handling", message_id))
+        await self._redis.eval(_FINISH_SCRIPT, 2, *keys, holder, "1" if done else "0", SEEN_TTL_SECONDS)
+
     async def _write_audit(self, entries: list[dict[str, Any]]) -> None:
         # One script call per batch (ids and the list in one step), not three round trips per command.
         payloads = [json.dumps(e, ensure_ascii=False) for e in entries]
@@ -466,7 +563,8 @@ class RedisStore(_AuditBatches):
 
     async def hold(self, key: str, holder: str, ttl: float) -> bool:
         ttl_ms = max(1, int(ttl * 1000))
-        return bool(await self._redis.eval(_HOLD_SCRIPT, 1, self._k("lease", key), holder, ttl_ms))
+        alive = self._k(ALIVE_PREFIX.rstrip(":"), holder)
+        return bool(await self._redis.eval(_HOLD_SCRIPT, 2, self._k("lease", key), alive, holder, ttl_ms))
 
     async def let_go(self, key: str, holder: str) -> None:
         await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("lease", key), holder)

@@ -65,10 +65,10 @@ async def help_(bot: Router, ctx: Context) -> Outcome:
 
 @COMMANDS.botcmd(en=("cancel", "stop"), ru=("отмена", "отменить", "стоп"), args=any_args, in_dialog=True)
 async def cancel(bot: Router, ctx: Context) -> Outcome:
-    if await bot.store.get_dialog(ctx.msg.user_id) is None:
+    if await bot.open_dialog(ctx.msg.user_id) is None:
         await bot.reply(ctx, "dialog.nothing_to_cancel")
         return Outcome("nothing")
-    await bot.store.delete_dialog(ctx.msg.user_id)
+    await bot.close_dialog(ctx.msg.user_id)
     await bot.reply(ctx, "dialog.cancelled")
     return Outcome("cancelled")
 

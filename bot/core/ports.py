@@ -43,6 +43,20 @@ class ChatPort(Protocol):
     async def user_roles(self, user_id: str) -> set[str]: ...
 
 
+class OnceChatPort(ChatPort, Protocol):
+    """A chat that posts under a client-chosen message id, once: the router's replies to a message get ids
+    derived from the message's, so handling it again never posts a reply twice. A port without these
+    (test fakes) gets plain `send` calls."""
+
+    async def send_once(self, room_id: str, text: str, message_id: str) -> bool:
+        """Post; False when a message with this id was posted before (nothing is posted again)."""
+        ...
+
+    async def send_to_channel_once(
+        self, channel: str, text: str, message_id: str
+    ) -> dict[str, str] | None: ...
+
+
 class ErpPort(Protocol):
     """The ERP's bot-integration API (docs/api/erp-bot-api.md) as the bot uses it."""
 

@@ -2,16 +2,38 @@
 
 The router depends on ports only (ChatPort, ErpPort, Store); commands are declared in bot/core/handlers.py,
 the filters in bot/core/filters.py, the conversation's states in bot/core/dialog.py.
+
+Every message is answered at least once, and each answer is posted once, even when the replica handling
+it dies half-way (issue 17):
+
+- Two phases in the store (`Store.begin_handling`, `finish_handling`): the message is claimed for this
+  replica before anything happens and marked handled only after its replies were posted. The claim
+  lasts while its holder is alive (bot/store.py), so the standby that takes over from a dead leader
+  finds the message unhandled and unclaimed (realtime: in its catch-up from history; webhook: in
+  Rocket.Chat's retry) and handles it again. A reply that could not be posted leaves the message
+  unmarked, for the next delivery.
+- Idempotent replies: the n-th post made while handling a message gets the id `reply_id(message, n)`
+  (chat.sendMessage takes a client-chosen `_id`). Rocket.Chat stores no second message with an id it
+  has, so the second attempt's posts that the first one made already are not posted again.
+- Dialog changes once: a dialog saved (or closed) while handling a message records that message's id
+  and the dialog as it was before it (`applied_by`, `before`; a closed dialog stays as such a record
+  for the dialog's lifetime). Handling the message again starts from `before`, so the answer is not
+  applied twice and the same replies come out under the same ids; the ERP sees the same request with
+  the same idempotency key. Admin commands' ERP calls carry no such key: a repeated `approve` finds the
+  record approved and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
 from collections import defaultdict, deque
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -25,8 +47,9 @@ from bot.core.ports import ChatPort, ErpPort, Identity, IncomingMessage
 from bot.core.report import format_time, parse_time
 from bot.erp_client import ErpError, ErpUnavailable
 from bot.i18n import LANGUAGES, PERSON_LANG_KEY, translate, translate_name
+from bot.leader import replica_id
 from bot.logging import new_request_id, request_id_var
-from bot.store import Store
+from bot.store import NEW, Store
 from bot.tasks.outbox import TaskOutbox
 
 log = logging.getLogger("bot.commands")
@@ -35,6 +58,88 @@ PENDING_KEY = "router.pending_approvals"
 # ERP validation error field -> the dialog step that asks for it again.
 FIELD_STEPS = {"full_name": "name", "email": "email", "phone": "phone", "position_code": "position"}
 STATE_HINT_COMMANDS = {"pending_approval": "approve", "awaiting_activation": "reissue", "blocked": "unblock"}
+BUSY = "busy"  # handle()'s answer for a message another live replica (or this one) is handling now
+_ID_CHARS = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"  # Meteor's Random.id alphabet
+_DIALOG_MARKS = ("applied_by", "before")
+
+
+def reply_id(message_id: str, n: int) -> str:
+    """The id of the n-th post made while handling a message: the same on every attempt, shaped like
+    Rocket.Chat's own ids (17 characters of Meteor's alphabet)."""
+    number = int.from_bytes(hashlib.sha256(f"rcbot-reply:{message_id}:{n}".encode()).digest(), "big")
+    chars = []
+    for _ in range(17):
+        number, index = divmod(number, len(_ID_CHARS))
+        chars.append(_ID_CHARS[index])
+    return "".join(chars)
+
+
+@dataclass
+class Handling:
+    """The message being handled (in a context variable: handlers and the chat wrapper see it)."""
+
+    message_id: str
+    user_id: str
+    posts: int = 0
+    failed: bool = False  # a post failed: the message is not marked handled
+    before: dict[str, Any] | None = None  # the author's dialog record before this message
+    before_known: bool = False
+    wrote: bool = False  # this attempt changed the author's dialog: reads see the change
+
+    def next_id(self) -> str:
+        self.posts += 1
+        return reply_id(self.message_id, self.posts - 1)
+
+
+_handling: ContextVar[Handling | None] = ContextVar("bot_handling", default=None)
+
+
+class ReplyChat:
+    """The router's chat: while a message is handled, each post goes out under the next id derived from
+    the message's (once), and a failed post is noted; outside (periodic jobs) posts go out as they are."""
+
+    def __init__(self, port: ChatPort) -> None:
+        self.port = port
+
+    async def send(self, room_id: str, text: str) -> None:
+        handling = _handling.get()
+        if handling is None:
+            await self.port.send(room_id, text)
+            return
+        message_id = handling.next_id()
+        once = getattr(self.port, "send_once", None)
+        try:
+            if once is None:
+                await self.port.send(room_id, text)
+            elif not await once(room_id, text, message_id):
+                log.info("reply posted before", extra={"message_id": message_id})
+        except Exception:
+            handling.failed = True
+            raise
+
+    async def send_to_channel(self, channel: str, text: str) -> dict[str, str] | None:
+        handling = _handling.get()
+        once = getattr(self.port, "send_to_channel_once", None)
+        if handling is None:
+            return await self.port.send_to_channel(channel, text)
+        message_id = handling.next_id()
+        try:
+            if once is None:
+                return await self.port.send_to_channel(channel, text)
+            result: dict[str, str] | None = await once(channel, text, message_id)
+            return result
+        except Exception:
+            handling.failed = True
+            raise
+
+    async def direct_room(self, username: str) -> str:
+        return await self.port.direct_room(username)
+
+    async def edit(self, room_id: str, message_id: str, text: str) -> None:
+        await self.port.edit(room_id, message_id, text)
+
+    async def user_roles(self, user_id: str) -> set[str]:
+        return await self.port.user_roles(user_id)
 
 
 class Router:
@@ -58,8 +163,11 @@ class Router:
         tasks: TaskOutbox | None = None,
         registry: Registry = COMMANDS,
         clock: Any = time.time,
+        holder: str | None = None,
     ) -> None:
-        self.store, self.erp, self.chat, self.identity = store, erp, chat, identity
+        self.store, self.erp, self.identity = store, erp, identity
+        self.chat = ReplyChat(chat)
+        self.holder = holder or replica_id()  # this replica's id in message claims (its lease holder id)
         self.language, self.admin_role, self.admins_channel = language, admin_role, admins_channel
         self.admins_channel_commands = admins_channel_commands
         self.admin_cache_seconds, self.dialog_ttl = admin_cache_seconds, dialog_ttl_seconds
@@ -75,17 +183,31 @@ class Router:
 
     # --- entry point ---
     async def handle(self, msg: IncomingMessage) -> str | None:
-        """Handle one delivered message; returns the outcome, or None when the message is not for us."""
+        """Handle one delivered message; returns the outcome, None when the message is not for us (or was
+        handled before), BUSY while it is being handled elsewhere."""
         if msg.user_id == self.identity.user_id or msg.from_bot or msg.system:
             return None
-        if not await self.store.mark_seen(msg.message_id):
-            metrics.DUPLICATES.inc()
-            return None
-        if msg.edited:
+        if msg.edited:  # an edit comes again under the message's id: never a new request
             return None
         command = parse(msg.text[: self.max_input_length * 4], self.registry, self.identity.username)
         if not self._addressed(msg, command):
             return None
+        state = await self.store.begin_handling(msg.message_id, self.holder)
+        if state != NEW:
+            metrics.DUPLICATES.inc()
+            return BUSY if state == BUSY else None
+        handling = Handling(msg.message_id, msg.user_id)
+        marker = _handling.set(handling)
+        try:
+            return await self._handle_claimed(msg, command)
+        finally:
+            _handling.reset(marker)
+            try:
+                await self.store.finish_handling(msg.message_id, self.holder, done=not handling.failed)
+            except Exception:
+                log.exception("message not marked handled", extra={"message_id": msg.message_id})
+
+    async def _handle_claimed(self, msg: IncomingMessage, command: Command) -> str | None:
         if await self._is_other_bot(msg.user_id):
             return None
         token = request_id_var.set(new_request_id())
@@ -105,8 +227,11 @@ class Router:
         except Exception:
             log.exception("command crashed", extra={"user": msg.username, "command": self._name(ctx)})
             outcome = Outcome("error")
+            handling = _handling.get()
             with contextlib.suppress(Exception):  # best effort: Rocket.Chat itself may be what failed
                 await self.reply(ctx, "internal_error")
+                if handling is not None:
+                    handling.failed = False  # the person has an answer (the error): handled
         elapsed = time.perf_counter() - started
         await self._audit(ctx, outcome, elapsed)
         request_id_var.reset(token)
@@ -321,7 +446,7 @@ class Router:
             self.erp.find_staff(rocketchat_user_id=msg.user_id), self._positions()
         )
         if staff is not None:
-            await self.store.delete_dialog(msg.user_id)
+            await self.close_dialog(msg.user_id)
             await self.chat.send(
                 room_id, translate(lang, "result.already") + "\n" + self.status_text(lang, staff)
             )
@@ -348,8 +473,48 @@ class Router:
         keep = ("code", "name", "department", "erp_access", "requires_approval")
         return [{k: p.get(k) for k in keep} for p in await self.erp.positions() if p.get("is_active", True)]
 
-    async def _load_dialog(self, user_id: str) -> Dialog | None:
+    async def _dialog_record(self, user_id: str) -> dict[str, Any] | None:
+        """The user's dialog record; while handling their message, as it was before that message if it
+        was handled before up to a dialog change (see the module doc)."""
         data = await self.store.get_dialog(user_id)
+        handling = _handling.get()
+        if handling is None or handling.user_id != user_id or handling.wrote:
+            return data
+        if data is not None and data.get("applied_by") == handling.message_id:
+            data = data.get("before")  # this message changed the dialog before: start again from there
+            if not handling.before_known:
+                log.info("message handled again", extra={"message_id": handling.message_id})
+        if data is not None:
+            data = {k: v for k, v in data.items() if k not in _DIALOG_MARKS}
+        if not handling.before_known:
+            handling.before, handling.before_known = data, True
+        return data
+
+    async def open_dialog(self, user_id: str) -> dict[str, Any] | None:
+        """The user's open dialog record (None: none, or it was closed)."""
+        data = await self._dialog_record(user_id)
+        return None if data is None or data.get("closed") else data
+
+    async def close_dialog(self, user_id: str) -> None:
+        """End the user's dialog; while handling their message, a record of the close stays (once)."""
+        handling = _handling.get()
+        if handling is None or handling.user_id != user_id:
+            await self.store.delete_dialog(user_id)
+            return
+        await self._dialog_record(user_id)  # what it was before, if not read yet
+        until = self.clock() + self.dialog_ttl
+        record = {"user_id": user_id, "closed": True, "expires_at": until}
+        await self.store.put_dialog(user_id, self._stamped(record), until)
+        handling.wrote = True
+
+    def _stamped(self, data: dict[str, Any]) -> dict[str, Any]:
+        handling = _handling.get()
+        if handling is None or handling.user_id != data.get("user_id"):
+            return data
+        return {**data, "applied_by": handling.message_id, "before": handling.before}
+
+    async def _load_dialog(self, user_id: str) -> Dialog | None:
+        data = await self.open_dialog(user_id)
         if data is None:
             return None
         dialog = Dialog.from_dict(data)
@@ -359,21 +524,30 @@ class Router:
         return dialog
 
     async def _expire(self, dialog: Dialog) -> None:
-        await self.store.delete_dialog(dialog.user_id)
+        await self.close_dialog(dialog.user_id)
         minutes = max(1, round(self.dialog_ttl / 60))
         await self.chat.send(dialog.room_id, translate(dialog.lang, "dialog.expired", minutes=minutes))
 
     async def expire_dialogs(self) -> int:
         """Tell people whose dialog timed out; called periodically by the app."""
         expired = await self.store.expired_dialogs(self.clock())
+        told = 0
         for data in expired:
             with contextlib.suppress(Exception):
+                if data.get("closed"):  # the record of a closed dialog: nobody to tell
+                    await self.store.delete_dialog(str(data["user_id"]))
+                    continue
+                told += 1
                 await self._expire(Dialog.from_dict(data))
-        return len(expired)
+        return told
 
     async def _save(self, dialog: Dialog) -> None:
         dialog.expires_at = self.clock() + self.dialog_ttl
-        await self.store.put_dialog(dialog.user_id, dialog.to_dict(), dialog.expires_at)
+        await self._dialog_record(dialog.user_id)  # what it was before, if not read yet
+        await self.store.put_dialog(dialog.user_id, self._stamped(dialog.to_dict()), dialog.expires_at)
+        handling = _handling.get()
+        if handling is not None and handling.user_id == dialog.user_id:
+            handling.wrote = True
 
     async def _answer(self, dialog: Dialog, text: str) -> Outcome:
         step = self.conversation.answer(dialog, text)
@@ -396,7 +570,7 @@ class Router:
             return Outcome("erp_unavailable")
         except ErpError as exc:
             return await self._submit_refused(dialog, exc)
-        await self.store.delete_dialog(dialog.user_id)
+        await self.close_dialog(dialog.user_id)
         await self.remember_lang(dialog.username, lang)
         staff, activation = result["staff"], result.get("activation")
         status = staff["status"]
@@ -433,7 +607,7 @@ class Router:
             with contextlib.suppress(ErpError, ErpUnavailable, ValueError, TypeError, KeyError):
                 staff = await self.erp.get_staff(int(exc.body["staff_id"]))
             if staff is not None and staff.get("rocketchat_user_id") == dialog.user_id:
-                await self.store.delete_dialog(dialog.user_id)
+                await self.close_dialog(dialog.user_id)
                 text = translate(lang, "result.already") + "\n" + self.status_text(lang, staff)
                 await self.chat.send(dialog.room_id, text)
                 return Outcome("already_registered", exc.code)
@@ -461,7 +635,7 @@ class Router:
             replies = [("dialog.field_rejected", {"field": translate(lang, field_key)})]
             await self._say(dialog, [*replies, prompt(dialog, self.conversation)])
             return Outcome("refused_field", exc.code)
-        await self.store.delete_dialog(dialog.user_id)
+        await self.close_dialog(dialog.user_id)
         await self.chat.send(dialog.room_id, translate(lang, "erp_error"))
         return Outcome("erp_error", exc.code)
 

@@ -3,6 +3,11 @@
 Reconnects with exponential backoff and jitter, resubscribes, then catches up on what was missed from
 REST history since the last seen message time. Messages are deduplicated by id in the router's store, so
 the overlap between catch-up and the live stream (and Rocket.Chat re-sending edited messages) is harmless.
+
+The last seen time stored for the next catch-up (by this leader or the standby taking over) never passes
+a message still being handled: one that was in hand when the leader died is found again in history, and
+the router handles it again (at least once; its replies are posted once: bot/core/router.py). A message
+another live replica has in hand is tried again a little later, until that one finished or died.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from bot import metrics
 from bot.core.ports import Identity, IncomingMessage
-from bot.core.router import Router
+from bot.core.router import BUSY, Router
 from bot.store import Store
 from bot.transport.ddp import DdpClient, DdpError
 from bot.transport.rest import RocketChatRest
@@ -27,6 +32,8 @@ log = logging.getLogger("bot.realtime")
 LAST_SEEN_KEY = "realtime.last_seen_ts"
 CATCH_UP_SLACK_SECONDS = 5.0
 LAST_SEEN_PERSIST_SECONDS = 1.0
+BUSY_RETRY_SECONDS = 2.0
+BUSY_RETRY_MAX = 60  # two minutes: longer than any lease (a dead holder's claims end with its lease)
 
 
 def message_time(value: Any) -> float:
@@ -87,6 +94,9 @@ class RealtimeTransport:
         self._last_persisted = 0.0
         self._client: DdpClient | None = None
         self._tails: dict[str, asyncio.Task[None]] = {}
+        self._in_hand: dict[str, float] = {}  # message id -> its time, from dispatch until handled
+        self._busy_tries: dict[str, int] = {}
+        self._retries: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -121,6 +131,8 @@ class RealtimeTransport:
         self._stopping.set()
         if self._client is not None:
             await self._client.close()
+        for retry in list(self._retries):
+            retry.cancel()
         tails = list(self._tails.values())
         if tails:
             await asyncio.wait(tails, timeout=10)
@@ -175,6 +187,7 @@ class RealtimeTransport:
     def dispatch(self, msg: IncomingMessage) -> asyncio.Task[None]:
         """Handle without blocking the reader; one user's messages run in the order they arrived."""
         previous = self._tails.get(msg.user_id)
+        self._in_hand.setdefault(msg.message_id, msg.ts)
         task = asyncio.create_task(self._handle_after(previous, msg))
         self._tails[msg.user_id] = task
 
@@ -189,13 +202,37 @@ class RealtimeTransport:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
+        outcome = None
         try:
-            await self.router.handle(msg)
+            outcome = await self.router.handle(msg)
         except Exception:
             log.exception("message handling failed")
+        if outcome == BUSY and self._retry_later(msg):
+            return  # still in hand: the stored last seen time stays before it
+        self._in_hand.pop(msg.message_id, None)
+        self._busy_tries.pop(msg.message_id, None)
         if msg.ts > self.last_seen:
             self.last_seen = msg.ts
-            await self._persist_last_seen()
+        await self._persist_last_seen()
+
+    def _retry_later(self, msg: IncomingMessage) -> bool:
+        tries = self._busy_tries.get(msg.message_id, 0) + 1
+        if tries > BUSY_RETRY_MAX or self._stopping.is_set():
+            return False
+        self._busy_tries[msg.message_id] = tries
+
+        async def again() -> None:
+            await asyncio.sleep(BUSY_RETRY_SECONDS)
+            self.dispatch(msg)
+
+        task = asyncio.create_task(again())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+        return True
+
+    def watermark(self) -> float:
+        """The time to store as last seen: the last handled message's, but before any still in hand."""
+        return min([self.last_seen, *(ts - 0.001 for ts in self._in_hand.values() if ts > 0)])
 
     async def _persist_last_seen(self, force: bool = False) -> None:
         # At most once a second: catch-up re-reads a slack window and dedupe absorbs the overlap.
@@ -204,7 +241,7 @@ class RealtimeTransport:
             return
         self._last_persisted = now
         with contextlib.suppress(Exception):
-            await self.store.set_value(LAST_SEEN_KEY, repr(self.last_seen))
+            await self.store.set_value(LAST_SEEN_KEY, repr(self.watermark()))
 
     async def _catch_up(self) -> None:
         """Replay what arrived while the stream was down, oldest first."""

@@ -52,6 +52,7 @@ class RocketChatRest:
                 transport=transport,
             )
         self._dm_rooms: dict[str, str] = {}
+        self._room_ids: dict[str, str] = {}
         self._login_lock = asyncio.Lock()
 
     @property
@@ -102,6 +103,38 @@ class RocketChatRest:
         return (
             await self.request("POST", "/api/v1/chat.postMessage", json={"roomId": room_id, "text": text})
         )["message"]
+
+    async def send_message_once(self, room_id: str, text: str, message_id: str) -> bool:
+        """Post under a client-chosen id (chat.sendMessage); False when a message with that id is there
+        already (posted by an earlier attempt: this bot's own, in this room).
+
+        Rocket.Chat stores no second message with an id it has, but its answer to the repeat is no clear
+        refusal (the REST route fails on the missing result with a plain 400), so a 400 is checked by
+        reading the message back: found as ours, it was posted before; otherwise the error stands."""
+        body = {"message": {"_id": message_id, "rid": room_id, "msg": text}}
+        try:
+            await self.request("POST", "/api/v1/chat.sendMessage", json=body)
+        except RestError as exc:
+            if exc.status != 400 or not await self._posted_before(room_id, message_id):
+                raise
+            return False
+        return True
+
+    async def _posted_before(self, room_id: str, message_id: str) -> bool:
+        try:
+            body = await self.request("GET", "/api/v1/chat.getMessage", params={"msgId": message_id})
+        except RestError:
+            return False
+        message = body.get("message") or {}
+        return message.get("rid") == room_id and (message.get("u") or {}).get("_id") == self.user_id
+
+    async def room_id(self, name: str) -> str:
+        """A channel's or group's id by its name (rooms.info), kept after the first look-up."""
+        name = name.lstrip("#")
+        if name not in self._room_ids:
+            body = await self.request("GET", "/api/v1/rooms.info", params={"roomName": name})
+            self._room_ids[name] = str(body["room"]["_id"])
+        return self._room_ids[name]
 
     async def post_to_channel(self, channel: str, text: str) -> dict[str, Any]:
         target = channel if channel.startswith(("#", "@")) else f"#{channel}"
@@ -172,6 +205,17 @@ class RestChatPort:
 
     async def send(self, room_id: str, text: str) -> None:
         await self.rest.post_message(room_id, text)
+
+    async def send_once(self, room_id: str, text: str, message_id: str) -> bool:
+        return await self.rest.send_message_once(room_id, text, message_id)
+
+    async def send_to_channel_once(self, channel: str, text: str, message_id: str) -> dict[str, str] | None:
+        if channel.startswith("@"):
+            room_id = await self.rest.direct_room(channel[1:])
+        else:
+            room_id = await self.rest.room_id(channel)
+        await self.rest.send_message_once(room_id, text, message_id)
+        return {"room_id": room_id, "message_id": message_id}
 
     async def direct_room(self, username: str) -> str:
         return await self.rest.direct_room(username)

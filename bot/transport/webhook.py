@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.core.ports import IncomingMessage
-from bot.core.router import Router
+from bot.core.router import BUSY, Router
 from bot.http_body import read_limited
 
 log = logging.getLogger("bot.webhook")
@@ -70,6 +70,9 @@ def webhook_routes(path: str, token: str, router: Router) -> list[Route]:
         if incoming is None:
             return JSONResponse({"error": "missing message fields"}, status_code=400)
         outcome = await router.handle(incoming)
+        if outcome == BUSY:
+            # Another replica has it in hand; if that one died, Rocket.Chat's retry finds it free.
+            return JSONResponse({"error": "message being handled, retry"}, status_code=503)
         # No `text` in the answer: Rocket.Chat posts nothing itself; the bot replied through REST.
         return JSONResponse({"outcome": outcome})
 

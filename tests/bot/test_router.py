@@ -61,7 +61,7 @@ async def test_full_registration_sends_code_by_dm(env):
     assert outcomes == ["started", "step_position", "step_email", "step_phone", "step_confirm", "created"]
     assert "483920" in chat.texts("dm-ivan")[-1]
     assert erp.creates == 1
-    assert await router.store.get_dialog("u1") is None
+    assert await router.open_dialog("u1") is None
 
 
 async def test_approval_path_and_outcome_dm(env):

@@ -1,6 +1,7 @@
 """Both state stores keep the same contract: dialogs, dedupe of message ids, the audit trail, values."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -94,3 +95,35 @@ async def test_a_lease_has_one_holder_until_it_runs_out_or_is_given_back(store):
     assert await store.hold("leader", "replica-a", 0.3) is False
     await store.let_go("leader", "replica-b")
     assert await store.hold("leader", "replica-a", 0.3) is True
+
+
+async def test_a_message_is_claimed_by_one_live_replica_and_marked_handled_after(store):
+    """Two phases: the claim holds while its holder is alive (its lease checks refresh that), the mark
+    comes only with finish_handling(done=True); a dead holder's claim is void, an unfinished one free."""
+    message = f"m-{id(store)}-{time.monotonic_ns()}"
+    await store.hold("claims-test", "replica-a", 1.5)  # replica-a is alive for 1.5 s (standby or not)
+    assert await store.begin_handling(message, "replica-a") == "new"
+    assert await store.begin_handling(message, "replica-b") == "busy"
+    assert await store.begin_handling(message, "replica-a") == "busy"  # not twice in one replica either
+    await store.finish_handling(message, "replica-a", done=False)  # the reply could not be posted
+    assert await store.begin_handling(message, "replica-b") == "new"
+    await store.finish_handling(message, "replica-b", done=True)
+    assert await store.begin_handling(message, "replica-a") == "done"
+    assert await store.mark_seen(message) is False  # the same mark as before the two phases
+
+    dying = message + "-dies"
+    assert await store.begin_handling(dying, "replica-a") == "new"
+    assert await store.begin_handling(dying, "replica-b") == "busy"
+    await asyncio.sleep(1.7)  # replica-a's lease checks stopped: its alive mark runs out with its lease
+    await store.hold("claims-test", "replica-b", 30)
+    assert await store.begin_handling(dying, "replica-b") == "new"
+    await store.finish_handling(dying, "replica-a", done=False)  # a late give-back: b's claim stays
+    assert await store.begin_handling(dying, "replica-c") == "busy"  # replica-b has it now
+    await store.let_go("claims-test", "replica-b")
+
+
+async def test_a_claim_of_a_holder_never_seen_alive_is_void_for_others(store):
+    message = f"n-{id(store)}-{time.monotonic_ns()}"
+    assert await store.begin_handling(message, "ghost") == "new"
+    assert await store.begin_handling(message, "other") == "new"
+    assert await store.begin_handling(message, "ghost") == "new"  # other's claim: other was never alive
