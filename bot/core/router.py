@@ -501,11 +501,17 @@ class Router:
         if handling is None or handling.user_id != user_id:
             await self.store.delete_dialog(user_id)
             return
-        await self._dialog_record(user_id)  # what it was before, if not read yet
+        await self._read_before(user_id)
         until = self.clock() + self.dialog_ttl
         record = {"user_id": user_id, "closed": True, "expires_at": until}
         await self.store.put_dialog(user_id, self._stamped(record), until)
         handling.wrote = True
+
+    async def _read_before(self, user_id: str) -> None:
+        """Before the first change of the author's dialog: what it was before the message, if not read."""
+        handling = _handling.get()
+        if handling is not None and handling.user_id == user_id and not handling.before_known:
+            await self._dialog_record(user_id)
 
     def _stamped(self, data: dict[str, Any]) -> dict[str, Any]:
         handling = _handling.get()
@@ -543,7 +549,7 @@ class Router:
 
     async def _save(self, dialog: Dialog) -> None:
         dialog.expires_at = self.clock() + self.dialog_ttl
-        await self._dialog_record(dialog.user_id)  # what it was before, if not read yet
+        await self._read_before(dialog.user_id)
         await self.store.put_dialog(dialog.user_id, self._stamped(dialog.to_dict()), dialog.expires_at)
         handling = _handling.get()
         if handling is not None and handling.user_id == dialog.user_id:
