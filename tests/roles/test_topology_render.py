@@ -341,7 +341,6 @@ def test_nginx_conf_on_one_host_resolves_aliases_per_request(tmp_path: Path) -> 
     conf = rendered_nginx_conf(tmp_path, multi=False)
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
     assert "set $erp_upstream http://erp-api:8000;" in conf
-    assert "set $erp_activation_upstream $erp_upstream;" in conf
     assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
 
 
@@ -360,17 +359,6 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
     assert "proxy_next_upstream error timeout http_502 http_503;" in conf
     assert not re.search(r"^\s*proxy_next_upstream [^;]*non_idempotent", conf, re.MULTILINE)
     assert "proxy_connect_timeout 2s;" in location(conf, "= /activate/style.css")
-    # Activation goes to the first replica while it is up (its per-login backoff lives in that
-    # process): spread over two, one login would get twice the wrong codes before a 429.
-    activation = re.search(r"upstream erp_activation_servers \{([^}]*)\}", conf)
-    assert activation, conf
-    assert re.findall(r"server (\S+) max_fails=1 fail_timeout=10s( backup)?;", activation.group(1)) == [
-        ("10.250.0.30:8000", ""),
-        ("10.250.0.31:8000", " backup"),
-    ]
-    for path in ("= /api/v1/account/activate {", "= /activate {"):
-        assert "proxy_pass $erp_activation_upstream;" in location(conf, path)
-    assert "proxy_pass $erp_upstream;" in location(conf, "/api/bot/v1/")
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs Docker for the nginx image")
