@@ -60,6 +60,8 @@ def test_the_role_template_routes_the_page_to_the_erp():
         "/activate/style.css",
     ]
     assert "zone=erp_activation" in locations[0]
+    # The proxy below sets only $erp_upstream: the page's locations must not need another variable.
+    assert set(re.findall(r"proxy_pass \$(\w+);", "".join(locations))) == {"erp_upstream"}
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,12 @@ def stats(folder: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
+def failures(folder: Path) -> str:
+    """The run's failures (locust_failures.csv) for an assertion message."""
+    path = folder / "locust_failures.csv"
+    return path.read_text(encoding="utf-8") if path.exists() else "(no locust_failures.csv)"
+
+
 def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     result = make("load", "PROFILE=smoke", f"LOAD_ARGS=--reports {reports}")
@@ -63,7 +69,7 @@ def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     # Every realtime journey produced answers, and nothing failed.
     for line in ("registration: register", "registration: confirm", "status", "DDP connect+login+subscribe"):
         assert int(rows[line]["Request Count"]) > 0, line
-    assert int(rows["Aggregated"]["Failure Count"]) == 0, output[-4000:]
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, failures(folder) + output[-3000:]
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# Load run: smoke — PASS")
     assert "| status | p95 |" in summary
@@ -143,7 +149,7 @@ def test_make_load_soak_on_a_target_over_tls_master_and_worker_with_a_breached_s
     # The path worked end to end over TLS: answers arrived, nothing failed.
     assert int(rows["registration: register"]["Request Count"]) > 0
     assert int(rows["status"]["Request Count"]) > 0
-    assert int(rows["Aggregated"]["Failure Count"]) == 0, output[-4000:]
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, failures(folder) + output[-3000:]
     assert tls_target.terminator.connections > 0
     info = json.loads((folder / "info.json").read_text())
     assert info["mode"] == "target"
