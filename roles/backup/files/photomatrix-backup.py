@@ -956,19 +956,34 @@ def stop(name: str) -> None:
     run(["docker", "stop", "--time", "30", name], timeout=120, what=f"docker stop {name}")
 
 
-def start_and_wait(config: Config, name: str) -> None:
-    log.info("starting %s", name)
-    run(["docker", "start", name], timeout=120, what=f"docker start {name}")
+def start_all(config: Config, names: list[str]) -> None:
+    """Start every container in the stack's order, then wait until each is healthy. One that does not
+    come up never keeps the others stopped: a container may need one later in the order (a bot replica
+    its Redis), and the stack must not be left down. Raises once, naming every one that failed."""
+    problems: list[str] = []
+    for name in names:
+        log.info("starting %s", name)
+        try:
+            run(["docker", "start", name], timeout=120, what=f"docker start {name}")
+        except BackupError as exc:
+            problems.append(str(exc))
     deadline = time.monotonic() + config.health_timeout
-    while True:
-        state = require(name)["State"]
-        health = (state.get("Health") or {}).get("Status")
-        if state.get("Running") and health in (None, "healthy"):
-            log.info("%s is %s", name, health or "running")
-            return
-        if time.monotonic() > deadline:
-            raise BackupError(f"{name} is not healthy {config.health_timeout} s after the restore ({health})")
-        time.sleep(2)
+    for name in names:
+        while True:
+            state = (inspect(name) or {}).get("State") or {}
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Running") and health in (None, "healthy"):
+                log.info("%s is %s", name, health or "running")
+                break
+            if time.monotonic() > deadline:
+                problems.append(
+                    f"{name} is not healthy {config.health_timeout} s after the restore "
+                    f"({health or state.get('Status', 'missing')})"
+                )
+                break
+            time.sleep(2)
+    if problems:
+        raise BackupError("; ".join(problems))
 
 
 def write_into_volume(config: Config, info: dict, path: str, source: Path) -> None:
@@ -1135,8 +1150,7 @@ def restore(config: Config, archive: Path, only: list[str] | None, safety_backup
                 restore_bot(config, unpacked, manifest)
         finally:
             # Started again in the stack's order even when a step failed: never leave the stack down.
-            for name in containers:
-                start_and_wait(config, name)
+            start_all(config, containers)
     log.info("restored %s from %s", ", ".join(chosen), archive)
 
 

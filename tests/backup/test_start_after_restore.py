@@ -1,0 +1,85 @@
+"""After a restore the tool starts the stopped containers again: every one of them, in the stack's order,
+then waits for each. A container that does not become healthy (the bot when its Redis is still stopped)
+or cannot start never leaves the ones after it stopped; the error names each one that failed."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
+pytestmark = pytest.mark.integration
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("photomatrix_backup_start", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+
+
+def tiny_image(tmp_path: Path, tag: str) -> None:
+    """An image with /bin/false and /bin/sleep and their libraries only, imported (nothing pulled)."""
+    files = {"/bin/false", "/bin/sleep"}
+    for binary in ("/bin/false", "/bin/sleep"):
+        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30, check=True).stdout
+        files |= set(re.findall(r"(/\S+\.so[.\d]*)", ldd))
+    archive = tmp_path / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        for path in sorted(files):
+            tar.add(Path(path).resolve(), arcname=path.lstrip("/"))
+    subprocess.run(
+        ["docker", "import", str(archive), f"{tag}:test"], check=True, capture_output=True, timeout=60
+    )
+
+
+def running(name: str) -> bool:
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Running}}", name],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return out.stdout.strip() == "true"
+
+
+def test_one_unhealthy_or_missing_container_does_not_keep_the_rest_stopped(tmp_path: Path) -> None:
+    if not shutil.which("docker"):
+        pytest.fail("docker is needed (the CI machine has it)")
+    tag = f"pmxrestore-{secrets.token_hex(4)}"
+    tiny_image(tmp_path, tag)
+    sick, missing, after = f"{tag}-sick", f"{tag}-missing", f"{tag}-after"
+    create = ["docker", "create", "--network", "none", "--memory", "32m"]
+    try:
+        # First in the order: never healthy (as the bot is while its Redis is still stopped).
+        subprocess.run([*create, "--name", sick, "--health-cmd", "/bin/false", "--health-interval", "1s",
+                        "--health-retries", "1", f"{tag}:test", "/bin/sleep", "300"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run([*create, "--name", after, f"{tag}:test", "/bin/sleep", "300"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        config = tool.Config(
+            backup_dir=tmp_path, key_file=tmp_path / "key", root=tmp_path, file_paths=[], containers={},
+            components=[], bot_state_path="", start_order=[], health_timeout=8,
+        )  # fmt: skip
+        with pytest.raises(tool.BackupError) as failed:
+            tool.start_all(config, [sick, missing, after])
+        message = str(failed.value)
+        assert f"{sick} is not healthy 8 s after the restore (unhealthy)" in message
+        assert f"docker start {missing}" in message
+        assert after not in message
+        # Started although the two before it failed.
+        assert running(after)
+        assert running(sick)
+    finally:
+        subprocess.run(["docker", "rm", "--force", sick, after], capture_output=True, timeout=60, check=False)
+        subprocess.run(["docker", "rmi", f"{tag}:test"], capture_output=True, timeout=60, check=False)
