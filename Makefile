@@ -38,9 +38,28 @@ format: setup ## rewrite Python sources with ruff
 	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
 	$(BIN)/ruff format $(PYTHON_SOURCES)
 
-test: lint ## lint, then every test (unit, integration, e2e, infra)
-	$(BIN)/pytest $(PYTEST_ARGS)
-	$(MAKE) test-infra
+# `make -n` still runs recipe lines that name $(MAKE): those lines stop at DRY_RUN instead.
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
+
+# pytest and the deployment cycle side by side (each waits mostly on processes and containers): the
+# cycle's output goes to TEST_INFRA_LOG and is summarised after pytest; both must pass.
+# TEST_SERIAL=true runs them one after the other.
+TEST_INFRA_LOG ?= .state/test-infra.log
+test: lint ## lint, then every test: pytest (unit, integration, e2e) and make test-infra side by side
+	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest and make test-infra"; exit 0; fi; \
+	  if [ "$(TEST_SERIAL)" = true ]; then \
+	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra; exit $$?; fi; \
+	  mkdir -p $(dir $(TEST_INFRA_LOG)); echo "make test-infra runs alongside, log: $(TEST_INFRA_LOG)"; \
+	  $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!; \
+	  trap 'kill $$infra 2>/dev/null; wait $$infra' INT TERM; \
+	  $(BIN)/pytest $(PYTEST_ARGS); pytest_rc=$$?; \
+	  wait $$infra; infra_rc=$$?; \
+	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
+	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
+	    $(TEST_INFRA_LOG) || true; \
+	  if [ $$infra_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_INFRA_LOG); fi; \
+	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc"; \
+	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ]
 
 test-fast: setup ## unit tests only
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
@@ -74,7 +93,13 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 .PHONY: status
 
 test-infra: setup ## the deployment cycle on this machine: up, verify, idempotence (second run changed=0), drill, down
-	set -e; trap '$(MAKE) down PURGE=true' EXIT; \
+	@if docker ps -aq --filter name='^photomatrix-' 2>/dev/null | grep -q . || [ -e /srv/photomatrix ]; then \
+	  echo "make test-infra deploys a stack on this machine and removes it afterwards (volumes and secrets" \
+	    "too), so it refuses to run next to one: this machine already has photomatrix-* containers or" \
+	    "/srv/photomatrix. Run it on a machine without a stack (CI does), or \`make down PURGE=true\` first" \
+	    "if that stack may go." >&2; exit 2; fi
+	@set -e; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run up, verify, the second run, drill, down"; exit 0; fi; \
+	  trap '$(MAKE) down PURGE=true' EXIT; \
 	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
 	  $(MAKE) verify; \
 	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py; \
