@@ -114,6 +114,7 @@ class BotApp:
                 chat=RestChatPort(self.rest),
                 admins_channel=settings.admins_channel,
                 token=settings.alerts_token.get_secret_value(),
+                store=self.store,  # shared by the replicas: each notification posted once
                 language=settings.language,
                 max_lines=settings.alerts_max_lines,
             )

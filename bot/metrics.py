@@ -98,6 +98,11 @@ ALERTS_RECEIVED = Counter(
 ALERTS_POSTED = Counter(
     "bot_alerts_posted_total", "Alert notifications posted to the admins channel", registry=REGISTRY
 )
+ALERTS_DUPLICATES = Counter(
+    "bot_alerts_duplicates_total",
+    "Alert notifications not posted again: another replica (or an earlier copy) posted them",
+    registry=REGISTRY,
+)
 ALERTS_POST_FAILURES = Counter(
     "bot_alerts_post_failures_total",
     "Alert notifications not posted (Rocket.Chat failed; Alertmanager retries)",

@@ -52,6 +52,7 @@ class Store(Protocol):
     async def set_value(self, key: str, value: str) -> None: ...
     async def claim(self, key: str, until: float, now: float) -> bool: ...
     async def release(self, key: str, until: float) -> None: ...
+    async def claimed(self, key: str, now: float) -> bool: ...
     async def hold(self, key: str, holder: str, ttl: float) -> bool: ...
     async def let_go(self, key: str, holder: str) -> None: ...
     async def outbox_add(self, entry: dict[str, Any]) -> int: ...
@@ -343,6 +344,11 @@ class SqliteStore(_AuditBatches):
             lambda: self.db.execute("DELETE FROM claims WHERE key = ? AND until = ?", (key, until))
         )
 
+    async def claimed(self, key: str, now: float) -> bool:
+        """Whether someone holds `key` at `now` (a look only: nothing is taken)."""
+        row = await self._read("SELECT 1 FROM claims WHERE key = ? AND until > ?", (key, now))
+        return row is not None
+
     def _hold(self, key: str, holder: str, ttl: float) -> bool:
         now = time.time()
         self.db.execute("BEGIN IMMEDIATE")
@@ -560,6 +566,10 @@ class RedisStore(_AuditBatches):
 
     async def release(self, key: str, until: float) -> None:
         await self._redis.eval(_RELEASE_SCRIPT, 1, self._k("claim", key), repr(until))
+
+    async def claimed(self, key: str, now: float) -> bool:
+        held = await self._redis.get(self._k("claim", key))
+        return held is not None and float(held) > now
 
     async def hold(self, key: str, holder: str, ttl: float) -> bool:
         ttl_ms = max(1, int(ttl * 1000))

@@ -64,11 +64,19 @@ def test_alert_notifications_reach_the_admins_channel(fresh_bot_stack):
     assert text.startswith("🔥 *Оповещение мониторинга*")
     assert "*ErpAuthFailureBurst*: Many failed ERP API authentications" in text
 
-    # Rocket.Chat refuses to post: 503, so Alertmanager retries; nothing half-posted.
-    fault = {"path": "/api/v1/chat.postMessage", "status": 503, "count": 1}
-    stack.rc.control("/faults/error", fault).raise_for_status()
-    assert httpx.post(url, json=PAYLOAD, headers=auth, timeout=10).status_code == 503
+    # The same notification again (Alertmanager's copy to another replica, or a retry): not posted twice.
+    again = httpx.post(url, json=PAYLOAD, headers=auth, timeout=10)
+    assert again.json() == {"posted": False, "duplicate": True}
     assert len(alert_messages(stack)) == 1
+
+    # Rocket.Chat refuses to post: 503, so Alertmanager retries; nothing half-posted; the retry posts.
+    later = PAYLOAD | {"alerts": [PAYLOAD["alerts"][0] | {"startsAt": "2026-11-27T07:00:00Z"}]}
+    fault = {"path": "/api/v1/chat.sendMessage", "status": 503, "count": 1}
+    stack.rc.control("/faults/error", fault).raise_for_status()
+    assert httpx.post(url, json=later, headers=auth, timeout=10).status_code == 503
+    assert len(alert_messages(stack)) == 1
+    assert httpx.post(url, json=later, headers=auth, timeout=10).status_code == 200
+    assert len(alert_messages(stack)) == 2
     resolved = PAYLOAD | {
         "status": "resolved",
         "alerts": [PAYLOAD["alerts"][0] | {"status": "resolved", "endsAt": "2026-11-27T06:10:00Z"}],
@@ -76,12 +84,13 @@ def test_alert_notifications_reach_the_admins_channel(fresh_bot_stack):
     assert httpx.post(url, json=resolved, headers=auth, timeout=10).status_code == 200
     time.sleep(0.2)
     texts = alert_messages(stack)
-    assert len(texts) == 2
+    assert len(texts) == 3
     assert any("проблема устранена" in t for t in texts)
 
     metrics = stack.bot.metrics()
-    assert 'bot_alerts_received_total{status="firing"} 2.0' in metrics
+    assert 'bot_alerts_received_total{status="firing"} 4.0' in metrics
     assert 'bot_alerts_received_total{status="resolved"} 1.0' in metrics
-    assert "bot_alerts_posted_total 2.0" in metrics
+    assert "bot_alerts_posted_total 3.0" in metrics
+    assert "bot_alerts_duplicates_total 1.0" in metrics
     assert "bot_alerts_post_failures_total 1.0" in metrics
     assert 'bot_alerts_rejected_total{reason="unauthorized"} 1.0' in metrics
