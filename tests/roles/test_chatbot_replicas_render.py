@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 from ansible_collections.photomatrix.rocketchat.plugins.filter.topology import (
@@ -29,6 +30,11 @@ RENDERED = [
     "tls_proxy_erp_allowlist",
     "erp_api_bot_key_allow",
     "monitoring_bot_targets",
+    "monitoring_alertmanager_receiver_urls",
+    "monitoring_alertmanager_group_by",
+    "monitoring_alertmanager_group_wait",
+    "monitoring_alertmanager_group_interval",
+    "monitoring_alertmanager_repeat_interval",
     "photomatrix_firewall_rules",
     "container_images_host_project_images",
 ]
@@ -86,6 +92,18 @@ def render(tmp: Path, *, multi: bool, replicas: int) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
 
 
+def alertmanager_config(host: dict) -> dict:
+    """roles/monitoring/templates/alertmanager.yml.j2 with a host's rendered values, parsed as YAML
+    (the role checks the file with the image's amtool when it deploys; tests/infra runs that)."""
+    source = (ROOT / "roles/monitoring/templates/alertmanager.yml.j2").read_text(encoding="utf-8")
+    # Ansible's template settings (trim_blocks); YAML out, nothing to escape.
+    env = jinja2.Environment(  # noqa: S701
+        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True
+    )
+    env.filters["to_json"] = json.dumps
+    return yaml.safe_load(env.from_string(source).render(**host))
+
+
 @pytest.mark.unit
 def test_instance_addresses_follow_the_first() -> None:
     assert instance_address("10.250.0.20", 0) == "10.250.0.20"
@@ -116,6 +134,19 @@ def test_two_replicas_on_one_host(tmp_path: Path) -> None:
     assert solo["erp_api_bot_key_allow"] == ["10.250.0.20/32", "10.250.0.21/32"]
     assert solo["monitoring_bot_targets"] == ["chatbot:8080", "chatbot-2:8080"]
     assert "redis" in solo["container_images_host_project_images"]
+    # Alertmanager notifies every replica (issue 17: the first one only lost alerts while it was down).
+    urls = ["http://chatbot:8080/alerts/alertmanager", "http://chatbot-2:8080/alerts/alertmanager"]
+    assert solo["monitoring_alertmanager_receiver_urls"] == urls
+    config = alertmanager_config(solo)
+    assert config["route"]["receiver"] == "chatbot"
+    (receiver,) = config["receivers"]
+    assert [hook["url"] for hook in receiver["webhook_configs"]] == urls
+    for hook in receiver["webhook_configs"]:
+        assert hook["send_resolved"] is True
+        assert hook["http_config"]["authorization"] == {
+            "type": "Bearer",
+            "credentials_file": "/etc/alertmanager/secrets/bot_token",
+        }
 
 
 @pytest.mark.integration
@@ -125,6 +156,10 @@ def test_replicas_on_a_remote_bot_host_publish_one_port_each(tmp_path: Path) -> 
     assert edge["tls_proxy_bot_servers"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
     assert edge["tls_proxy_erp_allowlist"] == ["10.77.0.51"]
     assert edge["monitoring_bot_targets"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
+    urls = ["http://10.77.0.51:8080/alerts/alertmanager", "http://10.77.0.51:8081/alerts/alertmanager"]
+    assert edge["monitoring_alertmanager_receiver_urls"] == urls
+    hooks = alertmanager_config(edge)["receivers"][0]["webhook_configs"]
+    assert [hook["url"] for hook in hooks] == urls
     assert [i["published_port"] for i in bot["chatbot_instances"]] == [8080, 8081]
     rules = {rule["port"]: rule["peers"] for rule in bot["photomatrix_firewall_rules"]}
     assert rules == {8080: ["10.77.0.10"], 8081: ["10.77.0.10"]}
@@ -137,3 +172,5 @@ def test_one_replica_keeps_sqlite_and_no_redis(tmp_path: Path) -> None:
     assert solo["chatbot_uses_redis"] is False
     assert "redis" not in solo["container_images_host_project_images"]
     assert solo["tls_proxy_erp_allowlist"] == ["10.250.0.20"]
+    hooks = alertmanager_config(solo)["receivers"][0]["webhook_configs"]
+    assert [hook["url"] for hook in hooks] == ["http://chatbot:8080/alerts/alertmanager"]

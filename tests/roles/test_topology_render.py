@@ -66,7 +66,7 @@ RENDERED = [
     "monitoring_erp_targets",
     "monitoring_bot_targets",
     "monitoring_rocketchat_targets",
-    "monitoring_alertmanager_receiver_url",
+    "monitoring_alertmanager_receiver_urls",
     "photomatrix_firewall_rules",
 ]
 
@@ -200,7 +200,7 @@ def test_prometheus_scrapes_remote_hosts_by_address(lab: dict[str, dict]) -> Non
     assert mon["monitoring_erp_targets"] == ["10.77.0.31:8000", "10.77.0.32:8000"]
     assert mon["monitoring_bot_targets"] == ["10.77.0.51:8080"]
     assert mon["monitoring_rocketchat_targets"] == ["10.77.0.11:9458", "10.77.0.11:9459", "10.77.0.11:9460"]
-    assert mon["monitoring_alertmanager_receiver_url"] == "http://10.77.0.51:8080/alerts/alertmanager"
+    assert mon["monitoring_alertmanager_receiver_urls"] == ["http://10.77.0.51:8080/alerts/alertmanager"]
 
 
 def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str, dict]) -> None:
