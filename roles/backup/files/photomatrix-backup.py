@@ -9,7 +9,8 @@ Settings come from the JSON file the Ansible role `backup` writes (default
     photomatrix-<UTC time>.pmbackup = MAGIC | openssl enc (AES-256-CBC, PBKDF2) of a tar.gz | HMAC-SHA256
 
 The tar.gz holds manifest.json and one file per part: the ERP database (SQLite online backup, or
-pg_dump -Fc), Rocket.Chat (mongodump --oplog, or the simulator's state file), the bot's state and a tar
+pg_dump -Fc), Rocket.Chat (mongodump --oplog, or the simulator's state file), the bot's state (its SQLite
+file, or, when its replicas share Redis, a point-in-time RDB snapshot of photomatrix-redis) and a tar
 of the deployment's secrets and PKI. The HMAC (encrypt-then-MAC, its own key derived from the key
 file) is checked before anything is decrypted, so a modified archive is refused as a whole.
 
@@ -54,6 +55,8 @@ NAME_RE = re.compile(r"^photomatrix-(\d{8}T\d{6}Z)(?:-[a-z0-9-]+)?\.pmbackup$")
 DEFAULT_CONFIG = "/etc/photomatrix-backup/config.json"
 COMPONENTS = ("secrets", "erp", "rocketchat", "bot")
 CHUNK = 1 << 20
+DEFAULT_REDIS_CONTAINER = "photomatrix-redis"
+REDIS_CONF = "/etc/redis/redis.conf"
 
 log = logging.getLogger("photomatrix-backup")
 
@@ -92,6 +95,46 @@ os.replace(tmp, path)
 for stale in (path + "-wal", path + "-shm", path + "-journal"):
     if os.path.exists(stale):
         os.unlink(stale)
+"""
+
+# Runs inside the Redis container (sh, its own redis-cli, as its user): a point-in-time snapshot over the
+# replication protocol (redis-cli --rdb, a fork of the server: no pause for the bots), written to a file
+# in Redis' data directory (redis-cli only cuts the end-of-transfer mark off a file, never off stdout;
+# the root file system is read-only), streamed to stdout, then removed. The password goes from the
+# mounted configuration straight into redis-cli's stdin (--askpass): never in an argv, an environment
+# or docker inspect.
+REDIS_DUMP = r"""
+set -eu
+conf="$1" out="$2" port="$3"
+rm -f "$out"
+trap 'rm -f "$out"' EXIT
+if grep -q '^requirepass[[:space:]]' "$conf"; then
+    sed -n 's/^requirepass[[:space:]]\{1,\}//p' "$conf" | redis-cli -p "$port" --askpass --rdb "$out" >&2
+else
+    redis-cli -p "$port" --rdb "$out" </dev/null >&2
+fi
+cat "$out"
+"""
+
+# Runs in a throw-away container of Redis' own image, as its user, with its volume mounted (Redis is
+# stopped): the snapshot from stdin becomes both the RDB file and the append-only file's only part (its
+# base, with a manifest naming just it). Redis loads the AOF, not dump.rdb, when appendonly is on.
+REDIS_RESTORE = r"""
+set -eu
+dir="$1" db="$2" aofdir="$3" aof="$4"
+umask 077
+cd "$dir"
+rm -rf .restore-new .restore-old
+mkdir -p .restore-new/aof
+cat > .restore-new/rdb
+cp .restore-new/rdb ".restore-new/aof/$aof.1.base.rdb"
+printf 'file %s seq 1 type b\n' "$aof.1.base.rdb" > ".restore-new/aof/$aof.manifest"
+sync
+if [ -e "$aofdir" ]; then mv "$aofdir" .restore-old; fi
+mv .restore-new/aof "$aofdir"
+mv .restore-new/rdb "$db"
+rm -rf .restore-new .restore-old
+sync
 """
 
 MONGO_AUTH = (
@@ -141,7 +184,7 @@ class Config:
                 key_file=Path(raw["key_file"]),
                 root=Path(raw["root"]),
                 file_paths=list(raw["file_paths"]),
-                containers=dict(raw["containers"]),
+                containers={"redis": DEFAULT_REDIS_CONTAINER, **dict(raw["containers"])},
                 components=[c for c in raw["components"] if c in COMPONENTS],
                 bot_state_path=raw["bot_state_path"],
                 start_order=list(raw["start_order"]),
@@ -548,9 +591,204 @@ def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
 
 def dump_bot(config: Config, staging: Path) -> list[Part]:
     name = config.containers["bot"]
-    require(name)
+    kind, redis_info = bot_store(config)
+    if kind == "redis":
+        out = staging / "bot-redis.rdb"
+        settings = dump_redis(config, redis_info, out)
+        source = {"container": redis_info["Name"].lstrip("/"), "dir": settings.dir, **image_of(redis_info)}
+        return [Part("bot-state", "bot", "redis-rdb", out.name, source=source)]
     dump_sqlite(config, name, config.bot_state_path, staging / "bot.sqlite3")
     return [Part("bot-state", "bot", "sqlite", "bot.sqlite3", source={"path": config.bot_state_path})]
+
+
+# ---------------------------------------------------------------- the bot's Redis
+
+
+def bot_store(config: Config) -> tuple[str, dict | None]:
+    """Where the bot keeps its state: "sqlite" (its file on the first replica's volume), or "redis" with
+    Redis' container, when the replicas read their shared store's URL from BOT_STATE_URL_FILE (the
+    chatbot role sets it with chatbot_replicas > 1; it takes precedence over the SQLite path)."""
+    info = require(config.containers["bot"])
+    if "BOT_STATE_URL_FILE" not in container_env(info):
+        return "sqlite", None
+    name = config.containers.get("redis", DEFAULT_REDIS_CONTAINER)
+    redis_info = inspect(name)
+    if redis_info is None:
+        raise BackupError(
+            f"the bot keeps its state in Redis (BOT_STATE_URL_FILE) but container {name} does not exist "
+            "on this host"
+        )
+    return "redis", redis_info
+
+
+@dataclass
+class RedisSettings:
+    dir: str = "/data"
+    port: int = 6379
+    dbfilename: str = "dump.rdb"
+    appenddirname: str = "appendonlydir"
+    appendfilename: str = "appendonly.aof"
+
+
+REDIS_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def redis_conf_path(info: dict) -> str:
+    """The configuration file Redis' container was started with (its command), by default REDIS_CONF."""
+    command = [*(info["Config"].get("Entrypoint") or []), *(info["Config"].get("Cmd") or [])]
+    return next((arg for arg in command if arg.endswith(".conf")), REDIS_CONF)
+
+
+def redis_settings(info: dict) -> RedisSettings:
+    """The non-secret settings the backup needs, read on this host from the configuration file mounted
+    into Redis' container (requirepass is skipped: the password stays in the file)."""
+    inside = redis_conf_path(info)
+    mount = next(
+        (m for m in info.get("Mounts", []) if m.get("Type") == "bind" and m.get("Destination") == inside),
+        None,
+    )
+    name = info["Name"].lstrip("/")
+    if mount is None:
+        raise BackupError(f"{name}: its configuration {inside} is not a file mounted from this host")
+    try:
+        text = Path(mount["Source"]).read_text()
+    except OSError as exc:
+        raise BackupError(f"{name}: cannot read its configuration {mount['Source']}: {exc.strerror}") from exc
+    return parse_redis_conf(text, name)
+
+
+def parse_redis_conf(text: str, name: str = "redis") -> RedisSettings:
+    settings = RedisSettings()
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if len(words) != 2 or words[0].lower() not in (
+            "dir",
+            "port",
+            "dbfilename",
+            "appenddirname",
+            "appendfilename",
+        ):
+            continue
+        key, value = words[0].lower(), words[1].strip().strip('"')
+        if key == "port":
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise BackupError(f"{name}: port {value!r} is not a TCP port redis-cli can reach")
+            settings.port = int(value)
+        elif key == "dir":
+            if not value.startswith("/") or ".." in value.split("/"):
+                raise BackupError(f"{name}: dir {value!r} is not an absolute path")
+            settings.dir = value.rstrip("/") or "/"
+        else:
+            if not REDIS_FILE_RE.match(value):
+                raise BackupError(f"{name}: {key} {value!r} is not a plain file name")
+            setattr(settings, key, value)
+    return settings
+
+
+def redis_dump_argv(info: dict, settings: RedisSettings) -> list[str]:
+    """docker exec of REDIS_DUMP: only paths and the port on its command line, no password."""
+    out = f"{settings.dir}/.photomatrix-backup.rdb"
+    name = info["Name"].lstrip("/")
+    return [
+        "docker",
+        "exec",
+        name,
+        "sh",
+        "-c",
+        REDIS_DUMP,
+        "sh",
+        redis_conf_path(info),
+        out,
+        str(settings.port),
+    ]
+
+
+def dump_redis(config: Config, info: dict, out: Path) -> RedisSettings:
+    name = info["Name"].lstrip("/")
+    if not (info.get("State") or {}).get("Running"):
+        raise BackupError(f"{name} is not running: the bot's Redis state cannot be snapshotted")
+    settings = redis_settings(info)
+    with open(out, "wb") as f:
+        run(
+            redis_dump_argv(info, settings),
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            timeout=config.command_timeout,
+            what=f"Redis snapshot (redis-cli --rdb) in {name}",
+        )
+    check_rdb(out)
+    return settings
+
+
+def _crc64_table() -> list[int]:
+    """Redis' CRC-64 (Jones polynomial, reflected), the checksum at the end of every RDB file."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x95AC9329AC4BC9B5 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+CRC64_TABLE = _crc64_table()
+
+
+def crc64(data: bytes, crc: int = 0) -> int:
+    table = CRC64_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def check_rdb(path: Path) -> None:
+    """An RDB file as Redis writes it: "REDIS" and its version, then the data, the EOF opcode (0xFF) and
+    the CRC-64 of everything before it (little-endian; 0 when Redis was told not to checksum). Nothing
+    may follow: a copy with trailing bytes (redis-cli's end-of-transfer mark) would not load as an AOF
+    base."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+        if size < 18 or head[:5] != b"REDIS" or not head[5:9].isdigit():
+            raise BackupError(f"{path.name}: not a Redis RDB snapshot (bad header or empty)")
+        f.seek(size - 9)
+        tail = f.read(9)
+        if tail[0] != 0xFF:
+            raise BackupError(f"{path.name}: the Redis snapshot is truncated or has trailing bytes")
+        expected = int.from_bytes(tail[1:], "little")
+        if expected == 0:
+            return
+        f.seek(0)
+        crc, remaining = 0, size - 8
+        while remaining:
+            chunk = f.read(min(CHUNK, remaining))
+            if not chunk:
+                raise BackupError(f"{path.name}: the Redis snapshot is truncated")
+            crc = crc64(chunk, crc)
+            remaining -= len(chunk)
+    if crc != expected:
+        raise BackupError(f"{path.name}: the Redis snapshot's CRC-64 does not match: it is damaged")
+
+
+def restore_redis(config: Config, info: dict, source: Path) -> None:
+    """Put the snapshot into the stopped Redis' volume (REDIS_RESTORE, through run_in_volume)."""
+    settings = redis_settings(info)
+    run_in_volume(
+        config,
+        info,
+        settings.dir,
+        source,
+        [
+            "sh",
+            "-c",
+            REDIS_RESTORE,
+            "sh",
+            settings.dir,
+            settings.dbfilename,
+            settings.appenddirname,
+            settings.appendfilename,
+        ],
+    )
 
 
 def dump_secrets(config: Config, staging: Path) -> list[Part]:
@@ -687,6 +925,8 @@ def open_archive(config: Config, archive: Path, into: Path) -> dict:
             raise BackupError(f"{archive}: part {part['name']} does not match its sha256 in the manifest")
         if part["kind"] == "sqlite":
             check_sqlite(path)
+        elif part["kind"] == "redis-rdb":
+            check_rdb(path)
     return manifest
 
 
@@ -694,7 +934,13 @@ def verify(config: Config, archive: Path) -> dict:
     with staging_dir(config) as staging:
         manifest = open_archive(config, archive, staging)
     for part in manifest["parts"]:
-        log.info("  %-20s %10d bytes  sha256 %s  ok", part["name"], part["size"], part["sha256"][:16])
+        log.info(
+            "  %-20s %-16s %10d bytes  sha256 %s  ok",
+            part["name"],
+            part["kind"],
+            part["size"],
+            part["sha256"][:16],
+        )
     log.info("OK: %s (created %s, stack %s)", archive, manifest["created"], manifest["stack_version"])
     return manifest
 
@@ -988,18 +1234,17 @@ def start_all(config: Config, names: list[str]) -> None:
 
 def write_into_volume(config: Config, info: dict, path: str, source: Path) -> None:
     """Replace `path` of a stopped container: its own image and user, its volume, no network."""
+    run_in_volume(config, info, path, source, ["python", "-c", VOLUME_WRITE, path])
+
+
+def run_in_volume(config: Config, info: dict, path: str, source: Path, command: list[str]) -> None:
+    """Run `command` (its program, then its arguments) with `source` on its stdin in a throw-away
+    container of a stopped container's own image and user, with the volume holding `path`, no network."""
     volume, mount = volume_for(info, path)
-    argv = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python"]
+    argv = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", command[0]]
     if info["Config"].get("User"):
         argv += ["--user", info["Config"]["User"]]
-    argv += [
-        "--mount",
-        f"type=volume,source={volume},target={mount}",
-        info["Image"],
-        "-c",
-        VOLUME_WRITE,
-        path,
-    ]
+    argv += ["--mount", f"type=volume,source={volume},target={mount}", info["Image"], *command[1:]]
     with open(source, "rb") as f:
         run(argv, stdin=f, timeout=config.command_timeout, what=f"writing {path} into volume {volume}")
 
@@ -1072,8 +1317,26 @@ def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
             )
 
 
-def restore_bot(config: Config, unpacked: Path, manifest: dict) -> None:
+def bot_part(config: Config, manifest: dict) -> tuple[dict, dict | None]:
+    """The archive's bot part and, when the bot uses Redis, Redis' container; the part must fit the store
+    the bot uses now (checked before anything is stopped)."""
     part = next(p for p in manifest["parts"] if p["component"] == "bot")
+    kind, redis_info = bot_store(config)
+    wanted = "redis-rdb" if kind == "redis" else "sqlite"
+    if part["kind"] != wanted:
+        held = "a Redis snapshot" if part["kind"] == "redis-rdb" else f"a {part['kind']} file"
+        raise BackupError(
+            f"the archive holds {held} of the bot's state but the bot now keeps it in {kind} "
+            "(chatbot_replicas changed since?): restore it with the replica count it was made with"
+        )
+    return part, redis_info
+
+
+def restore_bot(config: Config, unpacked: Path, manifest: dict) -> None:
+    part, redis_info = bot_part(config, manifest)
+    if redis_info is not None:
+        restore_redis(config, redis_info, unpacked / part["file"])
+        return
     info = require(config.containers["bot"])
     write_into_volume(config, info, config.bot_state_path, unpacked / part["file"])
 
@@ -1098,6 +1361,13 @@ def affected_containers(config: Config, components: list[str]) -> list[str]:
             if component == "erp":
                 # Its replicas (<name>-2, ...: erp_api_replicas) share the database: they stop too.
                 names.update(replicas_of(config.containers[component]))
+            if component == "bot":
+                # Its replicas (chatbot_replicas) and, when they share Redis, Redis itself: stopped bots
+                # first (the reverse of the start order), then Redis, whose volume gets the snapshot.
+                names.update(replicas_of(config.containers[component]))
+                _, redis_info = bot_store(config)
+                if redis_info is not None:
+                    names.add(redis_info["Name"].lstrip("/"))
     # Only the containers on this host (Rocket.Chat and MongoDB may be on different hosts).
     names = {name for name in names if inspect(name) is not None}
     names.discard(config.containers.get("mongodb", ""))  # mongorestore needs MongoDB up
@@ -1133,6 +1403,8 @@ def restore(config: Config, archive: Path, only: list[str] | None, safety_backup
                 f"{archive} has no {', '.join(missing)} (it holds {', '.join(sorted(available))})"
             )
         log.info("restoring %s from %s (created %s)", ", ".join(chosen), archive, manifest["created"])
+        if "bot" in chosen:
+            bot_part(config, manifest)  # a part that does not fit the bot's store stops nothing
         if safety_backup:
             log.info("first a safety backup of the current state")
             create(config, label="pre-restore")
