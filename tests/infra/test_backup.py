@@ -61,6 +61,24 @@ print(json.dumps({{"status": r.status_code, "body": r.text}}))
     return result["status"], json.loads(result["body"] or "{}")
 
 
+def bot_redis(stack: Stack, settings: dict) -> str | None:
+    """Redis' container when the bot replicas keep their state there (BOT_STATE_URL_FILE), else None."""
+    env = docker_inspect(stack.bot)["Config"].get("Env") or []
+    if not any(item.startswith("BOT_STATE_URL_FILE=") for item in env):
+        return None
+    return settings["containers"].get("redis", "photomatrix-redis")
+
+
+def redis_cli(container: str, *args: str) -> str:
+    """redis-cli in Redis' container, the password from its file into --askpass (as its health check)."""
+    script = "sed -n 's/^requirepass //p' /etc/redis/redis.conf | redis-cli --askpass \"$@\""
+    out = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", script, "sh", *args],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
 def register_employee(stack: Stack, key: str) -> str:
     status, positions = erp(stack, key, "GET", "/api/bot/v1/positions")
     assert status == 200, positions
@@ -164,6 +182,13 @@ def test_backup_then_restore_brings_the_backed_up_data_back(
     for part in ("secrets-and-pki", "erp-database", "rocketchat-state", "bot-state"):
         assert part in verified.stderr, verified.stderr
     assert archive.name in backup("list").stdout
+    redis = bot_redis(stack, settings)
+    # The bot's state is what it uses: Redis' snapshot with several replicas, else its SQLite file.
+    bot_line = next(line for line in verified.stderr.splitlines() if "bot-state" in line)
+    assert ("redis-rdb" if redis else "sqlite") in bot_line, bot_line
+    if redis:
+        redis_probe = f"pmx-backup-probe-{secrets.token_hex(4)}"
+        redis_cli(redis, "SET", redis_probe, "after the backup")
 
     # Changes after the backup: a second employee and a Rocket.Chat user.
     lost = register_employee(stack, bot_api_key)
@@ -180,6 +205,8 @@ def test_backup_then_restore_brings_the_backed_up_data_back(
     status, staff = erp(stack, bot_api_key, "GET", f"/api/bot/v1/staff/{lost}")
     assert status == 404, staff
     assert not rocketchat_user_exists(stack, probe), "the Rocket.Chat user made after the backup survived"
+    if redis:
+        assert redis_cli(redis, "EXISTS", redis_probe) == "0", "a Redis key set after the backup survived"
 
 
 @pytest.mark.infra
