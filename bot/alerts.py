@@ -21,7 +21,8 @@ replica):
    post gives the claim back: 503.
 3. A replica that finds the claim taken waits (polling) for the mark: it answers 200 once the other
    replica posted, takes over when the claim is given back or runs out (the other replica died
-   mid-post), and answers 503 after `wait_seconds` (Alertmanager retries).
+   mid-post), and answers 503 after `wait_seconds` (Alertmanager retries). With the store down a replica
+   posts without it: the derived message id still makes the copies one message.
 
 Why not "only the leader posts, a standby answers 200 at once": Alertmanager retries each webhook_config
 on its own, so when the leader dies between the standby's 200 and its own post (or is dead already while
@@ -219,8 +220,9 @@ class AlertsReceiver:
                     )
                 await asyncio.sleep(POLL_SECONDS)
         except Exception as exc:
-            log.warning("alert state store unavailable", extra={"reason": type(exc).__name__})
-            return JSONResponse({"error": "state store unavailable, retry later"}, status_code=503)
+            # Posted anyway: the derived message id still keeps the replicas' copies to one message.
+            log.warning("alert state store unavailable, posting", extra={"reason": type(exc).__name__})
+            return await self._post(notification, key)
         response = await self._post(notification, key)
         try:
             if response.status_code == 200:

@@ -7,11 +7,16 @@ replica case) and one Rocket.Chat stand-in that, like Rocket.Chat, keeps one mes
 
 import asyncio
 import copy
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 
 import httpx
 import pytest
 from plugins.bot import FakeChat
+from plugins.processes import free_port
 from starlette.applications import Starlette
 
 from bot.alerts import ALERTS_PATH, AlertsReceiver, Notification, notification_key
@@ -175,3 +180,49 @@ def test_the_key_ignores_what_differs_between_copies_and_keeps_what_matters():
         other["alerts"][0][field] = value
         assert notification_key(Notification.model_validate(other)) != key
     assert notification_key(Notification.model_validate(body | {"groupKey": "other"})) != key
+
+
+@pytest.fixture
+def lone_redis(tmp_path):
+    """A redis-server of this test's own, which the test stops: (url, stop)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(
+        [*args, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+
+    def stop() -> None:
+        server.terminate()
+        server.wait(10)
+
+    yield f"redis://127.0.0.1:{port}/0", stop
+    if server.poll() is None:
+        stop()
+
+
+async def test_with_the_store_down_the_derived_id_keeps_the_copies_to_one_message(lone_redis):
+    """Redis stopped under the replicas: they post anyway (alerts matter most then), still once."""
+    url, stop = lone_redis
+    store = open_store(url)
+    await store.open()
+    stop()
+    chat = OnceChat()
+    async with replica(store, chat) as a, replica(store, chat) as b:
+        body = payload()
+        results = await asyncio.gather(deliver(a, body), deliver(b, body))
+        assert [r.status_code for r in results] == [200, 200]
+        assert len(chat.sent) == 1
+        assert len(chat.ids) == 1
