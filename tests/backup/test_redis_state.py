@@ -109,7 +109,7 @@ def snapshot(server: LocalRedis, out: Path) -> None:
     tmp = server.data / ".photomatrix-backup.rdb"
     with open(out, "wb") as f:
         subprocess.run(
-            ["sh", "-c", tool.REDIS_DUMP, "sh", str(server.conf), str(tmp), str(server.port)],
+            ["sh", "-c", tool.REDIS_DUMP, "sh", str(server.conf), str(tmp), str(server.port), "60"],
             stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.PIPE, timeout=60, check=True,
         )  # fmt: skip
     assert not tmp.exists(), "the snapshot's temporary file was left in Redis' data directory"
@@ -145,6 +145,22 @@ def test_snapshot_is_a_checked_rdb_and_damage_is_refused(local_redis: LocalRedis
         bad.write_bytes(content)
         with pytest.raises(tool.BackupError, match="Redis"):
             tool.check_rdb(bad)
+
+
+@pytest.mark.unit
+def test_snapshot_has_its_own_time_limit_and_cleans_up(local_redis: LocalRedis) -> None:
+    """redis-cli --rdb waits for Redis' diskless replication delay (5 s): a 1 s limit ends it inside the
+    script, which fails and leaves no temporary file (the tool's docker exec has a longer timeout)."""
+    tmp = local_redis.data / ".photomatrix-backup.rdb"
+    started = time.monotonic()
+    result = subprocess.run(
+        ["sh", "-c", tool.REDIS_DUMP, "sh", str(local_redis.conf), str(tmp), str(local_redis.port), "1"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 124, result.stderr
+    assert time.monotonic() - started < 4
+    assert result.stdout == b""
+    assert not tmp.exists()
 
 
 @pytest.mark.unit

@@ -102,16 +102,18 @@ for stale in (path + "-wal", path + "-shm", path + "-journal"):
 # in Redis' data directory (redis-cli only cuts the end-of-transfer mark off a file, never off stdout;
 # the root file system is read-only), streamed to stdout, then removed. The password goes from the
 # mounted configuration straight into redis-cli's stdin (--askpass): never in an argv, an environment
-# or docker inspect.
+# or docker inspect. redis-cli gets its own time limit inside the container (coreutils' timeout), so a
+# hung transfer ends there too and its file is removed.
 REDIS_DUMP = r"""
 set -eu
-conf="$1" out="$2" port="$3"
+conf="$1" out="$2" port="$3" limit="$4"
 rm -f "$out"
 trap 'rm -f "$out"' EXIT
 if grep -q '^requirepass[[:space:]]' "$conf"; then
-    sed -n 's/^requirepass[[:space:]]\{1,\}//p' "$conf" | redis-cli -p "$port" --askpass --rdb "$out" >&2
+    sed -n 's/^requirepass[[:space:]]\{1,\}//p' "$conf" |
+        timeout "$limit" redis-cli -p "$port" --askpass --rdb "$out" >&2
 else
-    redis-cli -p "$port" --rdb "$out" </dev/null >&2
+    timeout "$limit" redis-cli -p "$port" --rdb "$out" </dev/null >&2
 fi
 cat "$out"
 """
@@ -685,8 +687,8 @@ def parse_redis_conf(text: str, name: str = "redis") -> RedisSettings:
     return settings
 
 
-def redis_dump_argv(info: dict, settings: RedisSettings) -> list[str]:
-    """docker exec of REDIS_DUMP: only paths and the port on its command line, no password."""
+def redis_dump_argv(info: dict, settings: RedisSettings, limit: int = 1800) -> list[str]:
+    """docker exec of REDIS_DUMP: paths, the port and redis-cli's time limit (s), no password."""
     out = f"{settings.dir}/.photomatrix-backup.rdb"
     name = info["Name"].lstrip("/")
     return [
@@ -700,6 +702,7 @@ def redis_dump_argv(info: dict, settings: RedisSettings) -> list[str]:
         redis_conf_path(info),
         out,
         str(settings.port),
+        str(max(limit, 1)),
     ]
 
 
@@ -710,7 +713,8 @@ def dump_redis(config: Config, info: dict, out: Path) -> RedisSettings:
     settings = redis_settings(info)
     with open(out, "wb") as f:
         run(
-            redis_dump_argv(info, settings),
+            # redis-cli's own limit ends before the docker exec's: it cleans up inside the container.
+            redis_dump_argv(info, settings, max(config.command_timeout - 30, 30)),
             stdin=subprocess.DEVNULL,
             stdout=f,
             timeout=config.command_timeout,
