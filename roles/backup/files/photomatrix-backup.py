@@ -1331,7 +1331,8 @@ def bot_part(config: Config, manifest: dict) -> tuple[dict, dict | None]:
         held = "a Redis snapshot" if part["kind"] == "redis-rdb" else f"a {part['kind']} file"
         raise BackupError(
             f"the archive holds {held} of the bot's state but the bot now keeps it in {kind} "
-            "(chatbot_replicas changed since?): restore it with the replica count it was made with"
+            "(chatbot_replicas changed since?): restore it with the replica count it was made with, or "
+            "leave the bot out (--only for each other part)"
         )
     return part, redis_info
 
