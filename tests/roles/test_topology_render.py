@@ -351,7 +351,7 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
     )
     upstream = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
     assert upstream, conf
-    servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=10s;", upstream.group(1))
+    servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=5s;", upstream.group(1))
     assert servers == ["10.250.0.30:8000", "10.250.0.31:8000"]
     assert "zone erp_servers" in upstream.group(1)
     assert "set $erp_upstream http://erp_servers;" in conf
@@ -362,6 +362,19 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs Docker for the nginx image")
+def test_the_erp_rollout_waits_longer_than_the_proxy_skips_a_replica() -> None:
+    """A replica that refused a connection is skipped by the proxy for fail_timeout: the rollout must
+    wait longer than that after a replica is ready before it stops the next one (else: no live upstream)."""
+    roles = Path(__file__).resolve().parents[2] / "roles"
+    proxy = yaml.safe_load((roles / "tls_proxy" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    erp = yaml.safe_load((roles / "erp_api" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    fail_timeout = re.fullmatch(r"(\d+)s", proxy["tls_proxy_erp_fail_timeout"])
+    assert fail_timeout, proxy["tls_proxy_erp_fail_timeout"]
+    assert erp["erp_api_rollout_pause"] > int(fail_timeout.group(1))
+    replica = (roles / "erp_api" / "tasks" / "replica.yml").read_text(encoding="utf-8")
+    assert "timeout: \"{{ erp_api_rollout_pause }}\"" in replica
+
+
 def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path) -> None:
     """nginx -t in the project's nginx image (when this machine has built it) on the N-host config."""
     image = "photomatrix/nginx:current"
