@@ -372,7 +372,7 @@ def test_the_erp_rollout_waits_longer_than_the_proxy_skips_a_replica() -> None:
     assert fail_timeout, proxy["tls_proxy_erp_fail_timeout"]
     assert erp["erp_api_rollout_pause"] > int(fail_timeout.group(1))
     replica = (roles / "erp_api" / "tasks" / "replica.yml").read_text(encoding="utf-8")
-    assert "timeout: \"{{ erp_api_rollout_pause }}\"" in replica
+    assert 'timeout: "{{ erp_api_rollout_pause }}"' in replica
 
 
 def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path) -> None:
