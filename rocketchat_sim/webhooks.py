@@ -272,49 +272,57 @@ class OutgoingWebhooks:
     ) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.sim.config.SIM_WEBHOOK_TIMEOUT)
-        for url in integration["urls"]:
-            attempt = 0
-            record = self._history(integration, data, url)
-            while True:
-                response = None
-                try:
-                    response = await self._client.post(
-                        url, json=data, headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"}
-                    )
-                except httpx.HTTPError as exc:
-                    log.warning(
-                        "outgoing webhook %s to %s failed: %s",
-                        integration["name"],
-                        _origin(url),
-                        type(exc).__name__,
-                    )
-                record["_updatedAt"] = now_ms()
-                if response is None:
-                    record.update(step="after-http-error", httpError={"name": "RequestError"}, finished=True)
-                else:
-                    record.update(
-                        step="after-process-http-status", httpResult={"statusCode": response.status_code}
-                    )
-                if response is not None and response.status_code in (200, 201, 202):
-                    record["finished"] = True
-                    self._handle_reply(integration, response, room)
-                    break
-                if response is not None and response.status_code == 410:
-                    integration["enabled"] = False
-                    self.sim.state.mark_dirty()
-                    log.warning(
-                        "outgoing webhook %s disabled: %s answered 410", integration["name"], _origin(url)
-                    )
-                    return
-                if not integration.get("retryFailedCalls") or attempt >= int(
-                    integration.get("retryCount", 6)
-                ):
-                    break
-                delay = _RETRY_DELAYS.get(
-                    integration.get("retryDelay", "powers-of-ten"), _RETRY_DELAYS["powers-of-ten"]
+        # Rocket.Chat's executeTriggerUrl starts the POST to a URL and goes on to the next without
+        # waiting for its answer, and schedules a retry with a timer: a URL that is down or slow delays
+        # no other URL of the integration (several replicas behind one outgoing webhook).
+        await asyncio.gather(*(self._deliver_to(integration, data, room, url) for url in integration["urls"]))
+
+    async def _deliver_to(
+        self, integration: dict[str, Any], data: dict[str, Any], room: dict[str, Any] | None, url: str
+    ) -> None:
+        attempt = 0
+        record = self._history(integration, data, url)
+        while True:
+            response = None
+            try:
+                response = await self._client.post(
+                    url, json=data, headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"}
                 )
-                await asyncio.sleep(delay(attempt))
-                attempt += 1
+            except httpx.HTTPError as exc:
+                log.warning(
+                    "outgoing webhook %s to %s failed: %s",
+                    integration["name"],
+                    _origin(url),
+                    type(exc).__name__,
+                )
+            record["_updatedAt"] = now_ms()
+            if response is None:
+                # Rocket.Chat records a failed request (fetch's catch) and does not retry it.
+                record.update(step="after-http-error", httpError={"name": "RequestError"}, finished=True)
+                return
+            record.update(step="after-process-http-status", httpResult={"statusCode": response.status_code})
+            if response.status_code in (200, 201, 202):
+                record["finished"] = True
+                self._handle_reply(integration, response, room)
+                return
+            if response.status_code == 410:
+                integration["enabled"] = False
+                self.sim.state.mark_dirty()
+                log.warning(
+                    "outgoing webhook %s disabled: %s answered 410", integration["name"], _origin(url)
+                )
+                return
+            if response.status_code == 500 and response.content:
+                return  # logged by Rocket.Chat, never retried (an empty 500 is retried like other failures)
+            if not integration.get("retryFailedCalls") or attempt >= int(integration.get("retryCount", 6)):
+                return
+            delay = _RETRY_DELAYS.get(
+                integration.get("retryDelay", "powers-of-ten"), _RETRY_DELAYS["powers-of-ten"]
+            )
+            await asyncio.sleep(delay(attempt))
+            attempt += 1
+            if not integration.get("enabled"):
+                return  # Rocket.Chat checks the trigger is still enabled before each try
 
     def _history(self, integration: dict[str, Any], data: dict[str, Any], url: str) -> dict[str, Any]:
         """integrations.history: one record per delivery; the integration's token is never stored."""
