@@ -336,6 +336,65 @@ def test_wire_body_joins_lists_the_way_the_api_wants():
     assert "alias" not in body
 
 
+def test_integration_without_retry_fields_reads_as_rocketchat_defaults():
+    view = integration.integration_view(SERVER_OUTGOING)
+    assert (view["retry_failed_calls"], view["retry_count"], view["retry_delay"]) == (
+        False,
+        6,
+        "powers-of-ten",
+    )
+    # Asking for the defaults of an integration stored without the fields changes nothing.
+    wanted = integration.wanted_view(
+        outgoing_params(retry_failed_calls=False, retry_count=6, retry_delay="powers-of-ten"),
+        "outgoing-token",
+    )
+    assert integration.plan_integration(view, wanted) == {}
+    assert "retry_failed_calls" not in integration.integration_view(
+        {**SERVER_OUTGOING, "type": "webhook-incoming"}
+    )
+
+
+def test_plan_integration_finds_each_retry_difference_and_leaves_unset_ones_alone():
+    current = integration.integration_view(
+        {**SERVER_OUTGOING, "retryFailedCalls": True, "retryCount": "6", "retryDelay": "powers-of-two"}
+    )
+    assert current["retry_count"] == 6  # a count stored as text (the admin UI's form) reads as a number
+    same = integration.wanted_view(
+        outgoing_params(retry_failed_calls=True, retry_count=6, retry_delay="powers-of-two"), "outgoing-token"
+    )
+    assert integration.plan_integration(current, same) == {}
+    assert (
+        integration.plan_integration(current, integration.wanted_view(outgoing_params(), "outgoing-token"))
+        == {}
+    )
+    changed = integration.wanted_view(
+        outgoing_params(retry_failed_calls=False, retry_count=3, retry_delay="increments-of-two"),
+        "outgoing-token",
+    )
+    assert integration.plan_integration(current, changed) == {
+        "retry_failed_calls": False,
+        "retry_count": 3,
+        "retry_delay": "increments-of-two",
+    }
+
+
+def test_wire_body_names_the_retry_fields_as_the_api_does():
+    merged = {
+        **integration.wanted_view(outgoing_params(), "tok"),
+        "retry_failed_calls": True,
+        "retry_count": 6,
+        "retry_delay": "powers-of-two",
+    }
+    body = integration.wire_body(merged, "outgoing", "erp-bot-outgoing")
+    assert (body["retryFailedCalls"], body["retryCount"], body["retryDelay"]) == (True, 6, "powers-of-two")
+    incoming = integration.wire_body(
+        {"enabled": True, "username": "erp-bot", "channel": ["#admins"], "script_enabled": False},
+        "incoming",
+        "erp-alerts",
+    )
+    assert not {"retryFailedCalls", "retryCount", "retryDelay"} & set(incoming)
+
+
 def test_masked_view_hides_the_token():
     assert integration.masked_view({"token": "abc", "name": "x"}) == {"token": "********", "name": "x"}
 

@@ -80,6 +80,28 @@ options:
     description: Outgoing only - words at the start of a message that trigger it; empty means every message.
     type: list
     elements: str
+  retry_failed_calls:
+    description:
+      - Outgoing only - whether Rocket.Chat posts again to a URL that answered an error status (not 200,
+        201 or 202; a 410 disables the integration instead). A refused or broken connection is not retried.
+      - With bot replicas behind one outgoing webhook, a replica answers 503 for a message another replica
+        is handling; the retry lets it answer if that replica died first.
+      - Left alone when not given; Rocket.Chat's default (an integration created without it, or one that
+        lacks the field) is V(false).
+    type: bool
+  retry_count:
+    description:
+      - Outgoing only - how many times a failed call is retried, with O(retry_failed_calls).
+      - Between 0 and 20 (past that the waits run for days). Left alone when not given; Rocket.Chat's
+        default is C(6).
+    type: int
+  retry_delay:
+    description:
+      - Outgoing only - the wait before each retry, with O(retry_failed_calls). V(powers-of-ten) waits 0.1 s,
+        1 s, 10 s, 100 s...; V(powers-of-two) 2 s, 4 s, 8 s...; V(increments-of-two) 2 s, 4 s, 6 s...
+      - Left alone when not given; Rocket.Chat's default is V(powers-of-ten).
+    type: str
+    choices: [powers-of-ten, powers-of-two, increments-of-two]
   token:
     description: Outgoing only - the token Rocket.Chat sends to the receiver (the default is described above).
     type: str
@@ -125,6 +147,22 @@ EXAMPLES = r"""
     trigger_words: ["!erp"]
     token_file: /etc/photomatrix/secrets/erp-bot-outgoing-token
   delegate_to: localhost
+
+- name: Bot webhook mode with two replicas - a message one replica answered 503 is posted again later
+  photomatrix.rocketchat.rocketchat_integration:
+    server_url: https://chat.example.com
+    auth_username: admin
+    auth_password: "{{ vault_rocketchat_admin_password }}"
+    name: erp-bot-outgoing
+    type: outgoing
+    channel: ["@erp-bot"]
+    username: erp-bot
+    urls: ["http://10.250.0.20:8080/webhook", "http://10.250.0.21:8080/webhook"]
+    token_file: /etc/photomatrix/secrets/erp-bot-outgoing-token
+    retry_failed_calls: true
+    retry_count: 6
+    retry_delay: powers-of-two
+  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -157,6 +195,13 @@ from ansible_collections.photomatrix.rocketchat.plugins.module_utils.common impo
 
 WIRE_TYPE = {"incoming": "webhook-incoming", "outgoing": "webhook-outgoing"}
 CHANNEL_KEYWORDS = ("all_public_channels", "all_private_groups", "all_direct_messages")
+RETRY_DELAYS = ("powers-of-ten", "powers-of-two", "increments-of-two")
+# Rocket.Chat's values for an outgoing integration stored without the retry fields (its admin UI's defaults;
+# its trigger handler retries only when retryFailedCalls is set).
+RETRY_DEFAULTS = {"retry_failed_calls": False, "retry_count": 6, "retry_delay": "powers-of-ten"}
+RETRY_OPTIONS = tuple(RETRY_DEFAULTS)
+# Rocket.Chat sets no bound; past ~20 the waits (powers of two or ten) run for days.
+MAX_RETRY_COUNT = 20
 PAGE = 100
 
 
@@ -174,6 +219,16 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return [str(part) for part in value]
+
+
+def as_count(value: Any) -> Any:
+    """retryCount as stored: a number, possibly a numeric string (the admin UI's form); absent = default."""
+    if value is None or value == "":
+        return RETRY_DEFAULTS["retry_count"]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value  # unreadable: differs from any wanted count, so it is rewritten
 
 
 def integration_view(item: dict[str, Any] | None) -> dict[str, Any]:
@@ -196,6 +251,9 @@ def integration_view(item: dict[str, Any] | None) -> dict[str, Any]:
             urls=as_list(item.get("urls")),
             trigger_words=sorted(as_list(item.get("triggerWords"))),
             token=item.get("token") or "",
+            retry_failed_calls=bool(item.get("retryFailedCalls", RETRY_DEFAULTS["retry_failed_calls"])),
+            retry_count=as_count(item.get("retryCount")),
+            retry_delay=item.get("retryDelay") or RETRY_DEFAULTS["retry_delay"],
         )
     return view
 
@@ -220,6 +278,7 @@ def wanted_view(params: dict[str, Any], token: str | None) -> dict[str, Any]:
             if params.get("trigger_words") is not None
             else None,
             token=token,
+            **{name: params.get(name) for name in RETRY_OPTIONS},
         )
     return view
 
@@ -242,7 +301,14 @@ def wire_body(merged: dict[str, Any], integration_type: str, name: str) -> dict[
         if merged.get(field):
             body[field] = merged[field]
     if integration_type == "outgoing":
-        body.update(event=merged["event"], urls=merged["urls"], token=merged["token"])
+        body.update(
+            event=merged["event"],
+            urls=merged["urls"],
+            token=merged["token"],
+            retryFailedCalls=merged["retry_failed_calls"],
+            retryCount=merged["retry_count"],
+            retryDelay=merged["retry_delay"],
+        )
         if merged.get("trigger_words"):
             body["triggerWords"] = ",".join(merged["trigger_words"])
     return body
@@ -298,6 +364,9 @@ def main() -> None:
             },
             "urls": {"type": "list", "elements": "str"},
             "trigger_words": {"type": "list", "elements": "str"},
+            "retry_failed_calls": {"type": "bool"},
+            "retry_count": {"type": "int"},
+            "retry_delay": {"type": "str", "choices": list(RETRY_DELAYS)},
             "token": {"type": "str", "no_log": True},
             "token_file": {"type": "path"},
             "url_file": {"type": "path"},
@@ -307,9 +376,20 @@ def main() -> None:
     params = module.params
     kind = params["type"]
     if kind == "incoming" and (
-        params["token"] or params["token_file"] or params["urls"] or params["trigger_words"]
+        params["token"]
+        or params["token_file"]
+        or params["urls"]
+        or params["trigger_words"]
+        or any(params[name] is not None for name in RETRY_OPTIONS)
     ):
-        module.fail_json(msg="token, token_file, urls and trigger_words apply to outgoing webhooks only")
+        module.fail_json(
+            msg="token, token_file, urls, trigger_words, retry_failed_calls, retry_count and retry_delay "
+            "apply to outgoing webhooks only"
+        )
+    if params["retry_count"] is not None and not 0 <= params["retry_count"] <= MAX_RETRY_COUNT:
+        module.fail_json(
+            msg=f"retry_count must be between 0 and {MAX_RETRY_COUNT}, got {params['retry_count']}"
+        )
     if kind == "outgoing" and params["url_file"]:
         module.fail_json(msg="url_file applies to incoming webhooks only")
     result: dict[str, Any] = {"changed": False, "integration_id": "", "changed_fields": []}
@@ -353,6 +433,8 @@ def main() -> None:
             merged = {k: (v if v is not None else "") for k, v in wanted.items()}
             if kind == "outgoing":
                 merged["trigger_words"] = wanted.get("trigger_words") or []
+                for name, default in RETRY_DEFAULTS.items():
+                    merged[name] = default if wanted[name] is None else wanted[name]
             result.update(changed=True, changed_fields=["state"])
             after = merged
             integration = {}
