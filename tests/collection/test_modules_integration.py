@@ -359,3 +359,115 @@ def test_token_created_once_and_rotated_on_request(rc_target, playbook, tmp_path
     assert lost.returncode == 0, lost.output
     assert lost.recap()["changed"] == 1
     assert token_file.read_text().strip() not in (token, new_token)
+
+
+def test_outgoing_retry_fields_set_read_back_and_idempotent(rc_target, playbook):
+    name = unique("bot-retry")
+    extra = connection_vars(rc_target)
+
+    def play(**retry) -> str:
+        lines = "".join(f"\n        {key}: {value}" for key, value in retry.items())
+        return (
+            PLAY_HEADER
+            + f"""
+    - name: Outgoing webhook naming two replicas
+      photomatrix.rocketchat.rocketchat_integration:
+        name: {name}
+        type: outgoing
+        channel: [all_direct_messages]
+        username: {rc_target.admin_username}
+        urls: ["http://127.0.0.1:9/webhook", "http://127.0.0.2:9/webhook"]
+        token: "{{{{ hook_token }}}}"{lines}
+      register: hook
+    - name: Show the result
+      ansible.builtin.debug:
+        var: hook
+"""
+        )
+
+    def stored() -> dict:
+        found = admin_get(rc_target, "integrations.list", name=name, type="webhook-outgoing")["integrations"]
+        (item,) = [i for i in found if i["name"] == name]
+        return {k: item.get(k) for k in ("retryFailedCalls", "retryCount", "retryDelay")}
+
+    extra["hook_token"] = unique("tok")
+    # Created without the options: Rocket.Chat's defaults; asking for them later changes nothing.
+    plain = playbook.run(play(), extra_vars=extra)
+    assert plain.returncode == 0, plain.output
+    assert stored() == {"retryFailedCalls": False, "retryCount": 6, "retryDelay": "powers-of-ten"}
+    defaults = play(retry_failed_calls="false", retry_count=6, retry_delay="powers-of-ten")
+    same = playbook.run(defaults, extra_vars=extra)
+    assert same.returncode == 0, same.output
+    assert same.recap()["changed"] == 0
+
+    wanted = play(retry_failed_calls="true", retry_count=6, retry_delay="powers-of-two")
+    checked = playbook.run(wanted, "--check", extra_vars=extra)
+    assert checked.returncode == 0, checked.output
+    assert stored()["retryFailedCalls"] is False
+    first = playbook.run(wanted, extra_vars=extra)
+    assert first.returncode == 0, first.output
+    assert first.recap()["changed"] == 1
+    result = next(r["hook"] for r in task_results(first) if "hook" in r)
+    assert result["changed_fields"] == ["retry_delay", "retry_failed_calls"]
+    assert stored() == {"retryFailedCalls": True, "retryCount": 6, "retryDelay": "powers-of-two"}
+    second = playbook.run(wanted, extra_vars=extra)
+    assert second.returncode == 0, second.output
+    assert second.recap()["changed"] == 0
+    # Options not given are left alone.
+    untouched = playbook.run(play(), extra_vars=extra)
+    assert untouched.returncode == 0, untouched.output
+    assert untouched.recap()["changed"] == 0
+    assert stored() == {"retryFailedCalls": True, "retryCount": 6, "retryDelay": "powers-of-two"}
+
+
+def test_retry_options_refused_clearly(rc_target, playbook):
+    extra = connection_vars(rc_target)
+    incoming = playbook.run(
+        PLAY_HEADER
+        + f"""
+    - name: Incoming webhook cannot retry
+      photomatrix.rocketchat.rocketchat_integration:
+        name: {unique("alerts")}
+        type: incoming
+        channel: ["@{rc_target.admin_username}"]
+        username: {rc_target.admin_username}
+        retry_failed_calls: true
+""",
+        extra_vars=extra,
+    )
+    assert incoming.returncode != 0
+    assert "apply to outgoing webhooks only" in incoming.output
+    negative = playbook.run(
+        PLAY_HEADER
+        + f"""
+    - name: A negative retry count
+      photomatrix.rocketchat.rocketchat_integration:
+        name: {unique("bot-hook")}
+        type: outgoing
+        channel: [all_direct_messages]
+        username: {rc_target.admin_username}
+        urls: ["http://127.0.0.1:9/webhook"]
+        retry_failed_calls: true
+        retry_count: -1
+""",
+        extra_vars=extra,
+    )
+    assert negative.returncode != 0
+    assert "retry_count must be between 0 and 20, got -1" in negative.output
+    delay = playbook.run(
+        PLAY_HEADER
+        + f"""
+    - name: An unknown retry delay
+      photomatrix.rocketchat.rocketchat_integration:
+        name: {unique("bot-hook")}
+        type: outgoing
+        channel: [all_direct_messages]
+        username: {rc_target.admin_username}
+        urls: ["http://127.0.0.1:9/webhook"]
+        retry_delay: exponential
+""",
+        extra_vars=extra,
+    )
+    assert delay.returncode != 0
+    assert "retry_delay" in delay.output
+    assert "powers-of-two" in delay.output
