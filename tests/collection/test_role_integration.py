@@ -134,6 +134,10 @@ def test_role_check_first_rerun_quiet_and_rotation(rc_target, playbook, tmp_path
     outgoing_name = f"erp-bot-webhook-{suffix}"
     hooks = api(rc_target, "integrations.list", name=outgoing_name).json()["integrations"]
     assert [h["token"] for h in hooks if h["name"] == outgoing_name] == [outgoing_file.read_text().strip()]
+    # The values' dict names no retry fields: the role's (a 503 from a bot replica is retried, issue 17).
+    assert [
+        (h["retryFailedCalls"], h["retryCount"], h["retryDelay"]) for h in hooks if h["name"] == outgoing_name
+    ] == [(True, 6, "powers-of-two")]
 
     files = (token_file, url_file, outgoing_file)
     for secret in [*secrets_in(values, files), token]:

@@ -100,6 +100,12 @@ def test_two_replicas_on_the_rocketchat_host_are_both_webhook_urls(tmp_path: Pat
     assert webhook["enabled"] is True
     # By fixed container address: Rocket.Chat's SSRF check refuses "chatbot-2" (no dot) outright.
     assert webhook["urls"] == ["http://10.250.0.20:8080/webhook", "http://10.250.0.21:8080/webhook"]
+    # A replica's 503 (another one has the message) is retried: the message survives that one's death.
+    assert (webhook["retry_failed_calls"], webhook["retry_count"], webhook["retry_delay"]) == (
+        True,
+        6,
+        "powers-of-two",
+    )
     assert solo["settings"] == {"SSRF_Allowlist": "10.250.0.20,10.250.0.21"}
 
 
