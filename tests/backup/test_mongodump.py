@@ -3,26 +3,16 @@ built. A replica set is dumped through its URI from a secondary, --oplog consist
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
+from plugins.backup import load_backup_tool
 
-SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
 pytestmark = pytest.mark.unit
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("photomatrix_backup_mongodump", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_backup_tool("photomatrix_backup_mongodump")
 
 
 def config(**extra):

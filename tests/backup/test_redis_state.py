@@ -11,32 +11,22 @@ their environment and their stop and start matter to the tool. No fakes: real do
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from plugins.backup import load_backup_tool
 
-SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
 IMAGE = "photomatrix/redis:current"
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("photomatrix_backup_redis", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_backup_tool("photomatrix_backup_redis")
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import importlib.util
 import json
 import os
 import secrets
@@ -24,21 +23,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
+from plugins.backup import SOURCE, load_backup_tool
 
 pytestmark = pytest.mark.skipif(shutil.which("restic") is None, reason="restic is in .ci/apt-packages.txt")
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("photomatrix_backup_remote", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_backup_tool("photomatrix_backup_remote")
 
 
 def write_secret(path: Path, text: str) -> None:

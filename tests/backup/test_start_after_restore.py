@@ -4,45 +4,19 @@ or cannot start never leaves the ones after it stopped; the error names each one
 
 from __future__ import annotations
 
-import importlib.util
-import re
 import secrets
 import shutil
 import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
+from plugins.backup import load_backup_tool
+from plugins.images import tiny_image
 
-SOURCE = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "photomatrix-backup.py"
 pytestmark = pytest.mark.integration
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("photomatrix_backup_start", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
-
-
-def tiny_image(tmp_path: Path, tag: str) -> None:
-    """An image with /bin/false and /bin/sleep and their libraries only, imported (nothing pulled)."""
-    files = {"/bin/false", "/bin/sleep"}
-    for binary in ("/bin/false", "/bin/sleep"):
-        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30, check=True).stdout
-        files |= set(re.findall(r"(/\S+\.so[.\d]*)", ldd))
-    archive = tmp_path / "image.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in sorted(files):
-            tar.add(Path(path).resolve(), arcname=path.lstrip("/"))
-    subprocess.run(
-        ["docker", "import", str(archive), f"{tag}:test"], check=True, capture_output=True, timeout=60
-    )
+tool = load_backup_tool("photomatrix_backup_start")
 
 
 def running(name: str) -> bool:
@@ -57,7 +31,7 @@ def test_one_unhealthy_or_missing_container_does_not_keep_the_rest_stopped(tmp_p
     if not shutil.which("docker"):
         pytest.fail("docker is needed (the CI machine has it)")
     tag = f"pmxrestore-{secrets.token_hex(4)}"
-    tiny_image(tmp_path, tag)
+    tiny_image(tmp_path, f"{tag}:test")
     sick, missing, after = f"{tag}-sick", f"{tag}-missing", f"{tag}-after"
     create = ["docker", "create", "--network", "none", "--memory", "32m"]
     try:

@@ -10,11 +10,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
+from plugins.images import tiny_image
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles" / "monitoring" / "files" / "photomatrix-container-metrics.py"
@@ -90,27 +90,12 @@ def test_a_removed_directory_is_not_created_again(tmp_path: Path) -> None:
     assert not output.parent.exists()
 
 
-def tiny_image(tmp_path: Path, tag: str) -> None:
-    """An image with /bin/false and /bin/sleep and their libraries only, imported (nothing pulled)."""
-    files = {"/bin/false", "/bin/sleep"}
-    for binary in ("/bin/false", "/bin/sleep"):
-        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30, check=True).stdout
-        files |= set(re.findall(r"(/\S+\.so[.\d]*)", ldd))
-    archive = tmp_path / "image.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in sorted(files):
-            tar.add(Path(path).resolve(), arcname=path.lstrip("/"))
-    subprocess.run(
-        ["docker", "import", str(archive), f"{tag}:test"], check=True, capture_output=True, timeout=60
-    )
-
-
 @pytest.mark.integration
 def test_a_crash_loop_and_a_failing_health_check_show_in_the_metrics(tmp_path: Path) -> None:
     if not shutil.which("docker"):
         pytest.fail("docker is needed (the CI machine has it)")
     tag = f"pmxmetrics-{secrets.token_hex(4)}"
-    tiny_image(tmp_path, tag)
+    tiny_image(tmp_path, f"{tag}:test")
     looping, sick = f"{tag}-loop", f"{tag}-sick"
     base = ["docker", "run", "--detach", "--network", "none", "--memory", "32m"]
     try:
