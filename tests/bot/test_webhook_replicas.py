@@ -17,6 +17,7 @@ import signal
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,6 +34,63 @@ def timed_converse(user: ChatUser, room: str, bot_id: str, text: str) -> tuple[s
     return reply, time.monotonic() - started
 
 
+def start_webhook_replicas(
+    tmp_path: Path,
+    rc: Any,
+    erp: Any,
+    bot_user: Any,
+    admins_channel: str,
+    state_url: str,
+    name: str,
+    bots: list,
+    extra_env: dict[str, str] | None = None,
+) -> str:
+    """Two webhook-mode bots sharing `state_url`, appended to `bots` as each starts (the caller stops
+    them); the outgoing webhook's token they expect."""
+    token = secrets.token_urlsafe(24)
+    pat = bot_user.personal_access_token(f"webhook-{name}")
+    for n in (1, 2):
+        bots.append(
+            start_bot(
+                rocketchat_url=rc.base_url,
+                erp_url=erp.base_url,
+                erp_key=erp.admin_key,
+                bot_user=bot_user,
+                state_dir=tmp_path / f"bot{n}",
+                name=f"bot-{name}-{n}",
+                token=pat,
+                extra_env={
+                    "BOT_MODE": "webhook",
+                    "BOT_WEBHOOK_TOKEN": token,
+                    "BOT_STATE_URL": state_url,
+                    "BOT_ADMINS_CHANNEL": admins_channel,
+                    **(extra_env or {}),
+                },
+            )
+        )
+    return token
+
+
+def create_outgoing_webhook(admin: Any, bot_user: Any, bots: list, token: str, **extra: Any) -> dict:
+    """One outgoing webhook naming every replica's /webhook URL (as playbooks/rocketchat_config.yml)."""
+    return admin.call(
+        "POST",
+        "integrations.create",
+        json={
+            "type": "webhook-outgoing",
+            "name": f"erp-bot-webhook-{bot_user.username}",
+            "enabled": True,
+            "event": "sendMessage",
+            "username": bot_user.username,
+            "channel": f"@{bot_user.username}",
+            "urls": [f"{bot.http_url}/webhook" for bot in bots],
+            "scriptEnabled": False,
+            "token": token,
+            **extra,
+        },
+    )["integration"]
+
+
 def test_each_message_reaches_both_replicas_and_is_answered_once_even_when_one_dies(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -42,43 +100,12 @@ def test_each_message_reaches_both_replicas_and_is_answered_once_even_when_one_d
     try:
         erp = start_erp_server(tmp_path / "erp")
         admin, bot_user, admins_channel = prepare_workspace(rc)
-        token = secrets.token_urlsafe(24)
-        pat = bot_user.personal_access_token("webhook-replicas")
-        for n in (1, 2):
-            bots.append(
-                start_bot(
-                    rocketchat_url=rc.base_url,
-                    erp_url=erp.base_url,
-                    erp_key=erp.admin_key,
-                    bot_user=bot_user,
-                    state_dir=tmp_path / f"bot{n}",
-                    name=f"bot-webhook-{n}",
-                    token=pat,
-                    extra_env={
-                        "BOT_MODE": "webhook",
-                        "BOT_WEBHOOK_TOKEN": token,
-                        "BOT_STATE_URL": redis_url,
-                        "BOT_ADMINS_CHANNEL": admins_channel,
-                    },
-                )
-            )
-        urls = [f"{bot.http_url}/webhook" for bot in bots]
+        token = start_webhook_replicas(
+            tmp_path, rc, erp, bot_user, admins_channel, redis_url, "webhook", bots
+        )
         # Every replica's URL; without retryFailedCalls here (a refused connection is never retried).
-        integration = admin.call(
-            "POST",
-            "integrations.create",
-            json={
-                "type": "webhook-outgoing",
-                "name": f"erp-bot-webhook-{bot_user.username}",
-                "enabled": True,
-                "event": "sendMessage",
-                "username": bot_user.username,
-                "channel": f"@{bot_user.username}",
-                "urls": urls,
-                "scriptEnabled": False,
-                "token": token,
-            },
-        )["integration"]
+        integration = create_outgoing_webhook(admin, bot_user, bots, token)
+        urls = integration["urls"]
         bot_id = bot_user.user_id
         user = admin.create_user(f"webhook.replicas.{secrets.token_hex(2)}")
         room = user.dm_room(bot_user.username)
@@ -155,47 +182,13 @@ def test_a_message_whose_replica_dies_before_answering_is_answered_by_the_other_
     try:
         erp = start_erp_server(tmp_path / "erp")
         admin, bot_user, admins_channel = prepare_workspace(rc)
-        token = secrets.token_urlsafe(24)
-        pat = bot_user.personal_access_token("webhook-retry")
-        for n in (1, 2):
-            bots.append(
-                start_bot(
-                    rocketchat_url=rc.base_url,
-                    erp_url=erp.base_url,
-                    erp_key=erp.admin_key,
-                    bot_user=bot_user,
-                    state_dir=tmp_path / f"bot{n}",
-                    name=f"bot-retry-{n}",
-                    token=pat,
-                    extra_env={
-                        "BOT_MODE": "webhook",
-                        "BOT_WEBHOOK_TOKEN": token,
-                        "BOT_STATE_URL": state_url,
-                        "BOT_LEASE_SECONDS": "6",
-                        "BOT_ADMINS_CHANNEL": admins_channel,
-                    },
-                )
-            )
-        urls = [f"{bot.http_url}/webhook" for bot in bots]
-        integration = admin.call(
-            "POST",
-            "integrations.create",
-            json={
-                "type": "webhook-outgoing",
-                "name": f"erp-bot-webhook-{bot_user.username}",
-                "enabled": True,
-                "event": "sendMessage",
-                "username": bot_user.username,
-                "channel": f"@{bot_user.username}",
-                "urls": urls,
-                "scriptEnabled": False,
-                "token": token,
-                # As rocketchat_bootstrap creates it (roles/rocketchat_bootstrap/defaults/main.yml).
-                "retryFailedCalls": True,
-                "retryCount": 6,
-                "retryDelay": "powers-of-two",
-            },
-        )["integration"]
+        token = start_webhook_replicas(
+            tmp_path, rc, erp, bot_user, admins_channel, state_url, "retry", bots, {"BOT_LEASE_SECONDS": "6"}
+        )
+        # As rocketchat_bootstrap creates it (roles/rocketchat_bootstrap/defaults/main.yml).
+        integration = create_outgoing_webhook(
+            admin, bot_user, bots, token, retryFailedCalls=True, retryCount=6, retryDelay="powers-of-two"
+        )
         bot_id = bot_user.user_id
         user = admin.create_user(f"webhook.retry.{secrets.token_hex(2)}")
         room = user.dm_room(bot_user.username)
