@@ -17,7 +17,12 @@ stream (`__my_messages__`):
 
 Targets (issue 17, ratios in the same run): bot CPU per `status` <= the ERP's; RSS <= 80 MB.
 Usage: python loadtests/bench_bot.py [--sequential 300] [--users 20] [--seconds 10]
-       [--known-employees 10000] [--open-dialogs 500] [--webhook-seconds 10]
+       [--known-employees 10000] [--open-dialogs 500] [--webhook-seconds 10] [--[no-]record]
+
+A run at the documented sizes (the defaults, or longer) appends its figures (the bot's CPU per command
+over the ERP's, commands/s of one bot process's CPU, the webhook replicas' speed-up, the load average
+before it) to .state/figures/bench.jsonl; `python -m ops.figures record .state/figures/bench.jsonl`
+widens the docs' ranges with them. --record records any run, --no-record none.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from bot.core.dialog import Dialog  # noqa: E402
 from bot.i18n import PERSON_LANG_KEY  # noqa: E402
 from bot.store import SqliteStore  # noqa: E402
 from bot.transport.ddp import DdpClient  # noqa: E402
+from ops.figures import record_run  # noqa: E402
 
 WEBHOOK_TOKEN = "bench-webhook-" + uuid.uuid4().hex
 
@@ -163,7 +169,8 @@ async def bench(
     bot,
     pids: dict[str, int],
     webhook_bots: list,
-) -> None:
+) -> dict[str, float]:
+    """Runs the phases, prints their figures and returns the docs' (ops/figures.json keys)."""
     ws_url = base_url.replace("http://", "ws://") + "/websocket"
 
     async def make_user(prefix: str) -> StreamUser:
@@ -214,6 +221,9 @@ async def bench(
         + f" (the bot alone would sustain ~{1000 / max(cpu['bot'], 0.001):.0f} commands/s on one core; "
         f"{os.cpu_count()} cores shared by all processes)"
     )
+    figures = {"bench.bot_commands_per_cpu_second": 1000 / max(cpu["bot"], 0.001)}
+    if cpu["ERP"] > 0:  # clock ticks: a very short run may see none
+        figures["bench.bot_cpu_per_command_vs_erp"] = cpu["bot"] / cpu["ERP"]
 
     # 3. One full registration dialog.
     async with httpx.AsyncClient(timeout=10) as http:
@@ -238,7 +248,9 @@ async def bench(
 
     # 4. Webhook mode: one replica, then two behind a round-robin balancer (as the proxy would be).
     if args.webhook_seconds > 0:
-        await bench_webhook(args, admin, bot, webhook_bots)
+        speedup = await bench_webhook(args, admin, bot, webhook_bots)
+        if speedup is not None:
+            figures["bench.bot_webhook_2_replicas_speedup"] = speedup
 
     rss, peak = rss_mb(bot.process.proc.pid)
     print(
@@ -248,6 +260,7 @@ async def bench(
     )
     for user in [single, dialog_user, *users]:
         await user.close()
+    return figures
 
 
 async def webhook_round(
@@ -283,12 +296,15 @@ async def webhook_round(
     return done, time.perf_counter() - started, latencies
 
 
-async def bench_webhook(args: argparse.Namespace, admin: RocketChatAdmin, bot, replicas: list) -> None:
+async def bench_webhook(
+    args: argparse.Namespace, admin: RocketChatAdmin, bot, replicas: list
+) -> float | None:
     """Closed-loop `status` commands POSTed as Rocket.Chat's outgoing webhook would; the replica answers
-    over REST before it answers the POST, so the POST's end is the command's end."""
+    over REST before it answers the POST, so the POST's end is the command's end. Returns 2 replicas'
+    commands/s over 1 replica's (None: skipped)."""
     if not replicas:
         print("webhook mode: skipped (redis-server is not installed: Debian package redis-server)")
-        return
+        return None
     people = []
     for _ in range(args.users):
         user = await asyncio.to_thread(admin.create_user, f"hook-{uuid.uuid4().hex[:8]}")
@@ -310,7 +326,9 @@ async def bench_webhook(args: argparse.Namespace, admin: RocketChatAdmin, bot, r
                 f"(p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "
                 "CPU per command: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()) + ")"
             )
-    print(f"webhook mode: 2 replicas / 1 replica = {rates[1] / max(rates[0], 0.001):.2f}x commands/s")
+    speedup = rates[1] / max(rates[0], 0.001)
+    print(f"webhook mode: 2 replicas / 1 replica = {speedup:.2f}x commands/s")
+    return speedup
 
 
 def start_redis(state: Path) -> tuple[subprocess.Popen[bytes], str] | None:
@@ -338,6 +356,18 @@ def start_redis(state: Path) -> tuple[subprocess.Popen[bytes], str] | None:
             time.sleep(0.05)
 
 
+def documented(args: argparse.Namespace) -> bool:
+    """The sizes the docs' figures are for: the defaults (longer phases and more round trips too)."""
+    return (
+        args.users == 20
+        and args.seconds >= 10
+        and args.sequential >= 300
+        and args.known_employees == 10_000
+        and args.open_dialogs == 500
+        and args.webhook_seconds >= 10
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -348,7 +378,14 @@ def main() -> None:
     parser.add_argument("--known-employees", type=int, default=10_000)
     parser.add_argument("--open-dialogs", type=int, default=500)
     parser.add_argument("--webhook-seconds", type=float, default=10.0, help="0 skips the webhook phase")
+    parser.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append the figures to .state/figures/bench.jsonl (default: a run at the documented sizes)",
+    )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
         state = Path(tmp)
         rc = start_simulator(state, "rocketchat-sim", {**BOT_SIM_SETTINGS, "SIM_LOG_LEVEL": "warning"})
@@ -396,7 +433,9 @@ def main() -> None:
                             },
                         )
                     )
-            asyncio.run(bench(args, base_url, admin, bot, pids, webhook_bots))
+            figures = asyncio.run(bench(args, base_url, admin, bot, pids, webhook_bots))
+            figures["bench.load_average"] = load
+            print(record_run(figures, documented=documented(args), wanted=args.record))
         finally:
             for part in (bot, *webhook_bots, erp, sim):
                 if part is not None:

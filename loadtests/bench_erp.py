@@ -4,6 +4,11 @@ Prints req/s and p50/p99 latency for `GET /staff?rocketchat_username=` and `POST
 (when ERP_TEST_POSTGRES_URL is set, or --postgres-url) PostgreSQL. Targets: GET >= 2,000 req/s with
 p99 <= 25 ms at 32 connections; POST >= 300 req/s. Needs `wrk` (Debian: apt-get install wrk).
 
+A run at the documented sizes (32 connections, >= 10 s) where every request succeeded appends its
+figures (bench.erp_*, and the load average before it) to .state/figures/bench.jsonl;
+`python -m ops.figures record .state/figures/bench.jsonl` widens the docs' ranges with them.
+--record records any run, --no-record none.
+
     python loadtests/bench_erp.py [--seconds 10] [--connections 32] [--backend sqlite --backend postgresql]
 """
 
@@ -24,10 +29,12 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from plugins.erp import run_cli, temporary_postgres_database  # noqa: E402
 from plugins.processes import ServiceProcess, free_port  # noqa: E402
+
+from ops.figures import record_run  # noqa: E402
 
 LUA_POST = Path(__file__).with_name("erp_post_staff.lua")
 UNLIMITED = {
@@ -77,7 +84,30 @@ def wrk(url: str, connections: int, seconds: int, headers: dict[str, str], scrip
     return parse_wrk(result.stdout)
 
 
-def bench_backend(name: str, database_url: str, state: Path, seconds: int, connections: int) -> list[str]:
+def run_figures(
+    results: dict[str, dict[str, dict[str, float]]], load: float
+) -> tuple[dict[str, float], bool]:
+    """The docs' figures (ops/figures.json) of a run: {backend: {"get": wrk figures, "post": …}} and the
+    load average before it; and whether every request of the run succeeded."""
+    values = {"bench.load_average": load}
+    sqlite, postgresql = results.get("sqlite"), results.get("postgresql")
+    if sqlite:
+        values["bench.erp_get_rps"] = sqlite["get"]["rps"]
+        values["bench.erp_get_p99_ms"] = sqlite["get"]["p99"]
+        values["bench.erp_post_staff_sqlite_rps"] = sqlite["post"]["rps"]
+    if postgresql:
+        values["bench.erp_post_staff_postgresql_rps"] = postgresql["post"]["rps"]
+    clean = bool(results) and all(
+        phase["requests"] > 0 and phase["non_2xx"] == 0 and phase["socket_errors"] == 0
+        for backend in results.values()
+        for phase in backend.values()
+    )
+    return values, clean
+
+
+def bench_backend(
+    name: str, database_url: str, state: Path, seconds: int, connections: int
+) -> tuple[list[str], dict[str, dict[str, float]]]:
     env = {**UNLIMITED, "ERP_DATABASE_URL": database_url, "ERP_SECRET_KEY": secrets.token_urlsafe(32)}
     run_cli(env, "migrate")
     run_cli(env, "seed-positions")
@@ -88,7 +118,7 @@ def bench_backend(name: str, database_url: str, state: Path, seconds: int, conne
         f"erp-bench-{name}", ["-m", "erp", "serve", "--port", str(port)], env=env,
         health_url=f"{base}/healthz", log_dir=state,
     ).start()  # fmt: skip
-    lines = []
+    lines, measured = [], {}
     try:
         body = {"full_name": "Иванов Иван", "email": "bench@example.com", "position_code": "ENG",
                 "rocketchat_user_id": "benchuser", "rocketchat_username": "bench.user"}  # fmt: skip
@@ -100,6 +130,7 @@ def bench_backend(name: str, database_url: str, state: Path, seconds: int, conne
         get = wrk(get_url, connections, seconds, {"X-API-Key": key})
         post_env = {"BENCH_RUN": secrets.token_hex(3), "BENCH_KEY": key}
         post = wrk(f"{base}/api/bot/v1/staff", connections, seconds, {}, LUA_POST, post_env)
+        measured = {"get": get, "post": post}
         for label, figures, target in (
             ("GET /staff?rocketchat_username=", get, ">= 2000 req/s, p99 <= 25 ms"),
             ("POST /staff", post, ">= 300 req/s"),
@@ -110,7 +141,7 @@ def bench_backend(name: str, database_url: str, state: Path, seconds: int, conne
             )
     finally:
         server.stop()
-    return lines
+    return lines, measured
 
 
 def main() -> int:
@@ -121,6 +152,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--postgres-url", default=os.environ.get("ERP_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--record", action=argparse.BooleanOptionalAction, default=None,
+        help="append the figures to .state/figures/bench.jsonl (default: a run at the documented sizes)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -129,6 +164,7 @@ def main() -> int:
     load = os.getloadavg()
     print(f"ERP benchmark: 1 uvicorn worker, wrk -t2 -c{args.connections} -d{args.seconds}s, "
           f"{os.cpu_count()} CPUs, load average before {load[0]:.2f}")  # fmt: skip
+    results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp, ExitStack() as stack:
         for backend in backends:
             state = Path(tmp) / backend
@@ -141,9 +177,13 @@ def main() -> int:
             else:
                 url = f"sqlite:///{state / 'erp.sqlite3'}"
             started = time.monotonic()
-            for line in bench_backend(backend, url, state, args.seconds, args.connections):
+            lines, results[backend] = bench_backend(backend, url, state, args.seconds, args.connections)
+            for line in lines:
                 print(line, flush=True)
             print(f"{backend:<10} ({time.monotonic() - started:.0f} s)")
+    values, clean = run_figures(results, load[0])
+    documented = args.connections == 32 and args.seconds >= 10
+    print(record_run(values, documented=documented, ok=clean, wanted=args.record))
     return 0
 
 

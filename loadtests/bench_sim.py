@@ -9,6 +9,11 @@ it spent per message (the figure to compare across runs on a shared machine).
 
     python loadtests/bench_sim.py [--messages 5000] [--subscribers 100] [--publishers 2] [--concurrency 8]
     python loadtests/bench_sim.py --url http://127.0.0.1:3000 --user admin --password ...   # existing server
+
+A run of a simulator it starts, at the documented sizes (>= 5000 messages to 100 subscribers) that
+delivered every frame, appends its messages/s (bench.sim_fanout_msgs) and the load average before it
+to .state/figures/bench.jsonl (`python -m ops.figures record` widens the docs' ranges with them);
+--record records any run of a simulator it starts, --no-record none.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from urllib.parse import urlparse
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 STALL_SECONDS = 30
+
+from ops.figures import record_run  # noqa: E402
 
 
 def free_port() -> int:
@@ -230,7 +238,14 @@ def main() -> int:
     parser.add_argument("--url", help="an already running simulator/Rocket.Chat (default: start one)")
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", default=os.environ.get("BENCH_ADMIN_PASSWORD", ""))
+    parser.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append the figure to .state/figures/bench.jsonl (default: a run at the documented sizes)",
+    )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
 
     proc = None
     password = args.password
@@ -294,7 +309,12 @@ def main() -> int:
             cpu = cpu_seconds(proc.pid) - cpu_before
             print(f"simulator CPU:             {cpu:.2f} s ({cpu / total * 1000:.2f} ms per message)")
             print(f"memory after the run:      {rss_mib(proc.pid):.0f} MiB RSS")
-        return 0 if delivered["received"] == expected and errors == 0 else 1
+        ok = delivered["received"] == expected and errors == 0
+        if proc is not None:  # the figure is the simulator's; a server given with --url is not recorded
+            values = {"bench.sim_fanout_msgs": total / elapsed, "bench.load_average": load}
+            documented = args.subscribers == 100 and total >= 5000
+            print(record_run(values, documented=documented, ok=ok, wanted=args.record))
+        return 0 if ok else 1
     finally:
         for child in mp.active_children():  # subscribers or publishers left behind by a failure
             child.terminate()

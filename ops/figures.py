@@ -2,8 +2,9 @@
 
 The measured figures live in `ops/figures.json`, one entry per figure, each a range over the runs
 recorded so far and the script that measures it. Scripts that measure (the failure drills in
-`tests/infra/test_drill_*.py`; anything else that appends the same lines) write JSON lines
-`{"figure": KEY, "value": NUMBER}` to `.state/figures/*.jsonl`; `record` widens each figure's range
+`tests/infra/test_drill_*.py` into drills.jsonl; the benchmarks `loadtests/bench_*.py` into bench.jsonl,
+through `record_run`) write JSON lines `{"figure": KEY, "value": NUMBER}` to `.state/figures/*.jsonl`
+(OPS_FIGURES_RECORDS: another folder); `record` widens each figure's range
 with them and sets each file aside as FILE.recorded (so no run is counted twice). `write` renders every
 marked block of the docs from ops/figures.json and from the code (the "What is open" list of
 docs/checklist.md is the checklist's own rows that are not done); `check` fails, naming the block, when
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -25,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "ops" / "figures.json"
-RECORDS = ROOT / ".state" / "figures"
+RECORDS = Path(os.environ.get("OPS_FIGURES_RECORDS") or ROOT / ".state" / "figures")
+BENCH_RECORDS = "bench.jsonl"  # loadtests/bench_*.py; the drills write drills.jsonl
 CHECKLIST = "docs/checklist.md"
 OPERATIONS = "docs/operations.md"
 
@@ -185,11 +188,42 @@ def record(data: dict, lines: list[str], origin: str) -> list[str]:
 
 
 def append_record(key: str, value: float, path: Path | None = None) -> None:
-    """For measuring scripts: one line into .state/figures/<file>.jsonl (never the committed file)."""
+    """For measuring scripts: one line into .state/figures/<file>.jsonl (never the committed file;
+    OPS_FIGURES_RECORDS names another folder)."""
     path = path or RECORDS / "drills.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps({"figure": key, "value": round(value, 3)}) + "\n")
+
+
+def record_run(
+    values: dict[str, float], *, documented: bool, ok: bool = True, wanted: bool | None = None
+) -> str:
+    """For the benchmarks (loadtests/bench_*.py): append a run's headline figures to
+    .state/figures/bench.jsonl, and say in one line (to print) whether it did.
+
+    Recorded: a run that did not fail (`ok`: every request answered, every frame delivered) and was made
+    at the sizes the docs' figures are for (`documented`), or at any size with `wanted` True (--record);
+    never with `wanted` False (--no-record) or when it failed. Values that are not finite and
+    non-negative (a phase that measured nothing) are left out."""
+    known = load()["figures"]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise FiguresError(f"unknown figures {unknown} (add them to ops/figures.json)")
+    if not ok:
+        return "figures not recorded: the run failed"
+    if wanted is False:
+        return "figures not recorded (--no-record)"
+    if wanted is None and not documented:
+        return "figures not recorded: sizes differ from the documented run (--record records them)"
+    path = RECORDS / BENCH_RECORDS
+    kept = {key: value for key, value in values.items() if math.isfinite(value) and value >= 0}
+    for key, value in kept.items():
+        append_record(key, value, path)
+    return (
+        f"figures recorded: {len(kept)} lines in {path} "
+        f"(python -m ops.figures record {path} widens ops/figures.json's ranges and the docs)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
