@@ -1,7 +1,7 @@
 """The multi-host deployment cycle: the production-shaped inventory/lab deployed across its hosts.
 
-`python -m lab.multi [-i INVENTORY] [--keep]`: a fresh lab (`lab up`: every host of the inventory with
-its own Docker Engine and sshd, and the lab registry), then from this machine over SSH:
+`python -m lab.multi [-i INVENTORY] [--keep] [--from STEP]`: a fresh lab (`lab up`: every host of the
+inventory with its own Docker Engine and sshd, and the lab registry), then from this machine over SSH:
 
 1. `playbooks/docker.yml`: each host's engine, host firewall and network; the project's images built
    once here and pushed to the lab registry; every host pulls the images it runs by reference;
@@ -9,7 +9,9 @@ its own Docker Engine and sshd, and the lab registry), then from this machine ov
 3. `make verify INVENTORY=<inventory>`: the read-only checks of every host and the public name;
 4. `playbooks/site.yml` again, which must report changed=0 on every host;
 
-then the lab is removed, also on failure (`--keep` keeps it). Prints the time of each step with this
+then the lab is removed, also on failure (`--keep` keeps it). `--from STEP` (docker, site, verify, again)
+resumes a kept lab at that step, to iterate on a fix without a fresh lab; without it, a run starts by
+removing whatever lab of that name is left. Prints the time of each step with this
 machine's load average when it ended (the figures are only comparable with the load beside them) and
 appends the result to /var/log/photomatrix-lab-cycle.log.
 """
@@ -90,21 +92,37 @@ def _figure(seconds: float) -> Figure:
     return seconds, os.getloadavg()[0]
 
 
-def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False) -> dict[str, Figure]:
+# The steps in order, by the name `--from` takes.
+STEPS = ("up", "docker", "site", "verify", "again")
+
+
+def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False, start: str = "up") -> dict[str, Figure]:
+    """The cycle; START other than "up" resumes a kept lab at that step (nothing removed first)."""
+    if start not in STEPS:
+        raise CycleError(f"no step {start!r}: one of {', '.join(STEPS)}")
     lab = load(inventory)
     name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
+    todo = STEPS[STEPS.index(start) :]
     figures: dict[str, Figure] = {}
     with control.lock(lab):
-        control.down(lab)  # fresh hosts: nothing left from an earlier run
+        if start == "up":
+            control.down(lab)  # fresh hosts: nothing left from an earlier run
+        elif not control.status(lab):
+            raise CycleError(f"--from {start} needs the kept lab {lab.name}, and none runs")
         try:
-            figures["lab up"] = _figure(control.up(lab)["total"])
-            seconds, _ = _playbook(name, "docker.yml", "images to the lab registry")
-            figures["docker layer (engines, firewall, images built once, pushed, pulled)"] = _figure(seconds)
-            seconds, _ = _playbook(name, "site.yml", "deploy")
-            figures["site.yml (cold deploy across the hosts)"] = _figure(seconds)
-            verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
-            seconds, _ = _run(verify, "verify")
-            figures[f"make verify INVENTORY={name}"] = _figure(seconds)
+            if "up" in todo:
+                figures["lab up"] = _figure(control.up(lab)["total"])
+            if "docker" in todo:
+                seconds, _ = _playbook(name, "docker.yml", "images to the lab registry")
+                step = "docker layer (engines, firewall, images built once, pushed, pulled)"
+                figures[step] = _figure(seconds)
+            if "site" in todo:
+                seconds, _ = _playbook(name, "site.yml", "deploy")
+                figures["site.yml (cold deploy across the hosts)"] = _figure(seconds)
+            if "verify" in todo:
+                verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
+                seconds, _ = _run(verify, "verify")
+                figures[f"make verify INVENTORY={name}"] = _figure(seconds)
             seconds, hosts = _playbook(name, "site.yml", "second run")
             changed = {h: r["changed"] for h, r in hosts.items() if r["changed"]}
             if changed:
@@ -124,10 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         "-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, help="default: inventory/lab"
     )
     parser.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        choices=STEPS,
+        default="up",
+        help="resume a kept lab at this step (default up: a fresh lab)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        figures = multi(args.inventory.resolve(), keep=args.keep)
+        figures = multi(args.inventory.resolve(), keep=args.keep, start=args.start)
     except (LabConfigError, docker.DockerError, CycleError, OSError, subprocess.SubprocessError) as exc:
         report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
         return 1

@@ -40,3 +40,57 @@ def test_each_step_is_reported_with_the_load_beside_it() -> None:
     lines = summary({"lab up": (78.4, 12.91), "site.yml again (changed=0)": (301.0, 3.0)})
     assert lines[0].split() == ["lab", "up", "78", "s", "(load", "12.9)"]
     assert lines[1].endswith("301 s  (load 3.0)")
+
+
+class _Lab:
+    name = "pmlabx"
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """lab.multi with the lab and every command replaced: the steps it runs, in order."""
+    from contextlib import nullcontext
+
+    import lab.multi as multi
+
+    ran: list[str] = []
+    monkeypatch.setattr(multi, "load", lambda inventory: _Lab())
+    monkeypatch.setattr(multi.control, "lock", lambda lab: nullcontext())
+    monkeypatch.setattr(multi.control, "status", lambda lab: [("pmlabx-edge", "running", "10.0.0.1")])
+    monkeypatch.setattr(multi.control, "down", lambda lab: ran.append("down"))
+    monkeypatch.setattr(multi.control, "up", lambda lab: ran.append("up") or {"total": 1.0})
+    clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
+    monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what: ran.append(book) or (1.0, clean))
+    monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
+    return ran
+
+
+def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
+    from lab.multi import multi
+
+    figures = multi()
+    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "down"]
+    assert list(figures) == [
+        "lab up",
+        "docker layer (engines, firewall, images built once, pushed, pulled)",
+        "site.yml (cold deploy across the hosts)",
+        "make verify INVENTORY=inventory/lab",
+        "site.yml again (changed=0)",
+        "lab down",
+    ]
+
+
+def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -> None:
+    from lab.multi import multi
+
+    multi(keep=True, start="verify")
+    assert steps == ["verify", "site.yml"]
+
+
+def test_from_refuses_without_a_kept_lab(steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import lab.multi as multi
+
+    monkeypatch.setattr(multi.control, "status", lambda lab: [])
+    with pytest.raises(multi.CycleError, match="needs the kept lab"):
+        multi.multi(keep=True, start="site")
+    assert steps == []
