@@ -31,6 +31,8 @@ RECORDS = Path(os.environ.get("OPS_FIGURES_RECORDS") or ROOT / ".state" / "figur
 BENCH_RECORDS = "bench.jsonl"  # loadtests/bench_*.py; the drills write drills.jsonl
 CHECKLIST = "docs/checklist.md"
 OPERATIONS = "docs/operations.md"
+LAB = "docs/lab.md"
+LAB_LOG = Path("/var/log/photomatrix-lab-cycle.log")  # lab/cycle.py's report(): the cycles' results
 
 
 class FiguresError(Exception):
@@ -56,9 +58,9 @@ def number(value: float, decimals: int) -> str:
 
 
 def value_range(entry: dict) -> str:
-    """ "~3,000 req/s" (one value or approx), "1,400–1,900 msg/s", "0.60–0.75×"; "not run yet"."""
+    """ "~3,000 req/s" (one value or approx), "1,400–1,900 msg/s", "0.60–0.75×"; "none recorded yet"."""
     if entry["runs"] == 0:
-        return "not run yet"
+        return "none recorded yet"
     decimals = int(entry.get("decimals", 0))
     low, high = number(entry["low"], decimals), number(entry["high"], decimals)
     figure = f"~{low}" if low == high and entry.get("approx") else low if low == high else f"{low}–{high}"
@@ -93,6 +95,14 @@ def drills_block(data: dict) -> str:
     return "\n".join(rows) + "\n\n" + "; ".join(timings) + "."
 
 
+def lab_block(data: dict) -> str:
+    rows = ["| Cycle step | Time | Runs |", "|---|---|---|"]
+    for key in data["blocks"]["lab_cycle"]:
+        entry = data["figures"][key]
+        rows.append(f"| {entry['label']} | {value_range(entry)} | {entry['runs']} |")
+    return "\n".join(rows)
+
+
 def checklist_rows(text: str) -> list[tuple[str, str, str]]:
     """(section title, item in English, status) of every row of docs/checklist.md's tables."""
     rows, section = [], ""
@@ -120,6 +130,7 @@ BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (CHECKLIST, "performance", True, lambda data, _: performance_block(data)),
     (CHECKLIST, "open", False, lambda _, text: open_block(text)),
     (OPERATIONS, "drill figures", False, lambda data, _: drills_block(data)),
+    (LAB, "lab cycle figures", False, lambda data, _: lab_block(data)),
 ]
 
 
@@ -226,6 +237,62 @@ def record_run(
     )
 
 
+# The lab cycles' step names (lab/cycle.py `single`, lab/multi.py) and their figures. A step of the
+# single cycle "<command> (in the host)" is the deploy command the first time, the teardown the second.
+LAB_STEPS = {
+    ("single", "lab up"): "lab.single.up_s",
+    ("single", "images (built here, pushed to the lab registry)"): "lab.single.images_s",
+    ("single", "prerequisites (apt-get, meanwhile in the host)"): "lab.single.prerequisites_s",
+    ("single", "wheels of requirements.txt (built here once, copied in)"): "lab.single.wheels_s",
+    ("single", "make verify INVENTORY=… (from here)"): "lab.single.verify_s",
+    ("multi", "lab up"): "lab.multi.up_s",
+    ("multi", "docker layer (engines, firewall, images built once, pushed, pulled)"): "lab.multi.docker_s",
+    ("multi", "site.yml (cold deploy across the hosts)"): "lab.multi.site_s",
+    ("multi", "site.yml again (changed=0)"): "lab.multi.again_s",
+    ("multi", "lab down"): "lab.multi.down_s",
+}
+LAB_PASSED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) lab cycle (\w+): passed in \d+ s$")
+LAB_STEP = re.compile(r"^  (?P<step>.+?)\s+(?P<seconds>\d+) s(?:  \(load (?P<load>[\d.]+)\))?$")
+
+
+def lab_records(text: str, after: str = "") -> tuple[list[str], str]:
+    """Figure records (JSON lines) of the passed cycles in lab/cycle.py's log TEXT that were logged
+    after the time AFTER, and the time of the last one. A failed cycle logs no step times; a step this
+    table does not know (a renamed one) is left out, not guessed. lab.multi logs the load average beside
+    each step: the highest of a run is its lab.multi.load_average."""
+    entries: list[tuple[str, list[re.Match[str]]]] = []
+    last, current = after, None
+    for line in text.splitlines():
+        passed = LAB_PASSED.match(line)
+        step = LAB_STEP.match(line)
+        if passed and passed.group(1) > after:
+            current = (passed.group(2), [])
+            entries.append(current)
+            last = max(last, passed.group(1))
+        elif step and current is not None:
+            current[1].append(step)
+        else:
+            current = None
+    records = []
+    for cycle, steps in entries:
+        in_host, loads = 0, []
+        for step in steps:
+            name = step["step"]
+            key = LAB_STEPS.get((cycle, name))
+            if cycle == "single" and name.endswith(" (in the host)"):
+                key = ("lab.single.deploy_s", "lab.single.teardown_s", None)[min(in_host, 2)]
+                in_host += 1
+            elif cycle == "multi" and name.startswith("make verify INVENTORY="):
+                key = "lab.multi.verify_s"
+            if key:
+                records.append(json.dumps({"figure": key, "value": float(step["seconds"])}))
+            if step["load"] is not None:
+                loads.append(float(step["load"]))
+        if loads and cycle == "multi":
+            records.append(json.dumps({"figure": "lab.multi.load_average", "value": max(loads)}))
+    return records, last
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.figures", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="exit 1 when a generated block differs from its source")
     rec = sub.add_parser("record", help="widen ops/figures.json's ranges with recorded values, then write")
     rec.add_argument("files", nargs="+", type=Path)
+    lab = sub.add_parser(
+        "record-lab",
+        help="widen the lab cycle figures with the passed cycles lab/cycle.py logged since the last time",
+    )
+    lab.add_argument("log", nargs="?", type=Path, default=LAB_LOG, help=f"default {LAB_LOG}")
     args = parser.parse_args(argv)
     try:
         if args.command == "record":
@@ -247,7 +319,21 @@ def main(argv: list[str] | None = None) -> int:
                 with done.open("a", encoding="utf-8") as out:
                     out.write(path.read_text(encoding="utf-8"))
                 path.unlink()
-        if args.command in ("write", "record"):
+        if args.command == "record-lab":
+            data = load()
+            after = data.get("lab_log_recorded_until", "")
+            try:
+                text = args.log.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise FiguresError(f"{args.log}: {exc} (no lab cycle has logged here)") from exc
+            lines, last = lab_records(text, after)
+            for change in record(data, lines, str(args.log)):
+                print(change)
+            if not lines:
+                print(f"no passed lab cycle logged in {args.log} after {after or 'the start'}")
+            data["lab_log_recorded_until"] = last  # the log is the lab's: counted once by its time
+            FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.command in ("write", "record", "record-lab"):
             for document, text in generated().items():
                 (ROOT / document).write_text(text, encoding="utf-8")
             return 0

@@ -41,7 +41,7 @@ def records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the files `ops.figures record` and `write` read and change."""
-    for name in ("ops/figures.json", figures.CHECKLIST, figures.OPERATIONS):
+    for name in ("ops/figures.json", *{document for document, *_ in figures.BLOCKS}):
         (tmp_path / "tree" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / "tree" / name)
     return tmp_path / "tree"

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the files ops.figures reads and writes."""
-    for name in ("ops/figures.json", figures.CHECKLIST, figures.OPERATIONS):
+    for name in ("ops/figures.json", *{document for document, *_ in figures.BLOCKS}):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
@@ -109,3 +109,81 @@ def test_the_command_checks_and_refuses_a_bad_record_without_writing(tmp_path: P
     assert out.returncode == 2
     assert "unknown figure 'drill.unknown'" in out.stderr
     assert (ROOT / "ops/figures.json").read_bytes() == before
+
+
+def lab_log(when: str, text: str) -> str:
+    """A result as lab/cycle.py's report() appends it to the cycle log."""
+    return f"{when} {text}\n"
+
+
+def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
+    """The passed cycles' step times in the lab's log (lab.multi's own summary lines; lab.cycle single's
+    format) widen docs/lab.md's generated table; a failed cycle and a run already counted add nothing."""
+    from lab.multi import summary
+
+    single = [("lab up", 21.0), ("images (built here, pushed to the lab registry)", 200.0)]
+    single += [("prerequisites (apt-get, meanwhile in the host)", 80.0)]
+    single += [("wheels of requirements.txt (built here once, copied in)", 30.0)]
+    single += [("make deploy-cycle (in the host)", 1900.0), ("make verify INVENTORY=… (from here)", 90.0)]
+    single += [("make down PURGE=true (in the host)", 60.0), ("a step added later", 5.0)]
+    multi = {"lab up": (78.4, 12.9), "site.yml again (changed=0)": (301.0, 3.0), "lab down": (35.0, 20.5)}
+    multi["make verify INVENTORY=inventory/lab"] = (410.0, 9.0)
+    log = "".join(
+        [
+            lab_log("2026-12-01T10:00:00Z", "lab cycle single: FAILED after 900 s: make verify failed"),
+            lab_log(
+                "2026-12-01T11:00:00Z",
+                "\n".join(
+                    ["lab cycle single: passed in 2400 s"] + [f"  {n:<48} {t:6.0f} s" for n, t in single]
+                ),
+            ),
+            lab_log("2026-12-01T12:00:00Z", "\n".join(["lab cycle multi: passed in 900 s", *summary(multi)])),
+        ]
+    )
+    lines, last = figures.lab_records(log)
+    assert last == "2026-12-01T12:00:00Z"
+    recorded = {}
+    for line in lines:
+        item = json.loads(line)
+        recorded[item["figure"]] = item["value"]
+    assert recorded == {
+        "lab.single.up_s": 21.0,
+        "lab.single.images_s": 200.0,
+        "lab.single.prerequisites_s": 80.0,
+        "lab.single.wheels_s": 30.0,
+        "lab.single.deploy_s": 1900.0,
+        "lab.single.verify_s": 90.0,
+        "lab.single.teardown_s": 60.0,
+        "lab.multi.up_s": 78.0,
+        "lab.multi.again_s": 301.0,
+        "lab.multi.down_s": 35.0,
+        "lab.multi.verify_s": 410.0,
+        "lab.multi.load_average": 20.5,
+    }
+    assert len(lines) == len(recorded)  # the highest load of a run, once
+    assert figures.lab_records(log, last) == ([], last)  # counted once
+
+    data = figures.load(tree / "ops/figures.json")
+    for key in data["blocks"]["lab_cycle"]:
+        data["figures"][key].update(low=0, high=0, runs=0)
+    figures.record(data, lines, "lab log")
+    (tree / "ops/figures.json").write_text(json.dumps(data), encoding="utf-8")
+    assert f"{figures.LAB}: lab cycle figures" in figures.stale(tree)
+    for document, text in figures.generated(tree).items():
+        (tree / document).write_text(text, encoding="utf-8")
+    lab = (tree / figures.LAB).read_text(encoding="utf-8")
+    assert "| `python -m lab.cycle single`: lab up of `lab/single` | 21 s | 1 |" in lab
+    assert "| `python -m lab.multi`: `playbooks/docker.yml`" in lab
+    assert "none recorded yet | 0 |" in lab  # the docker layer: not in this log
+
+
+def test_record_lab_without_a_log_says_so(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ops.figures", "record-lab", str(tmp_path / "missing.log")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "no lab cycle has logged here" in out.stderr
