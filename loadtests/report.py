@@ -261,8 +261,8 @@ def write(
         "|---|---|---|---|---|",
     ]
     md += [
-        f"| {v.line} | {v.objective} | {v.measured:g} {v.unit} | {v.limit:g} {v.unit} | "
-        f"{'ok' if v.ok else '**BREACH**'} |"
+        f"| {v.line} | {v.objective}{f' ({v.note})' if v.note else ''} | {v.measured:g} {v.unit} | "
+        f"{v.limit:g} {v.unit} | {'ok' if v.ok else '**BREACH**'} |"
         for v in verdicts
     ]
     if steps:

@@ -72,6 +72,43 @@ def test_judge_names_the_line_and_the_objective_it_broke(tmp_path: Path) -> None
     assert [v.objective for v in verdicts if v.ok] == ["p95"]  # a line the run did not produce is not judged
 
 
+def test_a_percentile_is_judged_only_where_the_run_has_requests_enough_to_measure_it(tmp_path: Path) -> None:
+    # The staging gate's smoke run had 11 `status` round trips, one of them 1,600 ms: locust's "p95" of 11
+    # is the slowest one, which breached the 1,500 ms p95 though ten of eleven answered within 460 ms.
+    stats = tmp_path / "stats.csv"
+    write_stats(
+        stats,
+        [
+            ("BOT", "status", 11, 0, 1600, 1600, 0.2),  # too few for a p95 (20) and a p99 (100)
+            ("BOT", "registration: name", 40, 0, 1400, 3500, 0.5),  # a p95, not a p99
+            ("BOT", "registration: confirm", 5, 0, 6000, 6000, 0.1),  # the slowest over the loosest limit
+            ("", "Aggregated", 56, 0, 1500, 3500, 0.8),
+        ],
+    )
+    rows = read_stats(stats)
+    for name, slowest in (("status", 1600), ("registration: name", 3500), ("registration: confirm", 6000)):
+        rows[name]["100%"] = str(slowest)
+    objectives = {
+        "lines": {
+            "status": {"p95_ms": 1500, "p99_ms": 3000},
+            "registration: name": {"p95_ms": 1500, "p99_ms": 3000},
+            "registration: confirm": {"p95_ms": 3000, "p99_ms": 5000},
+        }
+    }
+    verdicts = [(v.line, v.objective, v.measured, v.limit, v.ok) for v in judge(rows, objectives)]
+    assert verdicts == [
+        ("status", "max", 1600, 3000, True),
+        ("registration: name", "p95", 1400, 1500, True),
+        ("registration: name", "max", 3500, 3000, False),
+        ("registration: confirm", "max", 6000, 5000, False),
+    ]
+    message = judge(rows, objectives)[0].message("smoke")
+    assert message == (
+        "ok: smoke: status: max 1600 ms (objective <= 3000 ms; 11 requests: too few for a p95/p99; "
+        "the slowest is held to its loosest limit)"
+    )
+
+
 def test_a_malformed_slo_file_is_refused_with_its_name(tmp_path: Path) -> None:
     bad = tmp_path / "slo.yaml"
     bad.write_text("profiles:\n  smoke:\n    lines:\n      status: {p90_ms: 5}\n")
