@@ -148,6 +148,15 @@ class Activation(BaseModel):
     login: str
     code: str
     expires_at: datetime
+    # For the audit only, never in a response: the wrong codes the new code's reset of the login's
+    # backoff cleared (erp/services/activation_backoff.py: reset).
+    backoff_cleared: int = Field(0, exclude=True)
+
+    def audit_detail(self) -> str:
+        """The audit detail of issuing it: the code only as "issued", and any cleared wrong codes."""
+        if not self.backoff_cleared:
+            return "activation code issued"
+        return f"activation code issued; {self.backoff_cleared} earlier wrong codes on the login cleared"
 
 
 class StaffWithActivation(BaseModel):

@@ -23,7 +23,7 @@ from erp.schemas import (
     StaffWithActivation,
     StaffWithNewActivation,
 )
-from erp.services import activation_backoff, audit
+from erp.services import audit
 from erp.services import positions as positions_service
 from erp.services import staff as staff_service
 from erp.services import users as users_service
@@ -43,7 +43,7 @@ def approve(staff_id: StaffId, request: Request, principal: AdminPrincipal) -> S
         session.flush()
         return StaffWithActivation(staff=staff_out(staff), activation=activation)
 
-    return audited_write(principal.actor, "staff.approve", f"staff:{staff_id}", work)
+    return audited_write(principal.actor, "staff.approve", f"staff:{staff_id}", work, _issued)
 
 
 @router.post("/staff/{staff_id}/reject", response_model=StaffOut)
@@ -85,13 +85,15 @@ def reissue_code(staff_id: StaffId, request: Request, principal: AdminPrincipal)
 
     def work(session):  # type: ignore[no-untyped-def]
         staff = staff_service.get(session, staff_id, lock=True)
-        activation = users_service.reissue_code(session, staff, settings)
-        # A new code ends the login's backoff from wrong attempts (made by the employee or a stranger).
-        activation_backoff.reset(session, activation.login)
+        activation = users_service.reissue_code(session, staff, settings)  # ends the login's backoff
         session.flush()
         return StaffWithNewActivation(staff=staff_out(staff), activation=activation)
 
-    return audited_write(principal.actor, "staff.activation_code", f"staff:{staff_id}", work)
+    return audited_write(principal.actor, "staff.activation_code", f"staff:{staff_id}", work, _issued)
+
+
+def _issued(result: StaffWithActivation | StaffWithNewActivation) -> str | None:
+    return result.activation.audit_detail() if result.activation else None
 
 
 @router.patch("/positions/{code}", response_model=PositionOut)

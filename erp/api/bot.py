@@ -103,7 +103,7 @@ def create_staff(
                 staff, activation = staff_service.register(conn, data, settings)
                 raw = StaffWithActivation(staff=staff, activation=activation).model_dump_json().encode()
                 idempotency.store(conn, settings, key_id, idempotency_key, fingerprint, 201, raw)
-                detail = "activation code issued" if activation else None
+                detail = activation.audit_detail() if activation else None
                 audit.add(conn, actor, "staff.create", "ok", f"staff:{staff.id}", detail)
     except ProblemError as exc:
         REGISTRATIONS.labels(exc.code).inc()

@@ -18,12 +18,19 @@ def staff_out(staff: Staff) -> StaffOut:
     return StaffOut.model_validate(staff)
 
 
-def audited_write(actor: audit.Actor, action: str, target: str, work: Callable[..., T]) -> T:
-    """Run `work(session)` in one transaction with its audit row; a refusal is audited on its own."""
+def audited_write(
+    actor: audit.Actor,
+    action: str,
+    target: str,
+    work: Callable[..., T],
+    detail: Callable[[T], str | None] | None = None,
+) -> T:
+    """Run `work(session)` in one transaction with its audit row (its detail `detail(result)`); a
+    refusal is audited on its own."""
     try:
         with write_session() as session:
             result = work(session)
-            audit.add(session, actor, action, "ok", target)
+            audit.add(session, actor, action, "ok", target, detail(result) if detail else None)
         return result
     except ProblemError as exc:
         audit.record(actor, action, exc.code, target, exc.detail)

@@ -3,7 +3,9 @@
 `free` wrong codes on one login (from anywhere, through any replica) cost nothing; after that each
 further attempt waits 1, 2, 4 … seconds (at most `max_seconds`) after the last failure. A slowdown a
 stranger can cause, never a lockout: the wait is bounded and runs out on its own; a successful
-activation and a new code end it. Entries idle for `forget_seconds` (a day) count as gone.
+activation and every new code end it (an account made for the login, a code reissued), so wrong codes
+tried on a login before its account existed do not carry over to the employee. Entries idle for
+`forget_seconds` (a day) count as gone.
 
 The key is the case-folded login *string*, also for logins no account has: the answer must be the same
 whether a login exists or not. A failure is one atomic upsert (`INSERT … ON CONFLICT DO UPDATE SET
@@ -96,9 +98,13 @@ def record_failure(
     return int(conn.execute(upsert).scalar_one())
 
 
-def reset(conn: Connection | Session, login: str) -> None:
-    """End the backoff of `login` (a successful activation, a new code): in the caller's transaction."""
-    conn.execute(delete(TABLE).where(TABLE.c.login_key == login_key(login)))
+def reset(conn: Connection | Session, login: str) -> int:
+    """End the backoff of `login` (a successful activation, a new code): in the caller's transaction.
+
+    The wrong codes it had counted (0 when there was no row): for the audit of a new code, where wrong
+    codes on a login before its account existed are a stranger's (pre-poisoning the backoff)."""
+    cleared = delete(TABLE).where(TABLE.c.login_key == login_key(login)).returning(TABLE.c.failures)
+    return int(conn.execute(cleared).scalar() or 0)
 
 
 def prune(conn: Connection | Session, policy: Policy, now: datetime | None = None) -> int:

@@ -1,4 +1,8 @@
-"""ERP accounts: the ONE function that makes a User from a Staff record, activation codes, activation."""
+"""ERP accounts: the ONE function that makes a User from a Staff record, activation codes, activation.
+
+Every new code (an account made, a code reissued) ends the login's activation backoff in the same
+transaction: wrong codes tried before, by anyone, against no account or the old code, do not slow the
+employee down (erp/services/activation_backoff.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from erp.security.secrets_hashing import (
     hash_password,
     new_activation_code,
 )
+from erp.services import activation_backoff
 from erp.services.transliteration import login_base
 from erp.settings import Settings
 
@@ -40,12 +45,13 @@ def _new_code(staff_id: int, settings: Settings) -> tuple[str, str, datetime]:
     return code, activation_code_hash(settings.secret_bytes, staff_id, code), expires
 
 
-def _issue_code(user: User, settings: Settings) -> Activation:
+def _issue_code(session: Session, user: User, settings: Settings) -> Activation:
     code, code_hash, expires = _new_code(user.staff_id, settings)
     user.activation_code_hash = code_hash
     user.activation_expires_at = expires
     user.activation_attempts = 0
-    return Activation(login=user.login, code=code, expires_at=expires)
+    cleared = activation_backoff.reset(session, user.login)
+    return Activation(login=user.login, code=code, expires_at=expires, backoff_cleared=cleared)
 
 
 def create_account(
@@ -55,7 +61,9 @@ def create_account(
 
     Used by the bot's registration and by the admin approval path alike (checklist 4.7), on the
     transaction's connection (Core statements: this is on the registration hot path). The login is
-    derived from the name; a collision, also a concurrent one, moves on to the next suffix.
+    derived from the name; a collision, also a concurrent one, moves on to the next suffix. The
+    login's activation backoff ends with it: wrong codes tried on the login before it had an account
+    (a stranger guessing the predictable login) must not hold the new employee back.
     """
     base = login_base(full_name)
     like = _users.c.login.like(_like_prefix(base), escape="\\")
@@ -76,7 +84,8 @@ def create_account(
             "created_at": utcnow(),
         }
         if conn.execute(insert, values).first() is not None:
-            return Activation(login=login, code=code, expires_at=expires)
+            cleared = activation_backoff.reset(conn, login)
+            return Activation(login=login, code=code, expires_at=expires, backoff_cleared=cleared)
         taken.add(login)
 
 
@@ -106,9 +115,11 @@ def _like_prefix(base: str) -> str:
 
 
 def reissue_code(session: Session, staff: Staff, settings: Settings) -> Activation:
+    """A new code by an admin: the old one stops working and the wrong codes tried so far (on either)
+    no longer count."""
     if staff.user is None or staff.status != StaffStatus.awaiting_activation:
         raise ProblemError(409, "invalid_state", f"no code can be issued in status {staff.status}")
-    return _issue_code(staff.user, settings)
+    return _issue_code(session, staff.user, settings)
 
 
 def password_problems(password: str, login: str) -> list[str]:

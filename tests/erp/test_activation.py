@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import string
 import time
 
 import pytest
 from plugins.erp import idem
+
+from erp.services.transliteration import login_base
 
 pytestmark = pytest.mark.integration
 API = "/api/bot/v1"
@@ -100,8 +105,7 @@ def test_every_activation_failure_answers_alike_and_no_sooner_than_the_floor(erp
 def test_reissued_code_replaces_the_old_one_and_resets_the_backoff(erp_server, new_staff):
     created = registered(erp_server, new_staff())
     login, old = created["activation"]["login"], created["activation"]["code"]
-    for _ in range(6):
-        activate(erp_server, login, wrong(old))
+    wrong_codes = [activate(erp_server, login, wrong(old)).status_code for _ in range(6)].count(400)
     with erp_server.client(erp_server.admin_key) as admin:
         reissued = admin.post(f"{API}/staff/{created['staff']['id']}/activation-code")
     assert reissued.status_code == 200
@@ -109,6 +113,48 @@ def test_reissued_code_replaces_the_old_one_and_resets_the_backoff(erp_server, n
     if new != old:  # one chance in a million they coincide
         assert activate(erp_server, login, old).json()["code"] == "activation_code_invalid"
     assert activate(erp_server, login, new).status_code == 200
+    assert audit_details(erp_server, created["staff"]["id"], "staff.activation_code") == [
+        f"activation code issued; {wrong_codes} earlier wrong codes on the login cleared"  # a 429 is none
+    ]
+
+
+def audit_details(server, staff_id: int, action: str) -> list[str | None]:
+    with server.client(server.admin_key) as admin:
+        events = admin.get(f"{API}/audit", params={"limit": 500}).json()["items"]
+    return [
+        e["detail"]
+        for e in events
+        if (e["action"], e["target"], e["outcome"]) == (action, f"staff:{staff_id}", "ok")
+    ]
+
+
+@pytest.mark.parametrize("position", ["ENG", "ACC"])  # the account made at registration / at approval
+def test_a_strangers_wrong_codes_before_the_account_existed_do_not_carry_over(
+    erp_server, new_staff, position
+):
+    """Logins are predictable (surname.initial): a stranger throttles one before HR registers its
+    employee. The new account's code starts the login's count from scratch, and the audit names what
+    was cleared. Before, the employee met the stranger's backoff: 429 at once, then ever longer waits."""
+    full_name = "Poisoned" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(12)) + " Ivan"
+    login = login_base(full_name)
+    assert [activate(erp_server, login, "000000").status_code for _ in range(6)] == [400] * 5 + [429]
+    created = registered(erp_server, new_staff(full_name=full_name, position_code=position))
+    staff_id = created["staff"]["id"]
+    action = "staff.create"
+    if position == "ACC":
+        assert created["activation"] is None
+        with erp_server.client(erp_server.admin_key) as admin:
+            created = admin.post(f"{API}/staff/{staff_id}/approve").json()
+        action = "staff.approve"
+    assert created["activation"]["login"] == login
+    code = created["activation"]["code"]
+    # The employee's own typos count as a fresh login's: four free ones (of five), then the right code.
+    assert [activate(erp_server, login, wrong(code)).status_code for _ in range(4)] == [400] * 4
+    assert activate(erp_server, login, code).status_code == 200
+    assert audit_details(erp_server, staff_id, action) == [
+        "activation code issued; 5 earlier wrong codes on the login cleared"
+    ]
+    assert "backoff_cleared" not in json.dumps(created)
 
 
 def test_unknown_login_and_blocked_account_are_invalid(erp_server, new_staff):

@@ -1,5 +1,6 @@
 """The per-login activation backoff in the database (erp/services/activation_backoff.py), in-process on
-a database made by the real migration: SQLite file and PostgreSQL (ERP_TEST_POSTGRES_URL).
+a database made by the real migration: SQLite file and PostgreSQL (ERP_TEST_POSTGRES_URL). Also that
+every new code (an account made, a code reissued) ends its login's backoff (erp/services/users.py).
 
 Times are passed in, so waits, forgetting after a day and pruning are checked without sleeping. Two
 engines on one database stand for two ERP replicas."""
@@ -7,6 +8,7 @@ engines on one database stand for two ERP replicas."""
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,9 +17,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from plugins.erp import run_cli, temporary_postgres_database
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from erp.db import build_engine, reset_engine
+from erp.schemas import StaffCreate
 from erp.services import activation_backoff as backoff
+from erp.services import staff as staff_service
+from erp.services import users as users_service
 from erp.services.activation_backoff import TABLE, LoginBackoff, Policy
 from erp.settings import Settings, get_settings
 
@@ -172,3 +178,62 @@ def test_a_replica_prunes_on_a_failure_at_most_once_per_interval(app_database: s
     assert handle.fail("fresh.a") == 2  # within the interval: no prune
     assert rows(one) == 2
     assert handle.retry_after("Fresh.A") == 1.0
+
+
+@pytest.fixture
+def seeded_database(database_url: str) -> str:
+    run_cli(
+        {"ERP_DATABASE_URL": database_url, "ERP_SECRET_KEY": SECRET, "ERP_ENVIRONMENT": "test"},
+        "seed-positions",
+    )
+    return database_url
+
+
+def register(engine: Engine, full_name: str, position: str, settings: Settings):  # type: ignore[no-untyped-def]
+    n = secrets.token_hex(4)
+    data = StaffCreate(
+        full_name=full_name,
+        email=f"e{n}@example.com",
+        position_code=position,
+        rocketchat_user_id=f"rc{n}",
+        rocketchat_username=f"u{n}",
+    )
+    with engine.begin() as conn:
+        return staff_service.register(conn, data, settings)
+
+
+def test_a_new_code_ends_the_backoff_of_its_login_only(seeded_database: str, replicas) -> None:
+    """Wrong codes a stranger tries on a login before its account exists (logins are predictable) are
+    forgotten when the account is made, by the bot's registration or an admin's approval, and wrong codes
+    against a code are forgotten when an admin issues a new one; other logins keep theirs."""
+    one, two = replicas
+    settings = Settings(database_url=seeded_database, environment="test", secret_key=SECRET)
+    policy = Policy(free=2, max_seconds=300.0)
+    for login, count in (("ivanov.i", 4), ("ivanov.i2", 3), ("sidorov.s", 2)):
+        for _ in range(count):
+            fail(one, login, policy, at(0))
+    assert [wait(two, login, policy, at(0)) for login in ("ivanov.i", "ivanov.i2")] == [4.0, 2.0]
+
+    first, registered = register(two, "Иванов Иван", "ENG", settings)  # account and code at once
+    assert wait(one, "ivanov.i", policy, at(0)) == 0.0
+    assert (registered.login, registered.backoff_cleared) == ("ivanov.i", 4)
+    assert "backoff_cleared" not in registered.model_dump_json()  # for the audit, never in a response
+    assert wait(one, "ivanov.i2", policy, at(0)) == 2.0  # the namesake's login: no account yet
+
+    pending, none = register(two, "Иванов Игорь", "ACC", settings)  # waits for an admin
+    assert none is None
+    assert wait(one, "ivanov.i2", policy, at(0)) == 2.0
+    with Session(one) as session, session.begin():
+        approved = staff_service.approve(session, staff_service.get(session, pending.id, lock=True), settings)
+    assert approved is not None
+    assert wait(two, "ivanov.i2", policy, at(0)) == 0.0
+    assert (approved.login, approved.backoff_cleared) == ("ivanov.i2", 3)
+
+    assert [fail(two, "ivanov.i", policy, at(1)) for _ in range(3)] == [1, 2, 3]  # from scratch
+    with Session(two) as session, session.begin():
+        staff = staff_service.get(session, first.id, lock=True)
+        reissued = users_service.reissue_code(session, staff, settings)
+    assert wait(one, "ivanov.i", policy, at(1)) == 0.0
+    assert (reissued.login, reissued.backoff_cleared) == ("ivanov.i", 3)
+    assert fail(one, "ivanov.i", policy, at(2)) == 1  # the old code's wrong guesses do not carry over
+    assert wait(one, "sidorov.s", policy, at(0)) == 1.0  # untouched
