@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import secrets
 import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from infra.test_monitoring import admins_messages_naming, prometheus_api, query, wait_for
+from plugins.images import tiny_image
 from plugins.infra import Stack, docker_inspect
 
 from ops.figures import append_record
@@ -70,18 +69,6 @@ def report(
         append_record(f"drill.{figure}.alert_s", detected_s)
         if recovered_s is not None:
             append_record(f"drill.{figure}.recovery_s", recovered_s)
-
-
-def tiny_image(tmp: Path, tag: str) -> None:
-    """An image holding /bin/false and its libraries, imported (nothing is pulled)."""
-    ldd = run(["ldd", "/bin/false"]).stdout
-    files = {"/bin/false", *re.findall(r"(/\S+\.so[.\d]*)", ldd)}
-    archive = tmp / "image.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in sorted(files):
-            tar.add(Path(path).resolve(), arcname=path.lstrip("/"))
-    out = run(["docker", "import", str(archive), f"{tag}:drill"])
-    assert out.returncode == 0, out.stderr
 
 
 def short_lived_chain(stack: Stack, original: bytes, days: int) -> bytes:
@@ -213,7 +200,7 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
         assert name in stack.containers, f"{name} is not running: deploy first (make up)"
     tag = f"pmxdrill-{secrets.token_hex(4)}"
     workdir = tmp_path_factory.mktemp("drill")
-    tiny_image(workdir, tag)
+    tiny_image(workdir, f"{tag}:drill", ("/bin/false",))  # /bin/false and its libraries, nothing pulled
     fullchain = stack.root / "pki" / "server" / "fullchain.pem"
     original = fullchain.read_bytes()
     shortened = short_lived_chain(stack, original, days=3)
