@@ -43,10 +43,12 @@ def test_relative_links_resolve(document: Path) -> None:
 
 RUNBOOKS = [
     "README.md",
+    "docs/erp.md",
     "docs/install.md",
     "docs/operations.md",
     "docs/quickref-devops.md",
     "docs/quickref-qa.md",
+    "docs/simulator.md",
     "docs/support.md",
     "docs/training/admin-course.md",
     "docs/training/employee-quick-start.md",
@@ -58,6 +60,7 @@ RUNBOOK_INFRA = "tests/infra/test_runbooks.py"
 ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-infra runs
 LAYERS = "tests/infra/test_layers.py"  # in `make deploy-cycle` (lab host), not yet in make test-infra
 BACKUP = "tests/infra/test_backup.py"
+AS_WRITTEN = "tests/test_docs.py"  # the tests below run these from the document, in a scratch directory
 
 # (command regex, evidence). Evidence kinds:
 #   "tests/x.py::test_y"  that test runs the command (or, for `docker logs … | grep`, matches the pattern
@@ -101,6 +104,19 @@ REGISTRY: list[tuple[str, object]] = [
             "tests/loadtests/test_locust.py",
         ),
     ),
+    (
+        r"python -m erp (migrate|seed-positions|keys create .*)",
+        f"{AS_WRITTEN}::test_the_erp_manual_setup_runs_as_written",
+    ),
+    (
+        r"openssl rand -base64 48 > /etc/erp/secret .*",
+        f"{AS_WRITTEN}::test_the_erp_manual_setup_runs_as_written",
+    ),
+    (
+        r"ERP_SECRET_KEY_FILE=\S+ python -m erp serve .*",
+        f"{AS_WRITTEN}::test_the_erp_manual_setup_runs_as_written",
+    ),
+    (r"PORT=3000 .* python -m rocketchat_sim", f"{AS_WRITTEN}::test_the_simulator_starts_as_written"),
     (r"\.venv/bin/pytest( -q)?( tests/\S+| -m \w+)+( -q)?", "pytest"),
     (r"docker ps --filter name=photomatrix- .*", f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written"),
     (
@@ -466,3 +482,155 @@ def test_generated_blocks_match_their_sources() -> None:
     from ops import figures
 
     assert figures.stale() == [], "run python -m ops.figures write"
+
+
+# --------------------------------------------------------------------------------------------------
+# Runbook commands run as written, against processes the test starts, in a scratch directory. The only
+# substitutions: a file the document puts under /etc goes into the scratch directory, a fixed port or
+# 0.0.0.0 becomes a free loopback port, and a password shown as `...` becomes a random one.
+
+
+def documented_block(document: str, first: str) -> list[str]:
+    from plugins.docs import shell_commands
+
+    commands = [c.text for c in shell_commands(ROOT / document) if not c.illustrative]
+    start = [i for i, text in enumerate(commands) if text.startswith(first)]
+    assert start, f"{document} has no command starting with {first!r}"
+    return commands[start[0] :]
+
+
+def scratch_env() -> dict[str, str]:
+    """As an administrator's shell in the checkout: `python` is the project's, packages from the tree."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "BOT_", "SIM_", "ADMIN_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def wait_for(url: str, process, timeout: float = 60) -> object:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else "exited"
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
+            time.sleep(0.2)
+
+
+def stop(process) -> None:
+    """The shell and the server it started (their own session)."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.mark.integration
+def test_the_erp_manual_setup_runs_as_written(tmp_path: Path) -> None:
+    """docs/erp.md "Running it": migrate, seed the positions, create the bot's key, make the secret file
+    and serve, each command as the document gives it, from a fresh directory (the default SQLite file)."""
+    import subprocess
+
+    import httpx
+    from plugins.processes import free_port
+
+    migrate, seed, create, secret, serve = documented_block("docs/erp.md", "python -m erp migrate")[:5]
+    assert serve.startswith("ERP_SECRET_KEY_FILE=")
+    env = scratch_env()
+
+    def bash(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    for command in (migrate, seed):
+        done = bash(command)
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+    created = bash(create)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("erp_"), created.stdout  # the key alone on stdout, once
+    made = bash(secret.replace("/etc/erp/secret", str(tmp_path / "secret")))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+    listed = bash("python -m erp keys list")
+    assert "bot" in listed.stdout
+    assert "admin" in listed.stdout
+    assert "10.0.0.0/8" in listed.stdout
+
+    port = free_port()
+    command = serve.replace("/etc/erp/secret", str(tmp_path / "secret"))
+    command = command.replace("--host 0.0.0.0 --port 8000", f"--host 127.0.0.1 --port {port}")
+    assert command != serve
+    server = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        ready = wait_for(f"http://127.0.0.1:{port}/readyz", server)
+        assert ready.status_code == 200, ready.text
+        # the key works only from the network it allows: loopback is refused
+        refused = httpx.get(
+            f"http://127.0.0.1:{port}/api/bot/v1/positions", headers={"X-API-Key": key}, timeout=5
+        )
+        assert refused.status_code == 403, refused.text
+        # (the same scopes without --allow are served from loopback: it was the network)
+        other = bash(create.replace("--name bot", "--name bot-loopback").split(" --allow")[0]).stdout.strip()
+        served = httpx.get(
+            f"http://127.0.0.1:{port}/api/bot/v1/positions", headers={"X-API-Key": other}, timeout=5
+        )
+        assert served.status_code == 200, served.text
+    finally:
+        stop(server)
+
+
+@pytest.mark.integration
+def test_the_simulator_starts_as_written(tmp_path: Path) -> None:
+    """docs/simulator.md "Running it": the simulator with its first admin, who can log in."""
+    import secrets
+    import subprocess
+
+    import httpx
+    from plugins.processes import free_port
+
+    (command,) = documented_block("docs/simulator.md", "PORT=3000 ")[:1]
+    port, password = free_port(), secrets.token_urlsafe(12)
+    run = command.replace("PORT=3000", f"PORT={port}").replace("ADMIN_PASS=...", f"ADMIN_PASS={password}")
+    assert run.count(str(port)) == 1
+    assert password in run
+    sim = subprocess.Popen(
+        ["bash", "-c", run],
+        cwd=tmp_path,
+        env=scratch_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        info = wait_for(f"http://127.0.0.1:{port}/api/info", sim)
+        assert info.status_code == 200, info.text
+        login = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/login", json={"user": "admin", "password": password}, timeout=10
+        )
+        assert login.status_code == 200, login.text
+        assert login.json()["data"]["me"]["emails"][0]["address"] == "admin@example.com"
+    finally:
+        stop(sim)
