@@ -96,6 +96,8 @@ def run_figures(
         values["bench.erp_get_p99_ms"] = sqlite["get"]["p99"]
         values["bench.erp_post_staff_sqlite_rps"] = sqlite["post"]["rps"]
     if postgresql:
+        values["bench.erp_get_postgresql_rps"] = postgresql["get"]["rps"]
+        values["bench.erp_get_postgresql_p99_ms"] = postgresql["get"]["p99"]
         values["bench.erp_post_staff_postgresql_rps"] = postgresql["post"]["rps"]
     clean = bool(results) and all(
         phase["requests"] > 0 and phase["non_2xx"] == 0 and phase["socket_errors"] == 0

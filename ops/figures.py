@@ -32,6 +32,7 @@ BENCH_RECORDS = "bench.jsonl"  # loadtests/bench_*.py; the drills write drills.j
 CHECKLIST = "docs/checklist.md"
 OPERATIONS = "docs/operations.md"
 LAB = "docs/lab.md"
+ERP = "docs/erp.md"
 LAB_LOG = Path("/var/log/photomatrix-lab-cycle.log")  # lab/cycle.py's report(): the cycles' results
 
 
@@ -95,6 +96,15 @@ def drills_block(data: dict) -> str:
     return "\n".join(rows) + "\n\n" + "; ".join(timings) + "."
 
 
+def erp_bench_block(data: dict) -> str:
+    """docs/erp.md's table (inside a list item, so indented): GET req/s and p99, POST req/s per backend."""
+    rows = ["| Backend | GET `/staff?rocketchat_username=` | POST `/staff` |", "|---|---|---|"]
+    for title, name in (("SQLite", "sqlite"), ("PostgreSQL 15", "postgresql")):
+        get, p99, post = (value_range(data["figures"][key]) for key in data["blocks"]["erp_bench"][name])
+        rows.append(f"| {title} | {get}, p99 {p99} | {post} |")
+    return "\n".join(f"  {row}" for row in rows)
+
+
 def lab_block(data: dict) -> str:
     rows = ["| Cycle step | Time | Runs |", "|---|---|---|"]
     for key in data["blocks"]["lab_cycle"]:
@@ -131,14 +141,15 @@ BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (CHECKLIST, "open", False, lambda _, text: open_block(text)),
     (OPERATIONS, "drill figures", False, lambda data, _: drills_block(data)),
     (LAB, "lab cycle figures", False, lambda data, _: lab_block(data)),
+    (ERP, "erp bench", False, lambda data, _: erp_bench_block(data)),
 ]
 
 
 def block_pattern(name: str, inline: bool) -> re.Pattern[str]:
     start = re.escape(f"<!-- generated: {name} (python -m ops.figures write) -->")
     end = re.escape(f"<!-- end: {name} -->")
-    gap = "" if inline else r"\n"
-    return re.compile(f"({start}{gap})(.*?)({end})", re.S)
+    gap, indent = ("", "") if inline else (r"\n", r"[ \t]*")  # an end marker may be indented (a list item)
+    return re.compile(f"({start}{gap})(.*?)({indent}{end})", re.S)
 
 
 def render(text: str, name: str, inline: bool, body: str, document: str) -> str:

@@ -31,7 +31,7 @@ def test_a_changed_figure_makes_its_block_stale_until_written(tree: Path) -> Non
     data = json.loads((tree / "ops/figures.json").read_text(encoding="utf-8"))
     data["figures"]["bench.erp_get_rps"].update(low=2500, high=3100, approx=False)
     (tree / "ops/figures.json").write_text(json.dumps(data), encoding="utf-8")
-    assert figures.stale(tree) == [f"{figures.CHECKLIST}: performance"]
+    assert figures.stale(tree) == [f"{figures.CHECKLIST}: performance", f"{figures.ERP}: erp bench"]
     for document, text in figures.generated(tree).items():
         (tree / document).write_text(text, encoding="utf-8")
     assert figures.stale(tree) == []
@@ -187,3 +187,13 @@ def test_record_lab_without_a_log_says_so(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "no lab cycle has logged here" in out.stderr
+
+
+def test_a_block_inside_a_list_item_keeps_its_indented_end_marker() -> None:
+    text = "- item:\n\n  <!-- generated: x (python -m ops.figures write) -->\n  old\n  <!-- end: x -->\n"
+    once = figures.render(text, "x", False, "  | a |", "doc.md")
+    assert (
+        once
+        == "- item:\n\n  <!-- generated: x (python -m ops.figures write) -->\n  | a |\n  <!-- end: x -->\n"
+    )
+    assert figures.render(once, "x", False, "  | a |", "doc.md") == once
