@@ -43,13 +43,17 @@ def test_relative_links_resolve(document: Path) -> None:
 
 RUNBOOKS = [
     "README.md",
+    "docs/bot-admin-guide.md",
     "docs/erp.md",
     "docs/install.md",
+    "docs/load-testing.md",
     "docs/operations.md",
     "docs/quickref-devops.md",
     "docs/quickref-qa.md",
+    "docs/rocketchat-configuration.md",
     "docs/simulator.md",
     "docs/support.md",
+    "docs/test-plan.md",
     "docs/training/admin-course.md",
     "docs/training/employee-quick-start.md",
 ]
@@ -117,7 +121,15 @@ REGISTRY: list[tuple[str, object]] = [
         f"{AS_WRITTEN}::test_the_erp_manual_setup_runs_as_written",
     ),
     (r"PORT=3000 .* python -m rocketchat_sim", f"{AS_WRITTEN}::test_the_simulator_starts_as_written"),
-    (r"\.venv/bin/pytest( -q)?( tests/\S+| -m \w+)+( -q)?", "pytest"),
+    (
+        r"make capacity",
+        "tests/loadtests/test_load_run.py::test_make_capacity_reports_the_figure_and_the_saturated_component",
+    ),
+    (
+        r"python loadtests/bench_bot\.py",
+        "tests/bot/test_bench_bot.py::test_bench_bot_prints_its_figures_with_a_seeded_store",
+    ),
+    (r"(\.venv/bin/)?pytest( -q)?( tests/\S+| -m \w+)+( -q)?", "pytest"),
     (r"docker ps --filter name=photomatrix- .*", f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written"),
     (
         r"curl -sS --cacert \S+ https://localhost/api/info",
