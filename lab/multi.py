@@ -96,14 +96,21 @@ def _figure(seconds: float) -> Figure:
 STEPS = ("up", "docker", "site", "verify", "again")
 
 
-def multi(inventory: Path = DEFAULT_INVENTORY, keep: bool = False, start: str = "up") -> dict[str, Figure]:
-    """The cycle; START other than "up" resumes a kept lab at that step (nothing removed first)."""
+def multi(
+    inventory: Path = DEFAULT_INVENTORY,
+    keep: bool = False,
+    start: str = "up",
+    figures: dict[str, Figure] | None = None,
+) -> dict[str, Figure]:
+    """The cycle; START other than "up" resumes a kept lab at that step (nothing removed first).
+
+    FIGURES (filled as each step ends) keeps the steps that passed when a later one fails."""
     if start not in STEPS:
         raise CycleError(f"no step {start!r}: one of {', '.join(STEPS)}")
     lab = load(inventory)
     name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
     todo = STEPS[STEPS.index(start) :]
-    figures: dict[str, Figure] = {}
+    figures = {} if figures is None else figures
     with control.lock(lab):
         if start == "up":
             control.down(lab)  # fresh hosts: nothing left from an earlier run
@@ -151,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    figures: dict[str, Figure] = {}
     try:
-        figures = multi(args.inventory.resolve(), keep=args.keep, start=args.start)
+        multi(args.inventory.resolve(), keep=args.keep, start=args.start, figures=figures)
     except (LabConfigError, docker.DockerError, CycleError, OSError, subprocess.SubprocessError) as exc:
-        report(f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}", sys.stderr)
+        lines = [f"lab cycle multi: FAILED after {time.monotonic() - started:.0f} s: {exc}"]
+        report("\n".join(lines + summary(figures)), sys.stderr)
         return 1
     lines = [f"lab cycle multi: passed in {time.monotonic() - started:.0f} s"]
     lines += summary(figures)

@@ -94,3 +94,26 @@ def test_from_refuses_without_a_kept_lab(steps: list[str], monkeypatch: pytest.M
     with pytest.raises(multi.CycleError, match="needs the kept lab"):
         multi.multi(keep=True, start="site")
     assert steps == []
+
+
+def test_a_failed_run_still_reports_the_steps_that_passed(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lab.multi as multi
+
+    def verify_fails(argv: list[str], what: str) -> tuple[float, str]:
+        raise multi.CycleError("verify failed (exit code 1)")
+
+    reports: list[str] = []
+    monkeypatch.setattr(multi, "_run", verify_fails)
+    monkeypatch.setattr(multi, "report", lambda text, stream: reports.append(text))
+    assert multi.main([]) == 1
+    lines = reports[0].splitlines()
+    assert "FAILED" in lines[0]
+    assert "verify failed" in lines[0]
+    assert [line.split(" s  (load")[0].rsplit(None, 1)[0].strip() for line in lines[1:]] == [
+        "lab up",
+        "docker layer (engines, firewall, images built once, pushed, pulled)",
+        "site.yml (cold deploy across the hosts)",
+        "lab down",
+    ]
