@@ -170,6 +170,19 @@ class Proxy:
     script: Path
     job: str
     export: Path
+    tmp: Path
+    ca_bundle: Path
+
+    def play(self, playbook: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook against localhost with the test's variables (and EXTRA arguments)."""
+        return run(
+            str(BIN / "ansible-playbook"), "-i", str(self.tmp / "hosts.yml"), str(playbook),
+            "-e", f"@{self.tmp / 'vars.json'}", *extra,
+            cwd=ROOT,
+            env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                 # The role fetches pebble's root from its management API (HTTPS from the CA made here).
+                 "SSL_CERT_FILE": str(self.ca_bundle)},
+        )  # fmt: skip
 
 
 def own_crons() -> set[int]:
@@ -204,6 +217,8 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         script=tmp / "acme-renew",
         job=job,
         export=tmp / "controller" / "acme-roots.pem",
+        tmp=tmp,
+        ca_bundle=pebble.server_ca,
     )
     extra = {
         "tls_proxy_root": str(root),
@@ -247,14 +262,9 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     cron_before = own_crons()
     run("docker", "network", "create", network).check_returncode()
     try:
-        play = run(
-            str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "site.yml"),
-            "-e", f"@{tmp / 'vars.json'}",
-            cwd=ROOT,
-            env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                 # The role fetches pebble's root from its management API (HTTPS from the CA made here).
-                 "SSL_CERT_FILE": str(pebble.server_ca)},
-        )  # fmt: skip
+        started = time.monotonic()
+        play = result.play(tmp / "site.yml")
+        print(f"first run (issuance) took {time.monotonic() - started:.1f} s")
         (tmp / "play.log").write_text(play.stdout + play.stderr)
         assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
         yield result
@@ -372,3 +382,42 @@ def test_the_renewal_job_renews_for_real_and_the_proxy_serves_the_new_certificat
     while (served := served_leaf(proxy, pebble)) != after and time.monotonic() < deadline:
         time.sleep(0.5)
     assert served == after
+
+
+def test_a_second_run_changes_nothing(proxy: Proxy, pebble: Pebble) -> None:
+    """Within the renewal window the role's run of the script is `unchanged`: no task changes."""
+    served = served_leaf(proxy, pebble)
+    again = proxy.play(proxy.tmp / "site.yml")
+    assert again.returncode == 0, again.stdout[-4000:]
+    recap = again.stdout[again.stdout.rindex("PLAY RECAP") :]
+    assert "changed=0" in recap, again.stdout[-6000:]
+    assert served_leaf(proxy, pebble) == served
+
+
+def test_a_chain_that_does_not_reach_the_trust_roots_stops_the_play(proxy: Proxy, pebble: Pebble) -> None:
+    """Trust roots that did not sign the served chain (here: the CA of pebble's own HTTPS): the role
+    refuses them instead of handing clients a CA file that fails every handshake."""
+    playbook = proxy.tmp / "trust.yml"
+    playbook.write_text(
+        "- name: Trust roots only (test)\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Trust\n      ansible.builtin.include_role:\n        name: tls_proxy\n"
+        "        tasks_from: acme_trust.yml\n"
+    )
+    wrong = {
+        "tls_proxy_acme_trust_roots": [pebble.server_ca.read_text()],
+        "tls_proxy_acme_trust_export": "",
+        "tls_proxy_pki_dir": str(proxy.tmp / "wrong-pki"),
+    }
+    (proxy.tmp / "wrong-pki" / "server").mkdir(parents=True)
+    shutil.copy(proxy.root / "pki" / "server" / "fullchain.pem", proxy.tmp / "wrong-pki" / "server")
+    refused = proxy.play(playbook, "-e", json.dumps(wrong))
+    assert refused.returncode != 0
+    assert "Check that the served chain verifies against the trust roots" in refused.stdout
+    assert "unable to get local issuer certificate" in refused.stdout + refused.stderr
+    # A PEM text that is no certificate is refused before anything is written.
+    wrong["tls_proxy_acme_trust_roots"] = ["not a certificate"]
+    refused = proxy.play(playbook, "-e", json.dumps(wrong))
+    assert refused.returncode != 0
+    assert "neither an https URL nor a PEM certificate" in refused.stdout
+    # Refused roots are neither installed nor handed out.
+    assert not (proxy.tmp / "wrong-pki" / "acme-roots.pem").exists()
