@@ -1,12 +1,13 @@
 """ERP hosts behind the proxy with one shared PostgreSQL on the `db` host (docs/topology.md): every ERP
-host names the same database without a password, sees the same data, and serves requests that come in
-through the public name. Read-only (`make verify INVENTORY=...`); skipped for an inventory without a
-`db` group or with one ERP host."""
+host names the same database without a password, reaches it over TLS verified against the internal CA,
+sees the same data, and serves requests that come in through the public name. Read-only (`make verify
+INVENTORY=...`); skipped for an inventory without a `db` group or with one ERP host."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import socket
 import ssl
 import tempfile
@@ -99,3 +100,38 @@ def test_each_erp_host_serves_requests_through_the_public_name(fleet, erp_hosts)
     after = {name: _served_stylesheets(fleet, proxy, name) for name in erp_hosts}
     idle = [name for name in erp_hosts if after[name] <= before[name]]
     assert not idle, f"no request through https://{domain} reached {idle} ({before} -> {after})"
+
+
+# Run in the ERP's container with its own environment (URL, PGPASSFILE, PGSSLMODE, PGSSLROOTCERT): one
+# SELECT of this connection's TLS state, then a plain connection that the db host must refuse.
+TLS_PROBE = """
+import json, os, psycopg
+url = os.environ["ERP_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+with psycopg.connect(url, connect_timeout=10) as conn:
+    ssl, version = conn.execute(
+        "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+try:
+    psycopg.connect(url, sslmode="disable", connect_timeout=10).close()
+    plain = "accepted"
+except psycopg.OperationalError as exc:
+    plain = str(exc)
+print(json.dumps({"ssl": ssl, "version": version, "plain": plain}))
+"""
+
+
+def test_the_erp_hosts_reach_the_database_over_verified_tls(fleet, erp_hosts) -> None:
+    """With the internal CA (tls_proxy_cert_mode selfsigned), each ERP host's connection to the db host is
+    TLS checked against it (verify-full), and a plain connection is refused (hostssl only)."""
+    proxy = fleet.group("proxy")[0]
+    if fleet.var(proxy, "tls_proxy_cert_mode", "selfsigned") != "selfsigned":
+        pytest.skip("no internal CA: the database hop is not TLS from it")
+    for name in erp_hosts:
+        host = fleet.hosts[name]
+        env = _env(host)
+        assert env.get("PGSSLMODE") == "verify-full", f"{name}: PGSSLMODE is {env.get('PGSSLMODE')}"
+        assert env.get("PGSSLROOTCERT") == "/run/secrets/erp/postgresql-ca.crt", name
+        out = host.check_output(f"docker exec {ERP_CONTAINER} python -c {shlex.quote(TLS_PROBE)}")
+        probe = json.loads(out.strip().splitlines()[-1])
+        assert probe["ssl"] is True, f"{name}: {probe}"
+        assert probe["version"] in ("TLSv1.2", "TLSv1.3"), f"{name}: {probe}"
+        assert "no pg_hba.conf entry" in probe["plain"], f"{name}: a plain connection was {probe['plain']}"

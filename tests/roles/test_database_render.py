@@ -23,6 +23,10 @@ RENDERED = [
     "postgresql_client_networks",
     "postgresql_publish_address",
     "photomatrix_firewall_rules",
+    "postgresql_tls",
+    "postgresql_tls_ca_host",
+    "postgresql_tls_names",
+    "erp_api_database_tls",
 ]
 LAB = {
     "proxy": {"edge": "10.77.0.10"},
@@ -32,8 +36,9 @@ LAB = {
 }
 
 
-def render(tmp: Path, groups: dict[str, dict[str, str | None]]) -> dict[str, dict]:
+def render(tmp: Path, groups: dict[str, dict[str, str | None]], **extra: str) -> dict[str, dict]:
     common = {
+        **extra,
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "photomatrix_bootstrap_secrets_dir": str(tmp / "store"),
@@ -96,3 +101,32 @@ def test_without_a_db_group_each_erp_host_keeps_sqlite(tmp_path: Path) -> None:
     for host in ("erp1", "erp2"):
         assert lab[host]["erp_api_database_url"] == "sqlite:////var/lib/erp/erp.sqlite3"
         assert lab[host]["erp_api_database_password"] == ""
+
+
+def test_the_database_hop_is_tls_from_the_internal_ca(tmp_path: Path) -> None:
+    lab = render(tmp_path, LAB)
+    db = lab["db1"]
+    assert db["postgresql_tls"] is True
+    assert db["postgresql_tls_ca_host"] == "edge"  # where tls_proxy keeps the internal CA
+    # verify-full: the name the ERP hosts connect by (the URL's host) is in the certificate.
+    assert db["postgresql_tls_names"] == ["10.77.0.41", "db1", "postgresql"]
+    for host in ("erp1", "erp2"):
+        assert lab[host]["erp_api_database_tls"] in (True, "True")
+
+
+def test_the_alias_is_in_the_certificate_when_the_erp_runs_on_the_db_host(tmp_path: Path) -> None:
+    solo = render(tmp_path, {"proxy": {"solo": None}, "erp": {"solo": None}, "db": {"solo": None}})["solo"]
+    assert solo["postgresql_tls"] is True
+    assert "postgresql" in solo["postgresql_tls_names"]
+
+
+@pytest.mark.parametrize(
+    ("groups", "extra"),
+    [
+        pytest.param({k: v for k, v in LAB.items() if k != "db"}, {}, id="no-db-group"),
+        pytest.param(LAB, {"tls_proxy_cert_mode": "acme"}, id="no-internal-ca"),
+    ],
+)
+def test_no_tls_without_a_db_host_or_an_internal_ca(tmp_path: Path, groups: dict, extra: dict) -> None:
+    for values in render(tmp_path, groups, **extra).values():
+        assert values["erp_api_database_tls"] in (False, "False")
