@@ -64,7 +64,15 @@ def test_admin_actions_on_a_missing_record_are_404(erp_server):
             assert response.json()["code"] == "not_found"
 
 
-def test_position_access_and_role_change_applies_to_existing_accounts(erp_server, new_staff):
+@pytest.fixture
+def positions_server(erp_server_factory):
+    """A server of its own: the test changes seeded positions (CLN keeps a role the API cannot clear),
+    which the modules sharing `erp_server` rely on."""
+    return erp_server_factory(name="erp-positions")
+
+
+def test_position_access_and_role_change_applies_to_existing_accounts(positions_server, new_staff):
+    erp_server = positions_server
     with erp_server.client(erp_server.admin_key) as admin:
         staff_id = register(admin, new_staff(position_code="MGR"))["staff"]["id"]
         changed = admin.patch(f"{API}/positions/MGR", json={"erp_role": "sales_lead"})

@@ -33,13 +33,22 @@ def test_contract_declares_problem_responses_and_security():
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
 
 
+@pytest.fixture(scope="module")
+def fuzzed_server(erp_server_factory):
+    """A server and database of its own: with the admin key the fuzzer PATCHes the seeded positions
+    (ACC stops requiring approval, DRV starts to, HR is deactivated, roles rewritten), which the
+    modules sharing `erp_server` rely on; on theirs they failed whenever this test ran first."""
+    return erp_server_factory(name="erp-schemathesis")
+
+
 @pytest.mark.integration
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(erp_server, tmp_path):
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_server, tmp_path):
     """Every operation, valid admin key: no 5xx, every response matches the documented schema.
 
     `positive_data_acceptance` is left out: some 4xx come from rules a JSON Schema cannot state
     (an unknown position code, a wrong activation code, one look-up filter required).
     """
+    erp_server = fuzzed_server
     schemathesis = Path(sys.executable).with_name("schemathesis")
     args = [
         str(schemathesis), "run", f"{erp_server.base_url}/openapi.json",
