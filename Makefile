@@ -41,25 +41,37 @@ format: setup ## rewrite Python sources with ruff
 # `make -n` still runs recipe lines that name $(MAKE): those lines stop at DRY_RUN instead.
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 
-# pytest and the deployment cycle side by side (each waits mostly on processes and containers): the
-# cycle's output goes to TEST_INFRA_LOG and is summarised after pytest; both must pass.
-# TEST_SERIAL=true runs them one after the other.
+# pytest beside the deployment cycles (each waits mostly on processes and containers): make test-infra
+# (this machine's stack), then make test-delivery (the delivery pipeline against its lab), their output
+# in TEST_INFRA_LOG and TEST_DELIVERY_LOG, summarised after pytest; all must pass.
+# TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false leaves the delivery run out.
 TEST_INFRA_LOG ?= .state/test-infra.log
-test: lint ## lint, then every test: pytest (unit, integration, e2e) and make test-infra side by side
-	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest and make test-infra"; exit 0; fi; \
+TEST_DELIVERY_LOG ?= .state/test-delivery.log
+TEST_DELIVERY ?= true
+test: lint ## lint, then every test: pytest beside make test-infra followed by make test-delivery
+	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-infra, make test-delivery"; exit 0; fi; \
+	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
+	    $(MAKE) test-delivery; }; \
 	  if [ "$(TEST_SERIAL)" = true ]; then \
-	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra; exit $$?; fi; \
-	  mkdir -p $(dir $(TEST_INFRA_LOG)); echo "make test-infra runs alongside, log: $(TEST_INFRA_LOG)"; \
-	  $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!; \
-	  trap 'kill $$infra 2>/dev/null; wait $$infra' INT TERM; \
+	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery; exit $$?; fi; \
+	  mkdir -p $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)); rm -f $(TEST_INFRA_LOG).rc; \
+	  echo "make test-infra, then make test-delivery, run alongside; logs: $(TEST_INFRA_LOG), $(TEST_DELIVERY_LOG)"; \
+	  ( $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1; infra_rc=$$?; \
+	    delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; \
+	    echo "$$infra_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
+	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
 	  $(BIN)/pytest $(PYTEST_ARGS); pytest_rc=$$?; \
-	  wait $$infra; infra_rc=$$?; \
+	  wait $$cycles; read infra_rc delivery_rc < $(TEST_INFRA_LOG).rc || { infra_rc=1; delivery_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
 	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
 	  if [ $$infra_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_INFRA_LOG); fi; \
-	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc"; \
-	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ]
+	  echo "== make test-delivery (whole log: $(TEST_DELIVERY_LOG))"; \
+	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|make.*Error)' \
+	    $(TEST_DELIVERY_LOG) || true; \
+	  if [ $$delivery_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_DELIVERY_LOG); fi; \
+	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc, make test-delivery exit $$delivery_rc"; \
+	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ]
 
 test-fast: setup ## unit tests only
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)

@@ -69,7 +69,8 @@ AS_WRITTEN = "tests/test_docs.py"  # the tests below run these from the document
 # (command regex, evidence). Evidence kinds:
 #   "tests/x.py::test_y"  that test runs the command (or, for `docker logs … | grep`, matches the pattern
 #                         against the same process's log);
-#   "make:<target>"       CI's `make test` reaches that target (test → lint, test-infra → up/verify/down);
+#   "make:<target>"       CI's `make test` reaches that target (test → lint, test-infra → up/verify/down,
+#                         test-delivery);
 #   "ci:make test"        the CI entry point itself (.ci/run);
 #   "apt:<pkg> …"         CI installs these packages with apt-get (.ci/apt-packages.txt);
 #   "pytest"              a pytest selection of paths and markers that exist; CI's full run includes it.

@@ -185,6 +185,22 @@ def test_make_test_delivery_is_the_staging_run_against_the_release_lab():
     assert "-m release staging-run -i release/lab --keep" in " ".join(dry.stdout.split())
 
 
+def test_ci_s_make_test_runs_the_staging_run_after_the_deployment_cycle():
+    """`.ci/run` → `make test`: pytest beside `make test-infra` then `make test-delivery` (not in parallel
+    with each other: both build the images and deploy)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
+    cycles = recipe[recipe.index("( $(MAKE) test-infra") : recipe.index(") & cycles=")]
+    assert cycles.index("$(MAKE) test-infra") < cycles.index("delivery >")
+    assert "$(MAKE) test-delivery" in recipe
+    assert '"$(TEST_DELIVERY)" = false' in recipe
+    assert "[ $$delivery_rc = 0 ]" in recipe  # its failure fails make test
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert "would run pytest, make test-infra, make test-delivery" in dry.stdout, dry.stdout[-2000:]
+
+
 def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path):
     inventory = Path("release/lab")
     with deploy.release_tree(released.commit, inventory) as tree:
