@@ -77,6 +77,20 @@ def test_summary_says_how_to_get_in_without_a_secret(
         assert "OFFLINE SUBSTITUTION" not in out
 
 
+def test_the_substitution_warning_says_what_stood_in_and_where_the_images_came_from(
+    tmp_path: Path, admin_secret: str
+) -> None:
+    local = run_summary(tmp_path, True)
+    assert "MongoDB was NOT deployed" in local
+    assert "built on this host from Debian packages" in local
+    # A lab (inventory/lab): the images come from its registry; MongoDB's role stopped before mongod.
+    lab = run_summary(tmp_path, True, container_registry="10.77.0.5:5000", mongodb_run_mongod="false")
+    assert "!!! OFFLINE SUBSTITUTION !!!" in lab
+    assert "pulled from the registry 10.77.0.5:5000 by reference" in lab
+    assert "built on this host" not in lab
+    assert "never production" in lab
+
+
 def test_summary_follows_the_inventory(tmp_path: Path, admin_secret: str) -> None:
     out = run_summary(
         tmp_path,
