@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -72,9 +73,10 @@ def test_smoke_profile_against_the_local_stack(tmp_path: Path) -> None:
     assert int(rows["Aggregated"]["Failure Count"]) == 0, failures(folder) + output[-3000:]
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# Load run: smoke — PASS")
-    assert "| status | p95 |" in summary
+    # p95 where the run had 20 status round trips, else the slowest one held to the p99 limit (slo.judge)
+    assert re.search(r"\| status \| (p95|max \(\d+ requests: too few for a p95/p99;)", summary), summary
     assert "generator CPU" in output
-    assert "ok: smoke: registration: confirm: p95" in output
+    assert re.search(r"ok: smoke: registration: confirm: (p95|max) ", output), output[-3000:]
     info = json.loads((folder / "info.json").read_text())
     assert info["accounts_left"] == 0
 
@@ -139,8 +141,9 @@ def test_make_load_soak_on_a_target_over_tls_master_and_worker_with_a_breached_s
     # make answers 2 for any failed recipe; the runner's own exit code is in make's message.
     assert result.returncode == 2, output[-4000:]
     assert "] Error 1" in result.stderr, output[-4000:]
-    assert "SLO breach: soak: status: p95" in output
-    assert "SLO breach: soak: registration: register: p99" in output
+    # Each impossible objective breaks as a percentile, or (a short run) as the slowest request held to it.
+    assert re.search(r"SLO breach: soak: status: (p95|max) ", output), output[-4000:]
+    assert re.search(r"SLO breach: soak: registration: register: (p99|max) ", output), output[-4000:]
     # the soak profile watched the ERP's memory through its /metrics
     assert "SLO breach: soak: ERP memory: memory_growth" in output
     assert stack.admin_password not in output

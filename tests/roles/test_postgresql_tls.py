@@ -92,8 +92,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (config_dir / "pg_hba.conf").write_text(hba, encoding="utf-8")
     (config_dir / "pg_hba.conf").chmod(0o644)
     name = f"pmtest-pgtls-{secrets.token_hex(4)}"
+    # A network of its own: the default bridge may be absent on a machine whose engine other tests share.
+    created = _docker("network", "create", name)
+    assert created.returncode == 0, created.stderr
     run = _docker(
-        "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp:size=16m", "--cap-drop", "ALL",
+        "run", "--detach", "--name", name, "--network", name, "--read-only", "--tmpfs", "/tmp:size=16m",
+        "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges:true", "--publish", "127.0.0.1::5432",
         "--env", f"POSTGRES_APP_USER={values['postgresql_erp_user']}",
         "--env", f"POSTGRES_APP_DATABASE={values['postgresql_erp_database']}",
@@ -117,6 +121,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(port, pki.ca, password, work)
     finally:
         _docker("rm", "--force", "--volumes", name)
+        _docker("network", "rm", name)
 
 
 def _connect(server: Server, monkeypatch: pytest.MonkeyPatch, host: str = "127.0.0.1", **env: str):
