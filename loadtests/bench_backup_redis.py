@@ -89,22 +89,6 @@ def role_conf(password: str, data: str, port: int, maxmemory: str, bind: str) ->
     )
 
 
-def run(argv: list[str], *, stdin=None, stdout=None, timeout: float = 300) -> str:  # type: ignore[no-untyped-def]
-    result = subprocess.run(
-        argv,
-        stdin=stdin,
-        stdout=stdout if stdout is not None else subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode:
-        raise RuntimeError(
-            f"{argv[0]} {' '.join(argv[1:3])}: exit {result.returncode}: {result.stderr[-800:]!r}"
-        )
-    return result.stdout.decode() if isinstance(result.stdout, bytes) else ""
-
-
 # ---------------------------------------------------------------- the two kinds of Redis
 
 
@@ -167,20 +151,21 @@ class LocalRedis(Redis):
     def snapshot(self, out: Path) -> None:
         tmp = self.data / ".photomatrix-backup.rdb"
         with open(out, "wb") as f:
-            run(
+            tool.run(
                 ["sh", "-c", tool.REDIS_DUMP, "sh", str(self.conf), str(tmp), str(self.port), "600"],
                 stdin=subprocess.DEVNULL,
                 stdout=f,
                 timeout=660,
+                what="redis snapshot",
             )
 
     def restore(self, rdb: Path) -> None:
         settings = tool.parse_redis_conf(self.conf.read_text())
         with open(rdb, "rb") as f:
-            run(
+            tool.run(
                 ["sh", "-c", tool.REDIS_RESTORE, "sh", settings.dir, settings.dbfilename,
                  settings.appenddirname, settings.appendfilename],
-                stdin=f,
+                stdin=f, timeout=300, what="redis restore",
             )  # fmt: skip
 
 
@@ -213,11 +198,21 @@ class ContainerRedis(Redis):
             health_timeout=300,
             command_timeout=900,
         )
-        run(["docker", "run", "-d", "--name", self.name, "--read-only", "--cap-drop", "ALL",
-             "--security-opt", "no-new-privileges:true", "-p", f"127.0.0.1:{self.port}:6379",
+        # A network of its own: the default bridge may be absent where other engines share the machine.
+        tool.run(["docker", "network", "create", self.name], timeout=60, what="docker network create")
+        try:
+            self._run_container()
+        except Exception:
+            self.remove()
+            raise
+
+    def _run_container(self) -> None:
+        tool.run(["docker", "run", "-d", "--name", self.name, "--network", self.name, "--read-only",
+             "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+             "-p", f"127.0.0.1:{self.port}:6379",
              "--mount", f"type=volume,source={self.volume},target=/data",
              "--mount", f"type=bind,source={self.conf},target=/etc/redis/redis.conf,readonly",
-             IMAGE])  # fmt: skip
+             IMAGE], timeout=300, what="docker run")  # fmt: skip
 
     def info(self) -> dict:
         info = tool.inspect(self.name)
@@ -235,7 +230,7 @@ class ContainerRedis(Redis):
         tool.restore_redis(self.config, self.info(), rdb)  # docker run REDIS_RESTORE on the volume
 
     def start(self) -> None:
-        run(["docker", "start", self.name], timeout=120)
+        tool.run(["docker", "start", self.name], timeout=120, what="docker start")
 
     def after_serving(self, started: float) -> None:
         deadline = time.monotonic() + 300
@@ -250,6 +245,7 @@ class ContainerRedis(Redis):
         subprocess.run(
             ["docker", "volume", "rm", "-f", self.volume], capture_output=True, timeout=120, check=False
         )
+        subprocess.run(["docker", "network", "rm", self.name], capture_output=True, timeout=60, check=False)
 
 
 @contextlib.contextmanager
