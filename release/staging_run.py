@@ -2,9 +2,11 @@
 
     lab up → release 1 (this commit's images, pushed to the lab registry) → deploy by digest → gate
     → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade → gate
-    → release 3 (release 2 with an ERP image that cannot start: a deliberately broken release)
-      → deploy as an upgrade → it fails → automatic `make rollback` → release 2's images run again
-      (checked on every host, image by image) → the gate's verify again
+    → release 3 (release 2 whose ERP image carries a secret in its environment: it starts and is
+      healthy, so the upgrade passes) → the gate fails (verify's check of the containers' environment)
+      → automatic `make rollback` → release 2's images run again (checked on every host, image by image)
+    → release 4 (release 2 with an ERP image that cannot start) → deploy as an upgrade → the upgrade
+      stops at the ERP → automatic `make rollback` → release 2's images again → the gate's verify again
     → release pages → lab down (also after a failure; --keep keeps the lab).
 
 Each stage's time is printed; the JSON report (stages, what the gate caught, manifest and SBOM sizes)
@@ -28,7 +30,13 @@ from release import build, deploy, docker, gate, page
 from release.manifest import Manifest, load
 
 REHEARSAL_LABEL = "org.photomatrix.release-rehearsal"
-# Release 3's fault: the ERP's process exits at once, so its container restarts and never gets healthy.
+# Release 3's fault, one only the gate sees: a secret baked into the ERP image's environment (as if a
+# Dockerfile carried it). The ERP reads the mounted file instead, so it starts and is healthy; `make
+# verify` (tests/infra/test_containers.py) refuses secrets in a project container's environment.
+LEAKY = {"erp": "ENV ERP_ALERT_WEBHOOK_URL=https://chat.invalid/hooks/baked-into-the-image"}
+# The test the gate must fail at for release 3 (in the verify step's log).
+LEAK_CAUGHT_BY = "test_secrets_not_in_the_environment_of_project_containers"
+# Release 4's fault: the ERP's process exits at once, so its container restarts and never gets healthy.
 BROKEN = {"erp": 'ENTRYPOINT ["/bin/false"]'}
 # Containers `make upgrade` / `make rollback` roll, and the manifest image each runs
 # (playbooks/vars/upgrade.yml, upgrade_image_keys).
@@ -176,6 +184,7 @@ class Run:
             raise
         finally:
             entry["seconds"] = round(time.monotonic() - started, 1)
+            entry["load"] = round(os.getloadavg()[0], 1)
             self.report["stages"].append(entry)
             self.save()
             print(f"stage {name}: {entry['seconds']} s ({'ok' if entry['ok'] else 'FAILED'})", flush=True)
@@ -209,6 +218,23 @@ def _gate(
     with deploy.release_tree(manifest.commit, inventory) as tree:
         every = gate.default_steps(inventory, target, out, tree)
         return gate.run(manifest, env, [s for s in every if steps is None or s.name in steps])
+
+
+def gate_caught(caught: dict, previous: Manifest) -> None:
+    """Release 3 must have passed its upgrade, failed the gate at verify on the environment check, and been
+    rolled back to PREVIOUS."""
+    if caught.get("outcome") != "rolled back":
+        raise StagingRunError(f"release 3 (a secret in the ERP image) passed the gate: {caught}")
+    by = caught.get("caught", {}).get("by", "")
+    if by != "gate step verify":
+        raise StagingRunError(f"release 3 was refused by {by!r}, not by the gate's verify: {caught}")
+    log = Path(caught["caught"].get("log") or "")
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    if LEAK_CAUGHT_BY not in text:
+        raise StagingRunError(f"the gate's verify failed, but not at {LEAK_CAUGHT_BY} (log {log})")
+    if caught.get("rolled_back_to") != previous.version:
+        to = caught.get("rolled_back_to")
+        raise StagingRunError(f"release 3 was rolled back to {to}, not {previous.version}")
 
 
 def _require(record: dict, what: str) -> dict:
@@ -265,16 +291,32 @@ def run(
         _require(r.stage("gate 2", _gate, m2, inventory, target), "release 2")
 
         m3 = load(
-            r.stage("release 3 (broken ERP)", rehearsal_release, m2, f"{m1.version}.r3", state, ca, BROKEN)
-        )
+            r.stage("release 3 (secret in the ERP image)", rehearsal_release, m2, f"{m1.version}.r3", state,
+                    ca, LEAKY)
+        )  # fmt: skip
         r.release_figures("3", m3)
         caught = r.stage(
-            "upgrade to 3, refused, make rollback", deploy.gated_upgrade, m3, env, inventory, state, ca,
+            "upgrade to 3, gate fails, make rollback", deploy.gated_upgrade, m3, env, inventory, state, ca,
             lambda: _gate(m3, inventory, target),
         )  # fmt: skip
+        r.note("forced_gate_failure", caught)
+        gate_caught(caught, m2)
+        problems = r.stage("check release 2 runs again (after 3)", runs_release, lab, m2)
+        if problems:
+            raise StagingRunError("after the rollback from release 3: " + "; ".join(problems))
+
+        m4 = load(
+            r.stage("release 4 (ERP cannot start)", rehearsal_release, m2, f"{m1.version}.r4", state, ca,
+                    BROKEN)
+        )  # fmt: skip
+        r.release_figures("4", m4)
+        caught = r.stage(
+            "upgrade to 4, refused, make rollback", deploy.gated_upgrade, m4, env, inventory, state, ca,
+            lambda: _gate(m4, inventory, target),
+        )  # fmt: skip
         r.note("forced_failure", caught)
-        if caught["outcome"] != "rolled back":
-            raise StagingRunError(f"the broken release 3 was not rolled back: {caught}")
+        if caught["outcome"] != "rolled back" or caught["caught"]["by"] != "upgrade":
+            raise StagingRunError(f"release 4 was not stopped by the upgrade and rolled back: {caught}")
         problems = r.stage("check release 2 runs again", runs_release, lab, m2)
         if problems:
             raise StagingRunError("after the rollback: " + "; ".join(problems))
@@ -284,7 +326,7 @@ def run(
             "verify after the rollback", _gate, m2, inventory, target, ["verify"], "staging-rollback"
         )
         _require(after, "rollback")
-        pages = [str(page.render(m)) for m in (m1, m2, m3)]
+        pages = [str(page.render(m)) for m in (m1, m2, m3, m4)]
         r.note("pages", pages)
         r.report["passed"] = True
         rc = 0
