@@ -5,6 +5,8 @@ production environment (required reviewers), artifacts kept when a step failed, 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,46 @@ def test_delivery_stages_environments_and_artifacts():
     production_runs = "\n".join(s.get("run", "") for s in jobs["production"]["steps"])
     assert "make release " not in production_runs
     assert "needs.release.outputs.manifest" in production_runs
+
+
+LINT = Path(__file__).resolve().parent / "workflow_lint"
+
+
+@pytest.fixture(scope="module")
+def action_validator() -> Path:
+    """action-validator (npm, pinned in workflow_lint/package-lock.json): GitHub's workflow schema."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to check the workflows against GitHub's schema")
+    tool = LINT / "node_modules" / ".bin" / "action-validator"
+    stamp = LINT / "node_modules" / ".package-lock.json.src"
+    lock = (LINT / "package-lock.json").read_bytes()
+    if not tool.exists() or not stamp.exists() or stamp.read_bytes() != lock:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            cwd=LINT, check=True, timeout=300,
+        )  # fmt: skip
+        stamp.write_bytes(lock)
+    return tool
+
+
+def _validate(tool: Path, path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(tool), str(path)], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_is_valid_against_githubs_workflow_schema(action_validator, path):
+    result = _validate(action_validator, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_the_schema_check_refuses_a_misspelt_key(action_validator, tmp_path):
+    """The check above can fail: a job whose runs-on is misspelt (what GitHub would reject on push)."""
+    bad = tmp_path / "delivery.yml"
+    bad.write_text(
+        (ROOT / ".github" / "workflows" / "delivery.yml").read_text().replace("runs-on:", "runs_on:")
+    )
+    result = _validate(action_validator, bad)
+    assert result.returncode != 0
+    assert "/jobs/" in result.stdout + result.stderr
