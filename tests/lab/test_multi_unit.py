@@ -62,6 +62,8 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
     monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what: ran.append(book) or (1.0, clean))
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
+    drill = {"drill host loss: erp1 killed → TargetDown in the admins group": 330.0}
+    monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
     return ran
 
 
@@ -69,13 +71,14 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
     from lab.multi import multi
 
     figures = multi()
-    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "down"]
+    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "drill", "down"]
     assert list(figures) == [
         "lab up",
         "docker layer (engines, firewall, images built once, pushed, pulled)",
         "site.yml (cold deploy across the hosts)",
         "make verify INVENTORY=inventory/lab",
         "site.yml again (changed=0)",
+        "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
     ]
 
@@ -84,7 +87,31 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="verify")
-    assert steps == ["verify", "site.yml"]
+    assert steps == ["verify", "site.yml", "drill"]
+
+
+def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> None:
+    from lab.multi import multi
+
+    figures = multi(keep=True, start="drill")
+    assert steps == ["drill"]
+    assert list(figures) == ["drill host loss: erp1 killed → TargetDown in the admins group"]
+
+
+def test_a_failed_drill_fails_the_cycle_and_leaves_no_lab(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lab.multi as multi
+
+    def drill_fails(lab: object) -> dict[str, float]:
+        raise multi.drill_host_loss.DrillError("1 request(s) failed after the proxy's detection")
+
+    reports: list[str] = []
+    monkeypatch.setattr(multi.drill_host_loss, "run", drill_fails)
+    monkeypatch.setattr(multi, "report", lambda text, stream: reports.append(text))
+    assert multi.main([]) == 1
+    assert "failed after the proxy's detection" in reports[0].splitlines()[0]
+    assert steps[-1] == "down"
 
 
 def test_from_refuses_without_a_kept_lab(steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
