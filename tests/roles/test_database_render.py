@@ -130,3 +130,32 @@ def test_the_alias_is_in_the_certificate_when_the_erp_runs_on_the_db_host(tmp_pa
 def test_no_tls_without_a_db_host_or_an_internal_ca(tmp_path: Path, groups: dict, extra: dict) -> None:
     for values in render(tmp_path, groups, **extra).values():
         assert values["erp_api_database_tls"] in (False, "False")
+
+
+def test_the_production_example_shares_its_db_hosts_postgresql(tmp_path: Path) -> None:
+    """inventory/production as shipped: both ERP hosts on db1's PostgreSQL, one generated password (no
+    database secret to fill in by hand), db1 open to the ERP hosts only."""
+    out = tmp_path / "rendered"
+    out.mkdir()
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store"),
+        "render_dir": str(out),
+        "render_vars": RENDERED,
+    }
+    run = ansible_playbook(
+        "-i", "inventory/production", "tests/roles/render_database.yml", "--tags", "render",
+        "--limit", "erp,db", "-e", json.dumps(local),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    hosts = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    password = hosts["db1.photomatrix.example"]["postgresql_erp_password"]
+    assert len(password) == 40
+    for erp in ("erp1.photomatrix.example", "erp2.photomatrix.example"):
+        assert hosts[erp]["erp_api_database_url"] == "postgresql+psycopg://erp@10.0.10.51:5432/erp"
+        assert hosts[erp]["erp_api_database_password"] == password
+    assert hosts["db1.photomatrix.example"]["postgresql_client_networks"] == [
+        "10.0.10.41/32",
+        "10.0.10.42/32",
+    ]
