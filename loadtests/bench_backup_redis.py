@@ -25,8 +25,13 @@ Two ways to run Redis:
   * `--redis local`: Debian's redis-server as a child process on loopback, the tool's REDIS_DUMP and
     REDIS_RESTORE shell scripts run here (as tests/backup/test_redis_state.py's unit tests do).
 
+A run at the documented sizes (the container, 100,000 keys of ~200 B, maxmemory 64mb) appends each
+snapshot-and-restore's figures (backup_redis.*, and the load average before it once) to
+.state/figures/bench.jsonl; `python -m ops.figures record .state/figures/bench.jsonl` widens
+docs/operations.md's table with them. --record records any run, --no-record none.
+
     python loadtests/bench_backup_redis.py [--keys 100000] [--value-bytes 200] [--runs 3]
-        [--redis container|local] [--maxmemory 64mb]
+        [--redis container|local] [--maxmemory 64mb] [--record | --no-record]
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ from types import ModuleType
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from ops.figures import record_run  # noqa: E402
+
 TOOL = ROOT / "roles" / "backup" / "files" / "photomatrix-backup.py"
 IMAGE = "photomatrix/redis:current"
 REDIS_UID = 991  # images/redis/Dockerfile: the redis user's fixed uid
@@ -382,6 +391,21 @@ LABELS = {
 }
 
 
+def run_figures(runs: list[dict[str, float]], load: float) -> list[dict[str, float]]:
+    """The docs' figures (ops/figures.json, backup_redis.*) of each snapshot and restore; the load
+    average before the benchmark with the first (one value per benchmark, not per run)."""
+    figures = [{f"backup_redis.{key}": value for key, value in run.items() if key in LABELS} for run in runs]
+    if figures:
+        figures[0]["backup_redis.load_average"] = load
+    return figures
+
+
+def documented(args: argparse.Namespace, kind: str) -> bool:
+    """The sizes docs/operations.md's figures are for."""
+    sizes = (args.keys, args.value_bytes, args.maxmemory)
+    return kind == "container" and sizes == (100_000, 200, "64mb")
+
+
 def report(runs: list[dict[str, float]]) -> None:
     for key, (label, unit, decimals) in LABELS.items():
         values = [run[key] for run in runs if key in run]
@@ -402,6 +426,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redis", choices=["container", "local"], default=None)
     parser.add_argument("--maxmemory", default="64mb", help="Redis maxmemory (the chatbot role's default)")
+    parser.add_argument(
+        "--record", action=argparse.BooleanOptionalAction, default=None,
+        help="append the figures to .state/figures/bench.jsonl (default: a run at the documented sizes)",
+    )  # fmt: skip
     args = parser.parse_args()
     kind = args.redis
     if kind is None:
@@ -440,6 +468,10 @@ def main() -> int:
                     flush=True,
                 )
     report(runs)
+    at_sizes = documented(args, kind)
+    said = [record_run(f, documented=at_sizes, wanted=args.record) for f in run_figures(runs, load)]
+    for line in dict.fromkeys(said):
+        print(line)
     return 0
 
 

@@ -135,6 +135,22 @@ def open_block(text: str) -> str:
     return "\n".join(lines) if lines else "- Nothing: every item is done."
 
 
+def figures_table(data: dict, keys: list[str], heading: str) -> str:
+    """A table of figures: each one's `row` (or label), its range and its number of runs."""
+    rows = [f"| {heading} | Value | Runs |", "|---|---|---|"]
+    for key in keys:
+        entry = data["figures"][key]
+        rows.append(f"| {entry.get('row') or entry['label']} | {value_range(entry)} | {entry['runs']} |")
+    return "\n".join(rows)
+
+
+def redis_backup_block(data: dict) -> str:
+    """docs/operations.md: loadtests/bench_backup_redis.py's figures, and the load they were taken at."""
+    block = data["blocks"]["backup_redis"]
+    table = figures_table(data, block["figures"], block["heading"])
+    return f"{table}\n\n{phrase(data, block['load'])}."
+
+
 # (document, block name, inline?, renderer of (figures data, current document text))
 BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (CHECKLIST, "performance", True, lambda data, _: performance_block(data)),
@@ -142,6 +158,7 @@ BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (OPERATIONS, "drill figures", False, lambda data, _: drills_block(data)),
     (LAB, "lab cycle figures", False, lambda data, _: lab_block(data)),
     (ERP, "erp bench", False, lambda data, _: erp_bench_block(data)),
+    (OPERATIONS, "redis backup figures", False, lambda data, _: redis_backup_block(data)),
 ]
 
 
@@ -319,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "record":
-            data = load()
+            data = load(FIGURES)
             for path in args.files:
                 lines = path.read_text(encoding="utf-8").splitlines()
                 for change in record(data, lines, str(path)):
@@ -331,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                     out.write(path.read_text(encoding="utf-8"))
                 path.unlink()
         if args.command == "record-lab":
-            data = load()
+            data = load(FIGURES)
             after = data.get("lab_log_recorded_until", "")
             try:
                 text = args.log.read_text(encoding="utf-8")
@@ -345,10 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             data["lab_log_recorded_until"] = last  # the log is the lab's: counted once by its time
             FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if args.command in ("write", "record", "record-lab"):
-            for document, text in generated().items():
+            for document, text in generated(ROOT).items():
                 (ROOT / document).write_text(text, encoding="utf-8")
             return 0
-        problems = stale()
+        problems = stale(ROOT)
     except FiguresError as exc:
         print(f"ops.figures: {exc}", file=sys.stderr)
         return 2
