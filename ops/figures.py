@@ -33,6 +33,7 @@ CHECKLIST = "docs/checklist.md"
 OPERATIONS = "docs/operations.md"
 LAB = "docs/lab.md"
 ERP = "docs/erp.md"
+BOT_GUIDE = "docs/bot-admin-guide.md"
 LAB_LOG = Path("/var/log/photomatrix-lab-cycle.log")  # lab/cycle.py's report(): the cycles' results
 
 
@@ -151,6 +152,11 @@ def redis_backup_block(data: dict) -> str:
     return f"{table}\n\n{phrase(data, block['load'])}."
 
 
+def bot_bench_block(data: dict) -> str:
+    """The bot admin guide's current figures (the same as the checklist's performance block)."""
+    return "; ".join(phrase(data, key) for key in data["blocks"]["bot_bench"])
+
+
 # (document, block name, inline?, renderer of (figures data, current document text))
 BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (CHECKLIST, "performance", True, lambda data, _: performance_block(data)),
@@ -159,6 +165,7 @@ BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (LAB, "lab cycle figures", False, lambda data, _: lab_block(data)),
     (ERP, "erp bench", False, lambda data, _: erp_bench_block(data)),
     (OPERATIONS, "redis backup figures", False, lambda data, _: redis_backup_block(data)),
+    (BOT_GUIDE, "bot bench", True, lambda data, _: bot_bench_block(data)),
 ]
 
 

@@ -64,9 +64,22 @@ def test_the_redis_benchmark_records_each_run_under_the_docs_keys(
     assert figures.stale(root) == []
 
 
+def test_the_bot_guides_current_figures_follow_the_records(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path / "tree")
+    data = figures.load(tree / "ops/figures.json")
+    data["figures"]["bench.bot_commands_per_cpu_second"].update(low=300, high=1500, runs=5)
+    (tree / "ops/figures.json").write_text(json.dumps(data), encoding="utf-8")
+    assert figures.stale(tree) == [f"{figures.CHECKLIST}: performance", f"{figures.BOT_GUIDE}: bot bench"]
+    for document, text in figures.generated(tree).items():
+        (tree / document).write_text(text, encoding="utf-8")
+    guide = (tree / figures.BOT_GUIDE).read_text(encoding="utf-8")
+    assert "one bot process 300–1,500 commands/s of CPU capacity" in guide
+    assert "historical measurement, not current figures" in guide
+
+
 @pytest.mark.parametrize(
     ("document", "block"),
-    [(figures.OPERATIONS, "redis backup figures")],
+    [(figures.OPERATIONS, "redis backup figures"), (figures.BOT_GUIDE, "bot bench")],
 )
 def test_each_block_is_rewritten_idempotently_and_a_lost_marker_is_named(
     tmp_path: Path, document: str, block: str
