@@ -9,7 +9,9 @@ with them and sets each file aside as FILE.recorded (so no run is counted twice)
 marked block of the docs from ops/figures.json and from the code (the "What is open" list of
 docs/checklist.md is the checklist's own rows that are not done); `check` fails, naming the block, when
 a document differs from what `write` would produce
-(tests/test_docs.py runs it).
+(tests/test_docs.py runs it). `record-lab` reads the lab cycles' log; `record-delivery [REPORT…]` adds the
+staging runs' reports (make test-delivery's .state/release/staging-run-*.json; stage names are the
+reports') to ops/figures.json's `delivery_runs`, each once, and renders docs/delivery.md's table from them.
 
 A block is `<!-- generated: NAME (python -m ops.figures write) -->` … `<!-- end: NAME -->`.
 """
@@ -17,6 +19,7 @@ A block is `<!-- generated: NAME (python -m ops.figures write) -->` … `<!-- en
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -33,7 +36,11 @@ CHECKLIST = "docs/checklist.md"
 OPERATIONS = "docs/operations.md"
 LAB = "docs/lab.md"
 ERP = "docs/erp.md"
+DELIVERY = "docs/delivery.md"
 BOT_GUIDE = "docs/bot-admin-guide.md"
+# Where `python -m release staging-run` (make test-delivery) writes its reports by default:
+# release/__main__.py's STATE (its --state), <state>/staging-run-<stamp>.json (release/staging_run.py).
+DELIVERY_STATE = ROOT / ".state" / "release"
 LAB_LOG = Path("/var/log/photomatrix-lab-cycle.log")  # lab/cycle.py's report(): the cycles' results
 
 
@@ -157,6 +164,209 @@ def bot_bench_block(data: dict) -> str:
     return "; ".join(phrase(data, key) for key in data["blocks"]["bot_bench"])
 
 
+# ------------------------------------------------------------------ the staging runs (make test-delivery)
+
+STAMP = "%Y%m%dT%H%M%SZ"  # release/staging_run.py's _now()
+COMMIT_IN_VERSION = re.compile(r"-g([0-9a-f]{7,40})(?:\.|$)")  # git describe's form (docs/delivery.md)
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise FiguresError(f"{what}: {value!r} is not a time in seconds")
+    return float(value)
+
+
+def _loads(report: dict) -> list[float]:
+    """Load averages the report holds: a top-level `load_average` (a number or a list) and a `load`
+    beside any stage (a number, or a list such as [at its start, at its end]). The staging run does not
+    write them yet; read when it does."""
+    found: list[float] = []
+    for value in [report.get("load_average"), *(s.get("load") for s in report.get("stages", []))]:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item):
+                found.append(float(item))
+    return found
+
+
+def release_commit(release: dict) -> str:
+    """The commit release 1 was built from: its manifest's `commit` while the manifest is on this machine,
+    else the one git describe put in its version (v…-g<sha>); '' when neither says."""
+    try:
+        manifest = json.loads(Path(str(release["manifest"])).read_text(encoding="utf-8"))
+        if isinstance(manifest.get("commit"), str) and manifest["commit"]:
+            return manifest["commit"]
+    except (KeyError, OSError, ValueError, AttributeError):
+        pass
+    found = COMMIT_IN_VERSION.search(str(release.get("version", "")))
+    return found.group(1) if found else ""
+
+
+def delivery_run(report: dict, origin: str) -> dict:
+    """The figures of one staging-run report (release/staging_run.py's Run.report) as ops/figures.json
+    keeps them in `delivery_runs`: stage names and times as the report has them (in its order), whether it
+    passed, its whole time, the load averages it recorded, the manifests' and SBOMs' sizes, what the
+    forced failure was caught by."""
+    if not isinstance(report, dict):
+        raise FiguresError(f"{origin}: not a staging-run report (a JSON object)")
+    try:
+        started = str(report["started"])
+        datetime.datetime.strptime(started, STAMP)
+        stages = [
+            {"stage": str(s["stage"]), "seconds": _seconds(s["seconds"], f"{origin}: stage {s['stage']!r}"),
+             "ok": bool(s.get("ok"))}
+            for s in report["stages"]
+        ]  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FiguresError(f"{origin}: not a staging-run report ({type(exc).__name__}: {exc})") from exc
+    run: dict = {"started": started, "source": origin, "passed": report.get("passed") is True}
+    run["stages"] = stages
+    if report.get("finished"):
+        try:
+            end = datetime.datetime.strptime(str(report["finished"]), STAMP)
+        except ValueError as exc:
+            raise FiguresError(f"{origin}: finished {report['finished']!r} is not a time ({exc})") from exc
+        run["seconds"] = (end - datetime.datetime.strptime(started, STAMP)).total_seconds()
+    failed = [s["stage"] for s in stages if not s["ok"]]
+    if failed:
+        run["stopped_at"] = failed[0]
+    elif not run["passed"] and report.get("error"):
+        run["stopped_at"] = str(report["error"])[:200]
+    loads = _loads(report)
+    if loads:
+        run["load"] = [min(loads), max(loads)]
+    releases = report.get("releases") or {}
+    manifests = [r["manifest_bytes"] for r in releases.values() if isinstance(r.get("manifest_bytes"), int)]
+    sboms = [b for r in releases.values() for b in (r.get("sbom_bytes") or {}).values() if isinstance(b, int)]
+    if manifests:
+        run["manifest_kb"] = [round(min(manifests) / 1000, 1), round(max(manifests) / 1000, 1)]
+    if sboms:
+        run["sbom_kb"] = [round(min(sboms) / 1000, 1), round(max(sboms) / 1000, 1)]
+        run["images"] = max(len(r.get("sbom_bytes") or {}) for r in releases.values())
+    commit = report.get("commit") or release_commit(releases.get("1") or {})
+    if commit:
+        run["commit"] = str(commit)[:7]
+    caught = report.get("forced_failure")
+    if isinstance(caught, dict):
+        forced = {"outcome": str(caught.get("outcome", ""))}
+        by = (caught.get("caught") or {}).get("by") if isinstance(caught.get("caught"), dict) else None
+        if by:
+            forced["by"] = str(by)
+        if isinstance(caught.get("rollback_seconds"), int | float):
+            forced["rollback_s"] = float(caught["rollback_seconds"])
+        run["forced_failure"] = forced
+    return run
+
+
+def delivery_reports(paths: list[Path], recorded: set[str]) -> tuple[list[dict], list[str]]:
+    """The runs of the reports PATHS not yet in RECORDED (their `started`), and what was left out and why
+    (a report still being written: no `finished`)."""
+    runs, skipped = [], []
+    for path in sorted(paths):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise FiguresError(f"{path}: {exc}") from exc
+        run = delivery_run(report, path.name)
+        if run["started"] in recorded:
+            skipped.append(f"{path.name}: recorded already")
+        elif "seconds" not in run:
+            skipped.append(f"{path.name}: not finished (a staging run still going, or killed): left out")
+        else:
+            recorded.add(run["started"])
+            runs.append(run)
+    return runs, skipped
+
+
+def stage_order(runs: list[dict]) -> list[str]:
+    """Every stage name of RUNS, in the newest run's order; a stage only older runs had stays after the
+    stage it followed there (a stage added, renamed or removed is never guessed at)."""
+    order: list[str] = []
+    for run in sorted(runs, key=run_key, reverse=True):
+        previous = None
+        for stage in (s["stage"] for s in run["stages"]):
+            if stage not in order:
+                order.insert(order.index(previous) + 1 if previous else 0, stage)
+            previous = stage
+    return order
+
+
+def run_key(run: dict) -> tuple[str, str]:
+    return (run.get("date", ""), run.get("started", "")) if run.get("seed") else ("~", run["started"])
+
+
+def span(values: list[float], decimals: int = 0, unit: str = "") -> str:
+    """`low–high unit`, or one value."""
+    low, high = number(min(values), decimals), number(max(values), decimals)
+    text = low if low == high else f"{low}–{high}"
+    return f"{text} {unit}".rstrip()
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def run_when(run: dict) -> str:
+    if run.get("seed"):
+        return run["date"]
+    when = datetime.datetime.strptime(run["started"], STAMP)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def delivery_block(data: dict) -> str:
+    """docs/delivery.md: each stage's time over the passed staging runs recorded in ops/figures.json
+    (`delivery_runs`), the whole run's, sizes, the forced failure, then every run with its load."""
+    runs = sorted(data.get("delivery_runs", []), key=run_key)
+    passed = [run for run in runs if run["passed"]]
+    if not passed:
+        table = "No passed staging run recorded yet (`python -m ops.figures record-delivery`)."
+    else:
+        rows = ["| Stage | Time | Passed runs |", "|---|---|---|"]
+        for stage in stage_order(passed):
+            times = [s["seconds"] for run in passed for s in run["stages"] if s["stage"] == stage]
+            rows.append(f"| {stage.replace('|', '/')} | {span(times, unit='s')} | {len(times)} |")
+        whole = [run["seconds"] / 60 for run in passed]
+        rows.append(f"| **whole run**, lab up to lab down | {span(whole, 1, 'min')} | {len(whole)} |")
+        table = "\n".join(rows)
+    lines = [table, ""]
+    loads = [value for run in passed for value in run.get("load", [])]
+    without = sum(1 for run in passed if not run.get("load"))
+    load = f"load average {span(loads, 1)}" if loads else "load average not recorded"
+    if loads and without:
+        load += f" (not recorded by {without} of the {len(passed)})"
+    manifests = [kb for run in passed for kb in run.get("manifest_kb", [])]
+    sboms = [kb for run in passed for kb in run.get("sbom_kb", [])]
+    images = sorted({run["images"] for run in passed if "images" in run})
+    sizes = []
+    if manifests:
+        sizes.append(f"manifest {span(manifests, 1, 'KB')} for {' or '.join(map(str, images))} images")
+    if sboms:
+        sizes.append(f"SBOMs {span(sboms, 1, 'KB')} each")
+    if passed:
+        sized = f"; {'; '.join(sizes)}." if sizes else "."
+        lines.append(f"Over {plural(len(passed), 'passed run')}: {load}{sized}")
+    forced = [run["forced_failure"] for run in passed if "forced_failure" in run]
+    if forced:
+        by = sorted({f.get("by", "?") for f in forced})
+        rollback = [f["rollback_s"] for f in forced if "rollback_s" in f]
+        text = f"The broken release 3 was caught by {', '.join(f'`{b}`' for b in by)} and rolled back"
+        if rollback:
+            text += f" (`playbooks/rollback.yml` {span(rollback, unit='s')}, {plural(len(rollback), 'run')})"
+        lines += ["", text + "."]
+    lines += ["", "Runs:"]
+    for run in runs:
+        verdict = "passed" if run["passed"] else f"FAILED at {run.get('stopped_at', '?')}"
+        minutes = f" in {number(run['seconds'] / 60, 1)} min" if "seconds" in run else ""
+        load = f"load average {span(run['load'], 1)}" if run.get("load") else "load not recorded"
+        if run.get("load_note"):
+            load += f" ({run['load_note']})"
+        where = f"commit {run['commit']}" if run.get("commit") else "commit not in the report"
+        source = run.get("seed") or f"report `{run['source']}`"
+        lines.append(f"- {run_when(run)}, {where}: {verdict}{minutes}, {load}; {source}")
+    if not runs:
+        lines.append("- none recorded yet")
+    return "\n".join(lines)
+
+
 # (document, block name, inline?, renderer of (figures data, current document text))
 BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (CHECKLIST, "performance", True, lambda data, _: performance_block(data)),
@@ -166,6 +376,7 @@ BLOCKS: list[tuple[str, str, bool, Callable[[dict, str], str]]] = [
     (ERP, "erp bench", False, lambda data, _: erp_bench_block(data)),
     (OPERATIONS, "redis backup figures", False, lambda data, _: redis_backup_block(data)),
     (BOT_GUIDE, "bot bench", True, lambda data, _: bot_bench_block(data)),
+    (DELIVERY, "delivery figures", False, lambda data, _: delivery_block(data)),
 ]
 
 
@@ -328,6 +539,28 @@ def lab_records(text: str, after: str = "") -> tuple[list[str], str]:
     return records, last
 
 
+def record_delivery(data: dict, reports: list[Path], drop_seeds: bool = False) -> None:
+    """Add the reports' runs (default: every staging-run report in DELIVERY_STATE) to
+    data["delivery_runs"], each once (by its start); DROP_SEEDS leaves out the hand-copied runs."""
+    if not reports:
+        reports = sorted(DELIVERY_STATE.glob("staging-run-*.json"))
+        if not reports and not drop_seeds:
+            raise FiguresError(f"no staging-run report in {DELIVERY_STATE} (make test-delivery writes one)")
+    runs = data.setdefault("delivery_runs", [])
+    if drop_seeds:
+        runs[:] = [run for run in runs if not run.get("seed")]
+        print("hand-copied (seed) runs left out")
+    recorded = {run["started"] for run in runs if not run.get("seed")}
+    new, skipped = delivery_reports(reports, recorded)
+    for line in skipped:
+        print(line)
+    for run in new:
+        runs.append(run)
+        verdict = "passed" if run["passed"] else f"failed at {run.get('stopped_at', '?')}"
+        print(f"{run['source']}: {verdict}, {len(run['stages'])} stages, {run['seconds']:.0f} s")
+    runs.sort(key=run_key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.figures", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -340,6 +573,18 @@ def main(argv: list[str] | None = None) -> int:
         help="widen the lab cycle figures with the passed cycles lab/cycle.py logged since the last time",
     )
     lab.add_argument("log", nargs="?", type=Path, default=LAB_LOG, help=f"default {LAB_LOG}")
+    delivery = sub.add_parser(
+        "record-delivery",
+        help="add the staging runs' reports (make test-delivery) not yet recorded to docs/delivery.md",
+    )
+    delivery.add_argument(
+        "reports", nargs="*", type=Path, help=f"staging-run-*.json (default: those in {DELIVERY_STATE})"
+    )
+    delivery.add_argument(
+        "--drop-seeds",
+        action="store_true",
+        help="leave out the runs copied by hand from the doc before reports were recorded",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "record":
@@ -368,7 +613,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no passed lab cycle logged in {args.log} after {after or 'the start'}")
             data["lab_log_recorded_until"] = last  # the log is the lab's: counted once by its time
             FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if args.command in ("write", "record", "record-lab"):
+        if args.command == "record-delivery":
+            data = load(FIGURES)
+            record_delivery(data, args.reports, args.drop_seeds)
+            FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.command in ("write", "record", "record-lab", "record-delivery"):
             for document, text in generated(ROOT).items():
                 (ROOT / document).write_text(text, encoding="utf-8")
             return 0
