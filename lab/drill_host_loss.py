@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import os
 import shlex
 import ssl
 import sys
@@ -337,10 +338,20 @@ def _log(message: str) -> None:
     print(f"drill host-loss: {time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
+# (Unix time, 1-minute load average) at each poll: the figures are comparable only with the load beside them.
+LOADS: list[tuple[float, float]] = []
+
+
+def peak_load(loads: list[tuple[float, float]], start: float, end: float) -> float:
+    """The highest load average sampled from START to END (0.0 when none was)."""
+    return max((load for when, load in loads if start <= when <= end), default=0.0)
+
+
 def _wait(what: str, probe: Callable[[], Any], timeout: float, started: float) -> float:
     """Poll PROBE until it returns something truthy; returns the Unix time it did."""
     deadline = time.monotonic() + timeout
     while True:
+        LOADS.append((time.time(), os.getloadavg()[0]))
         try:
             if probe():
                 now = time.time()
@@ -375,8 +386,9 @@ def _admins_event(stack: Stack, status: str, after: float) -> float | None:
     return first_event(events, status, after)
 
 
-def run(lab: Lab) -> dict[str, float]:
-    """The drill on the kept lab; returns its timings (seconds) by name, for lab.multi's summary."""
+def run(lab: Lab) -> dict[str, tuple[float, float]]:
+    """The drill on the kept lab; returns its timings by name, for lab.multi's summary: (seconds, the
+    highest 1-minute load average sampled meanwhile)."""
     stack = Stack.of(lab)
     victim, container = stack.victim, lab.container(stack.victim)
     _log(
@@ -397,12 +409,14 @@ def run(lab: Lab) -> dict[str, float]:
     loop.start()
     _log(f"request loop: GET https://{stack.domain}{PATH}, {RATE:.0f}/s, from this machine")
     killed = False
+    LOADS.clear()
     try:
         time.sleep(BASELINE_SECONDS)
         bad = [s for s in loop.snapshot() if not s.ok]
         if bad:
             raise DrillError(f"requests failed before the host was lost: {bad[:3]}")
         line.killed = time.time()
+        LOADS.append((line.killed, os.getloadavg()[0]))
         docker.run(["kill", container], timeout=120)
         killed = True
         _log(f"docker kill {container} (the host: its engine, sshd and ERP container with it)")
@@ -428,6 +442,7 @@ def run(lab: Lab) -> dict[str, float]:
         if stack.host_running(victim):
             raise DrillError(f"{container} runs again by itself: the host was not lost for the whole alert")
         line.started = time.time()
+        LOADS.append((line.started, os.getloadavg()[0]))
         docker.run(["start", container], timeout=300)
         killed = False
         _log(f"docker start {container}")
@@ -471,12 +486,24 @@ def run(lab: Lab) -> dict[str, float]:
         )
     if line.alert_in_admins is None or line.serving is None or line.resolved_in_admins is None:
         raise DrillError("the drill ended without the alert, the rejoin or the resolved notification")
+    killed, started, stopped = line.killed, line.started, line.loop_stopped
     return {
-        f"drill host loss: {victim} killed → {ALERT} in the admins group": line.alert_in_admins - line.killed,
-        f"drill host loss: {victim} started → serving through the proxy again": line.serving - line.started,
-        f"drill host loss: {victim} started → resolved in the admins group": line.resolved_in_admins
-        - line.started,
-        "drill host loss, whole drill (request loop start to stop)": line.loop_stopped - line.loop_started,
+        f"drill host loss: {victim} killed → {ALERT} in the admins group": (
+            line.alert_in_admins - killed,
+            peak_load(LOADS, killed, line.alert_in_admins),
+        ),
+        f"drill host loss: {victim} started → serving through the proxy again": (
+            line.serving - started,
+            peak_load(LOADS, started, line.serving),
+        ),
+        f"drill host loss: {victim} started → resolved in the admins group": (
+            line.resolved_in_admins - started,
+            peak_load(LOADS, started, line.resolved_in_admins),
+        ),
+        "drill host loss, whole drill (request loop start to stop)": (
+            stopped - line.loop_started,
+            peak_load(LOADS, line.loop_started, stopped),
+        ),
     }
 
 

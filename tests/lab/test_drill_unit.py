@@ -14,6 +14,7 @@ from lab.drill_host_loss import (
     first_event,
     judge,
     parse_ts,
+    peak_load,
     span,
     vector_value,
 )
@@ -167,3 +168,10 @@ def test_record_lab_reads_a_cycle_with_the_drill_and_keeps_the_steps_after_it() 
     assert {"figure": "lab.multi.down_s", "value": 30.0} in figures
     assert {"figure": "lab.multi.again_s", "value": 520.0} in figures
     assert {"figure": "lab.multi.load_average", "value": 18.5} in figures
+
+
+def test_each_timing_gets_the_highest_load_sampled_during_it() -> None:
+    loads = [(KILL - 5, 30.0), (KILL + 10, 14.0), (KILL + 300, 9.5), (KILL + 400, 3.0)]
+    assert peak_load(loads, KILL, KILL + 335) == 14.0
+    assert peak_load(loads, KILL + 350, KILL + 500) == 3.0
+    assert peak_load(loads, KILL + 600, KILL + 700) == 0.0

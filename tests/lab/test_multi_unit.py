@@ -62,7 +62,7 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
     monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what: ran.append(book) or (1.0, clean))
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
-    drill = {"drill host loss: erp1 killed → TargetDown in the admins group": 330.0}
+    drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
     return ran
 
