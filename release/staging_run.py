@@ -34,8 +34,9 @@ REHEARSAL_LABEL = "org.photomatrix.release-rehearsal"
 # Dockerfile carried it). The ERP reads the mounted file instead, so it starts and is healthy; `make
 # verify` (tests/infra/test_containers.py) refuses secrets in a project container's environment.
 LEAKY = {"erp": "ENV ERP_ALERT_WEBHOOK_URL=https://chat.invalid/hooks/baked-into-the-image"}
-# The test the gate must fail at for release 3 (in the verify step's log).
-LEAK_CAUGHT_BY = "test_secrets_not_in_the_environment_of_project_containers"
+# The test the gate must fail at for release 3 (in the verify step's log): `make verify INVENTORY=…`
+# checks every host's containers (tests/infra/test_hosts.py; test_containers.py does it for a local stack).
+LEAK_CAUGHT_BY = "test_no_secret_is_visible_in_docker_inspect"
 # Release 4's fault: the ERP's process exits at once, so its container restarts and never gets healthy.
 BROKEN = {"erp": 'ENTRYPOINT ["/bin/false"]'}
 # Containers `make upgrade` / `make rollback` roll, and the manifest image each runs
@@ -220,15 +221,15 @@ def _gate(
         return gate.run(manifest, env, [s for s in every if steps is None or s.name in steps])
 
 
-def gate_caught(caught: dict, previous: Manifest) -> None:
+def gate_caught(caught: dict, previous: Manifest, directory: Path) -> None:
     """Release 3 must have passed its upgrade, failed the gate at verify on the environment check, and been
-    rolled back to PREVIOUS."""
+    rolled back to PREVIOUS. DIRECTORY: release 3's (the gate's log paths are relative to it)."""
     if caught.get("outcome") != "rolled back":
         raise StagingRunError(f"release 3 (a secret in the ERP image) passed the gate: {caught}")
     by = caught.get("caught", {}).get("by", "")
     if by != "gate step verify":
         raise StagingRunError(f"release 3 was refused by {by!r}, not by the gate's verify: {caught}")
-    log = Path(caught["caught"].get("log") or "")
+    log = directory / (caught["caught"].get("log") or "-")
     text = log.read_text(errors="replace") if log.is_file() else ""
     if LEAK_CAUGHT_BY not in text:
         raise StagingRunError(f"the gate's verify failed, but not at {LEAK_CAUGHT_BY} (log {log})")
@@ -300,7 +301,7 @@ def run(
             lambda: _gate(m3, inventory, target),
         )  # fmt: skip
         r.note("forced_gate_failure", caught)
-        gate_caught(caught, m2)
+        gate_caught(caught, m2, m3.directory)
         problems = r.stage("check release 2 runs again (after 3)", runs_release, lab, m2)
         if problems:
             raise StagingRunError("after the rollback from release 3: " + "; ".join(problems))

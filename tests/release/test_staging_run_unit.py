@@ -14,43 +14,45 @@ PREVIOUS = SimpleNamespace(version="v1.r2")
 
 
 def _caught(tmp_path: Path, by: str = "gate step verify", log_text: str = "", to: str = "v1.r2") -> dict:
-    log = tmp_path / "verify.log"
+    log = tmp_path / "gate-staging" / "verify.log"
+    log.parent.mkdir(exist_ok=True)
     log.write_text(log_text)
-    return {"outcome": "rolled back", "caught": {"by": by, "log": str(log), "rc": 2}, "rolled_back_to": to}
+    # As gate records it: relative to the release's directory.
+    return {"outcome": "rolled back", "caught": {"by": by, "log": "gate-staging/verify.log", "rc": 2},
+            "rolled_back_to": to}  # fmt: skip
 
 
 def test_the_gate_failing_at_the_environment_check_and_the_rollback_are_accepted(tmp_path):
-    text = f"FAILED tests/infra/test_containers.py::{LEAK_CAUGHT_BY}[stage] - AssertionError\n"
-    gate_caught(_caught(tmp_path, log_text=text), PREVIOUS)
+    text = f"FAILED tests/infra/test_hosts.py::{LEAK_CAUGHT_BY}[stage]\n"
+    gate_caught(_caught(tmp_path, log_text=text), PREVIOUS, tmp_path)
 
 
 def test_a_leaky_release_that_passed_the_gate_is_an_error(tmp_path):
     with pytest.raises(StagingRunError, match="passed the gate"):
-        gate_caught({"outcome": "passed", "version": "v1.r3"}, PREVIOUS)
+        gate_caught({"outcome": "passed", "version": "v1.r3"}, PREVIOUS, tmp_path)
 
 
 def test_refused_by_the_upgrade_instead_of_the_gate_is_an_error(tmp_path):
     with pytest.raises(StagingRunError, match="not by the gate's verify"):
-        gate_caught(_caught(tmp_path, by="upgrade"), PREVIOUS)
+        gate_caught(_caught(tmp_path, by="upgrade"), PREVIOUS, tmp_path)
 
 
 def test_verify_failing_at_another_test_is_an_error(tmp_path):
     caught = _caught(tmp_path, log_text="FAILED tests/infra/test_tls.py::test_certificate - boom\n")
     with pytest.raises(StagingRunError, match=LEAK_CAUGHT_BY):
-        gate_caught(caught, PREVIOUS)
+        gate_caught(caught, PREVIOUS, tmp_path)
 
 
 def test_rolled_back_to_another_release_is_an_error(tmp_path):
     caught = _caught(tmp_path, log_text=LEAK_CAUGHT_BY, to="v1")
     with pytest.raises(StagingRunError, match=r"not v1\.r2"):
-        gate_caught(caught, PREVIOUS)
+        gate_caught(caught, PREVIOUS, tmp_path)
 
 
 def test_the_leak_is_an_env_line_in_the_erp_image_only_and_the_check_exists():
     assert set(staging_run.LEAKY) == {"erp"}
     assert staging_run.LEAKY["erp"].startswith("ENV ERP_ALERT_WEBHOOK_URL=")
     # The name the gate must catch is one the verify check refuses, and that check is where the gate looks.
-    check = Path(__file__).resolve().parents[1] / "infra" / "test_containers.py"
-    text = check.read_text()
-    assert f"def {LEAK_CAUGHT_BY}(" in text
-    assert '"ERP_ALERT_WEBHOOK_URL"' in text
+    hosts = (Path(__file__).resolve().parents[1] / "infra" / "test_hosts.py").read_text()
+    assert f"def {LEAK_CAUGHT_BY}(" in hosts
+    assert '"ERP_ALERT_WEBHOOK_URL",' in hosts  # one of SECRET_NAMES
