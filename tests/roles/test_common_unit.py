@@ -26,13 +26,25 @@ def tasks(path: Path) -> list[dict]:
     return found
 
 
+# Run as a handler (the bot's rolling restart): Ansible refuses include_role there.
+HANDLER_TASKS = {"chatbot/tasks/restart.yml"}
+
+
 def test_no_role_polls_the_health_state_itself() -> None:
     copies = [
         str(path.relative_to(ROLES))
         for path in sorted(ROLES.glob("*/tasks/*.yml"))
         if path.parent.parent.name != "common" and "State.Health" in path.read_text(encoding="utf-8")
     ]
-    assert copies == [], "wait through roles/common (tasks_from: wait_healthy) instead"
+    assert set(copies) == HANDLER_TASKS, "wait through roles/common (tasks_from: wait_healthy) instead"
+
+
+def test_no_handler_includes_a_role() -> None:
+    """Ansible refuses include_role/import_role in a handler, also in task files a handler includes."""
+    roles = {"ansible.builtin.include_role", "ansible.builtin.import_role"}
+    for name in HANDLER_TASKS:
+        for task in tasks(ROLES / name):
+            assert not roles & set(task), task["name"]
 
 
 def test_every_container_with_a_health_check_is_waited_for_through_common() -> None:
