@@ -1,0 +1,78 @@
+"""roles/common stays the one place that waits for a container's health: no role polls Docker's health
+state itself, every role that runs a container with a health check waits through wait_healthy, and the
+entry point's argument spec documents exactly its defaults (literal values)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+
+def tasks(path: Path) -> list[dict]:
+    """Every task of a task file, blocks opened."""
+    found = []
+    stack = list(yaml.safe_load(path.read_text(encoding="utf-8")) or [])
+    while stack:
+        task = stack.pop()
+        found.append(task)
+        for key in ("block", "rescue", "always"):
+            stack.extend(task.get(key, []))
+    return found
+
+
+# Run as a handler (the bot's rolling restart): Ansible refuses include_role there.
+HANDLER_TASKS = {"chatbot/tasks/restart.yml"}
+
+
+def test_no_role_polls_the_health_state_itself() -> None:
+    copies = [
+        str(path.relative_to(ROLES))
+        for path in sorted(ROLES.glob("*/tasks/*.yml"))
+        if path.parent.parent.name != "common" and "State.Health" in path.read_text(encoding="utf-8")
+    ]
+    assert set(copies) == HANDLER_TASKS, "wait through roles/common (tasks_from: wait_healthy) instead"
+
+
+def test_no_handler_includes_a_role() -> None:
+    """Ansible refuses include_role/import_role in a handler, also in task files a handler includes."""
+    roles = {"ansible.builtin.include_role", "ansible.builtin.import_role"}
+    for name in HANDLER_TASKS:
+        for task in tasks(ROLES / name):
+            assert not roles & set(task), task["name"]
+
+
+def test_every_container_with_a_health_check_is_waited_for_through_common() -> None:
+    waits: dict[str, list[dict]] = {}
+    checked: set[str] = set()
+    for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        role = path.parent.parent.name
+        for task in tasks(path):
+            run = task.get("community.docker.docker_container") or {}
+            if isinstance(run, dict) and run.get("healthcheck"):
+                checked.add(role)
+            include = task.get("ansible.builtin.include_role") or {}
+            if include.get("name") == "common" and include.get("tasks_from") == "wait_healthy":
+                waits.setdefault(role, []).append(task)
+    assert checked, "no container with a health check found"
+    assert checked <= set(waits), f"no wait_healthy in {sorted(checked - set(waits))}"
+    for role, calls in waits.items():
+        for call in calls:
+            assert {"common_container", "common_timeout"} <= set(call.get("vars", {})), (role, call["name"])
+
+
+def test_the_argument_spec_documents_the_defaults_literally() -> None:
+    defaults = yaml.safe_load((ROLES / "common/defaults/main.yml").read_text(encoding="utf-8"))
+    specs = yaml.safe_load((ROLES / "common/meta/argument_specs.yml").read_text(encoding="utf-8"))
+    options = specs["argument_specs"]["wait_healthy"]["options"]
+    assert options["common_container"]["required"] is True
+    assert set(options) - {"common_container"} == set(defaults)
+    for name, value in defaults.items():
+        assert options[name]["default"] == value, name
+        assert "{{" not in str(value), name
+        assert options[name]["description"], name
