@@ -76,7 +76,7 @@ RENDERED = [
 ]
 
 
-def write_inventory(tmp: Path, *, multi: bool) -> Path:
+def write_inventory(tmp: Path, *, multi: bool, extra: dict | None = None) -> Path:
     """The lab shape (multi) or everything on one host (inventory/local's shape)."""
     store = tmp / "store"
     common = {
@@ -87,7 +87,7 @@ def write_inventory(tmp: Path, *, multi: bool) -> Path:
         "photomatrix_internal_subnet": "10.250.0.0/24",
         "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
         "photomatrix_network": "photomatrix-render-test",
-    }
+    } | (extra or {})
     if multi:
         children = {
             group: {
@@ -120,8 +120,8 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(tmp: Path, *, multi: bool) -> dict[str, dict]:
-    inventory = write_inventory(tmp, multi=multi)
+def render(tmp: Path, *, multi: bool, extra: dict | None = None) -> dict[str, dict]:
+    inventory = write_inventory(tmp, multi=multi, extra=extra)
     out = tmp / "rendered"
     out.mkdir()
     run = ansible_playbook(
@@ -227,6 +227,21 @@ def test_the_erp_certificate_names_what_its_callers_use(lab: dict[str, dict], so
     assert {"solo", "photomatrix-erp-api"} <= set(one), one
     # Every upstream line of the one-host proxy names something the certificate carries.
     assert {s.rsplit(":", 1)[0] for s in solo["solo"]["tls_proxy_erp_servers"]} <= set(one)
+
+
+def test_the_erp_certificate_names_every_replica_of_a_host(tmp_path: Path) -> None:
+    """inventory/local's shape: two replicas at fixed addresses, the proxy's upstream lines name those
+    addresses; each is in the certificate, with each replica's alias and container name."""
+    addresses = {"proxy": "10.250.0.10", "bot": "10.250.0.20", "erp_api": "10.250.0.30"}
+    one = render(
+        tmp_path, multi=False, extra={"erp_api_replicas": 2, "photomatrix_container_addresses": addresses}
+    )["solo"]
+    names = one["erp_api_tls_names"]
+    assert names[0] == "erp-api"
+    expected = {"erp-api-2", "photomatrix-erp-api", "photomatrix-erp-api-2", "10.250.0.30", "10.250.0.31"}
+    assert expected <= set(names), names
+    assert one["tls_proxy_erp_servers"] == ["10.250.0.30:8000", "10.250.0.31:8000"]
+    assert {server.rsplit(":", 1)[0] for server in one["tls_proxy_erp_servers"]} <= set(names)
 
 
 def erp_scrape_job(rendered: dict) -> dict:
