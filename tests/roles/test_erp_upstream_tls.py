@@ -1,6 +1,7 @@
 """Issue 10, for real: a real ERP process (`python -m erp serve --ssl-certfile … --ssl-keyfile …`, what
-the erp_api role runs) serves HTTPS with a certificate from a throwaway CA, and a real nginx (Debian's)
-with the role template's own upstream TLS lines verifies it: the request passes with that CA and the
+the erp_api role runs) serves HTTPS with a certificate from a throwaway CA, and a real nginx (the
+project's image when this machine has it, else Debian's binary) with the role template's own upstream
+TLS lines verifies it: the request passes with that CA and the
 ERP's name, and fails (502, certificate verify error) with another CA or another name. The ERP's port
 refuses plain HTTP."""
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 TEMPLATE = ROOT / "roles" / "tls_proxy" / "templates" / "nginx.conf.j2"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+IMAGE = "photomatrix/nginx:current"  # the proxy's image, when this machine built it (make up)
 SERVER_NAME = "erp-api"  # erp_api_tls_server_name: first in every ERP certificate
 
 
@@ -142,11 +144,31 @@ class Proxy:
     error_log: Path
 
 
-def start_nginx(tmp: Path, erp_port: int, ca: Path, name: str) -> tuple[subprocess.Popen, Proxy]:
-    if not Path(NGINX).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (.ci/apt-packages.txt lists it)")
-        pytest.skip("no nginx here: Debian's nginx binary is not installed (apt-get install nginx)")
+def nginx_command(tmp: Path, ca: Path) -> tuple[list[str], str]:
+    """The project's nginx image when this machine has it (what the proxy runs), else Debian's nginx
+    binary, else a skip saying so; and the container's name to remove afterwards ("" for the binary)."""
+    image_there = (
+        shutil.which("docker")
+        and not subprocess.run(
+            ["docker", "image", "inspect", IMAGE], capture_output=True, timeout=60, check=False
+        ).returncode
+    )
+    if image_there:
+        container = f"erp-tls-test-{secrets.token_hex(4)}"
+        mounts = [arg for path in {tmp, ca.parent} for arg in ("-v", f"{path}:{path}")]
+        return [
+            "docker", "run", "--rm", "--name", container, "--network", "host", "--user", "0",
+            *mounts, "--entrypoint", "nginx", IMAGE, "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
+            "-g", "daemon off;",
+        ], container  # fmt: skip
+    if Path(NGINX).exists():
+        return [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"], ""
+    if os.environ.get("CI") == "true":
+        pytest.fail("nginx is not installed (.ci/apt-packages.txt lists it)")
+    pytest.skip(f"no nginx here: neither the {IMAGE} image nor Debian's nginx binary (apt-get install nginx)")
+
+
+def start_nginx(tmp: Path, erp_port: int, ca: Path, name: str) -> tuple[subprocess.Popen, Proxy, str]:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "tmp").mkdir(exist_ok=True)
     port = free_port()
@@ -182,12 +204,9 @@ http {{
 """,
         encoding="utf-8",
     )
-    process = subprocess.Popen(
-        [NGINX, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 15
+    command, container = nginx_command(tmp, ca)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
@@ -198,7 +217,14 @@ http {{
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    return process, Proxy(f"http://127.0.0.1:{port}", tmp / "error.log")
+    return process, Proxy(f"http://127.0.0.1:{port}", tmp / "error.log"), container
+
+
+def stop_nginx(process: subprocess.Popen, container: str) -> None:
+    if container:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True, timeout=60, check=False)
+    process.terminate()
+    process.wait(30)
 
 
 @pytest.mark.parametrize(
@@ -210,13 +236,12 @@ def test_nginx_verifies_the_erp_certificate_against_the_internal_ca(
 ) -> None:
     ca = tls_erp.other.ca if case == "another CA" else tls_erp.pki.ca
     name = "rocketchat" if case == "another name" else SERVER_NAME
-    process, proxy = start_nginx(tmp_path / "nginx", tls_erp.port, ca, name)
+    process, proxy, container = start_nginx(tmp_path / "nginx", tls_erp.port, ca, name)
     try:
         with httpx.Client(base_url=proxy.url, timeout=10) as http:
             statuses = [http.get("/readyz").status_code for _ in range(3)]
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_nginx(process, container)
     assert statuses == [expected] * 3, (statuses, proxy.error_log.read_text()[-2000:])
     if expected == 502:
         log = proxy.error_log.read_text()
