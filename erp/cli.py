@@ -115,7 +115,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("ERP_ENVIRONMENT is development: set production for a real deployment")
     if args.migrate:
         cmd_migrate(args)
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        print("error: --ssl-certfile and --ssl-keyfile go together (HTTPS needs both)", file=sys.stderr)
+        return 2
     ServerLimits.configure(settings)
+    # HTTPS when given a certificate and its key (files: the key never passes through the environment);
+    # Python's default server context: TLS 1.2 at least.
+    tls = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile} if args.ssl_certfile else {}
     uvicorn.run(
         "erp.app:create_app",
         factory=True,
@@ -131,6 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=5,
         limit_concurrency=settings.server_max_connections + 1,  # erp.server refuses the extra ones first
         backlog=min(2048, settings.server_max_connections),
+        **tls,
     )
     return 0
 
@@ -259,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
     serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn access log)")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM, chain after the leaf)")
+    serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM, unencrypted; a 0600 file)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)").set_defaults(

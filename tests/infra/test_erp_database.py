@@ -69,8 +69,15 @@ def test_the_erp_hosts_see_the_same_data(erp_hosts, fleet) -> None:
 
 def _served_stylesheets(fleet, proxy: str, erp: str) -> float:
     """erp_http_requests_total of the stylesheet route on ERP host ERP, read from the proxy host (a peer)."""
-    url = f"http://{fleet.address(erp)}:{fleet.var(erp, 'erp_api_port', 8000)}/metrics"
-    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=20).read().decode())"
+    # HTTPS from the internal CA (issue 10): the proxy host keeps that CA (<root>/pki/ca.crt); the
+    # certificate names the ERP host's address.
+    url = f"https://{fleet.address(erp)}:{fleet.var(erp, 'erp_api_port', 8000)}/metrics"
+    ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
+    code = (
+        "import ssl, urllib.request; "
+        f"c = ssl.create_default_context(cafile={ca!r}); "
+        f"print(urllib.request.urlopen({url!r}, timeout=20, context=c).read().decode())"
+    )
     text = fleet.hosts[proxy].check_output(f"python3 -c {json.dumps(code)}")
     pattern = re.compile(r"^erp_http_requests_total\{([^}]*)\}\s+([0-9.e+]+)$", re.MULTILINE)
     return sum(float(v) for labels, v in pattern.findall(text) if f'route="{STYLESHEET}"' in labels)

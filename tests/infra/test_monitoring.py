@@ -44,9 +44,19 @@ def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def fetch_inside(url: str, container: str = PROMETHEUS) -> str:
-    """GET a URL from inside a monitoring container (internal network, nothing published)."""
-    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+# The ERP serves HTTPS from the internal CA (issue 10): Prometheus's copy of that CA, and the name its
+# certificate carries for every caller.
+ERP_CA_INSIDE = "/etc/prometheus/erp-ca.crt"
+ERP_METRICS = "https://erp-api:8000/metrics"
+
+
+def fetch_inside(url: str, container: str = PROMETHEUS, cafile: str = "") -> str:
+    """GET a URL from inside a monitoring container (internal network, nothing published); an https URL
+    verified against CAFILE (a path inside the container)."""
+    context = f", context=__import__('ssl').create_default_context(cafile={cafile!r})" if cafile else ""
+    code = (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10{context}).read().decode())"
+    )
     out = run(["docker", "exec", container, "python3", "-c", code])
     assert out.returncode == 0, f"{url}: {out.stderr[-2000:]}"
     return out.stdout
@@ -309,7 +319,8 @@ def test_rules_use_only_metrics_the_stack_exports(prometheus: dict) -> None:
     exported = {"up"}  # Prometheus' own series for every target
     probe = "http://blackbox-exporter:9115/probe?module=https_public&target=https://proxy:8443/api/info"
     node = "http://node-exporter:9100/metrics"
-    for url in ("http://erp-api:8000/metrics", "http://chatbot:8080/metrics", node, probe):
+    exported |= exported_names(fetch_inside(ERP_METRICS, cafile=ERP_CA_INSIDE))
+    for url in ("http://chatbot:8080/metrics", node, probe):
         exported |= exported_names(fetch_inside(url))
     used = {name for expr in repository_alerts().values() for name in metric_names(expr)}
     assert used, "no metric names found in the rules"
@@ -327,21 +338,23 @@ def spare_address() -> str:
     return random.choice(candidates)  # nosec B311: not a secret, just a fresh address
 
 
-def bad_key_requests(image: str, address: str, count: int) -> list[int]:
-    """Requests with an unknown API key to the ERP on the internal network, from a throwaway container."""
+def bad_key_requests(image: str, address: str, count: int, ca_file: Path) -> list[int]:
+    """Requests with an unknown API key to the ERP on the internal network, from a throwaway container
+    (over HTTPS, the certificate verified against the stack's CA mounted in)."""
     code = f"""
-import urllib.error, urllib.request
+import ssl, urllib.error, urllib.request
+context = ssl.create_default_context(cafile="/ca.crt")
 statuses = []
 for _ in range({count}):
-    url = "http://erp-api:8000/api/bot/v1/positions"
+    url = "https://erp-api:8000/api/bot/v1/positions"
     request = urllib.request.Request(url, headers={{"X-API-Key": "wrong"}})
     try:
-        statuses.append(urllib.request.urlopen(request, timeout=10).status)
+        statuses.append(urllib.request.urlopen(request, timeout=10, context=context).status)
     except urllib.error.HTTPError as exc:
         statuses.append(exc.code)
 print(statuses)
 """
-    network = ["--network", NETWORK, "--ip", address]
+    network = ["--network", NETWORK, "--ip", address, "--volume", f"{ca_file}:/ca.crt:ro"]
     out = run(["docker", "run", "--rm", *network, "--entrypoint", "python3", image, "-c", code])
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
@@ -360,9 +373,9 @@ def test_a_burst_of_bad_keys_raises_the_auth_failure_alert(
     before = auth_failures_seen()
     # One failure first, so the counter's series exists in Prometheus before the burst: increase()
     # cannot see the jump of a series that appears with its first sample already counting it.
-    assert bad_key_requests(prometheus_image, address, 1) == [401]
+    assert bad_key_requests(prometheus_image, address, 1, stack.ca_file) == [401]
     wait_for(lambda: auth_failures_seen() >= before + 1, "the first failed authentication to be scraped")
-    assert bad_key_requests(prometheus_image, address, 7) == [401] * 7
+    assert bad_key_requests(prometheus_image, address, 7, stack.ca_file) == [401] * 7
 
     def alert_state() -> str | None:
         alerts = prometheus_api("alerts")["alerts"]

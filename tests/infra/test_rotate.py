@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from plugins.infra import Stack, container_python, docker_inspect
 
 from ops.figures import append_record
@@ -405,3 +406,16 @@ def test_rotate_ca(stack: Stack, tmp_path: Path, rotation_time: None) -> None:
         )
         assert started(BLACKBOX) != blackbox_before, "the blackbox exporter was not restarted"
     assert not (stack.root / "pki.previous").exists(), "the old CA's key was left behind"
+    # Issue 10: the ERP's HTTPS certificate is re-signed by the new CA (the proxy now trusts only that
+    # one), with the new CA for its health check, every replica healthy with them; Prometheus checks the
+    # ERP against the new CA too.
+    erp_secrets = stack.root / "secrets" / "erp"
+    if (erp_secrets / "tls.crt").exists():
+        assert fingerprint(secret(erp_secrets / "tls-ca.crt")) == fingerprint(new_pem)
+        erp_cert = x509.load_pem_x509_certificate(secret(erp_secrets / "tls.crt").encode())
+        new_ca = x509.load_pem_x509_certificate(new_pem.encode())
+        erp_cert.verify_directly_issued_by(new_ca)  # raises when the old CA signed it
+        assert_healthy(*[name for name in stack.containers if name.startswith(stack.erp)])
+        erp_ca_of_prometheus = stack.root / "monitoring" / "erp-ca.crt"
+        if erp_ca_of_prometheus.exists():
+            assert erp_ca_of_prometheus.read_text() == new_pem, "Prometheus checks the ERP against the old CA"

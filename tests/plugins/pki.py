@@ -22,8 +22,11 @@ class ServerPki:
     key: Path
 
 
-def make_test_pki(directory: Path, ca_name: str = "Photomatrix test CA") -> ServerPki:
-    """Write ca.crt, server.crt and server.key (0600) into `directory`."""
+def make_test_pki(
+    directory: Path, ca_name: str = "Photomatrix test CA", names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> ServerPki:
+    """Write ca.crt, server.crt and server.key (0600) into `directory`; the server certificate names
+    NAMES (DNS names and IP addresses; the first is its common name)."""
     now = datetime.datetime.now(datetime.UTC)
     valid = {
         "not_valid_before": now - datetime.timedelta(minutes=5),
@@ -43,16 +46,23 @@ def make_test_pki(directory: Path, ca_name: str = "Photomatrix test CA") -> Serv
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+
+    def general_name(name: str) -> x509.GeneralName:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(name))
+        except ValueError:
+            return x509.DNSName(name)
+
+    alt_names = [general_name(name) for name in names]
     cert = (
         x509.CertificateBuilder(
             issuer_name=issuer,
-            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]),
             **valid,
         )
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

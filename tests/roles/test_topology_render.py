@@ -64,6 +64,11 @@ RENDERED = [
     "mongodb_publish_address",
     "mongodb_rocketchat_mongo_url",
     "monitoring_erp_targets",
+    "monitoring_erp_tls",
+    "erp_api_tls",
+    "erp_api_tls_names",
+    "tls_proxy_erp_tls",
+    "photomatrix_erp_tls",
     "monitoring_bot_targets",
     "monitoring_rocketchat_targets",
     "monitoring_alertmanager_receiver_urls",
@@ -71,7 +76,7 @@ RENDERED = [
 ]
 
 
-def write_inventory(tmp: Path, *, multi: bool) -> Path:
+def write_inventory(tmp: Path, *, multi: bool, extra: dict | None = None) -> Path:
     """The lab shape (multi) or everything on one host (inventory/local's shape)."""
     store = tmp / "store"
     common = {
@@ -82,7 +87,7 @@ def write_inventory(tmp: Path, *, multi: bool) -> Path:
         "photomatrix_internal_subnet": "10.250.0.0/24",
         "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
         "photomatrix_network": "photomatrix-render-test",
-    }
+    } | (extra or {})
     if multi:
         children = {
             group: {
@@ -115,8 +120,8 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(tmp: Path, *, multi: bool) -> dict[str, dict]:
-    inventory = write_inventory(tmp, multi=multi)
+def render(tmp: Path, *, multi: bool, extra: dict | None = None) -> dict[str, dict]:
+    inventory = write_inventory(tmp, multi=multi, extra=extra)
     out = tmp / "rendered"
     out.mkdir()
     run = ansible_playbook(
@@ -129,7 +134,10 @@ def render(tmp: Path, *, multi: bool) -> dict[str, dict]:
         json.dumps({"render_dir": str(out), "render_vars": RENDERED}),
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    rendered = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    for path in out.glob("*.prometheus.yml"):
+        rendered[path.name.split(".")[0]]["prometheus.yml"] = yaml.safe_load(path.read_text())
+    return rendered
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +209,60 @@ def test_prometheus_scrapes_remote_hosts_by_address(lab: dict[str, dict]) -> Non
     assert mon["monitoring_bot_targets"] == ["10.77.0.51:8080"]
     assert mon["monitoring_rocketchat_targets"] == ["10.77.0.11:9458", "10.77.0.11:9459", "10.77.0.11:9460"]
     assert mon["monitoring_alertmanager_receiver_urls"] == ["http://10.77.0.51:8080/alerts/alertmanager"]
+
+
+def test_the_erp_certificate_names_what_its_callers_use(lab: dict[str, dict], solo: dict[str, dict]) -> None:
+    """Issue 10: the internal CA's certificate of each ERP host carries the name the proxy and Prometheus
+    verify (erp-api, first), the host's name and address (the upstream and scrape lines of other hosts),
+    and on one host each replica's alias and container name."""
+    for host in ("erp1", "erp2"):
+        names = lab[host]["erp_api_tls_names"]
+        assert names[0] == "erp-api"
+        assert {host, ADDRESSES[host], "photomatrix-erp-api"} <= set(names), names
+        assert lab[host]["erp_api_tls"] is True
+    for flag in ("tls_proxy_erp_tls", "monitoring_erp_tls", "photomatrix_erp_tls"):
+        assert [lab["edge"][flag], lab["mon"][flag], solo["solo"][flag]] == [True, True, True], flag
+    one = solo["solo"]["erp_api_tls_names"]
+    assert one[0] == "erp-api", one
+    assert {"solo", "photomatrix-erp-api"} <= set(one), one
+    # Every upstream line of the one-host proxy names something the certificate carries.
+    assert {s.rsplit(":", 1)[0] for s in solo["solo"]["tls_proxy_erp_servers"]} <= set(one)
+
+
+def test_the_erp_certificate_names_every_replica_of_a_host(tmp_path: Path) -> None:
+    """inventory/local's shape: two replicas at fixed addresses, the proxy's upstream lines name those
+    addresses; each is in the certificate, with each replica's alias and container name."""
+    addresses = {"proxy": "10.250.0.10", "bot": "10.250.0.20", "erp_api": "10.250.0.30"}
+    one = render(
+        tmp_path, multi=False, extra={"erp_api_replicas": 2, "photomatrix_container_addresses": addresses}
+    )["solo"]
+    names = one["erp_api_tls_names"]
+    assert names[0] == "erp-api"
+    expected = {"erp-api-2", "photomatrix-erp-api", "photomatrix-erp-api-2", "10.250.0.30", "10.250.0.31"}
+    assert expected <= set(names), names
+    assert one["tls_proxy_erp_servers"] == ["10.250.0.30:8000", "10.250.0.31:8000"]
+    assert {server.rsplit(":", 1)[0] for server in one["tls_proxy_erp_servers"]} <= set(names)
+
+
+def erp_scrape_job(rendered: dict) -> dict:
+    (job,) = [j for j in rendered["prometheus.yml"]["scrape_configs"] if j["job_name"] == "erp-api"]
+    return job
+
+
+@pytest.mark.parametrize("shape", ["lab", "solo"])
+def test_prometheus_scrapes_the_erp_over_https_verified_against_the_internal_ca(
+    shape: str, request: pytest.FixtureRequest
+) -> None:
+    rendered = request.getfixturevalue(shape)
+    job = erp_scrape_job(rendered["mon" if shape == "lab" else "solo"])
+    assert job["scheme"] == "https"
+    assert job["tls_config"] == {
+        "ca_file": "/etc/prometheus/erp-ca.crt",
+        "server_name": "erp-api",
+        "insecure_skip_verify": False,
+    }
+    expected = ["10.77.0.31:8000", "10.77.0.32:8000"] if shape == "lab" else ["erp-api:8000"]
+    assert job["static_configs"][0]["targets"] == expected
 
 
 def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str, dict]) -> None:
@@ -325,7 +387,7 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path
         r"upstream erp_servers \{[^}]*server 10\.77\.0\.31:8000[^}]*server 10\.77\.0\.32:8000", conf
     )
     assert re.search(r"upstream rocketchat_servers \{[^}]*ip_hash;[^}]*10\.77\.0\.11:3002", conf)
-    assert "set $erp_upstream http://erp_servers;" in conf
+    assert "set $erp_upstream https://erp_servers;" in conf
     assert re.search(r"location /api/bot/v1/ \{\s*allow 10\.77\.0\.51;\s*deny all;", conf)
     # Defect 7: the realtime location sets headers, so it must repeat the client address ones.
     realtime = location(conf, "~ ^/(websocket|sockjs)")
@@ -340,7 +402,7 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path
 def test_nginx_conf_on_one_host_resolves_aliases_per_request(tmp_path: Path) -> None:
     conf = rendered_nginx_conf(tmp_path, multi=False)
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
-    assert "set $erp_upstream http://erp-api:8000;" in conf
+    assert "set $erp_upstream https://erp-api:8000;" in conf
     assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
 
 
@@ -354,7 +416,7 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
     servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=5s;", upstream.group(1))
     assert servers == ["10.250.0.30:8000", "10.250.0.31:8000"]
     assert "zone erp_servers" in upstream.group(1)
-    assert "set $erp_upstream http://erp_servers;" in conf
+    assert "set $erp_upstream https://erp_servers;" in conf
     # Refused or timed-out connections (and 502/503 answers) go to the other replica.
     assert "proxy_next_upstream error timeout http_502 http_503;" in conf
     assert not re.search(r"^\s*proxy_next_upstream [^;]*non_idempotent", conf, re.MULTILINE)
@@ -394,6 +456,9 @@ def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path) -> None:
         ],
         capture_output=True, timeout=60, check=True,
     )  # fmt: skip
+    # The internal CA nginx verifies the ERP's certificate against (issue 10): any certificate will do
+    # for -t, which loads it.
+    shutil.copy(tls / "fullchain.pem", tls / "upstream-ca.crt")
     for path in tls.iterdir():
         path.chmod(0o644)
     run = subprocess.run(
@@ -445,3 +510,59 @@ def test_the_first_admin_email_is_not_verified_so_its_password_login_needs_no_em
     assert overridden["ADMIN_EMAIL_VERIFIED"] == "true"
     docs = (ROOT / "docs/rocketchat-configuration.md").read_text(encoding="utf-8")
     assert "`rocketchat_admin_email_verified` defaults to `false`" in docs
+
+
+ERP_LOCATIONS = [
+    "/api/bot/v1/",
+    "= /healthz",
+    "= /api/v1/account/activate",
+    "= /activate",
+    "= /activate/style.css",
+]
+ERP_UPSTREAM_TLS = [
+    "proxy_ssl_verify on;",
+    "proxy_ssl_trusted_certificate /etc/nginx/tls/upstream-ca.crt;",
+    "proxy_ssl_name erp-api;",
+    "proxy_ssl_protocols TLSv1.2 TLSv1.3;",
+    "proxy_ssl_session_reuse on;",
+]
+
+
+@pytest.mark.parametrize("multi", [True, False], ids=["hosts", "one-host"])
+def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
+    tmp_path: Path, multi: bool
+) -> None:
+    """Issue 10: proxy → ERP is HTTPS, checked against the internal CA for the ERP's name, on one host and
+    many; the upstream keeps its keepalive connections (TLS sessions reused on them)."""
+    extra = (
+        {}
+        if multi
+        else {"erp_api_replicas": 2, "photomatrix_container_addresses": {"erp_api": "10.250.0.30"}}
+    )
+    conf = rendered_nginx_conf(tmp_path, multi=multi, extra=extra)
+    assert "set $erp_upstream https://erp_servers;" in conf
+    upstream = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
+    assert upstream, conf
+    assert "keepalive 16;" in upstream.group(1), conf
+    # Set once for the server (every location inherits them; only the ERP's upstream is https).
+    start = conf.index("listen 8443")
+    server = conf[start : conf.index("location ", start)]
+    for line in ERP_UPSTREAM_TLS:
+        assert line in server, f"no {line}"
+    for where in ERP_LOCATIONS:
+        block = location(conf, where)
+        assert "proxy_pass $erp_upstream;" in block, where
+        assert "proxy_ssl" not in block, f"{where} overrides the server's upstream TLS"
+    assert "proxy_ssl_verify off" not in conf
+    # Rocket.Chat and the bot stay plain HTTP (Rocket.Chat serves no TLS itself: out of scope).
+    assert re.search(r"set \$rocketchat_upstream http://", conf)
+    assert re.search(r"set \$bot_upstream http://", conf)
+    # HTTP/1.1 with an empty Connection header: what keepalive to the upstream needs.
+    assert "proxy_http_version 1.1;" in conf
+    assert 'proxy_set_header Connection "";' in conf
+
+
+def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(tmp_path: Path) -> None:
+    conf = rendered_nginx_conf(tmp_path, multi=False, extra={"photomatrix_erp_tls": False})
+    assert "set $erp_upstream http://erp-api:8000;" in conf
+    assert "proxy_ssl_" not in conf

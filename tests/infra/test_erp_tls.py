@@ -1,0 +1,122 @@
+"""The proxy → ERP hop is TLS from the internal CA (issue 10; docs/topology.md, section 4): from the
+proxy host, as nginx reaches them, every ERP replica refuses plain HTTP and presents a certificate that
+chains to the stack's CA (the CA host's <root>/pki/ca.crt) for the name the proxy and Prometheus verify
+(erp-api) and for the address that upstream line uses. Read-only: connections only, on any inventory
+(`make verify [INVENTORY=…]`); skipped where there is no internal CA (ACME or provided certificates)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+pytestmark = pytest.mark.infra
+
+ERP_CONTAINER = "photomatrix-erp-api"
+SERVER_NAME = "erp-api"
+
+# Run with the proxy host's python3: for each ip:port, a plain HTTP request, then a TLS handshake
+# verified against the CA for SERVER_NAME, its certificate's names, protocol and a request over it.
+PROBE = r"""
+import json, socket, ssl, sys
+ca, name, targets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+seen = {}
+for target in targets:
+    address, port = target.rsplit(":", 1)
+    entry = {}
+    try:
+        with socket.create_connection((address, int(port)), 5) as plain:
+            plain.settimeout(5)
+            plain.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+            entry["plain"] = plain.recv(64).decode("latin-1")
+    except OSError as exc:
+        entry["plain"] = "closed: " + type(exc).__name__
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        with socket.create_connection((address, int(port)), 5) as raw:
+            with context.wrap_socket(raw, server_hostname=name) as tls:
+                cert = tls.getpeercert()
+                entry["names"] = [value for _, value in cert.get("subjectAltName", ())]
+                entry["version"] = tls.version()
+                tls.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+                entry["answer"] = tls.recv(64).decode("latin-1")
+    except (OSError, ssl.SSLError) as exc:
+        entry["tls_error"] = repr(exc)
+    seen[target] = entry
+print(json.dumps(seen))
+"""
+
+
+def _tls_expected(fleet, proxy: str) -> bool:
+    mode = fleet.var(proxy, "tls_proxy_cert_mode", "selfsigned")
+    return (
+        mode == "selfsigned"
+        and bool(fleet.var(proxy, "photomatrix_bootstrap_secrets_dir", ""))
+        and str(fleet.var(proxy, "photomatrix_erp_tls", True)).lower() not in ("false", "no", "0")
+    )
+
+
+def _targets(fleet, proxy: str) -> dict[str, str]:
+    """Each ERP replica as the proxy host reaches it -> the name its certificate must carry besides
+    erp-api: its container address on the proxy's own host, else the ERP host's address and port."""
+    targets: dict[str, str] = {}
+    for erp in fleet.group("erp"):
+        port = int(fleet.var(erp, "erp_api_port", 8000))
+        replicas = int(fleet.var(erp, "erp_api_replicas", 1))
+        if erp == proxy:
+            host = fleet.hosts[erp]
+            for i in range(replicas):
+                name = ERP_CONTAINER if i == 0 else f"{ERP_CONTAINER}-{i + 1}"
+                fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+                address = host.check_output(f"docker inspect --format {shlex.quote(fmt)} {name}").split()[0]
+                targets[f"{address}:{port}"] = address
+        else:
+            address = fleet.address(erp)
+            for i in range(replicas):
+                targets[f"{address}:{port + i}"] = address
+    return targets
+
+
+def test_every_erp_replica_refuses_plain_http_and_serves_the_internal_ca_certificate(fleet) -> None:
+    proxies = fleet.group("proxy")
+    if not proxies or not fleet.group("erp"):
+        pytest.skip("no proxy or no erp group")
+    proxy = proxies[0]
+    if not _tls_expected(fleet, proxy):
+        pytest.skip("no internal CA (tls_proxy_cert_mode is not selfsigned): the ERP hop is not TLS from it")
+    ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
+    targets = _targets(fleet, proxy)
+    command = " ".join(
+        shlex.quote(part) for part in ("python3", "-c", PROBE, ca, SERVER_NAME, json.dumps(sorted(targets)))
+    )
+    seen = json.loads(fleet.hosts[proxy].check_output(command))
+    for target, address in targets.items():
+        entry = seen[target]
+        assert not entry["plain"].startswith("HTTP/"), f"{target} answered plain HTTP: {entry['plain']!r}"
+        assert "tls_error" not in entry, f"{target}: no TLS verified against {ca}: {entry['tls_error']}"
+        assert entry["names"][0] == SERVER_NAME, f"{target}: names {entry['names']}"
+        # The address the upstream line uses is in the certificate too (a fixed or a host address).
+        assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
+        assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
+        assert entry["answer"].startswith("HTTP/1.1 200"), f"{target}: {entry['answer']!r}"
+
+
+def test_the_erp_key_is_a_private_read_only_file_never_in_the_environment(fleet) -> None:
+    proxies = fleet.group("proxy")
+    if not proxies or not _tls_expected(fleet, proxies[0]):
+        pytest.skip("no internal CA: the ERP serves no TLS from it")
+    for name in fleet.group("erp"):
+        host = fleet.hosts[name]
+        info = json.loads(host.check_output(f"docker inspect {ERP_CONTAINER}"))[0]
+        mounts = {m["Destination"]: m for m in info["Mounts"]}
+        key = mounts.get("/run/secrets/erp/tls.key")
+        assert key, f"{name}: the ERP's key is not mounted"
+        assert not key["RW"], f"{name}: the ERP's key is mounted writable"
+        key_file = host.file(key["Source"])
+        assert key_file.mode == 0o600, f"{name}: {key['Source']} is {oct(key_file.mode)}"
+        assert key_file.uid == 10001, f"{name}: {key['Source']} is not the ERP user's"
+        env = "\n".join(info["Config"]["Env"] or [])
+        assert "PRIVATE KEY" not in env, f"{name}: the key shows in the environment"
+        assert "tls.key" not in env, f"{name}: the key's file shows in the environment"
+        assert "--ssl-keyfile" in info["Config"]["Cmd"], f"{name}: the ERP does not serve HTTPS"
