@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import socket
 import ssl
 import subprocess  # nosec B404
@@ -18,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.ansible_env import json_env
 from security.report import inventory_vars, proxy_address
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,9 +48,7 @@ def ansible_command(inventory: Path, pattern: str, command: str) -> dict[str, tu
     """Run one read-only command on the hosts of `pattern`; {host: (rc, stdout, error)}."""
     binary = Path(sys.executable).with_name("ansible")
     env = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "true",
+        **json_env("json"),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
     }
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import socket
 import ssl
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from plugins.infra import ROOT, Fleet, fleet_host_names
+
+from ops.ansible_env import json_env
 
 pytestmark = pytest.mark.infra
 
@@ -244,7 +245,7 @@ def firewall_rules(fleet) -> dict[str, list[dict]]:
         [str(program), "-i", str(fleet.inventory), "all", "-m", "ansible.builtin.debug", "-a",
          "var=photomatrix_firewall_rules", "-e", "@playbooks/group_vars/all/firewall.yml"],
         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT,
-        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
+        env=json_env("json"),
     )  # fmt: skip
     hosts = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
     return {name: value["photomatrix_firewall_rules"] for name, value in hosts.items()}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ops.ansible_env import json_env
+
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +23,7 @@ def test_second_site_run_reports_no_change() -> None:
     if os.environ.get("PHOTOMATRIX_IDEMPOTENCE") != "1":
         pytest.skip("runs through `make test-infra` after `make up` (PHOTOMATRIX_IDEMPOTENCE=1)")
     env = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        **json_env("ansible.posix.json"),
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
     started = time.monotonic()

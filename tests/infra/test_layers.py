@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from plugins.infra import docker_inspect
 
+from ops.ansible_env import json_env
+
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +45,7 @@ def _deployed() -> None:
 
 def playbook(*args: str) -> tuple[dict, float]:
     env = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        **json_env("ansible.posix.json"),
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
     started = time.monotonic()

@@ -5,13 +5,14 @@ Rocket.Chat, naming the variable and never printing its value."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ops.ansible_env import json_env
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +43,7 @@ def _validate(tmp_path: Path, **overrides) -> subprocess.CompletedProcess:
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(extra))
     env = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "json",
+        **json_env("json"),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
     }
