@@ -43,24 +43,31 @@ DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 
 # pytest beside the deployment cycles (each waits mostly on processes and containers): make test-infra
 # (this machine's stack), then make test-delivery (the delivery pipeline against its lab), their output
-# in TEST_INFRA_LOG and TEST_DELIVERY_LOG, summarised after pytest; all must pass.
-# TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false leaves the delivery run out.
+# in TEST_INFRA_LOG and TEST_DELIVERY_LOG; after pytest, make test-multi (the production-shaped
+# inventory/lab across its hosts) in the foreground, in TEST_MULTI_LOG. All are summarised; all must pass.
+# TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false or TEST_MULTI=false leaves that out.
 TEST_INFRA_LOG ?= .state/test-infra.log
 TEST_DELIVERY_LOG ?= .state/test-delivery.log
+TEST_MULTI_LOG ?= .state/test-multi.log
 TEST_DELIVERY ?= true
-test: lint ## lint, then every test: pytest beside make test-infra followed by make test-delivery
-	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-infra, make test-delivery"; exit 0; fi; \
+TEST_MULTI ?= true
+test: lint ## lint, then every test: pytest then make test-multi, beside make test-infra then make test-delivery
+	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-multi, make test-infra, make test-delivery"; exit 0; fi; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
 	    $(MAKE) test-delivery; }; \
+	  multi() { if [ "$(TEST_MULTI)" = false ]; then echo "TEST_MULTI=false: no multi-host cycle"; return 0; fi; \
+	    $(MAKE) test-multi; }; \
 	  if [ "$(TEST_SERIAL)" = true ]; then \
-	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery; exit $$?; fi; \
-	  mkdir -p $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)); rm -f $(TEST_INFRA_LOG).rc; \
+	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
+	  mkdir -p $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); rm -f $(TEST_INFRA_LOG).rc; \
 	  echo "make test-infra, then make test-delivery, run alongside; logs: $(TEST_INFRA_LOG), $(TEST_DELIVERY_LOG)"; \
 	  ( $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1; infra_rc=$$?; \
 	    delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; \
 	    echo "$$infra_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
 	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
-	  $(BIN)/pytest $(PYTEST_ARGS); pytest_rc=$$?; \
+	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
+	  echo "make test-multi after pytest; log: $(TEST_MULTI_LOG)"; \
+	  multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; \
 	  wait $$cycles; read infra_rc delivery_rc < $(TEST_INFRA_LOG).rc || { infra_rc=1; delivery_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
 	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
@@ -70,8 +77,12 @@ test: lint ## lint, then every test: pytest beside make test-infra followed by m
 	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|make.*Error)' \
 	    $(TEST_DELIVERY_LOG) || true; \
 	  if [ $$delivery_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_DELIVERY_LOG); fi; \
-	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc, make test-delivery exit $$delivery_rc"; \
-	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ]
+	  echo "== make test-multi (whole log: $(TEST_MULTI_LOG))"; \
+	  grep -E '^(lab cycle multi|  .* s  \(load|TEST_MULTI|make.*Error)' $(TEST_MULTI_LOG) || true; \
+	  if [ $$multi_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_MULTI_LOG); fi; \
+	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc, make test-delivery exit $$delivery_rc," \
+	    "make test-multi exit $$multi_rc"; \
+	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ] && [ $$multi_rc = 0 ]
 
 test-fast: setup ## unit tests only
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
@@ -104,7 +115,7 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
-test-infra: setup ## the deployment cycle on this machine: up, verify, idempotence (second run changed=0), drill, down
+test-infra: setup ## the deployment cycle on this machine: up, verify, idempotence (second run changed=0), --check/--tags/layers, drill, down
 	@if docker ps -aq --filter name='^photomatrix-' 2>/dev/null | grep -q . || [ -e /srv/photomatrix ]; then \
 	  echo "make test-infra deploys a stack on this machine and removes it afterwards (volumes and secrets" \
 	    "too), so it refuses to run next to one: this machine already has photomatrix-* containers or" \
@@ -114,7 +125,8 @@ test-infra: setup ## the deployment cycle on this machine: up, verify, idempoten
 	  trap '$(MAKE) down PURGE=true' EXIT; \
 	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
 	  $(MAKE) verify; \
-	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_idempotence.py; \
+	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider \
+	    tests/infra/test_idempotence.py tests/infra/test_layers.py; \
 	  $(MAKE) drill
 
 # Inside a lab host only: lab/cycle.py writes the marker file there and runs this as root. The guard is
@@ -130,6 +142,20 @@ deploy-cycle: setup ## in a lab host only (make test-infra runs it): up, verify,
 	  step env PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider --no-header -q \
 	    tests/infra/test_idempotence.py tests/infra/test_layers.py; \
 	  step $(MAKE) drill
+
+# A lab of that name already running is somebody's (make lab-up, a --keep run): make test-multi and make
+# test-delivery would redeploy it and remove it, so they refuse instead.
+define refuse_running_lab
+if $(PY) -m lab status -i $(1) | grep -qv ': no containers$$'; then \
+  echo "make $@ starts its own lab from $(1) and removes it afterwards, so it refuses to run while that" \
+    "lab runs (make lab-up or a --keep run left it): python -m lab down -i $(1) first, if it may go." >&2; \
+  exit 2; fi
+endef
+
+test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, verify, second run changed=0, make rotate WHAT=ca then verify, lab down
+	@$(call refuse_running_lab,inventory/lab)
+	$(PY) -m lab.multi -i inventory/lab --to rotate $(MULTI_ARGS)
+.PHONY: test-multi
 
 lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry
 	$(PY) -m lab up -i $(LAB_INVENTORY)
@@ -181,6 +207,7 @@ pipeline: setup ## release, deploy ENV (staging), gate (rollback on failure), re
 	$(RELEASE) pipeline --env $(ENV) $(RELEASE_WHERE) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TARGET),--target $(TARGET))
 
 test-delivery: setup ## the pipeline for real against the lab release/lab: lab up, release, deploy, gate, upgrade, gate, a broken release rolled back, pages, lab down (STAGING_ARGS=--keep keeps the lab); JSON report
+	@$(call refuse_running_lab,release/lab)
 	$(RELEASE) staging-run -i release/lab $(STAGING_ARGS)
 .PHONY: release deploy gate promote release-page pipeline test-delivery
 

@@ -8,16 +8,20 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
 2. `playbooks/site.yml`: the whole stack across the hosts (cold deploy);
 3. `make verify INVENTORY=<inventory>`: the read-only checks of every host and the public name;
 4. `playbooks/site.yml` again, which must report changed=0 on every host;
-5. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
+5. `rotate`: `make rotate WHAT=ca INVENTORY=<inventory>` (a new internal CA: the proxy's certificate, the
+   ERP's and PostgreSQL's re-signed on their hosts, every consumer restarted), then `make verify` again:
+   every cross-host TLS hop verifies against the new CA;
+6. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
    loop through the proxy, TargetDown in the admins group, the host started again and rejoining. Last,
    as `make drill` comes last in the single-host cycle: it is destructive, and the idempotence check
    above is about the deployment, not about the aftermath of a fault;
 
 then the lab is removed, also on failure (`--keep` keeps it). `--from STEP` (docker, site, verify, again,
-drill) resumes a kept lab at that step, to iterate on a fix without a fresh lab; without it, a run starts by
-removing whatever lab of that name is left. Prints the time of each step with this
-machine's load average when it ended (the figures are only comparable with the load beside them) and
-appends the result to /var/log/photomatrix-lab-cycle.log.
+rotate, drill) resumes a kept lab at that step, to iterate on a fix without a fresh lab; without it, a run
+starts by removing whatever lab of that name is left. `--to STEP` ends the run after that step (`make
+test-multi`, which CI's `make test` runs, stops after `rotate`: the drill takes 11 minutes). Prints the
+time of each step with this machine's load average when it ended (the figures are only comparable with
+the load beside them) and appends the result to /var/log/photomatrix-lab-cycle.log.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def _figure(seconds: float) -> Figure:
 
 
 # The steps in order, by the name `--from` takes.
-STEPS = ("up", "docker", "site", "verify", "again", "drill")
+STEPS = ("up", "docker", "site", "verify", "again", "rotate", "drill")
 
 
 def multi(
@@ -106,15 +110,20 @@ def multi(
     keep: bool = False,
     start: str = "up",
     figures: dict[str, Figure] | None = None,
+    stop: str = STEPS[-1],
 ) -> dict[str, Figure]:
-    """The cycle; START other than "up" resumes a kept lab at that step (nothing removed first).
+    """The cycle; START other than "up" resumes a kept lab at that step (nothing removed first), STOP
+    is the last step run.
 
     FIGURES (filled as each step ends) keeps the steps that passed when a later one fails."""
-    if start not in STEPS:
-        raise CycleError(f"no step {start!r}: one of {', '.join(STEPS)}")
+    for step in (start, stop):
+        if step not in STEPS:
+            raise CycleError(f"no step {step!r}: one of {', '.join(STEPS)}")
+    if STEPS.index(stop) < STEPS.index(start):
+        raise CycleError(f"--to {stop} comes before --from {start}")
     lab = load(inventory)
     name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
-    todo = STEPS[STEPS.index(start) :]
+    todo = STEPS[STEPS.index(start) : STEPS.index(stop) + 1]
     figures = {} if figures is None else figures
     with control.lock(lab):
         if start == "up":
@@ -141,6 +150,13 @@ def multi(
                 if changed:
                     raise CycleError(f"the second run changed something: {changed}")
                 figures["site.yml again (changed=0)"] = _figure(seconds)
+            if "rotate" in todo:
+                rotate = ["/usr/bin/make", "--no-print-directory", "rotate", "WHAT=ca", f"INVENTORY={name}"]
+                seconds, _ = _run(rotate, "rotate the internal CA")
+                figures["make rotate WHAT=ca (certificates re-signed, restarts)"] = _figure(seconds)
+                verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
+                seconds, _ = _run(verify, "verify after the rotation")
+                figures["make verify after the rotation"] = _figure(seconds)
             if "drill" in todo:
                 print("lab multi: drill: host loss (lab/drill_host_loss.py)", flush=True)
                 # Each timing with the highest load average sampled during it (the load at the end
@@ -167,11 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         default="up",
         help="resume a kept lab at this step (default up: a fresh lab)",
     )
+    parser.add_argument(
+        "--to",
+        dest="stop",
+        choices=STEPS,
+        default=STEPS[-1],
+        help=f"end after this step (default {STEPS[-1]})",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     figures: dict[str, Figure] = {}
     try:
-        multi(args.inventory.resolve(), keep=args.keep, start=args.start, figures=figures)
+        multi(args.inventory.resolve(), keep=args.keep, start=args.start, figures=figures, stop=args.stop)
     except (
         LabConfigError,
         docker.DockerError,

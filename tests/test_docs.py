@@ -62,7 +62,7 @@ FIRST_ACCESS = "tests/infra/test_first_access.py"
 WITH_BOT = "tests/rcchat/test_with_bot.py"
 RUNBOOK_INFRA = "tests/infra/test_runbooks.py"
 ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-infra runs
-LAYERS = "tests/infra/test_layers.py"  # in `make deploy-cycle` (lab host), not yet in make test-infra
+LAYERS = "tests/infra/test_layers.py"  # in make test-infra (CI) and make deploy-cycle (lab host)
 BACKUP = "tests/infra/test_backup.py"
 AS_WRITTEN = "tests/test_docs.py"  # the tests below run these from the document, in a scratch directory
 

@@ -71,13 +71,17 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
     from lab.multi import multi
 
     figures = multi()
-    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "drill", "down"]
+    assert steps == [
+        "down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "drill", "down",
+    ]  # fmt: skip
     assert list(figures) == [
         "lab up",
         "docker layer (engines, firewall, images built once, pushed, pulled)",
         "site.yml (cold deploy across the hosts)",
         "make verify INVENTORY=inventory/lab",
         "site.yml again (changed=0)",
+        "make rotate WHAT=ca (certificates re-signed, restarts)",
+        "make verify after the rotation",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
     ]
@@ -87,7 +91,24 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="verify")
-    assert steps == ["verify", "site.yml", "drill"]
+    assert steps == ["verify", "site.yml", "rotate", "verify", "drill"]
+
+
+def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
+    from lab.multi import multi
+
+    figures = multi(stop="rotate")
+    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "down"]
+    assert "drill" not in steps
+    assert list(figures)[-1] == "lab down"
+
+
+def test_to_before_from_is_refused(steps: list[str]) -> None:
+    import lab.multi as multi
+
+    with pytest.raises(multi.CycleError, match="comes before"):
+        multi.multi(keep=True, start="again", stop="verify")
+    assert steps == []
 
 
 def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> None:

@@ -198,7 +198,28 @@ def test_ci_s_make_test_runs_the_staging_run_after_the_deployment_cycle():
     dry = subprocess.run(
         ["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    assert "would run pytest, make test-infra, make test-delivery" in dry.stdout, dry.stdout[-2000:]
+    expected = "would run pytest, make test-multi, make test-infra, make test-delivery"
+    assert expected in dry.stdout, dry.stdout[-2000:]
+
+
+def test_ci_s_make_test_runs_the_multi_host_cycle_after_pytest():
+    """`make test`: pytest, then `make test-multi` in the foreground (beside test-infra/test-delivery);
+    its failure fails make test; it ends after the CA rotation and refuses a running lab of inventory/lab."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
+    foreground = recipe[recipe.index(") & cycles=") :]
+    assert foreground.index("$(BIN)/pytest") < foreground.index("multi > $(TEST_MULTI_LOG)")
+    assert "$(MAKE) test-multi" in recipe
+    assert '"$(TEST_MULTI)" = false' in recipe
+    assert "[ $$multi_rc = 0 ]" in recipe
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "test-multi"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    lines = " ".join(dry.stdout.split())
+    assert "-m lab status -i inventory/lab" in lines
+    assert "-m lab.multi -i inventory/lab --to rotate" in lines
 
 
 def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path):
