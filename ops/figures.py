@@ -495,8 +495,20 @@ LAB_STEPS = {
     ("multi", "docker layer (engines, firewall, images built once, pushed, pulled)"): "lab.multi.docker_s",
     ("multi", "site.yml (cold deploy across the hosts)"): "lab.multi.site_s",
     ("multi", "site.yml again (changed=0)"): "lab.multi.again_s",
+    ("multi", "make rotate WHAT=ca (certificates re-signed, restarts)"): "lab.multi.rotate_s",
+    ("multi", "make verify after the rotation"): "lab.multi.verify_rotated_s",
+    ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_s",
     ("multi", "lab down"): "lab.multi.down_s",
 }
+# The host-loss drill's steps name the host it killed (lab/drill_host_loss.py).
+LAB_DRILL_STEPS = tuple(
+    (re.compile(rf"^drill host loss: \S+ {pattern}$"), figure)
+    for pattern, figure in (
+        (r"killed → \w+ in the admins group", "lab.multi.drill_alert_s"),
+        (r"started → serving through the proxy again", "lab.multi.drill_serving_s"),
+        (r"started → resolved in the admins group", "lab.multi.drill_resolved_s"),
+    )
+)
 LAB_PASSED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) lab cycle (\w+): passed in \d+ s$")
 LAB_STEP = re.compile(r"^  (?P<step>.+?)\s+(?P<seconds>\d+) s(?:  \(load (?P<load>[\d.]+)\))?$")
 
@@ -530,6 +542,8 @@ def lab_records(text: str, after: str = "") -> tuple[list[str], str]:
                 in_host += 1
             elif cycle == "multi" and name.startswith("make verify INVENTORY="):
                 key = "lab.multi.verify_s"
+            elif cycle == "multi" and key is None:
+                key = next((figure for pattern, figure in LAB_DRILL_STEPS if pattern.match(name)), None)
             if key:
                 records.append(json.dumps({"figure": key, "value": float(step["seconds"])}))
             if step["load"] is not None:

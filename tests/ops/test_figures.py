@@ -128,6 +128,13 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
     single += [("make down PURGE=true (in the host)", 60.0), ("a step added later", 5.0)]
     multi = {"lab up": (78.4, 12.9), "site.yml again (changed=0)": (301.0, 3.0), "lab down": (35.0, 20.5)}
     multi["make verify INVENTORY=inventory/lab"] = (410.0, 9.0)
+    multi["make rotate WHAT=ca (certificates re-signed, restarts)"] = (57.0, 3.5)
+    multi["make verify after the rotation"] = (73.0, 2.5)
+    multi["drill host loss: erp1 killed → TargetDown in the admins group"] = (335.0, 14.0)
+    multi["drill host loss: erp1 started → serving through the proxy again"] = (23.0, 4.0)
+    multi["drill host loss: erp1 started → resolved in the admins group"] = (291.0, 3.0)
+    multi["drill host loss, whole drill (request loop start to stop)"] = (654.0, 14.0)
+    multi["drill host loss: erp1 started → something new"] = (9.0, 1.0)  # unknown: left out
     log = "".join(
         [
             lab_log("2026-12-01T10:00:00Z", "lab cycle single: FAILED after 900 s: make verify failed"),
@@ -158,6 +165,12 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
         "lab.multi.again_s": 301.0,
         "lab.multi.down_s": 35.0,
         "lab.multi.verify_s": 410.0,
+        "lab.multi.rotate_s": 57.0,
+        "lab.multi.verify_rotated_s": 73.0,
+        "lab.multi.drill_alert_s": 335.0,
+        "lab.multi.drill_serving_s": 23.0,
+        "lab.multi.drill_resolved_s": 291.0,
+        "lab.multi.drill_whole_s": 654.0,
         "lab.multi.load_average": 20.5,
     }
     assert len(lines) == len(recorded)  # the highest load of a run, once
