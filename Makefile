@@ -41,18 +41,20 @@ format: setup ## rewrite Python sources with ruff
 # `make -n` still runs recipe lines that name $(MAKE): those lines stop at DRY_RUN instead.
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 
-# pytest beside the deployment cycles (each waits mostly on processes and containers): make test-infra
-# (this machine's stack), then make test-delivery (the delivery pipeline against its lab), their output
-# in TEST_INFRA_LOG and TEST_DELIVERY_LOG; after pytest, make test-multi (the production-shaped
-# inventory/lab across its hosts) in the foreground, in TEST_MULTI_LOG. All are summarised; all must pass.
+# pytest beside the deployment cycles (each waits mostly on processes and containers). In the background:
+# make test-infra (this machine's stack), then make test-multi (the production-shaped inventory/lab across
+# its hosts, the host-loss drill included), in TEST_INFRA_LOG and TEST_MULTI_LOG. In the foreground:
+# pytest, then make test-delivery (the delivery pipeline against its lab), in TEST_DELIVERY_LOG. All are
+# summarised at the end; all must pass. test-infra builds the images on this machine's engine first; the
+# labs after it take them from there.
 # TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false or TEST_MULTI=false leaves that out.
 TEST_INFRA_LOG ?= .state/test-infra.log
 TEST_DELIVERY_LOG ?= .state/test-delivery.log
 TEST_MULTI_LOG ?= .state/test-multi.log
 TEST_DELIVERY ?= true
 TEST_MULTI ?= true
-test: lint ## lint, then every test: pytest then make test-multi, beside make test-infra then make test-delivery
-	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-multi, make test-infra, make test-delivery"; exit 0; fi; \
+test: lint ## lint, then every test: pytest then make test-delivery, beside make test-infra then make test-multi
+	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
 	    $(MAKE) test-delivery; }; \
 	  multi() { if [ "$(TEST_MULTI)" = false ]; then echo "TEST_MULTI=false: no multi-host cycle"; return 0; fi; \
@@ -60,15 +62,15 @@ test: lint ## lint, then every test: pytest then make test-multi, beside make te
 	  if [ "$(TEST_SERIAL)" = true ]; then \
 	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
 	  mkdir -p $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); rm -f $(TEST_INFRA_LOG).rc; \
-	  echo "make test-infra, then make test-delivery, run alongside; logs: $(TEST_INFRA_LOG), $(TEST_DELIVERY_LOG)"; \
+	  echo "make test-infra, then make test-multi, run alongside; logs: $(TEST_INFRA_LOG), $(TEST_MULTI_LOG)"; \
 	  ( $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1; infra_rc=$$?; \
-	    delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; \
-	    echo "$$infra_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
+	    multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; \
+	    echo "$$infra_rc $$multi_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
 	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
 	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
-	  echo "make test-multi after pytest; log: $(TEST_MULTI_LOG)"; \
-	  multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; \
-	  wait $$cycles; read infra_rc delivery_rc < $(TEST_INFRA_LOG).rc || { infra_rc=1; delivery_rc=1; }; \
+	  echo "make test-delivery after pytest; log: $(TEST_DELIVERY_LOG)"; \
+	  delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; \
+	  wait $$cycles; read infra_rc multi_rc < $(TEST_INFRA_LOG).rc || { infra_rc=1; multi_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
 	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
@@ -78,9 +80,10 @@ test: lint ## lint, then every test: pytest then make test-multi, beside make te
 	    $(TEST_DELIVERY_LOG) || true; \
 	  if [ $$delivery_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_DELIVERY_LOG); fi; \
 	  echo "== make test-multi (whole log: $(TEST_MULTI_LOG))"; \
-	  grep -E '^(lab cycle multi|  .* s  \(load|TEST_MULTI|make.*Error)' $(TEST_MULTI_LOG) || true; \
+	  grep -E '^(lab cycle multi|  .* s  \(load|drill host-loss: (passed|FAILED)|  requests: |  failed |TEST_MULTI|make.*Error)' \
+	    $(TEST_MULTI_LOG) || true; \
 	  if [ $$multi_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_MULTI_LOG); fi; \
-	  echo "pytest exit $$pytest_rc, make test-infra exit $$infra_rc, make test-delivery exit $$delivery_rc," \
+	  echo "pytest exit $$pytest_rc, make test-delivery exit $$delivery_rc, make test-infra exit $$infra_rc," \
 	    "make test-multi exit $$multi_rc"; \
 	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ] && [ $$multi_rc = 0 ]
 
@@ -152,9 +155,9 @@ if $(PY) -m lab status -i $(1) | grep -qv ': no containers$$'; then \
   exit 2; fi
 endef
 
-test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, verify, second run changed=0, make rotate WHAT=ca then verify, lab down
+test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, verify, second run changed=0, make rotate WHAT=ca then verify, the host-loss drill, lab down
 	@$(call refuse_running_lab,inventory/lab)
-	$(PY) -m lab.multi -i inventory/lab --to rotate $(MULTI_ARGS)
+	$(PY) -m lab.multi -i inventory/lab $(MULTI_ARGS)
 .PHONY: test-multi
 
 lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry

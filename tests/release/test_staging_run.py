@@ -185,30 +185,30 @@ def test_make_test_delivery_is_the_staging_run_against_the_release_lab():
     assert "-m release staging-run -i release/lab --keep" in " ".join(dry.stdout.split())
 
 
-def test_ci_s_make_test_runs_the_staging_run_after_the_deployment_cycle():
-    """`.ci/run` → `make test`: pytest beside `make test-infra` then `make test-delivery` (not in parallel
-    with each other: both build the images and deploy)."""
+def test_ci_s_make_test_runs_the_staging_run_after_pytest():
+    """`.ci/run` → `make test`: pytest then `make test-delivery` in the foreground, beside `make test-infra`
+    then `make test-multi` (test-infra builds the images on this machine's engine before a lab needs them)."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
-    cycles = recipe[recipe.index("( $(MAKE) test-infra") : recipe.index(") & cycles=")]
-    assert cycles.index("$(MAKE) test-infra") < cycles.index("delivery >")
+    foreground = recipe[recipe.index(") & cycles=") :]
+    assert foreground.index("$(BIN)/pytest") < foreground.index("delivery > $(TEST_DELIVERY_LOG)")
     assert "$(MAKE) test-delivery" in recipe
     assert '"$(TEST_DELIVERY)" = false' in recipe
     assert "[ $$delivery_rc = 0 ]" in recipe  # its failure fails make test
     dry = subprocess.run(
         ["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    expected = "would run pytest, make test-multi, make test-infra, make test-delivery"
+    expected = "would run pytest, make test-delivery, make test-infra, make test-multi"
     assert expected in dry.stdout, dry.stdout[-2000:]
 
 
-def test_ci_s_make_test_runs_the_multi_host_cycle_after_pytest():
-    """`make test`: pytest, then `make test-multi` in the foreground (beside test-infra/test-delivery);
-    its failure fails make test; it ends after the CA rotation and refuses a running lab of inventory/lab."""
+def test_ci_s_make_test_runs_the_multi_host_cycle_after_test_infra():
+    """`make test`: `make test-multi` after `make test-infra` in the background; its failure fails make
+    test; it runs the whole cycle (the host-loss drill too) and refuses a running lab of inventory/lab."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
-    foreground = recipe[recipe.index(") & cycles=") :]
-    assert foreground.index("$(BIN)/pytest") < foreground.index("multi > $(TEST_MULTI_LOG)")
+    cycles = recipe[recipe.index("( $(MAKE) test-infra") : recipe.index(") & cycles=")]
+    assert cycles.index("$(MAKE) test-infra") < cycles.index("multi > $(TEST_MULTI_LOG)")
     assert "$(MAKE) test-multi" in recipe
     assert '"$(TEST_MULTI)" = false' in recipe
     assert "[ $$multi_rc = 0 ]" in recipe
@@ -219,7 +219,8 @@ def test_ci_s_make_test_runs_the_multi_host_cycle_after_pytest():
     assert dry.returncode == 0, dry.stderr
     lines = " ".join(dry.stdout.split())
     assert "-m lab status -i inventory/lab" in lines
-    assert "-m lab.multi -i inventory/lab --to rotate" in lines
+    assert "-m lab.multi -i inventory/lab" in lines
+    assert "--to" not in lines  # the drill too
 
 
 def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path):
