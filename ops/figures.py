@@ -245,15 +245,22 @@ def delivery_run(report: dict, origin: str) -> dict:
     commit = report.get("commit") or release_commit(releases.get("1") or {})
     if commit:
         run["commit"] = str(commit)[:7]
-    caught = report.get("forced_failure")
-    if isinstance(caught, dict):
-        forced = {"outcome": str(caught.get("outcome", ""))}
+    # The forced failures: a release the gate refuses (forced_gate_failure, release 3 since the gate
+    # run) and one the upgrade refuses (forced_failure: release 3 before, release 4 since).
+    for key in ("forced_gate_failure", "forced_failure"):
+        caught = report.get(key)
+        if not isinstance(caught, dict):
+            continue
+        forced: dict = {"outcome": str(caught.get("outcome", ""))}
         by = (caught.get("caught") or {}).get("by") if isinstance(caught.get("caught"), dict) else None
         if by:
             forced["by"] = str(by)
         if isinstance(caught.get("rollback_seconds"), int | float):
             forced["rollback_s"] = float(caught["rollback_seconds"])
-        run["forced_failure"] = forced
+        number = re.search(r"\.r(\d+)$", str(caught.get("version", "")))
+        if number:
+            forced["release"] = int(number.group(1))
+        run[key] = forced
     return run
 
 
@@ -344,11 +351,21 @@ def delivery_block(data: dict) -> str:
     if passed:
         sized = f"; {'; '.join(sizes)}." if sizes else "."
         lines.append(f"Over {plural(len(passed), 'passed run')}: {load}{sized}")
-    forced = [run["forced_failure"] for run in passed if "forced_failure" in run]
-    if forced:
+    kinds = (
+        ("forced_gate_failure", "The release with a secret in its ERP image's environment"),
+        ("forced_failure", "The broken release (an ERP that cannot start)"),
+    )
+    for key, what in kinds:
+        forced = [run[key] for run in passed if key in run]
+        if not forced:
+            continue
+        numbers = sorted({f.get("release", 3) for f in forced})
         by = sorted({f.get("by", "?") for f in forced})
         rollback = [f["rollback_s"] for f in forced if "rollback_s" in f]
-        text = f"The broken release 3 was caught by {', '.join(f'`{b}`' for b in by)} and rolled back"
+        text = (
+            f"{what}, release {' or '.join(map(str, numbers))}, was caught by "
+            f"{', '.join(f'`{b}`' for b in by)} and rolled back"
+        )
         if rollback:
             text += f" (`playbooks/rollback.yml` {span(rollback, unit='s')}, {plural(len(rollback), 'run')})"
         lines += ["", text + "."]

@@ -84,12 +84,23 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(figures, "ROOT", root)
     monkeypatch.setattr(figures, "FIGURES", root / "ops/figures.json")
     monkeypatch.setattr(figures, "DELIVERY_STATE", root / ".state/release")
+    # The runs recorded since the seeds (real CI runs) would move every range below: the seeds only.
+    (root / "ops/figures.json").write_text(json.dumps(seeded(), indent=2) + "\n", encoding="utf-8")
+    for document, text in figures.generated(root).items():
+        (root / document).write_text(text, encoding="utf-8")
     return root
 
 
 def no_runs() -> dict:
     data = figures.load()
     data["delivery_runs"] = []
+    return data
+
+
+def seeded() -> dict:
+    """ops/figures.json with only the hand-copied seed runs (whatever real runs were recorded since)."""
+    data = figures.load()
+    data["delivery_runs"] = [run for run in data["delivery_runs"] if run.get("seed")]
     return data
 
 
@@ -105,8 +116,32 @@ def test_a_report_becomes_a_run_with_its_own_stage_names() -> None:
     assert run["manifest_kb"] == [4.6, 4.7]
     assert run["sbom_kb"] == [54.8, 60.8]
     assert run["images"] == len(IMAGES)
-    assert run["forced_failure"] == {"outcome": "rolled back", "by": "upgrade", "rollback_s": 312.5}
+    forced = {"outcome": "rolled back", "by": "upgrade", "rollback_s": 312.5, "release": 3}
+    assert run["forced_failure"] == forced
+    assert "forced_gate_failure" not in run  # a report from before the gate's forced failure
     assert "load" not in run  # the staging run records none yet
+
+
+def test_both_forced_failures_are_kept_and_named_by_their_release() -> None:
+    """Since the gate's forced failure: release 3 refused by the gate's verify, release 4 by the upgrade."""
+    report = staging_report()
+    version = "v0-412-g4897ad2c0a1b"
+    report["forced_gate_failure"] = {
+        "outcome": "rolled back", "version": version + ".r3", "rollback_seconds": 107.8,
+        "caught": {"by": "gate step verify", "log": "gate-staging/verify.log", "rc": 2},
+    }  # fmt: skip
+    report["forced_failure"] |= {"version": version + ".r4", "rollback_seconds": 42.7}
+    run = figures.delivery_run(report, "staging-run-20261203T100000Z.json")
+    assert run["forced_gate_failure"] == {
+        "outcome": "rolled back", "by": "gate step verify", "rollback_s": 107.8, "release": 3,
+    }  # fmt: skip
+    assert run["forced_failure"]["release"] == 4
+    block = figures.delivery_block({**no_runs(), "delivery_runs": [run]})
+    assert (
+        "The release with a secret in its ERP image's environment, release 3, was caught by "
+        "`gate step verify` and rolled back (`playbooks/rollback.yml` 108 s, 1 run)."
+    ) in block
+    assert "The broken release (an ERP that cannot start), release 4, was caught by `upgrade`" in block
 
 
 def test_the_commit_is_the_manifests_while_it_is_here(tmp_path: Path) -> None:
@@ -200,7 +235,7 @@ def test_a_stage_added_to_the_pipeline_appears_where_it_runs() -> None:
 
 
 def test_the_seeds_are_the_hand_copied_figures_until_dropped() -> None:
-    data = figures.load()
+    data = seeded()
     seeds = [run for run in data["delivery_runs"] if run.get("seed")]
     assert [run["commit"] for run in seeds] == ["07a4af4", "9aa9326"]
     assert [sum(s["seconds"] for s in run["stages"]) for run in seeds] == [1802, 696]
@@ -212,7 +247,7 @@ def test_the_seeds_are_the_hand_copied_figures_until_dropped() -> None:
 
 
 def test_record_delivery_counts_each_report_once_and_can_drop_the_seeds(tmp_path: Path) -> None:
-    data = figures.load()
+    data = seeded()
     folder = tmp_path / "state"
     first = write_report(folder, staging_report())
     running = write_report(folder, {**staging_report("20261203T110000Z"), "finished": None})
