@@ -9,6 +9,8 @@ PYTHON_SOURCES := $(wildcard erp bot rocketchat_sim rcchat tests loadtests secur
 PYTEST_ARGS ?=
 # The lab `make lab-up` starts: an inventory whose hosts become containers (docs/lab.md).
 LAB_INVENTORY ?= inventory/lab
+# The inventory make test-multi deploys across its lab hosts.
+MULTI_INVENTORY ?= inventory/lab
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,8 +47,8 @@ DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 # make test-infra (this machine's stack), then make test-multi (the production-shaped inventory/lab across
 # its hosts, the host-loss drill included), in TEST_INFRA_LOG and TEST_MULTI_LOG. In the foreground:
 # pytest, then make test-delivery (the delivery pipeline against its lab), in TEST_DELIVERY_LOG. All are
-# summarised at the end; all must pass. test-infra builds the images on this machine's engine first; the
-# labs after it take them from there.
+# summarised at the end; all must pass. test-infra builds the images on this machine's engine first, so
+# test-multi's docker layer finds them built (the release builds of test-delivery have their own directory).
 # TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false or TEST_MULTI=false leaves that out.
 TEST_INFRA_LOG ?= .state/test-infra.log
 TEST_DELIVERY_LOG ?= .state/test-delivery.log
@@ -148,16 +150,20 @@ deploy-cycle: setup ## in a lab host only (make test-infra runs it): up, verify,
 
 # A lab of that name already running is somebody's (make lab-up, a --keep run): make test-multi and make
 # test-delivery would redeploy it and remove it, so they refuse instead.
+# The status is read whole before it is judged (a pipe into grep -q broke the status' output), and a
+# status that cannot be read refuses too: the lab might be running.
 define refuse_running_lab
-if $(PY) -m lab status -i $(1) | grep -qv ': no containers$$'; then \
+status=$$($(PY) -m lab status -i $(1)) || exit 2; \
+if printf '%s\n' "$$status" | grep -v ': no containers$$' | grep -q .; then \
+  printf '%s\n' "$$status" >&2; \
   echo "make $@ starts its own lab from $(1) and removes it afterwards, so it refuses to run while that" \
     "lab runs (make lab-up or a --keep run left it): python -m lab down -i $(1) first, if it may go." >&2; \
   exit 2; fi
 endef
 
 test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, verify, second run changed=0, make rotate WHAT=ca then verify, the host-loss drill, lab down
-	@$(call refuse_running_lab,inventory/lab)
-	$(PY) -m lab.multi -i inventory/lab $(MULTI_ARGS)
+	@$(call refuse_running_lab,$(MULTI_INVENTORY))
+	$(PY) -m lab.multi -i $(MULTI_INVENTORY) $(MULTI_ARGS)
 .PHONY: test-multi
 
 lab-up: setup ## start the lab: the hosts of LAB_INVENTORY (default inventory/lab) and its registry

@@ -137,6 +137,52 @@ def test_a_bad_inventory_is_refused_with_a_clear_error(tmp_path, hosts, lab_vars
     assert not (inventory / ".lab").exists()
 
 
+def test_make_test_multi_refuses_a_lab_of_its_inventory_that_exists(tmp_path):
+    """The guard in front of `make test-multi` (and test-delivery): a container of the lab, even one only
+    created, makes it refuse before lab.multi starts; a status that cannot be read refuses too."""
+    name = f"pmguard{RUN}"
+    inventory = _inventory(
+        tmp_path,
+        "all: {hosts: {h1: {ansible_host: 10.81.0.7}}}",
+        f"lab_name: {name}\nlab_subnet: 10.81.0.0/24\ncontainer_registry: '10.81.0.5:5000'\n",
+    )
+    image = f"{name}/empty:1"
+    decoy = f"{name}-h1"
+
+    def make_test_multi(inv: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "--no-print-directory", "test-multi", f"MULTI_INVENTORY={inv}", "MULTI_ARGS=--to up"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    empty = subprocess.run(["tar", "-cf", "-", "--files-from", "/dev/null"], capture_output=True, check=True)
+    subprocess.run(
+        ["docker", "import", "-", image], input=empty.stdout, capture_output=True, check=True, timeout=120
+    )
+    try:
+        docker.run(
+            ["create", "--name", decoy, "--label", f"{LABEL}={name}", "--network", "none", image, "/none"]
+        )
+        refused = make_test_multi(inventory)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "refuses to run while that lab runs" in refused.stderr
+        assert decoy in refused.stderr  # what it found, named
+        assert "lab multi:" not in refused.stdout  # lab.multi never started
+        assert docker.inspect("container", decoy) is not None  # and nothing was removed
+        assert "Traceback" not in refused.stderr
+        # A status that cannot be read (an inventory that does not load) refuses as well.
+        (tmp_path / "broken").mkdir()
+        broken = _inventory(
+            tmp_path / "broken", "all: {hosts: {h1: {ansible_host: 10.81.0.1}}}", "lab_name: x\n"
+        )
+        unread = make_test_multi(broken)
+        assert unread.returncode == 2, unread.stdout + unread.stderr
+        assert "lab multi:" not in unread.stdout
+    finally:
+        docker.run(["rm", "--force", decoy], check=False)
+        docker.run(["image", "rm", image], check=False)
+
+
 def test_inventory_lab_has_the_production_shape():
     lab = load(ROOT / "inventory" / "lab")
     groups = json.loads(
