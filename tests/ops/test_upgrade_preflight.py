@@ -75,3 +75,18 @@ def test_rollback_refuses_without_a_record(tmp_path: Path) -> None:
     out = playbook("rollback.yml", inventory(tmp_path))
     assert out.returncode != 0
     assert "nothing to roll back to" in out.stdout, out.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name", ["upgrade.yml", "rollback.yml"])
+def test_one_host_failing_before_the_rolling_plays_stops_every_host(name: str) -> None:
+    """Ansible drops a failed host from the later plays and goes on with the others: in the lab, mongo1's
+    backup failed and the upgrade rolled the ERP, the bot and the proxy all the same, without that verified
+    backup. Every play before the first rolling one (serial) must stop all hosts on one host's failure."""
+    plays = yaml.safe_load((ROOT / "playbooks" / name).read_text(encoding="utf-8"))
+    first_rolling = next(i for i, play in enumerate(plays) if "serial" in play)
+    assert first_rolling > 0
+    for play in plays[:first_rolling]:
+        assert play.get("any_errors_fatal") is True, play["name"]
+    for play in plays[first_rolling:]:
+        if "serial" in play:
+            assert play.get("max_fail_percentage") == 0, play["name"]

@@ -73,6 +73,7 @@ RENDERED = [
     "monitoring_rocketchat_targets",
     "monitoring_alertmanager_receiver_urls",
     "photomatrix_firewall_rules",
+    "backup_components",
 ]
 
 
@@ -566,3 +567,15 @@ def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(tmp_path: Path) 
     conf = rendered_nginx_conf(tmp_path, multi=False, extra={"photomatrix_erp_tls": False})
     assert "set $erp_upstream http://erp-api:8000;" in conf
     assert "proxy_ssl_" not in conf
+
+
+def test_mongodb_is_dumped_on_its_first_member_only_where_mongod_runs(
+    lab: dict[str, dict], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert "rocketchat" in lab["mongo1"]["backup_components"]
+    assert "rocketchat" not in lab["mongo2"]["backup_components"]
+    # The lab runs no mongod (mongodb_run_mongod: false): a dump there failed every backup of mongo1, and
+    # with it `make upgrade`'s verified backup.
+    no_mongod = render(tmp_path_factory.mktemp("no-mongod"), multi=True, extra={"mongodb_run_mongod": False})
+    assert no_mongod["mongo1"]["backup_components"] == ["secrets"]
+    assert "rocketchat" in no_mongod["chat"]["backup_components"]  # the simulator's state or the uploads
