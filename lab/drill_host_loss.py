@@ -13,7 +13,9 @@
    with the stack's admin account through Rocket.Chat's REST API (the simulator in the lab);
 4. the host is started again: its engine restarts the stack's containers (restart policy), the ERP is
    healthy, the Prometheus target up, the loop's requests reach it again through the proxy (its request
-   counter for the stylesheet route), and the resolved notification reaches the admins group.
+   counter for the stylesheet route), its host firewall's rules are the deployed ones again (the lab
+   host's init applies them at boot, as photomatrix-firewall.service does on a server), and the resolved
+   notification reaches the admins group.
 
 DETECTION: nginx marks a server failed on the first attempt that errors or times out
 (tls_proxy_erp_max_fails: 1, tls_proxy_erp_connect_timeout: 2 s) and passes the request to the other
@@ -486,6 +488,8 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
         )
     if line.alert_in_admins is None or line.serving is None or line.resolved_in_admins is None:
         raise DrillError("the drill ended without the alert, the rejoin or the resolved notification")
+    if line.firewall != "as deployed":
+        raise DrillError(f"{victim}'s host firewall rules after the restart: {line.firewall}")
     killed, started, stopped = line.killed, line.started, line.loop_stopped
     return {
         f"drill host loss: {victim} killed → {ALERT} in the admins group": (
