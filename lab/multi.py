@@ -11,16 +11,20 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
 5. `rotate`: `make rotate WHAT=ca INVENTORY=<inventory>` (a new internal CA: the proxy's certificate, the
    ERP's and PostgreSQL's re-signed on their hosts, every consumer restarted), then `make verify` again:
    every cross-host TLS hop verifies against the new CA;
-6. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
+6. `upgrade`: the rolling upgrade and rollback under load (lab/drill_upgrade.py): a new release of the
+   project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
+   while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
+   or the bot are rolled;
+7. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
    loop through the proxy, TargetDown in the admins group, the host started again and rejoining. Last,
    as `make drill` comes last in the single-host cycle: it is destructive, and the idempotence check
    above is about the deployment, not about the aftermath of a fault;
 
 then the lab is removed, also on failure (`--keep` keeps it). `--from STEP` (docker, site, verify, again,
-rotate, drill) resumes a kept lab at that step, to iterate on a fix without a fresh lab; without it, a run
-starts by removing whatever lab of that name is left. `--to STEP` ends the run after that step. `make
-test-multi` (which CI's `make test` runs after `make test-infra`) is the whole cycle. Prints the
-time of each step with this machine's load average when it ended (the figures are only comparable with
+rotate, upgrade, drill) resumes a kept lab at that step, to iterate on a fix without a fresh lab; without
+it, a run starts by removing whatever lab of that name is left. `--to STEP` ends the run after that
+step. `make test-multi` (which CI's `make test` runs after `make test-infra`) is the whole cycle. Prints
+the time of each step with this machine's load average when it ended (the figures are only comparable with
 the load beside them) and appends the result to /var/log/photomatrix-lab-cycle.log.
 """
 
@@ -34,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab import control, docker, drill_host_loss
+from lab import control, docker, drill_host_loss, drill_upgrade
 from lab.cycle import CycleError, report
 from lab.remote import RemoteError
 from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
@@ -101,8 +105,9 @@ def _figure(seconds: float) -> Figure:
     return seconds, os.getloadavg()[0]
 
 
+MAKE = ("/usr/bin/make", "--no-print-directory")
 # The steps in order, by the name `--from` takes.
-STEPS = ("up", "docker", "site", "verify", "again", "rotate", "drill")
+STEPS = ("up", "docker", "site", "verify", "again", "rotate", "upgrade", "drill")
 
 
 def multi(
@@ -124,6 +129,7 @@ def multi(
     lab = load(inventory)
     name = inventory.relative_to(ROOT) if inventory.is_relative_to(ROOT) else inventory
     todo = STEPS[STEPS.index(start) : STEPS.index(stop) + 1]
+    verify = [*MAKE, "verify", f"INVENTORY={name}"]
     figures = {} if figures is None else figures
     with control.lock(lab):
         if start == "up":
@@ -141,7 +147,6 @@ def multi(
                 seconds, _ = _playbook(name, "site.yml", "deploy")
                 figures["site.yml (cold deploy across the hosts)"] = _figure(seconds)
             if "verify" in todo:
-                verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
                 seconds, _ = _run(verify, "verify")
                 figures[f"make verify INVENTORY={name}"] = _figure(seconds)
             if "again" in todo:
@@ -151,12 +156,14 @@ def multi(
                     raise CycleError(f"the second run changed something: {changed}")
                 figures["site.yml again (changed=0)"] = _figure(seconds)
             if "rotate" in todo:
-                rotate = ["/usr/bin/make", "--no-print-directory", "rotate", "WHAT=ca", f"INVENTORY={name}"]
+                rotate = [*MAKE, "rotate", "WHAT=ca", f"INVENTORY={name}"]
                 seconds, _ = _run(rotate, "rotate the internal CA")
                 figures["make rotate WHAT=ca (certificates re-signed, restarts)"] = _figure(seconds)
-                verify = ["/usr/bin/make", "--no-print-directory", "verify", f"INVENTORY={name}"]
                 seconds, _ = _run(verify, "verify after the rotation")
                 figures["make verify after the rotation"] = _figure(seconds)
+            if "upgrade" in todo:
+                print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
+                figures.update(drill_upgrade.run(lab, str(name)))
             if "drill" in todo:
                 print("lab multi: drill: host loss (lab/drill_host_loss.py)", flush=True)
                 # Each timing with the highest load average sampled during it (the load at the end

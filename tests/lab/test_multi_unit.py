@@ -64,6 +64,8 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
+    upgrade = {"make upgrade across the hosts, under load": (200.0, 9.0)}
+    monkeypatch.setattr(multi.drill_upgrade, "run", lambda lab, inventory: ran.append("upgrade") or upgrade)
     return ran
 
 
@@ -72,7 +74,8 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "drill", "down",
+        "down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "upgrade", "drill",
+        "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -82,6 +85,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "site.yml again (changed=0)",
         "make rotate WHAT=ca (certificates re-signed, restarts)",
         "make verify after the rotation",
+        "make upgrade across the hosts, under load",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
     ]
@@ -91,7 +95,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="verify")
-    assert steps == ["verify", "site.yml", "rotate", "verify", "drill"]
+    assert steps == ["verify", "site.yml", "rotate", "verify", "upgrade", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -99,7 +103,7 @@ def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> 
 
     figures = multi(stop="rotate")
     assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "down"]
-    assert "drill" not in steps
+    assert "upgrade" not in steps
     assert list(figures)[-1] == "lab down"
 
 

@@ -1,0 +1,300 @@
+"""Rolling upgrade and rollback of the multi-host lab under load (issue 11): the step `upgrade` of
+`python -m lab.multi` (or `--from upgrade` on a kept lab of inventory/lab).
+
+1. A new release in the lab registry, made on this machine without touching the working tree: the ERP,
+   bot and proxy images re-built on top of the ones the lab runs with one more label (new image ids),
+   every other project image re-tagged, all pushed as <registry>/photomatrix/<name>:pmxup;
+2. the host-loss drill's request loop from this machine to the public name (GET /activate/style.css, an
+   ERP path of the proxy, RATE/s, verified against the stack's CA), each request counted in the play of
+   upgrade.yml / rollback.yml that was under way when it started;
+3. `make upgrade INVENTORY=<inventory> UPGRADE_ARGS="-e container_images_tag=pmxup -e
+   container_images_build=false"`: preflight and a verified backup on every host, every host pulls its
+   new references, then the ERP hosts one at a time (each ERP container stopped gracefully while the
+   proxy sends its requests to the other host), the bot, the proxy, the exporters, monitoring. It must
+   pass, the ERP container of every erp host must run the new image, and no request that started while
+   the ERP or the bot was rolled may fail;
+4. `make rollback INVENTORY=<inventory>`: the recorded previous images on every erp host again, under
+   the same rule.
+
+The proxy's own re-creation (a new image on the one published port of the edge host) is a short window:
+its requests are counted and printed, not judged, as in the single-host drill (tests/infra/
+test_drill_upgrade.py). Prints each phase's requests, failures and time; lab.multi logs the timings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess  # nosec B404
+import threading
+import time
+from dataclasses import dataclass, field
+
+from lab import drill_host_loss as host_loss
+from lab import remote
+from lab.cycle import CycleError
+from lab.topology import ROOT, Lab, ansible_inventory
+
+TAG = "pmxup"
+LABEL = "org.photomatrix.drill-release"
+# Repositories of the project's images (playbooks/group_vars/all/images.yml): these get new ids.
+REBUILT = ("erp-api", "chatbot", "nginx")
+RETAGGED = ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "redis", "postgresql")
+RETAGGED += ("rocketchat-sim",)
+RATE = 4.0
+MAKE_TIMEOUT = 1800
+DOCKER = "/usr/bin/docker"
+ERP = "photomatrix-erp-api"
+# The plays of upgrade.yml / rollback.yml (by the start of their names) → the phase of the load.
+PHASES = {
+    "ERP API": "erp",
+    "Onboarding bot": "bot",
+    "TLS proxy": "proxy",
+    "Exporters": "exporters",
+    "Monitoring": "monitoring",
+}
+# No request may fail while these roll: replicas behind the proxy's upstream, or not on the request path.
+JUDGED = ("erp", "bot")
+
+
+class UpgradeDrillError(CycleError):
+    """The upgrade drill could not run, or the stack did not do what it must."""
+
+
+@dataclass
+class Phases:
+    """(start time, name) of each phase, in order; a request belongs to the last phase started before it."""
+
+    marks: list[tuple[float, str]] = field(default_factory=list)
+
+    def enter(self, name: str, when: float | None = None) -> None:
+        self.marks.append((time.time() if when is None else when, name))
+
+    def of(self, started: float) -> str:
+        name = "before"
+        for when, phase in self.marks:
+            if when > started:
+                break
+            name = phase
+        return name
+
+    def table(self, samples: list[host_loss.Sample], end: float) -> dict[str, dict]:
+        """{phase: {seconds, sent, failed: [samples]}} in the order the phases came."""
+        rows: dict[str, dict] = {}
+        bounds = [*self.marks[1:], (end, "")]
+        for (when, name), (until, _) in zip(self.marks, bounds, strict=True):
+            row = rows.setdefault(name, {"seconds": 0.0, "sent": 0, "failed": []})
+            row["seconds"] += max(0.0, until - when)
+        for sample in samples:
+            row = rows.setdefault(self.of(sample.started), {"seconds": 0.0, "sent": 0, "failed": []})
+            row["sent"] += 1
+            if not sample.ok:
+                row["failed"].append(sample)
+        return rows
+
+
+def play_phase(target: str, play: str, seen_layer: bool) -> str:
+    """The phase a play of `make TARGET` starts: `<target> <layer>`, or prepare/finish around them."""
+    layer = next((phase for prefix, phase in PHASES.items() if play.startswith(prefix)), None)
+    if layer:
+        return f"{target} {layer}"
+    return f"{target} {'finish' if seen_layer else 'prepare'}"
+
+
+def judge(rows: dict[str, dict]) -> list[str]:
+    """Problems: a failed request in a judged phase, or a judged phase that no request saw."""
+    problems = []
+    for name, row in rows.items():
+        if name.split()[-1] not in JUDGED:
+            continue
+        if row["failed"]:
+            kinds = sorted(
+                {str(s.status) if s.status is not None else s.error.split(":")[0] for s in row["failed"]}
+            )
+            problems.append(
+                f"{name}: {len(row['failed'])} of {row['sent']} requests failed ({', '.join(kinds)})"
+            )
+        elif row["sent"] == 0 and row["seconds"] >= 1:
+            problems.append(f"{name}: no request was sent in this phase ({row['seconds']:.0f} s)")
+    return problems
+
+
+def _docker(*args: str, stdin: str | None = None, timeout: float = 600) -> str:
+    try:
+        result = subprocess.run(  # noqa: S603  # nosec B603
+            [DOCKER, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise UpgradeDrillError(f"docker {args[0]} did not finish within {timeout:.0f} s") from exc
+    if result.returncode != 0:
+        raise UpgradeDrillError(f"docker {' '.join(args[:2])} failed: {result.stderr.strip()[-600:]}")
+    return result.stdout.strip()
+
+
+def new_release(lab: Lab, current: str) -> dict[str, str]:
+    """Push the `pmxup` release to the lab registry; returns {repository: new image id} of the re-built."""
+    prefix = f"{lab.registry}/photomatrix"
+    token = f"{int(time.time())}"
+    built = {}
+    for repository in (*REBUILT, *RETAGGED):
+        source = f"{prefix}/{repository}:{current}"
+        target = f"{prefix}/{repository}:{TAG}"
+        try:
+            _docker("image", "inspect", "--format", "{{.Id}}", source, timeout=60)
+        except UpgradeDrillError as exc:
+            if repository in REBUILT:
+                raise UpgradeDrillError(f"{source} is not on this machine: deploy the lab first") from exc
+            continue  # not part of this lab (Redis runs only with bot replicas)
+        if repository in REBUILT:
+            dockerfile = f"FROM {source}\nLABEL {LABEL}={token}\n"
+            _docker("build", "--network", "none", "--tag", target, "-", stdin=dockerfile)
+            built[repository] = _docker("image", "inspect", "--format", "{{.Id}}", target, timeout=60)
+        else:
+            _docker("tag", source, target, timeout=60)
+        _docker("push", "--quiet", target, timeout=1200)
+    return built
+
+
+def erp_images(lab: Lab, hosts: list[str]) -> dict[str, str]:
+    """{host/container: image id} of every ERP container (the first and its replicas) on HOSTS."""
+    found = {}
+    for host in hosts:
+        names = remote.capture(
+            lab, host, f"sudo docker ps --format '{{{{.Names}}}}' --filter name=^{ERP}", timeout=60
+        ).split()
+        for name in names:
+            image = remote.capture(
+                lab, host, f"sudo docker inspect --format '{{{{.Image}}}}' {name}", timeout=60
+            )
+            found[f"{host}/{name}"] = image.strip()
+    if not found:
+        raise UpgradeDrillError(f"no ERP container runs on {', '.join(hosts)}")
+    return found
+
+
+def make(target: str, inventory: str, phases: Phases, *args: str) -> tuple[float, str]:
+    """`make TARGET INVENTORY=…`, its output shown and read as it comes: each play starts a phase."""
+    argv = ["/usr/bin/make", "--no-print-directory", target, f"INVENTORY={inventory}", *args]
+    print(f"lab multi: upgrade drill: {' '.join(argv)}", flush=True)
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    started = time.monotonic()
+    phases.enter(f"{target} prepare")
+    lines: list[str] = []
+    seen_layer = False
+    with subprocess.Popen(  # noqa: S603  # nosec B603
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        timer = threading.Timer(MAKE_TIMEOUT, process.kill)
+        timer.start()
+        try:
+            assert process.stdout is not None  # nosec B101
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+                if line.startswith("PLAY [") and not line.startswith("PLAY RECAP"):
+                    play = line[len("PLAY [") :].split("]", 1)[0]
+                    phase = play_phase(target, play, seen_layer)
+                    seen_layer = seen_layer or phase.split()[-1] in PHASES.values()
+                    phases.enter(phase)
+        finally:
+            timer.cancel()
+        returncode = process.wait(timeout=60)
+    phases.enter(f"after {target}")
+    if returncode != 0:
+        raise UpgradeDrillError(f"make {target} failed (exit code {returncode})")
+    return time.monotonic() - started, "".join(lines)
+
+
+def report(rows: dict[str, dict]) -> list[str]:
+    lines = []
+    for name, row in rows.items():
+        failed = row["failed"]
+        kinds = sorted({str(s.status) if s.status is not None else s.error.split(":")[0] for s in failed})
+        lines.append(
+            f"  {name:<22} {row['seconds']:6.0f} s {row['sent']:6d} requests {len(failed):4d} failed"
+            + (f"  ({', '.join(kinds)})" if kinds else "")
+        )
+    return lines
+
+
+def forget_release(lab: Lab) -> None:
+    """Remove this machine's `pmxup` tags (the lab registry's copies go with the lab)."""
+    for repository in (*REBUILT, *RETAGGED):
+        subprocess.run(  # noqa: S603  # nosec B603
+            [DOCKER, "image", "rm", f"{lab.registry}/photomatrix/{repository}:{TAG}"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def run(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
+    """The drill on the deployed lab; returns its timings by name for lab.multi's summary: (seconds,
+    the 1-minute load average when each ended)."""
+    try:
+        return _drill(lab, inventory)
+    finally:
+        forget_release(lab)
+
+
+def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
+    data = ansible_inventory(lab.inventory, UpgradeDrillError)
+    stack = host_loss.Stack.of(lab)
+    erp_hosts = data.get("erp", {}).get("hosts", [])
+    current = str(data["_meta"]["hostvars"][erp_hosts[0]].get("container_images_tag", "current"))
+    figures: dict[str, tuple[float, float]] = {}
+
+    mark = time.monotonic()
+    built = new_release(lab, current)
+    figures[f"upgrade drill: release {TAG} built and pushed"] = (time.monotonic() - mark, os.getloadavg()[0])
+    before = erp_images(lab, erp_hosts)
+    print(
+        f"lab multi: upgrade drill: ERP images before: {before}; new ERP image {built['erp-api']}", flush=True
+    )
+
+    phases = Phases()
+    loop = host_loss.RequestLoop(stack.domain, stack.context, rate=RATE)
+    phases.enter("before")
+    loop.start()
+    stopped: UpgradeDrillError | None = None
+    try:
+        time.sleep(5)  # a baseline: the stack answers before anything changes
+        upgrade_args = f"UPGRADE_ARGS=-e container_images_tag={TAG} -e container_images_build=false"
+        seconds, output = make("upgrade", inventory, phases, upgrade_args)
+        figures["make upgrade across the hosts, under load"] = (seconds, os.getloadavg()[0])
+        if "NOT rolled by this playbook" not in " ".join(output.split()):
+            raise UpgradeDrillError("make upgrade did not say that Rocket.Chat and MongoDB were not rolled")
+        after = erp_images(lab, erp_hosts)
+        seconds, output = make("rollback", inventory, phases)
+        figures["make rollback across the hosts, under load"] = (seconds, os.getloadavg()[0])
+        time.sleep(5)
+    except UpgradeDrillError as exc:
+        stopped = exc
+    finally:
+        samples = loop.stop()
+    # What the load saw, printed also when a run stopped (until then).
+    rows = phases.table(samples, time.time())
+    failed = sum(len(row["failed"]) for row in rows.values())
+    print(
+        f"lab multi: upgrade drill: {len(samples)} requests through {stack.domain}, {failed} failed:",
+        flush=True,
+    )
+    print("\n".join(report(rows)), flush=True)
+    if stopped is not None:
+        raise stopped
+    restored = erp_images(lab, erp_hosts)
+
+    problems = judge(rows)
+    stale = {name: image for name, image in after.items() if image != built["erp-api"]}
+    if stale:
+        problems.append(f"after the upgrade these ERP containers do not run the new image: {stale}")
+    if restored != before:
+        problems.append(f"after the rollback the ERP images are {restored}, not {before}")
+    if "not restored" not in " ".join(output.split()):
+        problems.append("make rollback did not say whether the database was restored")
+    if problems:
+        raise UpgradeDrillError("upgrade drill: " + "; ".join(problems))
+    print(
+        f"lab multi: upgrade drill: passed ({len(samples)} requests, {failed} failed, none while the ERP "
+        "or the bot rolled)"
+    )
+    return figures

@@ -1,0 +1,63 @@
+"""The judging of lab/drill_upgrade.py: requests counted in the play under way when they started, and
+only the ERP and bot phases held to zero failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.drill_host_loss import Sample
+from lab.drill_upgrade import Phases, judge, play_phase, report
+
+pytestmark = pytest.mark.unit
+
+
+def test_plays_map_to_the_layer_they_roll() -> None:
+    assert play_phase("upgrade", "Preflight and the previous image references", False) == "upgrade prepare"
+    assert play_phase("upgrade", "ERP API, one host at a time", False) == "upgrade erp"
+    assert (
+        play_phase(
+            "rollback", "ERP API, one host at a time (database restored when it migrated forward)", False
+        )
+        == "rollback erp"
+    )
+    assert play_phase("upgrade", "Onboarding bot, one host at a time", True) == "upgrade bot"
+    assert play_phase("upgrade", "Finish the upgrade record", True) == "upgrade finish"
+
+
+def _phases() -> Phases:
+    phases = Phases()
+    for when, name in [
+        (0, "before"),
+        (10, "upgrade prepare"),
+        (20, "upgrade erp"),
+        (30, "upgrade proxy"),
+    ]:
+        phases.enter(name, float(when))
+    return phases
+
+
+def test_each_request_counts_in_the_phase_it_started_in() -> None:
+    samples = [
+        Sample(5, 6, 200),
+        Sample(21, 23, 200),
+        Sample(29.9, 31, 200),
+        Sample(31, 33, None, "ConnectionResetError: x"),
+    ]
+    rows = _phases().table(samples, 40.0)
+    assert {name: row["sent"] for name, row in rows.items()} == {
+        "before": 1, "upgrade prepare": 0, "upgrade erp": 2, "upgrade proxy": 1,
+    }  # fmt: skip
+    assert rows["upgrade erp"]["seconds"] == 10.0
+    # The proxy's re-creation is counted and printed, not judged.
+    assert judge(rows) == []
+    assert "ConnectionResetError" in "\n".join(report(rows))
+
+
+def test_a_failure_while_the_erp_rolls_fails_the_drill() -> None:
+    rows = _phases().table([Sample(21, 22, 200), Sample(25, 26, 502)], 40.0)
+    assert judge(rows) == ["upgrade erp: 1 of 2 requests failed (502)"]
+
+
+def test_a_judged_phase_no_request_saw_fails_the_drill() -> None:
+    rows = _phases().table([Sample(5, 6, 200)], 40.0)
+    assert judge(rows) == ["upgrade erp: no request was sent in this phase (10 s)"]
