@@ -23,7 +23,7 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
 then the lab is removed, also on failure (`--keep` keeps it). `--from STEP` (docker, site, verify, again,
 rotate, upgrade, drill) resumes a kept lab at that step, to iterate on a fix without a fresh lab; without
 it, a run starts by removing whatever lab of that name is left. `--to STEP` ends the run after that
-step. `make test-multi` (which CI's `make test` runs after `make test-infra`) is the whole cycle. Prints
+step. `make test-multi` (which CI's `make test` runs beside `make test-infra`) is the whole cycle. Prints
 the time of each step with this machine's load average when it ended (the figures are only comparable with
 the load beside them) and appends the result to /var/log/photomatrix-lab-cycle.log.
 """

@@ -202,13 +202,24 @@ def test_ci_s_make_test_runs_the_staging_run_after_pytest():
     assert expected in dry.stdout, dry.stdout[-2000:]
 
 
-def test_ci_s_make_test_runs_the_multi_host_cycle_after_test_infra():
-    """`make test`: `make test-multi` after `make test-infra` in the background; its failure fails make
-    test; it runs the whole cycle (the host-loss drill too) and refuses a running lab of inventory/lab."""
+def test_ci_s_make_test_runs_the_multi_host_cycle_beside_test_infra_once_the_images_are_built():
+    """`make test`, in the background: the images built once, then `make test-infra` beside `make
+    test-multi` (one after the other when that build failed: they would build the same images at once);
+    a failure of either fails make test; test-multi runs the whole cycle (the upgrade and host-loss drills
+    too) and refuses a running lab of inventory/lab."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
-    cycles = recipe[recipe.index("( $(MAKE) test-infra") : recipe.index(") & cycles=")]
-    assert cycles.index("$(MAKE) test-infra") < cycles.index("multi > $(TEST_MULTI_LOG)")
+    build = "( if $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1; then"
+    cycles = recipe[recipe.index(build) : recipe.index(") & cycles=")]
+    beside, serial = cycles.split("else", 1)
+    # Built: test-infra in the background, test-multi meanwhile, then both exit codes.
+    infra = beside.index("$(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!")
+    assert infra < beside.index("multi > $(TEST_MULTI_LOG)") < beside.index("wait $$infra; infra_rc=$$?")
+    # Not built: one after the other.
+    assert serial.index("$(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1; infra_rc=$$?") < serial.index(
+        "multi > $(TEST_MULTI_LOG)"
+    )
+    assert "[ $$infra_rc = 0 ]" in recipe
     assert "$(MAKE) test-multi" in recipe
     assert '"$(TEST_MULTI)" = false' in recipe
     assert "[ $$multi_rc = 0 ]" in recipe
