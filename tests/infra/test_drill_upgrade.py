@@ -29,6 +29,8 @@ import httpx
 import pytest
 from plugins.infra import Stack, docker_inspect
 
+from lab import drill_upgrade
+
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,16 +42,10 @@ MAKE_TIMEOUT = 900
 # The load: at most this many requests a second, for at most LOAD_SECONDS.
 LOAD_RATE = 20
 LOAD_SECONDS = 1800
-# The plays of upgrade.yml / rollback.yml (their names) → the phase the load's requests are counted in.
-PHASES = {
-    "ERP API": "erp",
-    "Onboarding bot": "bot",
-    "TLS proxy": "proxy",
-    "Exporters": "exporters",
-    "Monitoring": "monitoring",
-}
-# No request may fail while these are rolled (replicas behind the proxy's upstream).
-ZERO_FAILURE_PHASES = ("erp", "bot")
+# The plays of upgrade.yml / rollback.yml → phases, and the phases no request may fail in: the lab's
+# upgrade drill's (replicas behind the proxy's upstream).
+PHASES = drill_upgrade.PHASES
+ZERO_FAILURE_PHASES = drill_upgrade.JUDGED
 
 
 def run(argv: list[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
