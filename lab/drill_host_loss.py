@@ -62,7 +62,8 @@ ALERT = "TargetDown"
 # with room for a loaded machine.
 ALERT_TIMEOUT = 15 * 60.0
 REJOIN_TIMEOUT = 10 * 60.0
-# A resolved notification waits for Alertmanager's next group_interval (5 m) after the firing one.
+# A resolved notification waits for Alertmanager's next group_interval after the firing one (5 m by
+# default, 1 m in inventory/lab).
 RESOLVED_TIMEOUT = 12 * 60.0
 POLL_SECONDS = 10.0
 PROMETHEUS = "photomatrix-prometheus"

@@ -517,7 +517,7 @@ LAB_STEPS = {
     ("multi", "upgrade drill: release pmxup built and pushed"): "lab.multi.upgrade_release_s",
     ("multi", "make upgrade across the hosts, under load"): "lab.multi.upgrade_s",
     ("multi", "make rollback across the hosts, under load"): "lab.multi.rollback_s",
-    ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_s",
+    ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_1m_s",
     ("multi", "lab down"): "lab.multi.down_s",
 }
 # The host-loss drill's steps name the host it killed (lab/drill_host_loss.py).
@@ -526,7 +526,7 @@ LAB_DRILL_STEPS = tuple(
     for pattern, figure in (
         (r"killed → \w+ in the admins group", "lab.multi.drill_alert_s"),
         (r"started → serving through the proxy again", "lab.multi.drill_serving_s"),
-        (r"started → resolved in the admins group", "lab.multi.drill_resolved_s"),
+        (r"started → resolved in the admins group", "lab.multi.drill_resolved_1m_s"),
     )
 )
 LAB_PASSED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) lab cycle (\w+): passed in \d+ s$")

@@ -169,8 +169,8 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
         "lab.multi.verify_rotated_s": 73.0,
         "lab.multi.drill_alert_s": 335.0,
         "lab.multi.drill_serving_s": 23.0,
-        "lab.multi.drill_resolved_s": 291.0,
-        "lab.multi.drill_whole_s": 654.0,
+        "lab.multi.drill_resolved_1m_s": 291.0,
+        "lab.multi.drill_whole_1m_s": 654.0,
         "lab.multi.load_average": 20.5,
     }
     assert len(lines) == len(recorded)  # the highest load of a run, once
