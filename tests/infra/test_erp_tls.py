@@ -1,8 +1,10 @@
-"""The proxy → ERP hop is TLS from the internal CA (issue 10; docs/topology.md, section 4): from the
-proxy host, as nginx reaches them, every ERP replica refuses plain HTTP and presents a certificate that
-chains to the stack's CA (the CA host's <root>/pki/ca.crt) for the name the proxy and Prometheus verify
-(erp-api) and for the address that upstream line uses. Read-only: connections only, on any inventory
-(`make verify [INVENTORY=…]`); skipped where there is no internal CA (ACME or provided certificates)."""
+"""The proxy → ERP and Prometheus → node exporter hops are TLS from the internal CA (issue 10;
+docs/topology.md, section 4): from the proxy host, as nginx reaches them, every ERP replica refuses plain
+HTTP and presents a certificate that chains to the stack's CA (the CA host's <root>/pki/ca.crt) for the
+name the proxy and Prometheus verify (erp-api) and for the address that upstream line uses; from the
+monitoring host, as Prometheus reaches them, so does every host's node exporter (node-exporter). Read-only:
+connections only, on any inventory (`make verify [INVENTORY=…]`); skipped where there is no internal CA
+(ACME or provided certificates)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ pytestmark = pytest.mark.infra
 
 ERP_CONTAINER = "photomatrix-erp-api"
 SERVER_NAME = "erp-api"
+NODE_CONTAINER = "photomatrix-node-exporter"
+NODE_SERVER_NAME = "node-exporter"
 
 # Run with the proxy host's python3: for each ip:port, a plain HTTP request, then a TLS handshake
 # verified against the CA for SERVER_NAME, its certificate's names, protocol and a request over it.
 PROBE = r"""
 import json, socket, ssl, sys
-ca, name, targets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ca, name, targets, path = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+request = b"GET " + path.encode() + b" HTTP/1.0\r\n\r\n"
 seen = {}
 for target in targets:
     address, port = target.rsplit(":", 1)
@@ -28,7 +33,7 @@ for target in targets:
     try:
         with socket.create_connection((address, int(port)), 5) as plain:
             plain.settimeout(5)
-            plain.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+            plain.sendall(request)
             entry["plain"] = plain.recv(64).decode("latin-1")
     except OSError as exc:
         entry["plain"] = "closed: " + type(exc).__name__
@@ -39,7 +44,7 @@ for target in targets:
                 cert = tls.getpeercert()
                 entry["names"] = [value for _, value in cert.get("subjectAltName", ())]
                 entry["version"] = tls.version()
-                tls.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+                tls.sendall(request)
                 entry["answer"] = tls.recv(64).decode("latin-1")
     except (OSError, ssl.SSLError) as exc:
         entry["tls_error"] = repr(exc)
@@ -89,7 +94,8 @@ def test_every_erp_replica_refuses_plain_http_and_serves_the_internal_ca_certifi
     ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
     targets = _targets(fleet, proxy)
     command = " ".join(
-        shlex.quote(part) for part in ("python3", "-c", PROBE, ca, SERVER_NAME, json.dumps(sorted(targets)))
+        shlex.quote(part)
+        for part in ("python3", "-c", PROBE, ca, SERVER_NAME, json.dumps(sorted(targets)), "/readyz")
     )
     seen = json.loads(fleet.hosts[proxy].check_output(command))
     for target, address in targets.items():
@@ -121,3 +127,47 @@ def test_the_erp_key_is_a_private_read_only_file_never_in_the_environment(fleet)
         assert "PRIVATE KEY" not in env, f"{name}: the key shows in the environment"
         assert "tls.key" not in env, f"{name}: the key's file shows in the environment"
         assert "--ssl-keyfile" in info["Config"]["Cmd"], f"{name}: the ERP does not serve HTTPS"
+
+
+def test_every_node_exporter_refuses_plain_http_and_serves_the_internal_ca_certificate(fleet) -> None:
+    proxies, monitors = fleet.group("proxy"), fleet.group("monitoring")
+    if not proxies or not monitors:
+        pytest.skip("no proxy or no monitoring group")
+    if not _tls_expected(fleet, proxies[0]) or str(
+        fleet.var(monitors[0], "photomatrix_node_exporter_tls", True)
+    ).lower() in ("false", "no", "0"):
+        pytest.skip("no internal CA, or node exporters serve plain HTTP (photomatrix_node_exporter_tls)")
+    monitor = fleet.hosts[monitors[0]]
+    # As Prometheus reaches each: its own host's by container (Docker's DNS name node-exporter), the
+    # others by host address and published port.
+    targets: dict[str, str] = {}
+    for name in fleet.group("docker_hosts"):
+        port = int(fleet.var(name, "monitoring_node_exporter_port", 9100))
+        if name == monitors[0]:
+            fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+            address = monitor.check_output(
+                f"docker inspect --format {shlex.quote(fmt)} {NODE_CONTAINER}"
+            ).split()[0]
+            targets[f"{address}:{port}"] = NODE_SERVER_NAME
+        else:
+            targets[f"{fleet.address(name)}:{port}"] = fleet.address(name)
+    # The CA as the monitoring host has it: Prometheus' copy (roles/monitoring, config.yml).
+    node_ca = f"{fleet.var(monitors[0], 'photomatrix_root', '/srv/photomatrix')}/monitoring/erp-ca.crt"
+    command = " ".join(
+        shlex.quote(part)
+        for part in ("python3", "-c", PROBE, node_ca, NODE_SERVER_NAME,
+                     json.dumps(sorted(targets)), "/metrics")
+    )  # fmt: skip
+    seen = json.loads(monitor.check_output(command))
+    for target, address in targets.items():
+        entry = seen[target]
+        assert not entry["plain"].startswith("HTTP/1.1 200"), (
+            f"{target} answered plain HTTP: {entry['plain']!r}"
+        )
+        assert "tls_error" not in entry, (
+            f"{target}: no TLS verified against the internal CA: {entry['tls_error']}"
+        )
+        assert entry["names"][0] == NODE_SERVER_NAME, f"{target}: names {entry['names']}"
+        assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
+        assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
+        assert entry["answer"].startswith("HTTP/1.0 200"), f"{target}: {entry['answer']!r}"

@@ -318,9 +318,10 @@ def ssl_expiry(stack: Stack) -> float:
 def test_rules_use_only_metrics_the_stack_exports(prometheus: dict) -> None:
     exported = {"up"}  # Prometheus' own series for every target
     probe = "http://blackbox-exporter:9115/probe?module=https_public&target=https://proxy:8443/api/info"
-    node = "http://node-exporter:9100/metrics"
+    node = "https://node-exporter:9100/metrics"
     exported |= exported_names(fetch_inside(ERP_METRICS, cafile=ERP_CA_INSIDE))
-    for url in ("http://chatbot:8080/metrics", node, probe):
+    exported |= exported_names(fetch_inside(node, cafile=ERP_CA_INSIDE))
+    for url in ("http://chatbot:8080/metrics", probe):
         exported |= exported_names(fetch_inside(url))
     used = {name for expr in repository_alerts().values() for name in metric_names(expr)}
     assert used, "no metric names found in the rules"

@@ -1,6 +1,7 @@
-"""roles/common stays the one place that waits for a container's health: no role polls Docker's health
-state itself, every role that runs a container with a health check waits through wait_healthy, and the
-entry point's argument spec documents exactly its defaults (literal values)."""
+"""roles/common stays the one place that waits for a container's health and the one that makes a service's
+certificate from the internal CA: no role polls Docker's health state itself, every role that runs a
+container with a health check waits through wait_healthy, no role but the CA's own signs, and the entry
+points' argument specs document exactly their defaults (literal values)."""
 
 from __future__ import annotations
 
@@ -66,13 +67,30 @@ def test_every_container_with_a_health_check_is_waited_for_through_common() -> N
             assert {"common_container", "common_timeout"} <= set(call.get("vars", {})), (role, call["name"])
 
 
-def test_the_argument_spec_documents_the_defaults_literally() -> None:
+def test_the_argument_specs_document_the_defaults_literally() -> None:
     defaults = yaml.safe_load((ROLES / "common/defaults/main.yml").read_text(encoding="utf-8"))
     specs = yaml.safe_load((ROLES / "common/meta/argument_specs.yml").read_text(encoding="utf-8"))
-    options = specs["argument_specs"]["wait_healthy"]["options"]
-    assert options["common_container"]["required"] is True
-    assert set(options) - {"common_container"} == set(defaults)
+    assert set(specs["argument_specs"]) == {"wait_healthy", "tls_certificate"}
+    options = {
+        name: spec for entry in specs["argument_specs"].values() for name, spec in entry["options"].items()
+    }
+    required = {name for name, spec in options.items() if spec.get("required")}
+    assert "common_container" in required and "common_tls_changed_fact" in required
+    assert set(options) - required == set(defaults)
     for name, value in defaults.items():
         assert options[name]["default"] == value, name
         assert "{{" not in str(value), name
         assert options[name]["description"], name
+
+
+def test_only_the_ca_role_and_common_make_keys_and_sign() -> None:
+    """One mechanism for every internal certificate (roles/common, tls_certificate): the proxy role makes
+    the internal CA itself; no other role makes a key or signs on its own."""
+    signing = {"community.crypto.openssl_privatekey", "community.crypto.x509_certificate_pipe",
+               "community.crypto.x509_certificate"}  # fmt: skip
+    found = set()
+    for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        for task in tasks(path):
+            if signing & set(task):
+                found.add(str(path.relative_to(ROLES)))
+    assert found == {"common/tasks/tls_certificate.yml", "tls_proxy/tasks/cert_selfsigned.yml"}, found

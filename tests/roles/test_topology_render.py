@@ -67,6 +67,8 @@ RENDERED = [
     "monitoring_erp_tls",
     "erp_api_tls",
     "erp_api_tls_names",
+    "monitoring_node_exporter_tls",
+    "monitoring_node_exporter_tls_names",
     "tls_proxy_erp_tls",
     "photomatrix_erp_tls",
     "monitoring_bot_targets",
@@ -264,6 +266,31 @@ def test_prometheus_scrapes_the_erp_over_https_verified_against_the_internal_ca(
     }
     expected = ["10.77.0.31:8000", "10.77.0.32:8000"] if shape == "lab" else ["erp-api:8000"]
     assert job["static_configs"][0]["targets"] == expected
+
+
+@pytest.mark.parametrize("shape", ["lab", "solo"])
+def test_prometheus_scrapes_node_exporters_over_https_and_each_certificate_names_its_target(
+    shape: str, request: pytest.FixtureRequest
+) -> None:
+    rendered = request.getfixturevalue(shape)
+    (job,) = [
+        j for j in rendered["mon" if shape == "lab" else "solo"]["prometheus.yml"]["scrape_configs"]
+        if j["job_name"] == "node"
+    ]  # fmt: skip
+    assert job["scheme"] == "https"
+    assert job["tls_config"] == {
+        "ca_file": "/etc/prometheus/erp-ca.crt",
+        "server_name": "node-exporter",
+        "insecure_skip_verify": False,
+    }
+    for config in job["static_configs"]:
+        (target,) = config["targets"]
+        host = config["labels"]["host"]
+        assert rendered[host]["monitoring_node_exporter_tls"] is True
+        names = rendered[host]["monitoring_node_exporter_tls_names"]
+        assert names[0] == "node-exporter", names
+        # The address (or name) Prometheus dials is in that host's certificate too.
+        assert target.rsplit(":", 1)[0] in names + ["node-exporter"], (target, names)
 
 
 def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str, dict]) -> None:
