@@ -36,6 +36,28 @@ log = logging.getLogger("bot.app")
 MAX_EXPIRY_SWEEP_SECONDS = 15.0
 
 
+def http_server_config(settings: BotSettings, app: Any) -> uvicorn.Config:
+    """The bot's HTTP server (webhook, alerts, health, metrics): HTTPS with the certificate and key files
+    when settings name them (TLS 1.2 at least, no plain HTTP on that port), else plain HTTP."""
+    tls: dict[str, Any] = {}
+    if settings.http_tls_certfile is not None and settings.http_tls_keyfile is not None:
+        tls = {"ssl_certfile": str(settings.http_tls_certfile), "ssl_keyfile": str(settings.http_tls_keyfile)}
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        **tls,
+    )
+    if tls:
+        config.load()  # makes config.ssl from the two files, which the server then uses
+        if config.ssl is not None:
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return config
+
+
 class BotApp:
     def __init__(self, settings: BotSettings) -> None:
         self.settings = settings
@@ -239,16 +261,7 @@ class BotApp:
 
     async def run(self) -> None:
         await self.store.open()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.http_app(),
-                host=self.settings.http_host,
-                port=self.settings.http_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
+        server = uvicorn.Server(http_server_config(self.settings, self.http_app()))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -126,6 +126,10 @@ class BotSettings(BaseSettings):
     # In a container the proxy network must reach the webhook endpoint and the healthcheck.
     http_host: str = "0.0.0.0"  # noqa: S104  # nosec B104
     http_port: int = Field(8080, ge=0, le=65535)
+    # HTTPS on http_port (Alertmanager's and Prometheus' calls from another host): the certificate and its
+    # key as files (BOT_HTTP_TLS_CERTFILE, BOT_HTTP_TLS_KEYFILE), both or neither; neither: plain HTTP.
+    http_tls_certfile: Path | None = None
+    http_tls_keyfile: Path | None = None
     ca_file: Path | None = None
 
     dialog_ttl_seconds: float = Field(900.0, gt=0)
@@ -250,6 +254,14 @@ class BotSettings(BaseSettings):
             raise ValueError("BOT_WEBHOOK_TOKEN is required in webhook mode")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ValueError(f"BOT_CA_FILE: {self.ca_file} is not a file")
+        if (self.http_tls_certfile is None) != (self.http_tls_keyfile is None):
+            raise ValueError(
+                "BOT_HTTP_TLS_CERTFILE and BOT_HTTP_TLS_KEYFILE go together: set both or neither"
+            )
+        for name in ("http_tls_certfile", "http_tls_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: {path} is not a file")
         self._check_tasks()
         return self
 

@@ -11,14 +11,16 @@ import asyncio
 import json
 import re
 import secrets
+import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import httpx
 import pytest
 from infra.test_chat_registration import ChatSession, post_within_rate_limit
-from plugins.infra import Stack, container_python, docker_inspect
+from plugins.infra import Stack, bot_get, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -46,22 +48,25 @@ def address(container: str) -> str:
     return next(iter(networks.values()))["IPAddress"]
 
 
-def readiness(container: str) -> dict:
-    """/readyz of one replica, from this host over the internal network (200 or 503, both JSON)."""
-    url = f"http://{address(container)}:8080/readyz"
+def readiness(container: str, ca_file) -> dict:
+    """/readyz of one replica, from this host over the internal network (200 or 503, both JSON): HTTPS
+    when it serves it, the chain checked against the stack's CA (CA_FILE)."""
+    tls = any(
+        entry.startswith("BOT_HTTP_TLS_CERTFILE=") for entry in docker_inspect(container)["Config"]["Env"]
+    )
+    context = ssl.create_default_context(cafile=str(ca_file)) if tls else None
+    if context is not None:
+        context.check_hostname = False  # reached by address, which a certificate may not name
+    url = f"{'https' if tls else 'http'}://{address(container)}:8080/readyz"
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # nosec B310
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:  # noqa: S310  # nosec B310
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return json.loads(exc.read())
 
 
 def leading(container: str) -> bool:
-    body = container_python(
-        container,
-        "import urllib.request; "
-        "print(urllib.request.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())",
-    )
+    body = bot_get(container, "/metrics")
     return any(line.split() == ["bot_leader", "1.0"] for line in body.splitlines())
 
 
@@ -85,11 +90,7 @@ def bots(stack: Stack) -> list[str]:
 
 def test_bot_ready_and_connected(stack: Stack) -> None:
     for name in replicas(stack):
-        out = container_python(
-            name,
-            "import urllib.request; "
-            "print(urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=5).read().decode())",
-        )
+        out = bot_get(name, "/readyz")
         readiness = json.loads(out)
         assert readiness["ready"] is True, (name, readiness)
         assert all(readiness["checks"].values()), (name, readiness)
@@ -226,7 +227,7 @@ async def test_leader_killed_mid_dialog_the_standby_answers_once(stack: Stack, b
         takeover = None
         while takeover is None and time.monotonic() - killed_at < 30:
             for name in standbys:
-                state = await asyncio.to_thread(readiness, name)
+                state = await asyncio.to_thread(readiness, name, stack.ca_file)
                 if state.get("leader") and state.get("ready"):
                     takeover = time.monotonic() - killed_at
             await asyncio.sleep(0.2)

@@ -24,7 +24,7 @@ import pytest
 from infra.test_chat_registration import ANSWERS, ChatSession, post_within_rate_limit
 from infra.test_drill_alerts import ALERT_TIMEOUT, delivered, firing, report
 from infra.test_monitoring import wait_for
-from plugins.infra import Stack, container_python
+from plugins.infra import Stack, bot_get
 
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
@@ -46,13 +46,9 @@ def bot_replicas(stack: Stack) -> list[str]:
 def bot_metrics(stack: Stack) -> dict[str, float]:
     """The bots' own /metrics, unlabelled samples summed over the replicas (read inside each container:
     nothing is published)."""
-    code = (
-        "import urllib.request; "
-        "print(urllib.request.urlopen('http://127.0.0.1:8080/metrics', timeout=10).read().decode())"
-    )
     found: dict[str, float] = {}
     for replica in bot_replicas(stack):
-        for line in container_python(replica, code).splitlines():
+        for line in bot_get(replica, "/metrics").splitlines():
             match = re.fullmatch(r"([a-z_]+) ([0-9.e+-]+)", line)
             if match:
                 found[match.group(1)] = found.get(match.group(1), 0.0) + float(match.group(2))

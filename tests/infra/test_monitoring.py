@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from plugins.infra import Stack, docker_inspect
+from plugins.infra import ALERTMANAGER_TO_BOT, Stack, bot_get, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -32,6 +32,7 @@ PROMETHEUS = "photomatrix-prometheus"
 ALERTMANAGER = "photomatrix-alertmanager"
 NODE_EXPORTER = "photomatrix-node-exporter"
 BLACKBOX = "photomatrix-blackbox-exporter"
+BOT = "photomatrix-chatbot"
 ADMINS_GROUP = "admins"
 NETWORK = "photomatrix"
 # Scrape and evaluation run every 15 s: a change shows in the API within about a minute.
@@ -196,16 +197,17 @@ def test_prometheus_sends_alerts_to_alertmanager(prometheus: dict, alertmanager:
 
 
 def test_the_bot_refuses_alerts_without_its_token(stack: Stack) -> None:
-    code = """
-import urllib.error, urllib.request
+    code = (
+        ALERTMANAGER_TO_BOT
+        + """
 headers = {"Authorization": "Bearer wrong", "Content-Type": "application/json"}
-url = "http://chatbot:8080/alerts/alertmanager"
 request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
 try:
-    print(urllib.request.urlopen(request, timeout=10).status)
+    print(urllib.request.urlopen(request, timeout=10, context=context).status)
 except urllib.error.HTTPError as exc:
     print(exc.code)
 """
+    )
     out = run(["docker", "exec", ALERTMANAGER, "python3", "-c", code])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "401"
@@ -321,8 +323,8 @@ def test_rules_use_only_metrics_the_stack_exports(prometheus: dict) -> None:
     node = "https://node-exporter:9100/metrics"
     exported |= exported_names(fetch_inside(ERP_METRICS, cafile=ERP_CA_INSIDE))
     exported |= exported_names(fetch_inside(node, cafile=ERP_CA_INSIDE))
-    for url in ("http://chatbot:8080/metrics", probe):
-        exported |= exported_names(fetch_inside(url))
+    exported |= exported_names(bot_get(BOT, "/metrics"))
+    exported |= exported_names(fetch_inside(probe))
     used = {name for expr in repository_alerts().values() for name in metric_names(expr)}
     assert used, "no metric names found in the rules"
     assert used <= exported, f"rules use metrics nobody exports: {sorted(used - exported)}"

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from plugins.infra import Stack, container_python, docker_inspect
+from plugins.infra import ALERTMANAGER_TO_BOT, Stack, container_python, docker_inspect
 
 from ops.figures import append_record
 
@@ -336,17 +336,18 @@ def test_rotate_alerts_token(stack: Stack, rotated_together: dict[str, str]) -> 
 
     def post_from_alertmanager(token_code: str) -> str:
         """POST an empty notification from Alertmanager's container: 401 bad token, 400 good token."""
-        code = f"""
-import urllib.error, urllib.request
+        code = (
+            ALERTMANAGER_TO_BOT
+            + f"""
 token = {token_code}
 headers = {{"Authorization": "Bearer " + token, "Content-Type": "application/json"}}
-request = urllib.request.Request("http://chatbot:8080/alerts/alertmanager", data=b"{{}}", method="POST",
-                                 headers=headers)
+request = urllib.request.Request(url, data=b"{{}}", method="POST", headers=headers)
 try:
-    print(urllib.request.urlopen(request, timeout=10).status)
+    print(urllib.request.urlopen(request, timeout=10, context=context).status)
 except urllib.error.HTTPError as exc:
     print(exc.code)
 """
+        )
         out = subprocess.run(
             ["docker", "exec", ALERTMANAGER, "python3", "-c", code],
             capture_output=True,

@@ -150,6 +150,30 @@ def docker_inspect(name: str) -> dict:
     return json.loads(out.stdout)[0]
 
 
+def bot_get(container: str, path: str, timeout: float = 10) -> str:
+    """GET PATH from a bot replica's own port, inside its container: HTTPS when it serves it (its
+    BOT_HTTP_TLS_CERTFILE), the chain checked against the CA it has (/etc/bot/ca.crt; the name is checked
+    by Prometheus and Alertmanager, which call it by name), else plain HTTP."""
+    code = (
+        "import os, ssl, urllib.request; tls = bool(os.environ.get('BOT_HTTP_TLS_CERTFILE')); "
+        "c = ssl.create_default_context(cafile='/etc/bot/ca.crt') if tls else None\n"
+        "if c: c.check_hostname = False\n"
+        f"print(urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:8080{path}', "
+        f"timeout={timeout}, context=c).read().decode())"
+    )
+    return container_python(container, code, timeout=timeout + 50)
+
+
+# Alertmanager's call to the bot (roles/monitoring, alertmanager.yml.j2), from its container: HTTPS with
+# the bot's certificate checked for the name chatbot against Alertmanager's CA copy when it has one.
+ALERTMANAGER_TO_BOT = """
+import os, ssl, urllib.error, urllib.request
+tls = os.path.exists("/etc/alertmanager/ca.crt")
+context = ssl.create_default_context(cafile="/etc/alertmanager/ca.crt") if tls else None
+url = ("https" if tls else "http") + "://chatbot:8080/alerts/alertmanager"
+"""
+
+
 def container_python(container: str, code: str, timeout: float = 60) -> str:
     """Run Python inside a deployed container (its own interpreter and libraries) and return stdout."""
     out = subprocess.run(

@@ -26,11 +26,15 @@ BIN = Path(sys.executable).parent
 RENDERED = [
     "chatbot_instances",
     "chatbot_uses_redis",
+    "chatbot_tls",
+    "chatbot_tls_names",
     "tls_proxy_bot_servers",
     "tls_proxy_erp_allowlist",
     "erp_api_bot_key_allow",
     "monitoring_bot_targets",
     "monitoring_alertmanager_receiver_urls",
+    "monitoring_bot_tls",
+    "monitoring_bot_tls_name",
     "monitoring_alertmanager_group_by",
     "monitoring_alertmanager_group_wait",
     "monitoring_alertmanager_group_interval",
@@ -101,6 +105,7 @@ def alertmanager_config(host: dict) -> dict:
         undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True
     )
     env.filters["to_json"] = json.dumps
+    env.filters["bool"] = lambda value: str(value).lower() in ("true", "yes", "1")
     return yaml.safe_load(env.from_string(source).render(**host))
 
 
@@ -135,7 +140,7 @@ def test_two_replicas_on_one_host(tmp_path: Path) -> None:
     assert solo["monitoring_bot_targets"] == ["chatbot:8080", "chatbot-2:8080"]
     assert "redis" in solo["container_images_host_project_images"]
     # Alertmanager notifies every replica (issue 17: the first one only lost alerts while it was down).
-    urls = ["http://chatbot:8080/alerts/alertmanager", "http://chatbot-2:8080/alerts/alertmanager"]
+    urls = ["https://chatbot:8080/alerts/alertmanager", "https://chatbot-2:8080/alerts/alertmanager"]
     assert solo["monitoring_alertmanager_receiver_urls"] == urls
     config = alertmanager_config(solo)
     assert config["route"]["receiver"] == "chatbot"
@@ -156,10 +161,20 @@ def test_replicas_on_a_remote_bot_host_publish_one_port_each(tmp_path: Path) -> 
     assert edge["tls_proxy_bot_servers"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
     assert edge["tls_proxy_erp_allowlist"] == ["10.77.0.51"]
     assert edge["monitoring_bot_targets"] == ["10.77.0.51:8080", "10.77.0.51:8081"]
-    urls = ["http://10.77.0.51:8080/alerts/alertmanager", "http://10.77.0.51:8081/alerts/alertmanager"]
+    urls = ["https://10.77.0.51:8080/alerts/alertmanager", "https://10.77.0.51:8081/alerts/alertmanager"]
     assert edge["monitoring_alertmanager_receiver_urls"] == urls
     hooks = alertmanager_config(edge)["receivers"][0]["webhook_configs"]
     assert [hook["url"] for hook in hooks] == urls
+    # Over HTTPS, the bot's certificate checked against the internal CA for its name, which the
+    # certificate made on the bot host carries with the address Alertmanager dials.
+    for hook in hooks:
+        assert hook["http_config"]["tls_config"] == {
+            "ca_file": "/etc/alertmanager/ca.crt",
+            "server_name": "chatbot",
+            "insecure_skip_verify": False,
+        }
+    assert bot["chatbot_tls"] is True
+    assert bot["chatbot_tls_names"][:3] == ["chatbot", "bot", "10.77.0.51"]
     assert [i["published_port"] for i in bot["chatbot_instances"]] == [8080, 8081]
     rules = {rule["port"]: rule["peers"] for rule in bot["photomatrix_firewall_rules"]}
     assert rules == {8080: ["10.77.0.10"], 8081: ["10.77.0.10"]}
@@ -173,4 +188,6 @@ def test_one_replica_keeps_sqlite_and_no_redis(tmp_path: Path) -> None:
     assert "redis" not in solo["container_images_host_project_images"]
     assert solo["tls_proxy_erp_allowlist"] == ["10.250.0.20"]
     hooks = alertmanager_config(solo)["receivers"][0]["webhook_configs"]
-    assert [hook["url"] for hook in hooks] == ["http://chatbot:8080/alerts/alertmanager"]
+    assert [hook["url"] for hook in hooks] == ["https://chatbot:8080/alerts/alertmanager"]
+    # Each replica's alias, container name and fixed address (this host's callers) are in its certificate.
+    assert {"chatbot", "photomatrix-chatbot", "10.250.0.20"} <= set(solo["chatbot_tls_names"])

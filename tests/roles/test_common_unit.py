@@ -75,7 +75,8 @@ def test_the_argument_specs_document_the_defaults_literally() -> None:
         name: spec for entry in specs["argument_specs"].values() for name, spec in entry["options"].items()
     }
     required = {name for name, spec in options.items() if spec.get("required")}
-    assert "common_container" in required and "common_tls_changed_fact" in required
+    assert "common_container" in required
+    assert "common_tls_changed_fact" in required
     assert set(options) - required == set(defaults)
     for name, value in defaults.items():
         assert options[name]["default"] == value, name

@@ -269,7 +269,7 @@ def test_prometheus_scrapes_the_erp_over_https_verified_against_the_internal_ca(
 
 
 @pytest.mark.parametrize("shape", ["lab", "solo"])
-def test_prometheus_scrapes_node_exporters_over_https_and_each_certificate_names_its_target(
+def test_prometheus_scrapes_node_exporters_and_the_bot_over_https_and_each_certificate_names_its_target(
     shape: str, request: pytest.FixtureRequest
 ) -> None:
     rendered = request.getfixturevalue(shape)
@@ -290,7 +290,13 @@ def test_prometheus_scrapes_node_exporters_over_https_and_each_certificate_names
         names = rendered[host]["monitoring_node_exporter_tls_names"]
         assert names[0] == "node-exporter", names
         # The address (or name) Prometheus dials is in that host's certificate too.
-        assert target.rsplit(":", 1)[0] in names + ["node-exporter"], (target, names)
+        assert target.rsplit(":", 1)[0] in [*names, "node-exporter"], (target, names)
+    (bot_job,) = [
+        j for j in rendered["mon" if shape == "lab" else "solo"]["prometheus.yml"]["scrape_configs"]
+        if j["job_name"] == "chatbot"
+    ]  # fmt: skip
+    assert bot_job["scheme"] == "https"
+    assert bot_job["tls_config"]["server_name"] == "chatbot"
 
 
 def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str, dict]) -> None:

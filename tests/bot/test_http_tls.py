@@ -1,0 +1,102 @@
+"""BOT_HTTP_TLS_CERTFILE / BOT_HTTP_TLS_KEYFILE: the bot's HTTP port (Alertmanager's notifications with their
+token, Prometheus' scrapes, the health check) serves HTTPS with a certificate from the internal CA, and
+no plain HTTP; both files or neither, each a file."""
+
+import asyncio
+import socket
+import ssl
+
+import pytest
+import uvicorn
+from plugins.pki import make_test_pki
+from plugins.processes import free_port
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from bot.app import http_server_config
+from bot.settings import BotSettings
+
+pytestmark = pytest.mark.integration
+
+REQUIRED = {
+    "rocketchat_url": "http://127.0.0.1:3000",
+    "rocketchat_user_id": "bot-id",
+    "rocketchat_token": "pat-abcdef123456",
+    "erp_url": "http://127.0.0.1:8000",
+    "erp_api_key": "erp-key-0123456789",
+}
+
+
+def _app() -> Starlette:
+    async def readyz(request):
+        return PlainTextResponse("ready")
+
+    return Starlette(routes=[Route("/readyz", readyz)])
+
+
+def _plain(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), 5) as plain:
+        plain.settimeout(5)
+        plain.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+        try:
+            return plain.recv(64)
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def _tls(port: int, ca, name: str = "localhost") -> bytes:
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection(("127.0.0.1", port), 5) as raw,
+        context.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        tls.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+        return tls.recv(64)
+
+
+async def test_the_http_port_serves_https_with_the_files_and_no_plain_http(tmp_path) -> None:
+    pki = make_test_pki(tmp_path)
+    port = free_port()
+    settings = BotSettings(
+        **REQUIRED,
+        http_host="127.0.0.1",
+        http_port=port,
+        http_tls_certfile=pki.cert,
+        http_tls_keyfile=pki.key,
+    )
+    server = uvicorn.Server(http_server_config(settings, _app()))
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started
+        answer = await asyncio.to_thread(_tls, port, pki.ca)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        plain = await asyncio.to_thread(_plain, port)
+        assert b" 200 " not in plain, plain
+        # A client trusting another CA refuses the certificate.
+        (tmp_path / "other").mkdir()
+        other = make_test_pki(tmp_path / "other", ca_name="Another CA")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.to_thread(_tls, port, other.ca)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_without_the_files_it_serves_plain_http() -> None:
+    config = http_server_config(BotSettings(**REQUIRED), _app())
+    assert config.ssl_certfile is None
+    assert config.ssl_keyfile is None
+
+
+def test_the_two_files_go_together_and_must_exist(tmp_path) -> None:
+    pki = make_test_pki(tmp_path)
+    with pytest.raises(ValidationError, match="go together"):
+        BotSettings(**REQUIRED, http_tls_certfile=pki.cert)
+    with pytest.raises(ValidationError, match=r"BOT_HTTP_TLS_KEYFILE: .* is not a file"):
+        BotSettings(**REQUIRED, http_tls_certfile=pki.cert, http_tls_keyfile=tmp_path / "missing.key")
