@@ -3,8 +3,11 @@ token, Prometheus' scrapes, the health check) serves HTTPS with a certificate fr
 no plain HTTP; both files or neither, each a file."""
 
 import asyncio
+import os
 import socket
 import ssl
+import subprocess  # nosec B404
+import sys
 
 import pytest
 import uvicorn
@@ -83,6 +86,22 @@ async def test_the_http_port_serves_https_with_the_files_and_no_plain_http(tmp_p
         other = make_test_pki(tmp_path / "other", ca_name="Another CA")
         with pytest.raises(ssl.SSLCertVerificationError):
             await asyncio.to_thread(_tls, port, other.ca)
+        # What the runbooks tell an operator to run inside the container.
+        env = {**os.environ, "BOT_HTTP_PORT": str(port), "BOT_HTTP_TLS_CERTFILE": str(pki.cert),
+               "BOT_CA_FILE": str(pki.ca)}  # fmt: skip
+        ready = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.ready"], env=env, capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert (ready.returncode, ready.stdout.strip()) == (0, "200 ready"), ready.stderr
+        plain_env = {key: value for key, value in env.items() if key != "BOT_HTTP_TLS_CERTFILE"}
+        refused = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.ready"], env=plain_env, capture_output=True,
+            text=True, timeout=30, check=False,
+        )  # fmt: skip
+        # Plain HTTP to the TLS port: no HTTP answer, said in one line.
+        assert refused.returncode == 2, (refused.stdout, refused.stderr)
+        assert "nothing answers on http://127.0.0.1" in refused.stderr
     finally:
         server.should_exit = True
         await task

@@ -42,7 +42,7 @@ def test_verify_commands_run_as_written(stack: Stack) -> None:
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["success"] is True
 
-    (ready,) = documented("docker exec photomatrix-chatbot python -c")
+    (ready,) = documented("docker exec photomatrix-chatbot python -m bot.ready")
     answer = bash(ready)
     assert answer.returncode == 0, answer.stderr
     status, _, body = answer.stdout.strip().partition(" ")

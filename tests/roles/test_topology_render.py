@@ -211,7 +211,7 @@ def test_prometheus_scrapes_remote_hosts_by_address(lab: dict[str, dict]) -> Non
     assert mon["monitoring_erp_targets"] == ["10.77.0.31:8000", "10.77.0.32:8000"]
     assert mon["monitoring_bot_targets"] == ["10.77.0.51:8080"]
     assert mon["monitoring_rocketchat_targets"] == ["10.77.0.11:9458", "10.77.0.11:9459", "10.77.0.11:9460"]
-    assert mon["monitoring_alertmanager_receiver_urls"] == ["http://10.77.0.51:8080/alerts/alertmanager"]
+    assert mon["monitoring_alertmanager_receiver_urls"] == ["https://10.77.0.51:8080/alerts/alertmanager"]
 
 
 def test_the_erp_certificate_names_what_its_callers_use(lab: dict[str, dict], solo: dict[str, dict]) -> None:
