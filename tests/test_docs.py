@@ -137,7 +137,7 @@ REGISTRY: list[tuple[str, object]] = [
         f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
     ),
     (
-        r"docker exec photomatrix-chatbot python -c .*readyz.*",
+        r"docker exec photomatrix-chatbot python -m bot\.ready( .*)?",
         f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
     ),
     (r"\.venv/bin/python -m rcchat .*", f"{RUNBOOK_INFRA}::test_terminal_client_commands_run_as_written"),

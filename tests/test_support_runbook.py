@@ -5,6 +5,7 @@ that needs approval and a refused API key happen, and the documented grep patter
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -70,7 +71,9 @@ def test_the_auth_search_finds_a_refused_key(bot_stack) -> None:
 
 
 def test_the_readyz_one_liner_prints_the_failing_check_not_a_traceback(fresh_bot_stack) -> None:
-    """The quick reference's line without `docker exec photomatrix-chatbot`, against a bot process."""
+    """The quick reference's `python -m bot.ready` (without `docker exec photomatrix-chatbot`), against a
+    bot process: 200 and exit 0 while ready, 503 naming the failing check and exit 1 once the ERP is gone."""
+    import shlex
     import subprocess
     import sys
 
@@ -79,19 +82,20 @@ def test_the_readyz_one_liner_prints_the_failing_check_not_a_traceback(fresh_bot
     (line,) = [
         c.text
         for c in shell_commands(ROOT / "docs/quickref-devops.md")
-        if c.text.startswith("docker exec photomatrix-chatbot python -c")
+        if c.text.startswith("docker exec photomatrix-chatbot python -m bot.ready")
     ]
-    code = line.split(" python -c ", 1)[1].strip().strip('"')
+    module = shlex.split(line, comments=True)[5]
     port = fresh_bot_stack.bot.http_url.rsplit(":", 1)[1]
-    code = code.replace("8080", port)
+    env = {**os.environ, "BOT_HTTP_PORT": port}
+    env.pop("BOT_HTTP_TLS_CERTFILE", None)
 
     def run() -> tuple[str, dict]:
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+            [sys.executable, "-m", module], capture_output=True, text=True, timeout=30, check=False, env=env
         )
-        assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         status, _, body = done.stdout.strip().partition(" ")
+        assert done.returncode == (0 if status == "200" else 1), (done.returncode, done.stdout, done.stderr)
         return status, json.loads(body)
 
     assert run()[0] == "200"

@@ -4,6 +4,7 @@ no plain HTTP; both files or neither, each a file."""
 
 import asyncio
 import os
+import secrets
 import socket
 import ssl
 import subprocess  # nosec B404
@@ -26,9 +27,9 @@ pytestmark = pytest.mark.integration
 REQUIRED = {
     "rocketchat_url": "http://127.0.0.1:3000",
     "rocketchat_user_id": "bot-id",
-    "rocketchat_token": "pat-abcdef123456",
+    "rocketchat_token": secrets.token_hex(16),
     "erp_url": "http://127.0.0.1:8000",
-    "erp_api_key": "erp-key-0123456789",
+    "erp_api_key": secrets.token_hex(16),
 }
 
 
