@@ -22,6 +22,27 @@ class ServerPki:
     key: Path
 
 
+def make_test_ca(name: str, days: float = 1) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA certificate (key usage, subject key identifier) valid for DAYS, and its key."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ca = (
+        x509.CertificateBuilder(issuer_name=issuer, subject_name=issuer)
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ca, ca_key
+
+
 def make_test_pki(
     directory: Path, ca_name: str = "Photomatrix test CA", names: tuple[str, ...] = ("localhost", "127.0.0.1")
 ) -> ServerPki:
@@ -32,19 +53,8 @@ def make_test_pki(
         "not_valid_before": now - datetime.timedelta(minutes=5),
         "not_valid_after": now + datetime.timedelta(days=1),
     }
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
-    ca = (
-        x509.CertificateBuilder(issuer_name=issuer, subject_name=issuer, **valid)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca, ca_key = make_test_ca(ca_name)
+    issuer = ca.subject
     key = ec.generate_private_key(ec.SECP256R1())
 
     def general_name(name: str) -> x509.GeneralName:

@@ -11,7 +11,6 @@ private/ca.key):
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess  # nosec B404
@@ -20,9 +19,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from plugins.pki import make_test_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,22 +56,7 @@ PLAYBOOK = """\
 
 def _ca(directory: Path, name: str) -> Path:
     """A CA laid out as the proxy role keeps the internal one: DIRECTORY/ca.crt, DIRECTORY/private/ca.key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder(issuer_name=subject, subject_name=subject)
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = make_test_ca(name, days=3650)
     (directory / "private").mkdir(parents=True)
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (directory / "private" / "ca.key").write_bytes(
