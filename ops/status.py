@@ -120,12 +120,19 @@ def certificate(public: str, address: str, port: int, ca: str | None) -> tuple[d
 
 
 def describe(container: dict) -> tuple[bool, str]:
-    """(ok, text): running and healthy (or no healthcheck) is ok."""
+    """(ok, text): running and healthy (or no healthcheck) is ok. Running with its health check not run
+    yet ("health: starting": Docker's first check is one 30 s interval after a start; a deploy's wait ran
+    it already) is ok too, shown as `wait`: a check that keeps failing turns it unhealthy."""
     text = container.get("Status", "")
     state = container.get("State", "")
     running = state == "running" or text.startswith("Up")
-    bad = "unhealthy" in text or "health: starting" in text or "Restarting" in text
+    bad = "unhealthy" in text or "Restarting" in text
     return running and not bad, text or state
+
+
+def mark(container: dict) -> str:
+    ok, text = describe(container)
+    return "DOWN" if not ok else "wait" if "health: starting" in text else "ok  "
 
 
 def render(status: Status, now: dt.datetime | None = None) -> str:
@@ -142,7 +149,7 @@ def render(status: Status, now: dt.datetime | None = None) -> str:
         for c in sorted(host.containers, key=lambda c: c.get("Names", "")):
             ok, text = describe(c)
             problems += not ok
-            lines.append(f"    {'ok  ' if ok else 'DOWN'} {c.get('Names', '?'):<32} {text}")
+            lines.append(f"    {mark(c)} {c.get('Names', '?'):<32} {text}")
     lines += ["", "Alerts"]
     if status.alerts is None:
         problems += 1

@@ -20,7 +20,7 @@ import urllib.request
 import httpx
 import pytest
 from infra.test_chat_registration import ChatSession, post_within_rate_limit
-from plugins.infra import Stack, bot_get, docker_inspect
+from plugins.infra import Stack, bot_get, docker_health, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -115,7 +115,7 @@ def test_redis_is_hardened_internal_and_its_password_is_in_no_environment(
     assert host["Memory"] > 0
     assert not host["PortBindings"], "Redis publishes a port"
     assert list(info["NetworkSettings"]["Networks"]) == ["photomatrix"]
-    assert info["State"]["Health"]["Status"] == "healthy"
+    assert docker_health(REDIS) == "healthy"
     assert any(m["Destination"] == "/data" and m["Type"] == "volume" for m in info["Mounts"])
     config = stack.root / "redis" / "redis.conf"
     assert config.stat().st_mode & 0o777 == 0o600

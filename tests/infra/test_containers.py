@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from plugins.infra import Stack, docker_inspect
+from plugins.infra import Stack, docker_health, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -16,7 +16,7 @@ def test_containers_healthy_with_restart_policy_and_limits(stack: Stack) -> None
     for name in stack.containers:
         info = docker_inspect(name)
         assert info["State"]["Running"], name
-        assert info["State"]["Health"]["Status"] == "healthy", name
+        assert docker_health(name) == "healthy", name
         assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", name
         assert info["HostConfig"]["Memory"] > 0, f"{name} has no memory limit"
         log = info["HostConfig"]["LogConfig"]

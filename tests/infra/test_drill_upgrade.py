@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from plugins.infra import Stack, docker_inspect
+from plugins.infra import Stack, docker_health, docker_inspect
 
 from lab import drill_upgrade
 
@@ -258,5 +258,5 @@ def test_upgrade_then_rollback_under_load(stack: Stack, release: dict[str, str])
     final = json.loads((stack.root / "releases" / "previous.json").read_text())
     assert final.get("rolled_back"), final
     for name in watched:
-        assert docker_inspect(name)["State"]["Health"]["Status"] == "healthy", name
+        assert docker_health(name) == "healthy", name
     assert load.sent > 0

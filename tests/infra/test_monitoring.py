@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from plugins.infra import ALERTMANAGER_TO_BOT, Stack, bot_get, docker_inspect
+from plugins.infra import ALERTMANAGER_TO_BOT, Stack, bot_get, docker_health, docker_inspect
 
 pytestmark = pytest.mark.infra
 
@@ -143,7 +143,7 @@ def promtool(image: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_prometheus_is_healthy_hardened_and_not_published(prometheus: dict) -> None:
-    assert prometheus["State"]["Health"]["Status"] == "healthy"
+    assert docker_health(PROMETHEUS) == "healthy"
     host = prometheus["HostConfig"]
     assert not host["PortBindings"], host["PortBindings"]
     assert host["ReadonlyRootfs"]
@@ -161,7 +161,7 @@ def alertmanager(stack: Stack) -> dict:
 
 
 def test_alertmanager_is_healthy_hardened_and_not_published(alertmanager: dict, stack: Stack) -> None:
-    assert alertmanager["State"]["Health"]["Status"] == "healthy"
+    assert docker_health(ALERTMANAGER) == "healthy"
     host = alertmanager["HostConfig"]
     assert not host["PortBindings"], host["PortBindings"]
     assert host["ReadonlyRootfs"]
@@ -274,8 +274,8 @@ def query(promql: str) -> list[dict]:
 @pytest.mark.parametrize("name", [NODE_EXPORTER, BLACKBOX])
 def test_the_exporters_are_healthy_hardened_and_not_published(stack: Stack, name: str) -> None:
     assert name in stack.containers, f"{name} is not running: {stack.containers}"
+    assert docker_health(name) == "healthy"
     info = docker_inspect(name)
-    assert info["State"]["Health"]["Status"] == "healthy"
     host = info["HostConfig"]
     assert not host["PortBindings"], host["PortBindings"]  # Prometheus runs on this host
     assert host["ReadonlyRootfs"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from plugins.infra import ALERTMANAGER_TO_BOT, Stack, container_python, docker_inspect
+from plugins.infra import ALERTMANAGER_TO_BOT, Stack, container_python, docker_health, docker_inspect
 
 from ops.figures import append_record
 
@@ -196,8 +196,7 @@ def started(name: str) -> str:
 
 def assert_healthy(*names: str) -> None:
     for name in names:
-        state = docker_inspect(name)["State"]
-        assert state["Health"]["Status"] == "healthy", f"{name}: {state['Health']['Status']}"
+        assert docker_health(name) == "healthy", name
 
 
 def secret(path: Path) -> str:

@@ -31,6 +31,7 @@ def sample(**overrides) -> ops_status.Status:
                     {"Names": "photomatrix-erp-api", "State": "running", "Status": "Up 2 hours (healthy)"},
                     {"Names": "photomatrix-chatbot", "State": "running", "Status": "Up 1 minute (unhealthy)"},
                     {"Names": "photomatrix-proxy", "State": "exited", "Status": "Exited (1) 5 minutes ago"},
+                    {"Names": "photomatrix-redis", "State": "running", "Status": "Up 9 seconds (health: starting)"},
                 ],
             ),
             ops_status.HostStatus("app2", error="unreachable"),
@@ -54,8 +55,10 @@ def sample(**overrides) -> ops_status.Status:
 @pytest.mark.unit
 def test_render_shows_what_is_down_alerting_and_expiring() -> None:
     text = ops_status.render(sample(), now=NOW)
-    assert "app1: 1/3 up" in text
+    assert "app1: 2/4 up" in text
     assert "ok   photomatrix-erp-api" in text
+    # Docker's first check is one interval after a start: not checked yet is no problem, but shown.
+    assert "wait photomatrix-redis" in text
     assert "DOWN photomatrix-chatbot" in text  # running but unhealthy
     assert "DOWN photomatrix-proxy" in text
     assert "app2: UNKNOWN (unreachable)" in text

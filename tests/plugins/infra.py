@@ -18,6 +18,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -148,6 +149,22 @@ class Stack:
 def docker_inspect(name: str) -> dict:
     out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, timeout=30, check=True)
     return json.loads(out.stdout)[0]
+
+
+# Docker's first health check comes one interval (30 s) after a start; a deploy's wait ran the check
+# itself (roles/common, wait_healthy), so a container it just started may still say "starting".
+HEALTH_SETTLE = 50
+
+
+def docker_health(name: str, settle: float = HEALTH_SETTLE) -> str:
+    """NAME's Docker health status ("none" without a check) once past "starting": re-read (read-only)
+    for up to SETTLE seconds while it is still "starting"."""
+    deadline = time.monotonic() + settle
+    while True:
+        status = (docker_inspect(name)["State"].get("Health") or {}).get("Status", "none")
+        if status != "starting" or time.monotonic() > deadline:
+            return status
+        time.sleep(2)
 
 
 def bot_get(container: str, path: str, timeout: float = 10) -> str:

@@ -2,6 +2,8 @@
 run by ansible-playbook (local connection) against real containers on a network of their own:
 
 - a healthy container: ok;
+- a container ready before Docker's first check (its interval is long): ok at once, its health check run
+  by the wait itself, so no wait lasts an interval longer than the service needs;
 - a crash-looping one: fails early (long before its timeout) with one message naming the crash loop and
   its log line, never the inspect dump nor its environment;
 - an unhealthy one: fails at the end of its wait with the last health check's output;
@@ -64,14 +66,14 @@ class Lab:
     work: Path
     containers: list[str]
 
-    def run(self, name: str, health: str, command: str, *extra: str) -> str:
+    def run(self, name: str, health: str, command: str, *extra: str, interval: str = "1s") -> str:
         """A container `pmcommon-<tag>-<name>` whose health check is the shell command `health`."""
         full = f"pmcommon-{self.tag}-{name}"
         self.containers.append(full)
         done = _docker(
             "run", "--detach", "--name", full, "--network", self.network,
             "--env", f"PMCOMMON_SECRET={SECRET}", "--health-cmd", health,
-            "--health-interval", "1s", "--health-retries", "1", "--health-timeout", "5s",
+            "--health-interval", interval, "--health-retries", "1", "--health-timeout", "5s",
             *extra, self.image, "sh", "-c", command,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -135,6 +137,21 @@ def test_a_healthy_container_passes(lab: Lab) -> None:
     done, _ = lab.wait(name, 60)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "failed=0" in done.stdout
+
+
+def test_a_container_ready_before_dockers_first_check_passes_without_waiting_for_it(lab: Lab) -> None:
+    name = lab.run(
+        "slowcheck",
+        "busybox test -f /tmp/ready",
+        "busybox mkdir -p /tmp && busybox sleep 2 && busybox touch /tmp/ready && exec busybox sleep 600",
+        interval="600s",
+    )
+    done, elapsed = lab.wait(name, 120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    # Docker has not checked it yet (its first check is 600 s after the start): the wait ran the check.
+    status = _docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
+    assert status == "starting", status
+    assert elapsed < 100, elapsed
 
 
 def test_a_crash_loop_fails_early_saying_why(lab: Lab) -> None:
