@@ -25,7 +25,7 @@ def ssh_argv(lab: Lab, host: str) -> list[str]:
         "-o", f"UserKnownHostsFile={state / 'known_hosts'}",
         "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes",
-        "-o", "ConnectTimeout=10",
+        "-o", "ConnectTimeout=30",
         "-o", "ServerAliveInterval=30",
         f"deploy@{lab.hosts[host]}",
     ]  # fmt: skip
