@@ -45,7 +45,30 @@ def _ca_verify() -> str | bool:
     return os.environ.get("LOAD_CA_FILE") or True
 
 
-class SourceAddressAdapter(HTTPAdapter):
+# A kept-alive connection idle longer than this is not reused: the servers close theirs after 4 s (the
+# proxy's keepalive_timeout) or 5 s (uvicorn's), and a request sent as the server closes fails with
+# "Remote end closed connection without response" though the server never saw it (the bot's own client
+# does the same: bot/http_client.py). Measured as a failed chat.sendMessage in CI at load 180.
+KEEPALIVE_EXPIRY = 3.0
+
+
+class KeepAliveAdapter(HTTPAdapter):
+    """requests adapter that drops its pooled connections after KEEPALIVE_EXPIRY seconds without use."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._last_used = time.monotonic()
+        super().__init__(**kwargs)
+
+    def send(self, request: Any, **kwargs: Any) -> requests.Response:
+        if time.monotonic() - self._last_used > KEEPALIVE_EXPIRY:
+            self.poolmanager.clear()
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            self._last_used = time.monotonic()
+
+
+class SourceAddressAdapter(KeepAliveAdapter):
     """requests adapter that binds outgoing connections to one local address."""
 
     def __init__(self, source_ip: str, **kwargs: Any) -> None:
@@ -128,10 +151,9 @@ class ChatClient:
         # would replace LOAD_CA_FILE, an HTTP(S)_PROXY would send the traffic elsewhere).
         self.session.trust_env = False
         self.session.verify = _ca_verify()
-        if self.source_ip:
-            adapter = SourceAddressAdapter(self.source_ip)
-            self.session.mount("http://", adapter)
-            self.session.mount("https://", adapter)
+        adapter = SourceAddressAdapter(self.source_ip) if self.source_ip else KeepAliveAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
     # ------------------------------------------------------------------ REST
     def rest(self, method: str, endpoint: str, *, name: str | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -355,3 +355,52 @@ def test_a_busy_generator_and_left_accounts_are_warned_about() -> None:
     assert warnings[1] == "warning: 2 test account(s) with prefix lt-x- could not be removed"
     assert run_warnings({"average": 10.0, "peak_process": 79.0}, 0, "lt-x-") == []
     assert "sweep failed" in run_warnings({"average": 10.0, "peak_process": 1.0}, -1, "lt-x-")[0]
+
+
+def test_a_connection_idle_past_the_servers_keep_alive_is_not_reused(monkeypatch) -> None:
+    """A request never goes out on a connection the server may be closing: past KEEPALIVE_EXPIRY idle, a
+    new one (a real HTTP/1.1 server on loopback counts the connections it accepted)."""
+    import http.server
+    import threading
+    import time
+
+    import requests
+
+    from loadtests import client
+
+    accepted: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            accepted.append(1)
+            super().setup()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(client, "KEEPALIVE_EXPIRY", 0.5)
+    session = requests.Session()
+    session.mount("http://", client.KeepAliveAdapter())
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/chat.sendMessage"
+    try:
+        session.post(url, json={}, timeout=10)
+        session.post(url, json={}, timeout=10)
+        assert len(accepted) == 1, "a connection in use is kept alive"
+        time.sleep(0.8)
+        session.post(url, json={}, timeout=10)
+        assert len(accepted) == 2, "an idle one is dropped, not reused"
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
