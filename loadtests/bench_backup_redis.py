@@ -9,8 +9,9 @@ a TTL, a claims hash), then, RUNS times, runs the tool's own snapshot and restor
     EOF opcode and the CRC-64 in Python), and check_rdb's share of it;
   * restore time: Redis stopped, REDIS_RESTORE (the snapshot as dump.rdb and the AOF's base), Redis
     started, up to the point where it serves the data again (DBSIZE answers KEYS; a sample of values
-    and TTLs is checked after, untimed); with containers also until Docker calls it healthy (what the
-    tool's start_all waits for before it starts the bot replicas).
+    and TTLs is checked after, untimed); with containers also until it is ready: its health check passes,
+    run by the tool's start_all (what it waits for before it starts the bot replicas) when Docker has not
+    run it yet (its first check is one 30 s interval after the start).
 
 Between snapshot and restore the data moves on (a key deleted, one added), so a restore that brought
 back nothing, or the wrong state, is seen; such a run fails with the difference (exit 1). No timing is
@@ -132,7 +133,7 @@ class Redis:
         raise NotImplementedError
 
     def after_serving(self, started: float) -> None:
-        """Anything measured after Redis serves again (container: until Docker calls it healthy)."""
+        """Anything measured after Redis serves again (container: until its health check passes)."""
 
 
 class LocalRedis(Redis):
@@ -243,9 +244,9 @@ class ContainerRedis(Redis):
 
     def after_serving(self, started: float) -> None:
         deadline = time.monotonic() + 300
-        while ((self.info().get("State") or {}).get("Health") or {}).get("Status") != "healthy":
+        while not tool.ready(self.name, self.info()):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} is not healthy 300 s after its start")
+                raise RuntimeError(f"{self.name} is not ready 300 s after its start")
             time.sleep(0.25)
         self.extra["healthy_s"] = time.monotonic() - started
 
@@ -387,7 +388,7 @@ LABELS = {
     "stop_s": ("  stop Redis", "s", 2),
     "write_s": ("  REDIS_RESTORE (into the data directory)", "s", 2),
     "load_s": ("  start until the data is served", "s", 2),
-    "healthy_s": ("  start until Docker says healthy", "s", 1),
+    "healthy_s": ("  start until ready (its health check passes)", "s", 1),
 }
 
 

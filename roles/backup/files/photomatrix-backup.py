@@ -1206,6 +1206,34 @@ def stop(name: str) -> None:
     run(["docker", "stop", "--time", "30", name], timeout=120, what=f"docker stop {name}")
 
 
+def ready(name: str, info: dict) -> bool:
+    """Whether a running container answers its own health check now. Docker's verdict comes one 30 s
+    interval after a start; until then ("starting") the check is run here (docker exec, as Docker runs
+    it: the container's user and environment), as a deploy's wait does (roles/common, wait_healthy)."""
+    state = info.get("State") or {}
+    health = (state.get("Health") or {}).get("Status")
+    if not state.get("Running"):
+        return False
+    if health in (None, "healthy"):
+        return True
+    config = info.get("Config") or {}
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    if health != "starting" or not test or test[0] not in ("CMD", "CMD-SHELL"):
+        return False
+    argv = test[1:] if test[0] == "CMD" else [*(config.get("Shell") or ["/bin/sh", "-c"]), test[1]]
+    try:
+        done = subprocess.run(  # nosec B603
+            ["docker", "exec", name, *argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
 def start_all(config: Config, names: list[str]) -> None:
     """Start every container in the stack's order, then wait until each is healthy. One that does not
     come up never keeps the others stopped: a container may need one later in the order (a bot replica
@@ -1220,10 +1248,11 @@ def start_all(config: Config, names: list[str]) -> None:
     deadline = time.monotonic() + config.health_timeout
     for name in names:
         while True:
-            state = (inspect(name) or {}).get("State") or {}
+            info = inspect(name) or {}
+            state = info.get("State") or {}
             health = (state.get("Health") or {}).get("Status")
-            if state.get("Running") and health in (None, "healthy"):
-                log.info("%s is %s", name, health or "running")
+            if ready(name, info):
+                log.info("%s is %s", name, "ready" if health else "running")
                 break
             if time.monotonic() > deadline:
                 problems.append(
