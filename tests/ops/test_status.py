@@ -31,7 +31,7 @@ def sample(**overrides) -> ops_status.Status:
                     {"Names": "photomatrix-erp-api", "State": "running", "Status": "Up 2 hours (healthy)"},
                     {"Names": "photomatrix-chatbot", "State": "running", "Status": "Up 1 minute (unhealthy)"},
                     {"Names": "photomatrix-proxy", "State": "exited", "Status": "Exited (1) 5 minutes ago"},
-                    {"Names": "photomatrix-redis", "State": "running", "Status": "Up 9 seconds (health: starting)"},
+                    {"Names": "photomatrix-redis", "State": "running", "Status": "Up 9 s (health: starting)"},
                 ],
             ),
             ops_status.HostStatus("app2", error="unreachable"),

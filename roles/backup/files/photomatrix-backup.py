@@ -1222,7 +1222,7 @@ def ready(name: str, info: dict) -> bool:
         return False
     argv = test[1:] if test[0] == "CMD" else [*(config.get("Shell") or ["/bin/sh", "-c"]), test[1]]
     try:
-        done = subprocess.run(  # nosec B603
+        done = subprocess.run(  # nosec B603 B607
             ["docker", "exec", name, *argv],
             stdin=subprocess.DEVNULL,
             capture_output=True,
