@@ -37,7 +37,8 @@ def test_no_role_polls_the_health_state_itself() -> None:
         for path in sorted(ROLES.glob("*/tasks/*.yml"))
         if path.parent.parent.name != "common" and "State.Health" in path.read_text(encoding="utf-8")
     ]
-    assert set(copies) == HANDLER_TASKS, "wait through roles/common (tasks_from: wait_healthy) instead"
+    # The bot's restart handler, which cannot include roles/common, runs the bot's readiness command.
+    assert not copies, "wait through roles/common (tasks_from: wait_healthy) instead"
 
 
 def test_no_handler_includes_a_role() -> None:
