@@ -248,7 +248,7 @@ class ContainerRedis(Redis):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} is not ready 300 s after its start")
             time.sleep(0.25)
-        self.extra["healthy_s"] = time.monotonic() - started
+        self.extra["ready_s"] = time.monotonic() - started
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, timeout=120, check=False)
@@ -388,7 +388,7 @@ LABELS = {
     "stop_s": ("  stop Redis", "s", 2),
     "write_s": ("  REDIS_RESTORE (into the data directory)", "s", 2),
     "load_s": ("  start until the data is served", "s", 2),
-    "healthy_s": ("  start until ready (its health check passes)", "s", 1),
+    "ready_s": ("  start until ready (its health check passes)", "s", 1),
 }
 
 
