@@ -45,13 +45,13 @@ DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 
 # pytest beside the deployment cycles (each waits mostly on processes and containers). In the background:
 # the project's images built once on this machine's engine (playbooks/docker.yml --tags images, in
-# TEST_IMAGES_LOG), then make test-infra (this machine's stack) beside make test-multi (the
-# production-shaped inventory/lab across its hosts: upgrade and host-loss drills included), in
-# TEST_INFRA_LOG and TEST_MULTI_LOG: both find the images built instead of building them at once. Should
-# that first build fail, they run one after the other. In the foreground: pytest, then make test-delivery
-# (the delivery pipeline against its lab; its release builds have their own directory), in
-# TEST_DELIVERY_LOG. All are summarised at the end; all must pass. One after the other, test-infra then
-# test-multi took 26 + 40 min on these machines, past CI's 60.
+# TEST_IMAGES_LOG), then, side by side, make test-infra (this machine's stack), make test-multi (the
+# production-shaped inventory/lab across its hosts: upgrade and host-loss drills included) and make
+# test-delivery (the delivery pipeline against its lab; its release builds have their own directory and
+# find the layers just built), in TEST_INFRA_LOG, TEST_MULTI_LOG and TEST_DELIVERY_LOG. Should that first
+# build fail, they run one after the other. In the foreground: pytest. All are summarised at the end; all
+# must pass. One after the other, test-infra then test-multi took 26 + 40 min on these machines, past
+# CI's 60; test-delivery after pytest ran alone for its last 15 min, on a machine otherwise idle.
 # TEST_SERIAL=true runs them one after the other; TEST_DELIVERY=false or TEST_MULTI=false leaves that out.
 TEST_IMAGES_LOG ?= .state/test-images.log
 TEST_INFRA_LOG ?= .state/test-infra.log
@@ -59,7 +59,7 @@ TEST_DELIVERY_LOG ?= .state/test-delivery.log
 TEST_MULTI_LOG ?= .state/test-multi.log
 TEST_DELIVERY ?= true
 TEST_MULTI ?= true
-test: lint ## lint, then every test: pytest then make test-delivery, beside the images then make test-infra and make test-multi
+test: lint ## lint, then every test: pytest, beside the images then make test-infra, make test-multi and make test-delivery
 	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
 	    $(MAKE) test-delivery; }; \
@@ -69,20 +69,22 @@ test: lint ## lint, then every test: pytest then make test-delivery, beside the 
 	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
 	  mkdir -p $(dir $(TEST_IMAGES_LOG)) $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); \
 	  rm -f $(TEST_INFRA_LOG).rc; \
-	  echo "the images, then make test-infra beside make test-multi, run alongside; logs: $(TEST_IMAGES_LOG)," \
-	    "$(TEST_INFRA_LOG), $(TEST_MULTI_LOG)"; \
+	  echo "the images, then make test-infra, make test-multi and make test-delivery side by side, beside pytest;" \
+	    "logs: $(TEST_IMAGES_LOG), $(TEST_INFRA_LOG), $(TEST_MULTI_LOG), $(TEST_DELIVERY_LOG)"; \
 	  ( if $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1; then \
 	      $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!; \
-	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; wait $$infra; infra_rc=$$?; \
-	    else echo "building the images first failed (see $(TEST_IMAGES_LOG)): test-infra, then test-multi"; \
+	      delivery > $(TEST_DELIVERY_LOG) 2>&1 & deliv=$$!; \
+	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; wait $$infra; infra_rc=$$?; wait $$deliv; delivery_rc=$$?; \
+	    else echo "building the images first failed (see $(TEST_IMAGES_LOG)): test-infra, test-multi, test-delivery"; \
 	      $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1; infra_rc=$$?; \
-	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; fi; \
-	    echo "$$infra_rc $$multi_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
+	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; \
+	      delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; fi; \
+	    echo "$$infra_rc $$multi_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
 	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
 	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
-	  echo "make test-delivery after pytest; log: $(TEST_DELIVERY_LOG)"; \
-	  delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; \
-	  wait $$cycles; read infra_rc multi_rc < $(TEST_INFRA_LOG).rc || { infra_rc=1; multi_rc=1; }; \
+	  echo "pytest done; waiting for make test-infra, make test-multi and make test-delivery"; \
+	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \
+	    || { infra_rc=1; multi_rc=1; delivery_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
 	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
