@@ -130,8 +130,8 @@ def describe(container: dict) -> tuple[bool, str]:
     return running and not bad, text or state
 
 
-def mark(container: dict) -> str:
-    ok, text = describe(container)
+def mark(ok: bool, text: str) -> str:
+    """describe()'s verdict as the status line's first word."""
     return "DOWN" if not ok else "wait" if "health: starting" in text else "ok  "
 
 
@@ -149,7 +149,7 @@ def render(status: Status, now: dt.datetime | None = None) -> str:
         for c in sorted(host.containers, key=lambda c: c.get("Names", "")):
             ok, text = describe(c)
             problems += not ok
-            lines.append(f"    {mark(c)} {c.get('Names', '?'):<32} {text}")
+            lines.append(f"    {mark(ok, text)} {c.get('Names', '?'):<32} {text}")
     lines += ["", "Alerts"]
     if status.alerts is None:
         problems += 1

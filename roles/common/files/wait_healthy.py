@@ -11,7 +11,7 @@ restarted container is found ready within DELAY seconds of being so, not one int
 
 Stops at once when the container is missing, has no health check, or crash-loops (Docker restarted
 it, or it exited, is restarting or dead). Prints one JSON object: ready, reason, state, health,
-restarts, exit_code, error, check (the last check's exit code and output: the one run here if any,
+restarts, check (the last check's exit code and output: the one run here if any,
 else Docker's last). Never the inspect result itself: it holds the container's environment.
 Standard library only (the host's python3) and the docker CLI.
 """
@@ -94,8 +94,6 @@ def wait(name: str, timeout: int, delay: int) -> dict:
             "state": state.get("Status", "unknown"),
             "health": health or "none",
             "restarts": restarts,
-            "exit_code": state.get("ExitCode"),
-            "error": state.get("Error") or "",
         }
         docker_log = (state.get("Health") or {}).get("Log") or []
         result["check"] = ran or (docker_log[-1] if docker_log else None)
