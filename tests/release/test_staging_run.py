@@ -194,13 +194,17 @@ def test_make_test_delivery_is_the_staging_run_against_the_release_lab():
     assert "-m release staging-run -i release/lab --keep" in " ".join(dry.stdout.split())
 
 
-def test_ci_s_make_test_runs_the_staging_run_after_pytest():
-    """`.ci/run` → `make test`: pytest then `make test-delivery` in the foreground, beside `make test-infra`
-    then `make test-multi` (test-infra builds the images on this machine's engine before a lab needs them)."""
+def test_ci_s_make_test_runs_the_staging_run_beside_the_others_once_the_images_are_built():
+    """`.ci/run` → `make test`: pytest alone in the foreground; in the background the images are built once,
+    then `make test-delivery` runs beside `make test-infra` and `make test-multi`."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
-    foreground = recipe[recipe.index(") & cycles=") :]
-    assert foreground.index("$(BIN)/pytest") < foreground.index("delivery > $(TEST_DELIVERY_LOG)")
+    background, foreground = recipe.split(") & cycles=", 1)
+    assert "delivery > $(TEST_DELIVERY_LOG)" not in foreground
+    built = background[: background.index("else")]
+    images = built.index("playbooks/docker.yml --tags images")
+    assert images < built.index("delivery > $(TEST_DELIVERY_LOG) 2>&1 & deliv=$$!") < built.index("wait $$deliv")
+    assert foreground.index("$(BIN)/pytest") < foreground.index("wait $$cycles; read")
     assert "$(MAKE) test-delivery" in recipe
     assert '"$(TEST_DELIVERY)" = false' in recipe
     assert "[ $$delivery_rc = 0 ]" in recipe  # its failure fails make test
