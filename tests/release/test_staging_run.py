@@ -203,7 +203,8 @@ def test_ci_s_make_test_runs_the_staging_run_beside_the_others_once_the_images_a
     assert "delivery > $(TEST_DELIVERY_LOG)" not in foreground
     built = background[: background.index("else")]
     images = built.index("playbooks/docker.yml --tags images")
-    assert images < built.index("delivery > $(TEST_DELIVERY_LOG) 2>&1 & deliv=$$!") < built.index("wait $$deliv")
+    delivery = built.index("delivery > $(TEST_DELIVERY_LOG) 2>&1 & deliv=$$!")
+    assert images < delivery < built.index("wait $$deliv")
     assert foreground.index("$(BIN)/pytest") < foreground.index("wait $$cycles; read")
     assert "$(MAKE) test-delivery" in recipe
     assert '"$(TEST_DELIVERY)" = false' in recipe
