@@ -88,15 +88,17 @@ test: lint ## lint, then every test: pytest, beside the images then make test-in
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
 	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
-	  if [ $$infra_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_INFRA_LOG); fi; \
 	  echo "== make test-delivery (whole log: $(TEST_DELIVERY_LOG))"; \
 	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|make.*Error)' \
 	    $(TEST_DELIVERY_LOG) || true; \
-	  if [ $$delivery_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_DELIVERY_LOG); fi; \
 	  echo "== make test-multi (whole log: $(TEST_MULTI_LOG))"; \
 	  grep -E '^(lab cycle multi|  .* s  \(load|drill host-loss: (passed|FAILED)|  requests: |  failed |TEST_MULTI|make.*Error)' \
 	    $(TEST_MULTI_LOG) || true; \
-	  if [ $$multi_rc != 0 ]; then echo "-- its last lines:"; tail -n 150 $(TEST_MULTI_LOG); fi; \
+	  for part in infra:$$infra_rc:$(TEST_INFRA_LOG) delivery:$$delivery_rc:$(TEST_DELIVERY_LOG) \
+	    multi:$$multi_rc:$(TEST_MULTI_LOG); do IFS=: read name rc log <<< "$$part"; [ "$$rc" = 0 ] && continue; \
+	    echo "== make test-$$name failed (exit $$rc); its failures, then its last lines ($$log):"; \
+	    grep -E '^(FAILED|ERROR) |^fatal:|^failed:|FAILED!|^E  ' "$$log" | tail -n 40 || true; \
+	    echo "--"; tail -n 60 "$$log"; done; \
 	  echo "pytest exit $$pytest_rc, make test-delivery exit $$delivery_rc, make test-infra exit $$infra_rc," \
 	    "make test-multi exit $$multi_rc"; \
 	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ] && [ $$multi_rc = 0 ]
