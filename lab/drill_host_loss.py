@@ -9,8 +9,9 @@
    the ERP container die with it, nothing is stopped cleanly); the proxy must route around it: no request
    that started after the proxy's detection fails (DETECTION below);
 3. Prometheus on the monitoring host sees the ERP target down and TargetDown (monitoring/rules/targets.yml,
-   `for: 5m`, the production rule) reaches the admins group through Alertmanager and the bot; read there
-   with the stack's admin account through Rocket.Chat's REST API (the simulator in the lab);
+   `for: 5m`; inventory/lab sets 1m with monitoring_alert_for, and the drill reads the deployed rule's wait
+   from Prometheus and names it in its figures) reaches the admins group through Alertmanager and the
+   bot; read there with the stack's admin account through Rocket.Chat's REST API (the simulator in the lab);
 4. the host is started again: its engine restarts the stack's containers (restart policy), the ERP is
    healthy, the Prometheus target up, the loop's requests reach it again through the proxy (its request
    counter for the stylesheet route), its host firewall's rules are the deployed ones again (the lab
@@ -58,8 +59,8 @@ SLOW_SECONDS = 2.0  # tls_proxy_erp_connect_timeout: a request this slow waited 
 BASELINE_SECONDS = 15.0
 ERP_PORT = 8000
 ALERT = "TargetDown"
-# TargetDown's `for: 5m` plus scrape (15 s), evaluation (15 s), group_wait (10 s) and the bot's post,
-# with room for a loaded machine.
+# TargetDown's `for:` (5m at most: the production rule) plus scrape (15 s), evaluation (15 s), group_wait
+# (10 s) and the bot's post, with room for a loaded machine.
 ALERT_TIMEOUT = 15 * 60.0
 REJOIN_TIMEOUT = 10 * 60.0
 # A resolved notification waits for Alertmanager's next group_interval after the firing one (5 m by
@@ -269,14 +270,25 @@ class Stack:
         return f"{self.lab.hosts[host]}:{ERP_PORT}"
 
     # Prometheus, from inside its container on the monitoring host (nothing of it is published).
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    def _prometheus(self, path: str, params: dict[str, str]) -> Any:
+        url = f"http://127.0.0.1:9090/api/v1/{path}?" + urllib.parse.urlencode(params)
         code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
         command = f"sudo docker exec {PROMETHEUS} python3 -c {shlex.quote(code)}"
         body = json.loads(remote.capture(self.lab, self.mon, command, timeout=90))
         if body.get("status") != "success":
-            raise DrillError(f"Prometheus query {promql!r}: {body}")
-        return body["data"]["result"]
+            raise DrillError(f"Prometheus {path} {params}: {body}")
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        return self._prometheus("query", {"query": promql})["result"]
+
+    def alert_wait(self) -> str:
+        """The deployed rule's `for:` of ALERT, as Prometheus reports it ("1m", "5m", "90s")."""
+        groups = self._prometheus("rules", {"type": "alert"})["groups"]
+        durations = [r.get("duration", 0) for g in groups for r in g["rules"] if r.get("name") == ALERT]
+        if not durations:
+            raise DrillError(f"Prometheus has no alert rule {ALERT}")
+        return duration_text(durations[0])
 
     def up(self, host: str) -> float | None:
         return vector_value(self.query(f'up{{job="erp-api",instance="{self.instance(host)}"}}'))
@@ -405,6 +417,8 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
             raise DrillError(f"the ERP target {stack.instance(host)} is not up before the drill")
     if stack.alert_state(victim):
         raise DrillError(f"{ALERT} for {stack.instance(victim)} is already {stack.alert_state(victim)}")
+    wait = stack.alert_wait()
+    _log(f"{ALERT} fires after {wait} down (the deployed rule's for:)")
     stack.login()
     line = Timeline()
     loop = RequestLoop(stack.domain, stack.context)
@@ -493,7 +507,7 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
         raise DrillError(f"{victim}'s host firewall rules after the restart: {line.firewall}")
     killed, started, stopped = line.killed, line.started, line.loop_stopped
     return {
-        f"drill host loss: {victim} killed → {ALERT} in the admins group": (
+        f"drill host loss: {victim} killed → {ALERT} (for {wait}) in the admins group": (
             line.alert_in_admins - killed,
             peak_load(LOADS, killed, line.alert_in_admins),
         ),
@@ -505,11 +519,20 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
             line.resolved_in_admins - started,
             peak_load(LOADS, started, line.resolved_in_admins),
         ),
-        "drill host loss, whole drill (request loop start to stop)": (
+        f"drill host loss, whole drill (request loop start to stop; {ALERT} for {wait})": (
             stopped - line.loop_started,
             peak_load(LOADS, line.loop_started, stopped),
         ),
     }
+
+
+def duration_text(seconds: float) -> str:
+    """A rule's wait in Prometheus' notation: 300 → "5m", 90 → "90s", 3600 → "1h"."""
+    whole = int(seconds)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
 
 
 def _after(when: float | None, origin: float) -> str:

@@ -518,6 +518,10 @@ LAB_STEPS = {
     ("multi", "make upgrade across the hosts, under load"): "lab.multi.upgrade_s",
     ("multi", "make rollback across the hosts, under load"): "lab.multi.rollback_s",
     ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_1m_s",
+    # Since TargetDown waits 1m in inventory/lab (monitoring_alert_for); the step names the rule's wait.
+    ("multi", "drill host loss, whole drill (request loop start to stop; TargetDown for 1m)"): (
+        "lab.multi.drill_whole_for1m_s"
+    ),
     ("multi", "lab down"): "lab.multi.down_s",
 }
 # The host-loss drill's steps name the host it killed (lab/drill_host_loss.py).
@@ -525,6 +529,7 @@ LAB_DRILL_STEPS = tuple(
     (re.compile(rf"^drill host loss: \S+ {pattern}$"), figure)
     for pattern, figure in (
         (r"killed → \w+ in the admins group", "lab.multi.drill_alert_s"),
+        (r"killed → \w+ \(for 1m\) in the admins group", "lab.multi.drill_alert_for1m_s"),
         (r"started → serving through the proxy again", "lab.multi.drill_serving_s"),
         (r"started → resolved in the admins group", "lab.multi.drill_resolved_1m_s"),
     )

@@ -102,13 +102,13 @@ def test_no_failure_is_none() -> None:
 INSTANCE = "10.77.0.31:8000"
 FIRING_RU = (
     "🔥 *Оповещение мониторинга* — активно: 2, снято: 0\n"
-    f"• АКТИВНО [critical] *TargetDown*: erp-api ({INSTANCE}) has not answered a scrape for 5 minutes — "
+    f"• АКТИВНО [critical] *TargetDown*: erp-api ({INSTANCE}) is down: Prometheus' scrapes get no answer — "
     "Prometheus cannot scrape … (environment=lab, instance=10.77.0.31:8000, job=erp-api)\n"
-    "• АКТИВНО [critical] *TargetDown*: node (10.77.0.31:9100) has not answered a scrape for 5 minutes"
+    "• АКТИВНО [critical] *TargetDown*: node (10.77.0.31:9100) is down: Prometheus' scrapes get no answer"
 )
 RESOLVED_EN = (
     "✅ *Monitoring: resolved* — 1 alert(s)\n"
-    f"• resolved [critical] *TargetDown*: erp-api ({INSTANCE}) has not answered a scrape for 5 minutes"
+    f"• resolved [critical] *TargetDown*: erp-api ({INSTANCE}) is down: Prometheus' scrapes get no answer"
 )
 
 
@@ -175,3 +175,21 @@ def test_each_timing_gets_the_highest_load_sampled_during_it() -> None:
     assert peak_load(loads, KILL, KILL + 335) == 14.0
     assert peak_load(loads, KILL + 350, KILL + 500) == 3.0
     assert peak_load(loads, KILL + 600, KILL + 700) == 0.0
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(300, "5m"), (60, "1m"), (90, "90s"), (3600, "1h"), (0, "0s")])
+def test_the_rule_s_wait_is_named_as_prometheus_writes_it(seconds: float, text: str) -> None:
+    from lab.drill_host_loss import duration_text
+
+    assert duration_text(seconds) == text
+
+
+def test_the_drill_s_steps_name_the_wait_and_the_figures_know_them() -> None:
+    from ops.figures import LAB_DRILL_STEPS, LAB_STEPS
+
+    alert = "drill host loss: erp1 killed → TargetDown (for 1m) in the admins group"
+    assert [figure for pattern, figure in LAB_DRILL_STEPS if pattern.match(alert)] == [
+        "lab.multi.drill_alert_for1m_s"
+    ]
+    whole = "drill host loss, whole drill (request loop start to stop; TargetDown for 1m)"
+    assert LAB_STEPS[("multi", whole)] == "lab.multi.drill_whole_for1m_s"

@@ -74,14 +74,12 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "upgrade", "drill",
-        "down",
+        "down", "up", "docker.yml", "site.yml", "site.yml", "rotate", "verify", "upgrade", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
         "docker layer (engines, firewall, images built once, pushed, pulled)",
         "site.yml (cold deploy across the hosts)",
-        "make verify INVENTORY=inventory/lab",
         "site.yml again (changed=0)",
         "make rotate WHAT=ca (certificates re-signed, restarts)",
         "make verify after the rotation",
@@ -94,15 +92,15 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -> None:
     from lab.multi import multi
 
-    multi(keep=True, start="verify")
-    assert steps == ["verify", "site.yml", "rotate", "verify", "upgrade", "drill"]
+    multi(keep=True, start="again")
+    assert steps == ["site.yml", "rotate", "verify", "upgrade", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
     from lab.multi import multi
 
-    figures = multi(stop="rotate")
-    assert steps == ["down", "up", "docker.yml", "site.yml", "verify", "site.yml", "rotate", "verify", "down"]
+    figures = multi(stop="verify")
+    assert steps == ["down", "up", "docker.yml", "site.yml", "site.yml", "rotate", "verify", "down"]
     assert "upgrade" not in steps
     assert list(figures)[-1] == "lab down"
 
@@ -111,7 +109,7 @@ def test_to_before_from_is_refused(steps: list[str]) -> None:
     import lab.multi as multi
 
     with pytest.raises(multi.CycleError, match="comes before"):
-        multi.multi(keep=True, start="again", stop="verify")
+        multi.multi(keep=True, start="verify", stop="again")
     assert steps == []
 
 
@@ -153,19 +151,20 @@ def test_a_failed_run_still_reports_the_steps_that_passed(
 ) -> None:
     import lab.multi as multi
 
-    def verify_fails(argv: list[str], what: str) -> tuple[float, str]:
-        raise multi.CycleError("verify failed (exit code 1)")
+    def make_fails(argv: list[str], what: str) -> tuple[float, str]:  # the first: make rotate
+        raise multi.CycleError(f"{argv[2]} failed (exit code 1)")
 
     reports: list[str] = []
-    monkeypatch.setattr(multi, "_run", verify_fails)
+    monkeypatch.setattr(multi, "_run", make_fails)
     monkeypatch.setattr(multi, "report", lambda text, stream: reports.append(text))
     assert multi.main([]) == 1
     lines = reports[0].splitlines()
     assert "FAILED" in lines[0]
-    assert "verify failed" in lines[0]
+    assert "rotate failed" in lines[0]
     assert [line.split(" s  (load")[0].rsplit(None, 1)[0].strip() for line in lines[1:]] == [
         "lab up",
         "docker layer (engines, firewall, images built once, pushed, pulled)",
         "site.yml (cold deploy across the hosts)",
+        "site.yml again (changed=0)",
         "lab down",
     ]
