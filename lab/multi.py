@@ -60,13 +60,13 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return {m["host"]: {key: int(m[key]) for key in keys} for m in RECAP.finditer(tail)}
 
 
-def _run(argv: list[str], what: str) -> tuple[float, str]:
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Run ARGV in the repository, its output on the terminal and kept; returns (seconds, output)."""
     started = time.monotonic()
     print(f"lab multi: {what}: {' '.join(argv)}", flush=True)
     lines: list[str] = []
     with subprocess.Popen(  # noqa: S603  # nosec B603
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     ) as process:
         assert process.stdout is not None  # nosec B101
         for line in process.stdout:
@@ -82,8 +82,18 @@ def _run(argv: list[str], what: str) -> tuple[float, str]:
     return time.monotonic() - started, output
 
 
+# After each playbook, the tasks that took longest (ansible.posix.profile_tasks, its summary only): where a
+# run's time goes across ten hosts.
+PROFILE = {
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+    "PROFILE_TASKS_SUMMARY_ONLY": "true",
+    "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "25",
+}
+
+
 def _playbook(inventory: Path, playbook: str, what: str) -> tuple[float, dict[str, dict[str, int]]]:
-    seconds, output = _run([str(PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}"], what)
+    argv = [str(PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}"]
+    seconds, output = _run(argv, what, env={**os.environ, **PROFILE})
     hosts = recap(output)
     if not hosts:
         raise CycleError(f"{what}: no PLAY RECAP in the output")
