@@ -151,18 +151,51 @@ def docker_inspect(name: str) -> dict:
     return json.loads(out.stdout)[0]
 
 
-# Docker's first health check comes one interval (30 s) after a start; a deploy's wait ran the check
-# itself (roles/common, wait_healthy), so a container it just started may still say "starting".
+# Docker's first health check comes one interval (30 s, or the inventory's photomatrix_healthcheck_interval)
+# after a start; a deploy's wait ran the check itself (roles/common, wait_healthy), so a container it just
+# started may still say "starting".
 HEALTH_SETTLE = 50
 
 
+def health_check_argv(info: dict) -> list[str] | None:
+    """The command of a container's own health check (its `docker inspect` INFO), for `docker exec`."""
+    test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+    if len(test) >= 2 and test[0] == "CMD":
+        return list(test[1:])
+    if len(test) == 2 and test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", test[1]]
+    return None
+
+
+def health_check_timeout(info: dict) -> float:
+    nanoseconds = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 30 * 10**9
+    return nanoseconds / 10**9
+
+
 def docker_health(name: str, settle: float = HEALTH_SETTLE) -> str:
-    """NAME's Docker health status ("none" without a check) once past "starting": re-read (read-only)
-    for up to SETTLE seconds while it is still "starting"."""
+    """NAME's Docker health status ("none" without a check) once past "starting". While Docker has not
+    judged it yet ("starting"), its own check is run now, as Docker would run it (`docker exec`: the
+    container's user and environment; it changes nothing): exit 0 is "healthy", as wait_healthy judges a
+    deploy's wait; otherwise re-read for up to SETTLE seconds."""
     deadline = time.monotonic() + settle
     while True:
-        status = (docker_inspect(name)["State"].get("Health") or {}).get("Status", "none")
-        if status != "starting" or time.monotonic() > deadline:
+        info = docker_inspect(name)
+        status = (info["State"].get("Health") or {}).get("Status", "none")
+        if status != "starting":
+            return status
+        argv = health_check_argv(info)
+        if argv and info["State"].get("Running"):
+            try:
+                ran = subprocess.run(
+                    ["docker", "exec", name, *argv],
+                    capture_output=True,
+                    timeout=health_check_timeout(info) + 10,
+                )
+                if ran.returncode == 0:
+                    return "healthy"
+            except subprocess.TimeoutExpired:
+                pass
+        if time.monotonic() > deadline:
             return status
         time.sleep(2)
 

@@ -204,3 +204,23 @@ def test_check_mode_skips_what_the_caller_would_create(lab: Lab) -> None:
     done, _ = lab.wait(f"pmcommon-{lab.tag}-not-created-yet", 8)
     assert done.returncode != 0
     assert "is not healthy: there is no such container." in done.stdout, done.stdout[-3000:]
+
+
+def test_verify_judges_a_container_docker_has_not_checked_yet_by_its_own_check(lab: Lab) -> None:
+    """tests/plugins/infra.py docker_health (make verify's reading of a container's health): Docker's first
+    check is 600 s away, so Docker says "starting"; the container's own check, run now, decides."""
+    from plugins.infra import docker_health
+
+    ready = lab.run(
+        "verifyready",
+        "busybox test -f /tmp/ready",
+        "busybox mkdir -p /tmp && busybox touch /tmp/ready && exec busybox sleep 600",
+        interval="600s",
+    )
+    failing = lab.run("verifyfailing", "exit 1", "exec busybox sleep 600", interval="600s")
+    start = time.monotonic()
+    assert docker_health(ready, settle=30) == "healthy"
+    assert time.monotonic() - start < 20
+    assert docker_health(failing, settle=4) == "starting"
+    status = _docker("inspect", "--format", "{{.State.Health.Status}}", ready).stdout.strip()
+    assert status == "starting", status  # Docker's own verdict is untouched
