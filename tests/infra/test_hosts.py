@@ -43,8 +43,9 @@ SECRET_NAMES = {
     "BOT_ERP_API_KEY",
     "BOT_ROCKETCHAT_TOKEN",
 }
-# How long a container whose health check is between verdicts may take to answer healthy: the images'
-# checks run every 10-15 s and one success makes a container healthy again, so four intervals.
+# How long a container whose health check is between verdicts may take to answer healthy: one that
+# Docker has not judged yet runs its own check at once (checked_now); an "unhealthy" one after a check
+# that timed out on a busy host needs Docker's next check to pass (one success makes it healthy again).
 HEALTH_GRACE = 60
 # user:password@ in a URL (MONGO_URL and friends).
 CREDENTIAL_IN_URL = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
