@@ -59,19 +59,23 @@ TEST_DELIVERY_LOG ?= .state/test-delivery.log
 TEST_MULTI_LOG ?= .state/test-multi.log
 TEST_DELIVERY ?= true
 TEST_MULTI ?= true
-test: lint ## lint, then every test: pytest, beside the images then make test-infra, make test-multi and make test-delivery
-	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
+test: setup ## lint (beside the images' build), then every test: pytest, beside make test-infra, make test-multi and make test-delivery
+	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run lint, pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
 	    $(MAKE) test-delivery; }; \
 	  multi() { if [ "$(TEST_MULTI)" = false ]; then echo "TEST_MULTI=false: no multi-host cycle"; return 0; fi; \
 	    $(MAKE) test-multi; }; \
 	  if [ "$(TEST_SERIAL)" = true ]; then \
-	  $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
+	  $(MAKE) lint && $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
 	  mkdir -p $(dir $(TEST_IMAGES_LOG)) $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); \
-	  rm -f $(TEST_INFRA_LOG).rc; \
-	  echo "the images, then make test-infra, make test-multi and make test-delivery side by side, beside pytest;" \
-	    "logs: $(TEST_IMAGES_LOG), $(TEST_INFRA_LOG), $(TEST_MULTI_LOG), $(TEST_DELIVERY_LOG)"; \
-	  ( if $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1; then \
+	  rm -f $(TEST_INFRA_LOG).rc $(TEST_INFRA_LOG).lint; \
+	  echo "the images (beside lint), then make test-infra, make test-multi and make test-delivery side by side," \
+	    "beside pytest; logs: $(TEST_IMAGES_LOG), $(TEST_INFRA_LOG), $(TEST_MULTI_LOG), $(TEST_DELIVERY_LOG)"; \
+	  ( built=false; $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1 && built=true; \
+	    until [ -s $(TEST_INFRA_LOG).lint ]; do sleep 2; done; \
+	    if [ "$$(cat $(TEST_INFRA_LOG).lint)" != 0 ]; then echo "lint failed: no deployment cycle" > $(TEST_INFRA_LOG); \
+	      echo "1 1 1" > $(TEST_INFRA_LOG).rc; exit 0; fi; \
+	    if $$built; then \
 	      $(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!; \
 	      delivery > $(TEST_DELIVERY_LOG) 2>&1 & deliv=$$!; \
 	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; wait $$infra; infra_rc=$$?; wait $$deliv; delivery_rc=$$?; \
@@ -81,6 +85,8 @@ test: lint ## lint, then every test: pytest, beside the images then make test-in
 	      delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; fi; \
 	    echo "$$infra_rc $$multi_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
 	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
+	  $(MAKE) lint; lint_rc=$$?; echo $$lint_rc > $(TEST_INFRA_LOG).lint; \
+	  if [ $$lint_rc != 0 ]; then wait $$cycles; echo "lint failed (exit $$lint_rc): no test ran"; exit $$lint_rc; fi; \
 	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
 	  echo "pytest done; waiting for make test-infra, make test-multi and make test-delivery"; \
 	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \

@@ -198,7 +198,7 @@ def test_ci_s_make_test_runs_the_staging_run_beside_the_others_once_the_images_a
     """`.ci/run` → `make test`: pytest alone in the foreground; in the background the images are built once,
     then `make test-delivery` runs beside `make test-infra` and `make test-multi`."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
+    recipe = makefile[makefile.index("\ntest: setup") : makefile.index("\ntest-fast:")]
     background, foreground = recipe.split(") & cycles=", 1)
     assert "delivery > $(TEST_DELIVERY_LOG)" not in foreground
     built = background[: background.index("else")]
@@ -212,7 +212,7 @@ def test_ci_s_make_test_runs_the_staging_run_beside_the_others_once_the_images_a
     dry = subprocess.run(
         ["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    expected = "would run pytest, make test-delivery, make test-infra, make test-multi"
+    expected = "would run lint, pytest, make test-delivery, make test-infra, make test-multi"
     assert expected in dry.stdout, dry.stdout[-2000:]
 
 
@@ -222,9 +222,9 @@ def test_ci_s_make_test_runs_the_multi_host_cycle_beside_test_infra_once_the_ima
     a failure of either fails make test; test-multi runs the whole cycle (the upgrade and host-loss drills
     too) and refuses a running lab of inventory/lab."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    recipe = makefile[makefile.index("\ntest: lint") : makefile.index("\ntest-fast:")]
-    build = "( if $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1; then"
-    cycles = recipe[recipe.index(build) : recipe.index(") & cycles=")]
+    recipe = makefile[makefile.index("\ntest: setup") : makefile.index("\ntest-fast:")]
+    build = "playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1 && built=true"
+    cycles = recipe[recipe.index("if $$built; then", recipe.index(build)) : recipe.index(") & cycles=")]
     beside, serial = cycles.split("else", 1)
     # Built: test-infra in the background, test-multi meanwhile, then both exit codes.
     infra = beside.index("$(MAKE) test-infra > $(TEST_INFRA_LOG) 2>&1 & infra=$$!")

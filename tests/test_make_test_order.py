@@ -1,0 +1,67 @@
+"""`make test`'s order, run for real with stand-ins: lint beside the images' build, then pytest in the
+foreground and the deployment cycles (test-infra, test-multi, test-delivery) in the background once both
+the build and lint are through; a failed lint runs no test and no cycle.
+
+The Makefile runs in a folder of its own whose Makefile includes a copy of it and replaces the targets
+with ones that log to a file, and BIN points at stand-ins for pytest and ansible-playbook (a sub-make
+reads the Makefile of its folder, so nothing of the real suites can start)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess  # nosec B404
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDINS = """
+lint: ; @echo lint-start >> events; sleep 2; echo lint-end >> events; exit $(LINT_RC)
+test-infra: ; @echo infra >> events
+test-delivery: ; @echo delivery >> events
+test-multi: ; @echo multi >> events
+"""
+
+
+def make_test(tmp_path: Path, lint_rc: int) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile.real")
+    for name in ("requirements.txt", "pyproject.toml", ".venv/.installed"):  # `setup` is up to date
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    (tmp_path / "Makefile").write_text("include Makefile.real\n" + STANDINS, encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {
+        "pytest": "echo pytest >> events",
+        "ansible-playbook": "echo images-start >> events; sleep 1; echo images-end >> events",
+    }.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "test", f"BIN={bin_dir}", f"LINT_RC={lint_rc}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )  # fmt: skip
+    return done, (tmp_path / "events").read_text(encoding="utf-8").split()
+
+
+def test_lint_runs_beside_the_build_and_the_cycles_wait_for_both(tmp_path: Path) -> None:
+    done, events = make_test(tmp_path, 0)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert sorted(events) == sorted(
+        ["images-start", "images-end", "lint-start", "lint-end", "pytest", "infra", "delivery", "multi"]
+    )
+    assert events.index("images-start") < events.index("lint-end")  # side by side
+    for cycle in ("infra", "delivery", "multi"):
+        assert events.index(cycle) > events.index("lint-end")
+        assert events.index(cycle) > events.index("images-end")
+    assert events.index("pytest") > events.index("lint-end")
+
+
+@pytest.mark.parametrize("lint_rc", [1])
+def test_a_failed_lint_runs_no_test_and_no_cycle(tmp_path: Path, lint_rc: int) -> None:
+    done, events = make_test(tmp_path, lint_rc)
+    assert done.returncode != 0
+    assert "lint failed" in done.stdout
+    assert not {"pytest", "infra", "delivery", "multi"} & set(events), events
