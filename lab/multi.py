@@ -27,9 +27,10 @@ reported changed=0 on every host, at 152-819 s of the cycle's time each).
 
 `--from STEP` (docker, site, rotate, verify, upgrade, drill) resumes a kept lab at that step, to iterate
 on a fix without a fresh lab; without it, a run starts by removing whatever lab of that name is left.
-`--to STEP` ends the run after that step. `make test-multi` (which CI's `make test` runs beside `make test-infra`) is the whole cycle. Prints
-the time of each step with this machine's load average when it ended (the figures are only comparable with
-the load beside them) and appends the result to /var/log/photomatrix-lab-cycle.log.
+`--to STEP` ends the run after that step. `make test-multi` (which CI's `make test` runs beside `make
+test-infra`) is the whole cycle. Prints the time of each step with this machine's load average when it
+ended (the figures are only comparable with the load beside them) and appends the result to
+/var/log/photomatrix-lab-cycle.log.
 """
 
 from __future__ import annotations
