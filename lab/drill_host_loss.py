@@ -49,6 +49,7 @@ from lab import docker, remote
 from lab.cycle import CycleError
 from lab.cycle import report as cycle_report
 from lab.topology import Lab, ansible_inventory
+from ops.scripts import wait_healthy
 
 PATH = "/activate/style.css"  # an ERP path of the proxy without a rate limit (nginx.conf.j2)
 ROUTE = "/activate/style.css"  # the ERP's route label for it (erp_http_requests_total)
@@ -340,17 +341,18 @@ class Stack:
         is one interval after the start, 120 s in inventory/lab), "healthy" when the container's own
         check, run now as Docker runs it, exits 0 (as a deploy's wait judges it: roles/common)."""
         inspect = f"sudo docker inspect --format '{{{{.State.Health.Status}}}}' {ERP_CONTAINER}"
-        test = f"sudo docker inspect --format '{{{{json .Config.Healthcheck.Test}}}}' {ERP_CONTAINER}"
+        config = f"sudo docker inspect --format '{{{{json .Config}}}}' {ERP_CONTAINER}"
         try:
             status = remote.capture(self.lab, host, inspect, timeout=30).strip()
             if status != "starting":
                 return status
-            argv = json.loads(remote.capture(self.lab, host, test, timeout=30))
-            check = argv[1:] if argv[:1] == ["CMD"] else ["/bin/sh", "-c", argv[1]]
+            check = wait_healthy().check_argv(json.loads(remote.capture(self.lab, host, config, timeout=30)))
+            if not check:
+                return status
             run = f"sudo timeout 20 docker exec {ERP_CONTAINER} {shlex.join(check)}"
             passed = remote.capture(self.lab, host, f"{run} >/dev/null 2>&1 && echo ok || true", timeout=30)
             return "healthy" if passed.strip() == "ok" else status
-        except (remote.RemoteError, json.JSONDecodeError, IndexError):
+        except (remote.RemoteError, json.JSONDecodeError):
             return "unreachable"
 
     def firewall(self, host: str) -> str:

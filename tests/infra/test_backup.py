@@ -9,7 +9,6 @@ The `unit` tests check the tool's encryption, retention and input checks without
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -26,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 from plugins.infra import Stack, container_python, docker_health, docker_inspect
+
+from ops.scripts import load_script
 
 TOOL = Path("/usr/local/sbin/photomatrix-backup")
 CONFIG = Path("/etc/photomatrix-backup/config.json")
@@ -267,12 +268,8 @@ def test_prune_keeps_the_newest_of_each_day_and_week(settings: dict, tmp_path: P
 @pytest.fixture(scope="module")
 def tool():
     """The tool's source, loaded as a module (it is a single stdlib-only script)."""
-    spec = importlib.util.spec_from_file_location("photomatrix_backup", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_script(SOURCE, "photomatrix_backup")
+    del sys.modules["photomatrix_backup"]
 
 
 @pytest.fixture

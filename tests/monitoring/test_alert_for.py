@@ -3,7 +3,6 @@ as roles/monitoring copies them (its filter plugin alert_rules_for), the rest of
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess  # nosec B404
 import sys
 from pathlib import Path
@@ -11,14 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ops.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "rules"
 PLUGIN = ROOT / "roles" / "monitoring" / "filter_plugins" / "alert_rules.py"
-spec = importlib.util.spec_from_file_location("alert_rules", PLUGIN)
-assert spec
-assert spec.loader
-alert_rules = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(alert_rules)
+alert_rules = load_script(PLUGIN, "alert_rules")
 
 
 def rules_of(text: str) -> dict[str, dict]:

@@ -4,7 +4,6 @@ show up as restarts and unhealthy, exactly what ContainerRestartLoop and Contain
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import secrets
 import shutil
@@ -16,14 +15,12 @@ from pathlib import Path
 import pytest
 from plugins.images import tiny_image
 
+from ops.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles" / "monitoring" / "files" / "photomatrix-container-metrics.py"
 
-spec = importlib.util.spec_from_file_location("container_metrics", SCRIPT)
-assert spec
-assert spec.loader
-container_metrics = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(container_metrics)
+container_metrics = load_script(SCRIPT, "container_metrics")
 
 
 def samples(text: str) -> dict[tuple[str, str], float]:

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from ops.scripts import wait_healthy
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_INVENTORY = ROOT / "inventory" / "local"
 
@@ -158,25 +160,20 @@ HEALTH_SETTLE = 50
 
 
 def health_check_argv(info: dict) -> list[str] | None:
-    """The command of a container's own health check (its `docker inspect` INFO), for `docker exec`."""
-    test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
-    if len(test) >= 2 and test[0] == "CMD":
-        return list(test[1:])
-    if len(test) == 2 and test[0] == "CMD-SHELL":
-        return ["/bin/sh", "-c", test[1]]
-    return None
+    """The command of a container's own health check (its `docker inspect` INFO), for `docker exec`:
+    roles/common's wait script's reading of it."""
+    return wait_healthy().check_argv(info.get("Config") or {})
 
 
 def health_check_timeout(info: dict) -> float:
-    nanoseconds = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 30 * 10**9
-    return nanoseconds / 10**9
+    return ((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout", 0) / 10**9 or 30.0
 
 
 def docker_health(name: str, settle: float = HEALTH_SETTLE) -> str:
     """NAME's Docker health status ("none" without a check) once past "starting". While Docker has not
-    judged it yet ("starting"), its own check is run now, as Docker would run it (`docker exec`: the
-    container's user and environment; it changes nothing): exit 0 is "healthy", as wait_healthy judges a
-    deploy's wait; otherwise re-read for up to SETTLE seconds."""
+    judged it yet ("starting"), its own check is run now, as Docker would run it (roles/common's wait
+    script's run_check: `docker exec`, the container's user and environment; it changes nothing): exit 0
+    is "healthy", as that script judges a deploy's wait; otherwise re-read for up to SETTLE seconds."""
     deadline = time.monotonic() + settle
     while True:
         info = docker_inspect(name)
@@ -184,17 +181,13 @@ def docker_health(name: str, settle: float = HEALTH_SETTLE) -> str:
         if status != "starting":
             return status
         argv = health_check_argv(info)
-        if argv and info["State"].get("Running"):
-            try:
-                ran = subprocess.run(
-                    ["docker", "exec", name, *argv],
-                    capture_output=True,
-                    timeout=health_check_timeout(info) + 10,
-                )
-                if ran.returncode == 0:
-                    return "healthy"
-            except subprocess.TimeoutExpired:
-                pass
+        running = info["State"].get("Running")
+        if (
+            argv
+            and running
+            and wait_healthy().run_check(name, argv, health_check_timeout(info) + 10)["ExitCode"] == 0
+        ):
+            return "healthy"
         if time.monotonic() > deadline:
             return status
         time.sleep(2)
