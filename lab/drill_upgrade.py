@@ -11,14 +11,13 @@
    container_images_build=false"`: preflight and a verified backup on every host, every host pulls its
    new references, then the ERP hosts one at a time (each ERP container stopped gracefully while the
    proxy sends its requests to the other host), the bot, the proxy, the exporters, monitoring. It must
-   pass, the ERP container of every erp host must run the new image, and no request that started while
-   the ERP or the bot was rolled may fail;
+   pass, the ERP container of every erp host must run the new image, and no request may fail, whatever
+   play was under way (the proxy too: its new nginx starts beside the running one);
 4. `make rollback INVENTORY=<inventory>`: the recorded previous images on every erp host again, under
    the same rule.
 
-The proxy's own re-creation (a new image on the one published port of the edge host) is a short window:
-its requests are counted and printed, not judged, as in the single-host drill (tests/infra/
-test_drill_upgrade.py). Prints each phase's requests, failures and time; lab.multi logs the timings.
+Prints each phase's requests, failures and time; lab.multi logs the timings. The single-host drill
+(tests/infra/test_drill_upgrade.py) judges the same phases.
 """
 
 from __future__ import annotations
@@ -52,8 +51,9 @@ PHASES = {
     "Exporters": "exporters",
     "Monitoring": "monitoring",
 }
-# No request may fail while these roll: replicas behind the proxy's upstream, or not on the request path.
-JUDGED = ("erp", "bot")
+# No request may fail in any phase: the ERP and the bot roll replicas behind the proxy's upstream, the
+# proxy swaps its nginx in beside the running one (roles/tls_proxy, swap.yml), the rest is off the path.
+JUDGED = ("prepare", *PHASES.values(), "finish")
 
 
 class UpgradeDrillError(CycleError):

@@ -1,4 +1,4 @@
-"""Every container runs healthy, hardened, and only the proxy publishes ports (80/443)."""
+"""Every container runs healthy, hardened, and only the proxy's network holder publishes ports (80/443)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.infra
 
 
 def test_expected_containers_run(stack: Stack) -> None:
-    assert {stack.proxy, stack.rocketchat, stack.erp, stack.bot} <= set(stack.containers)
+    assert {stack.proxy, stack.proxy_net, stack.rocketchat, stack.erp, stack.bot} <= set(stack.containers)
 
 
 def test_containers_healthy_with_restart_policy_and_limits(stack: Stack) -> None:
@@ -25,13 +25,13 @@ def test_containers_healthy_with_restart_policy_and_limits(stack: Stack) -> None
 
 
 def test_project_containers_are_non_root_and_read_only(stack: Stack) -> None:
-    for name in (stack.proxy, stack.erp, stack.bot):
+    for name in (stack.proxy, stack.proxy_net, stack.erp, stack.bot):
         info = docker_inspect(name)
         assert info["Config"]["User"] not in ("", "0", "root", "0:0"), f"{name} runs as root"
         assert info["HostConfig"]["ReadonlyRootfs"], f"{name} has a writable root filesystem"
 
 
-def test_only_the_proxy_publishes_and_only_80_and_443(stack: Stack) -> None:
+def test_only_the_proxys_network_holder_publishes_and_only_80_and_443(stack: Stack) -> None:
     published: dict[str, set[str]] = {}
     for name in stack.containers:
         bindings = docker_inspect(name)["HostConfig"]["PortBindings"] or {}
@@ -40,7 +40,7 @@ def test_only_the_proxy_publishes_and_only_80_and_443(stack: Stack) -> None:
             for spec in bindings.values()
             for binding in spec or []
         }
-    assert published.pop(stack.proxy) == {"0.0.0.0:80", "0.0.0.0:443"}
+    assert published.pop(stack.proxy_net) == {"0.0.0.0:80", "0.0.0.0:443"}
     assert all(not ports for ports in published.values()), published
 
 

@@ -7,9 +7,9 @@ all under the tag `pmxdrill`; `make upgrade UPGRADE_ARGS="-e container_images_ta
 upgrade_build_images=false"` must roll them in one host and layer at a time after a verified backup and
 record the previous references; `make rollback` must bring the previous image ids back and say the
 database was not restored (no migration in between). The ERP runs two replicas here
-(inventory/local: erp_api_replicas), rolled one at a time behind the proxy's upstream: no request may
-fail while the ERP or the bot is upgraded or rolled back. The proxy's own re-creation (a new image on
-the one published port) is measured and printed, not asserted. Prints, per phase of each run, the
+(inventory/local: erp_api_replicas), rolled one at a time behind the proxy's upstream, and the proxy's
+new nginx starts beside the running one before that one stops (roles/tls_proxy, swap.yml): no request
+may fail in any phase of the upgrade or the rollback. Prints, per phase of each run, the
 requests sent, the failures (status or exception) and the time, and the second replica's memory.
 """
 
@@ -43,7 +43,7 @@ MAKE_TIMEOUT = 900
 LOAD_RATE = 20
 LOAD_SECONDS = 1800
 # The plays of upgrade.yml / rollback.yml → phases, and the phases no request may fail in: the lab's
-# upgrade drill's (replicas behind the proxy's upstream).
+# upgrade drill's (all of them).
 PHASES = drill_upgrade.PHASES
 ZERO_FAILURE_PHASES = drill_upgrade.JUDGED
 

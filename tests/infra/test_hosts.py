@@ -26,7 +26,7 @@ pytestmark = pytest.mark.infra
 
 # The containers each inventory group runs (the roles' container names).
 GROUP_CONTAINERS = {
-    "proxy": {"photomatrix-proxy"},
+    "proxy": {"photomatrix-proxy", "photomatrix-proxy-net"},
     "rocketchat": {"photomatrix-rocketchat"},
     "erp": {"photomatrix-erp-api"},
     "db": {"photomatrix-postgresql"},
@@ -145,14 +145,14 @@ def test_no_secret_is_visible_in_docker_inspect(fleet, fleet_host, host_name) ->
 
 
 def test_only_the_proxy_listens_on_every_address(fleet, fleet_host, host_name) -> None:
-    """The proxy publishes 80/443 to everyone; anything else only on the host's private address."""
+    """The proxy's network holder publishes 80/443 to all; the rest only on the host's private address."""
     name, host = fleet_host
     address = fleet.address(name)
     for info in containers(host):
         cname = info["Name"].lstrip("/")
         bindings = [b for spec in (info["HostConfig"]["PortBindings"] or {}).values() for b in spec or []]
         ports = {(b["HostIp"] or "0.0.0.0", b["HostPort"]) for b in bindings}
-        if cname == "photomatrix-proxy":
+        if cname == "photomatrix-proxy-net":
             assert {p for _ip, p in ports} >= {"80", "443"}, f"{name}: {ports}"
             continue
         wide = {p for p in ports if p[0] in ("0.0.0.0", "::", "")}

@@ -6,15 +6,13 @@ import datetime as dt
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
-from plugins.infra import ROOT, Stack, docker_inspect
+from plugins.infra import Stack, run_proxy_play
 
 pytestmark = pytest.mark.infra
 
@@ -90,19 +88,6 @@ async def test_websocket_upgrade_reaches_the_realtime_api(stack: Stack) -> None:
 def served_serial(stack: Stack) -> str:
     with handshake(stack, stack.ssl_context()) as tls:
         return tls.getpeercert()["serialNumber"]
-
-
-def run_proxy_play(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
-    image = docker_inspect(stack.proxy)["Config"]["Image"]
-    command = [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/proxy.yml"]
-    return subprocess.run(
-        [*command, "-e", f"tls_proxy_image={image}", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_certificate_renewed_inside_the_window_and_left_alone_outside(stack: Stack) -> None:

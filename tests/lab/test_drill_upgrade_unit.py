@@ -48,16 +48,25 @@ def test_each_request_counts_in_the_phase_it_started_in() -> None:
         "before": 1, "upgrade prepare": 0, "upgrade erp": 2, "upgrade proxy": 1,
     }  # fmt: skip
     assert rows["upgrade erp"]["seconds"] == 10.0
-    # The proxy's re-creation is counted and printed, not judged.
-    assert judge(rows) == []
+    # Every phase is judged: the proxy's too (its new nginx starts beside the running one).
+    assert judge(rows) == [
+        "upgrade prepare: no request was sent in this phase (10 s)",
+        "upgrade proxy: 1 of 1 requests failed (ConnectionResetError)",
+    ]
     assert "ConnectionResetError" in "\n".join(report(rows))
 
 
 def test_a_failure_while_the_erp_rolls_fails_the_drill() -> None:
-    rows = _phases().table([Sample(21, 22, 200), Sample(25, 26, 502)], 40.0)
+    samples = [Sample(11, 12, 200), Sample(21, 22, 200), Sample(25, 26, 502), Sample(31, 32, 200)]
+    rows = _phases().table(samples, 40.0)
     assert judge(rows) == ["upgrade erp: 1 of 2 requests failed (502)"]
 
 
 def test_a_judged_phase_no_request_saw_fails_the_drill() -> None:
-    rows = _phases().table([Sample(5, 6, 200)], 40.0)
+    rows = _phases().table([Sample(5, 6, 200), Sample(11, 12, 200), Sample(31, 32, 200)], 40.0)
     assert judge(rows) == ["upgrade erp: no request was sent in this phase (10 s)"]
+
+
+def test_the_phase_before_the_upgrade_is_not_judged() -> None:
+    samples = [Sample(5, 6, 503), Sample(11, 12, 200), Sample(21, 22, 200), Sample(31, 32, 200)]
+    assert judge(_phases().table(samples, 40.0)) == []

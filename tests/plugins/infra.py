@@ -129,6 +129,8 @@ class Stack:
     https_port: int = 443
     http_port: int = 80
     proxy: str = "photomatrix-proxy"
+    # Holds the proxy's network (published ports, address); the nginx container joins it.
+    proxy_net: str = "photomatrix-proxy-net"
     rocketchat: str = "photomatrix-rocketchat"
     erp: str = "photomatrix-erp-api"
     bot: str = "photomatrix-chatbot"
@@ -151,6 +153,20 @@ class Stack:
 def docker_inspect(name: str) -> dict:
     out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, timeout=30, check=True)
     return json.loads(out.stdout)[0]
+
+
+def run_proxy_play(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/proxy.yml on this machine's stack, with the image the proxy runs now (no swap for that)."""
+    image = docker_inspect(stack.proxy)["Config"]["Image"]
+    command = [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/proxy.yml"]
+    return subprocess.run(
+        [*command, "-e", f"tls_proxy_image={image}", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 # Docker's first health check comes one interval (30 s, or the inventory's photomatrix_healthcheck_interval)

@@ -395,9 +395,7 @@ def rendered_nginx_conf(tmp: Path, *, multi: bool, extra: dict | None = None) ->
             "name=tls_proxy tasks_from=config.yml",
             "-e",
             # The handler would reload a proxy container: this one is "just started".
-            json.dumps(
-                {"tls_proxy_config_dir": str(conf), "tls_proxy_container": {"changed": True}} | (extra or {})
-            ),
+            json.dumps({"tls_proxy_config_dir": str(conf), "tls_proxy_started": True} | (extra or {})),
         ],
         cwd=ROOT,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
