@@ -226,6 +226,7 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "tls_proxy_pki_dir": str(root / "pki"),
         "tls_proxy_image": IMAGE,
         "tls_proxy_container_name": result.container,
+        "tls_proxy_net_container_name": f"{result.container}-net",
         "tls_proxy_network": network,
         "tls_proxy_bind_address": "127.0.0.1",
         "tls_proxy_http_port": pebble.http_port,
@@ -269,7 +270,9 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
         yield result
     finally:
-        run("docker", "rm", "-f", result.container)
+        # nginx (and a next one of a swap) before the holder of its network.
+        run("docker", "rm", "-f", f"{result.container}-next", result.container)
+        run("docker", "rm", "-f", f"{result.container}-net")
         run("docker", "network", "rm", network)
         Path(f"/etc/cron.d/{job}").unlink(missing_ok=True)
         for unit in (f"/etc/systemd/system/{job}.timer", f"/etc/systemd/system/{job}.service"):
