@@ -48,10 +48,10 @@ def test_each_request_counts_in_the_phase_it_started_in() -> None:
         "before": 1, "upgrade prepare": 0, "upgrade erp": 2, "upgrade proxy": 1,
     }  # fmt: skip
     assert rows["upgrade erp"]["seconds"] == 10.0
-    # Every phase is judged: the proxy's too (its new nginx starts beside the running one).
+    # Every phase is judged; in the proxy's swap a connection that got no HTTP answer fails the drill.
     assert judge(rows) == [
         "upgrade prepare: no request was sent in this phase (10 s)",
-        "upgrade proxy: 1 of 1 requests failed (ConnectionResetError)",
+        "upgrade proxy: 1 of 1 requests got no HTTP answer (ConnectionResetError)",
     ]
     assert "ConnectionResetError" in "\n".join(report(rows))
 
@@ -70,3 +70,10 @@ def test_a_judged_phase_no_request_saw_fails_the_drill() -> None:
 def test_the_phase_before_the_upgrade_is_not_judged() -> None:
     samples = [Sample(5, 6, 503), Sample(11, 12, 200), Sample(21, 22, 200), Sample(31, 32, 200)]
     assert judge(_phases().table(samples, 40.0)) == []
+
+
+def test_an_http_error_while_the_proxy_swaps_is_printed_not_judged() -> None:
+    samples = [Sample(11, 12, 200), Sample(21, 22, 200), Sample(31, 32, 502), Sample(33, 34, 200)]
+    rows = _phases().table(samples, 40.0)
+    assert judge(rows) == []
+    assert "502" in "\n".join(report(rows))
