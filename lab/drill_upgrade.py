@@ -57,8 +57,8 @@ PHASES = {
 JUDGED = ("prepare", "erp", "bot", "exporters", "monitoring", "finish")
 # While the proxy swaps its nginx (roles/tls_proxy, swap.yml: the next one beside the running one) no
 # connection may be refused, reset or go unanswered; an HTTP error status is counted and printed: the
-# new nginx's first upstream connections are cold (a 502 while their TLS handshakes to the ERP exceed
-# the 2 s connect timeout on a loaded machine: 40 of 601 in one CI run at load ~20, 0 in the other way).
+# new nginx's first upstream connections are cold (40 of 601 got a 502 in one CI run at load ~20, 0 the
+# other way; presumably their TLS handshakes to the ERP outlasting the 2 s connect timeout).
 CONNECTION_JUDGED = ("proxy",)
 
 

@@ -2,7 +2,7 @@
 publishes the ports. A drill (`make drill`, never production): the holder restarted on its own leaves
 nginx in the holder's previous namespace; the holder's health check must say so and the proxy play must
 mend it. The swap of a new nginx beside the running one under load is the upgrade drill's
-(test_drill_upgrade.py: no request may fail while the proxy is upgraded or rolled back)."""
+(test_drill_upgrade.py: every request must get an HTTP answer while the proxy is upgraded or rolled back)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.infra, pytest.mark.drill]
 def answers(stack: Stack) -> bool:
     """The public HTTP port leads to an nginx (its health page, through the holder's published port)."""
     try:
-        return httpx.get("http://127.0.0.1/nginx-health", timeout=3).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{stack.http_port}/nginx-health", timeout=3).status_code == 200
     except httpx.HTTPError:
         return False
 
