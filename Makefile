@@ -102,9 +102,9 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	    $(TEST_MULTI_LOG) || true; \
 	  for part in infra:$$infra_rc:$(TEST_INFRA_LOG) delivery:$$delivery_rc:$(TEST_DELIVERY_LOG) \
 	    multi:$$multi_rc:$(TEST_MULTI_LOG); do IFS=: read name rc log <<< "$$part"; [ "$$rc" = 0 ] && continue; \
-	    echo "== make test-$$name failed (exit $$rc); its failures, then its last lines ($$log):"; \
-	    grep -E '(FAILED|ERROR) tests/|^fatal:|^failed:|FAILED!|^E  |Error: ' "$$log" | tail -n 40 || true; \
-	    echo "--"; tail -n 60 "$$log"; done; \
+	    echo "== make test-$$name failed (exit $$rc): its last lines, then its failures ($$log):"; \
+	    tail -n 40 "$$log"; echo "-- make test-$$name, its failures:"; \
+	    grep -E '(FAILED|ERROR) tests/|^fatal:|^failed:|FAILED!|^E  |Error: ' "$$log" | tail -n 40 || true; done; \
 	  echo "pytest exit $$pytest_rc, make test-delivery exit $$delivery_rc, make test-infra exit $$infra_rc," \
 	    "make test-multi exit $$multi_rc"; \
 	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ] && [ $$multi_rc = 0 ]
