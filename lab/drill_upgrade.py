@@ -123,6 +123,21 @@ def judge(rows: dict[str, dict]) -> list[str]:
     return problems
 
 
+def proxy_errors(lab: Lab, hosts: list[str], lines: int = 30) -> list[str]:
+    """The last warnings and errors of the proxy's nginx on the first proxy host (empty when unreadable):
+    read after the upgrade, before the rollback's swap removes that container."""
+    if not hosts:
+        return []
+    command = (
+        f"sudo {DOCKER} logs photomatrix-proxy 2>&1 | grep -E '\\[(warn|error|crit|alert|emerg)\\]' "
+        f"| tail -n {int(lines)} || true"
+    )
+    try:
+        return remote.capture(lab, hosts[0], command, timeout=60).splitlines()
+    except remote.RemoteError as exc:
+        return [f"(not read: {exc})"]
+
+
 def _docker(*args: str, stdin: str | None = None, timeout: float = 600) -> str:
     try:
         result = subprocess.run(  # noqa: S603  # nosec B603
@@ -261,6 +276,7 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
     phases.enter("before")
     loop.start()
     stopped: UpgradeDrillError | None = None
+    proxy_log: list[str] = []
     try:
         time.sleep(5)  # a baseline: the stack answers before anything changes
         upgrade_args = f"UPGRADE_ARGS=-e container_images_tag={TAG} -e container_images_build=false"
@@ -269,6 +285,7 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         if "NOT rolled by this playbook" not in " ".join(output.split()):
             raise UpgradeDrillError("make upgrade did not say that Rocket.Chat and MongoDB were not rolled")
         after = erp_images(lab, erp_hosts)
+        proxy_log = proxy_errors(lab, data.get("proxy", {}).get("hosts", []))
         seconds, output = make("rollback", inventory, phases)
         figures["make rollback across the hosts, under load"] = (seconds, os.getloadavg()[0])
         time.sleep(5)
@@ -284,6 +301,16 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         flush=True,
     )
     print("\n".join(report(rows)), flush=True)
+    answered_errors = any(
+        sample.status is not None
+        for name, row in rows.items()
+        if name.split()[-1] in CONNECTION_JUDGED
+        for sample in row["failed"]
+    )
+    if answered_errors and proxy_log:
+        # What the new nginx said while it answered with an error (its log ends with the rollback's swap).
+        print("lab multi: upgrade drill: the upgraded proxy's warnings and errors:", flush=True)
+        print("\n".join(f"  {line}" for line in proxy_log), flush=True)
     if stopped is not None:
         raise stopped
     restored = erp_images(lab, erp_hosts)
