@@ -4,10 +4,10 @@
 images are built once on this machine by the container_images role (lab/playbooks/images.yml) and pushed
 to the lab registry. As a new user would, the Quickstart's prerequisites are installed on the host, the
 repository is copied in, and CMD (from the Makefile: `make deploy-cycle`) runs there as root: `make up`
-with inventory/local, `make verify`, a second run that must report changed=0, the documented
-`--check --diff` / `--tags` / layer runs, `make drill`. The only difference from a new user's machine
-is which image stands behind each reference: a second inventory source on the host
-(ANSIBLE_INVENTORY, LAB_VARS below) sets `container_registry` to the lab registry and
+with inventory/local, `make verify`, the second run that must report changed=0 (`--check --diff` of
+site.yml and each layer playbook for real), the documented `--tags` runs, `make drill`. The only
+difference from a new user's machine is which image stands behind each reference: a second inventory
+source on the host (ANSIBLE_INVENTORY, LAB_VARS below) sets `container_registry` to the lab registry and
 `container_images_build: false`, so `make up` pulls the project's images instead of building them.
 Then, from this machine, `make verify INVENTORY=lab/single` checks the host over SSH; the containers'
 ids and start times must be the same before and after (verification is read-only). Then the teardown

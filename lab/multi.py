@@ -20,10 +20,10 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    as `make drill` comes last in the single-host cycle: it is destructive;
 
 then the lab is removed, also on failure (`--keep` keeps it). No second `site.yml` run: the idempotence
-check (`changed=0`) is the single-host cycle's (`make test-infra`: site.yml again, and each layer
-playbook alone); on a kept lab, `ansible-playbook -i <inventory> playbooks/site.yml` shows it across the
-hosts (its PLAY RECAP; the 12 recorded runs of this cycle that had the step, until 2026-12-03, all
-reported changed=0 on every host, at 152-819 s of the cycle's time each).
+check (`changed=0`) is the single-host cycle's (`make test-infra`: site.yml in check mode, and each
+layer playbook alone for real); on a kept lab, `ansible-playbook -i <inventory> playbooks/site.yml`
+shows it across the hosts (its PLAY RECAP; the 12 recorded runs of this cycle that had the step, until
+2026-12-03, all reported changed=0 on every host, at 152-819 s of the cycle's time each).
 
 `--from STEP` (docker, site, rotate, verify, upgrade, drill) resumes a kept lab at that step, to iterate
 on a fix without a fresh lab; without it, a run starts by removing whatever lab of that name is left.
