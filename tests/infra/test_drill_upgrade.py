@@ -10,8 +10,11 @@ database was not restored (no migration in between). The ERP runs two replicas h
 (inventory/local: erp_api_replicas), rolled one at a time behind the proxy's upstream, and the proxy's
 new nginx starts beside the running one before that one stops (roles/tls_proxy, swap.yml): no request
 may fail in any phase of the upgrade or the rollback, but while the proxy swaps, where every request
-must get an HTTP answer (an error status is printed). Prints, per phase of each run, the
-requests sent, the failures (status or exception) and the time, and the second replica's memory.
+must get an HTTP answer (an error status is printed). The load keeps its connection alive: a GET that
+crossed a stopping (or reloading) nginx's close of that idle connection is sent again on a new one, as
+HTTP clients do (RFC 9112, 9.3.1), and counted as resent (one CI run failed on such a request). Prints,
+per phase of each run, the requests sent, the failures (status or exception), the resent ones and the
+time, and the second replica's memory.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Phase:
     failed: list[str] = field(default_factory=list)
     started: float = 0.0
     seconds: float = 0.0
+    resent: int = 0
 
 
 @dataclass
@@ -73,11 +77,12 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def enter(self, name: str) -> None:
+        """The phase NAME starts now; a phase entered again (`after`) adds up its times."""
         now = time.monotonic()
         if self.phase in self.phases:
             current = self.phases[self.phase]
-            current.seconds = now - current.started
-        self.phases.setdefault(name, Phase(started=now))
+            current.seconds += now - current.started
+        self.phases.setdefault(name, Phase()).started = now
         self.phase = name
 
     @property
@@ -89,21 +94,39 @@ class Load:
         return [failure for phase in self.phases.values() for failure in phase.failed]
 
     def run(self) -> None:
+        """One client, one keep-alive connection as long as the server keeps it. A GET on a kept
+        connection that the server closed before answering (a stopping nginx closes its idle
+        connections: the request may cross the close) is sent once more on a new connection, as HTTP
+        clients do (RFC 9112, 9.3.1: idempotent requests) and counted as resent; any other error, or
+        one on a new connection, is a failure."""
         deadline = time.monotonic() + LOAD_SECONDS
         paths = ["/activate/style.css", "/api/info"]
         count = 0
+        kept = False  # the last response left its connection open: the next request reuses it
         with httpx.Client(base_url=self.stack.base_url, verify=self.stack.ssl_context(), timeout=10) as http:
             while not self.stop.is_set() and time.monotonic() < deadline:
                 path = paths[count % 2]
                 count += 1
                 phase = self.phases.setdefault(self.phase, Phase(started=time.monotonic()))
                 phase.sent += 1
-                try:
-                    status = http.get(path).status_code
-                    if status != 200:
-                        phase.failed.append(f"{path}: {status}")
-                except httpx.HTTPError as exc:
-                    phase.failed.append(f"{path}: {type(exc).__name__}")
+                for attempt in (1, 2):
+                    try:
+                        response = http.get(path)
+                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                        if kept and attempt == 1:
+                            kept = False
+                            phase.resent += 1
+                            continue
+                        phase.failed.append(f"{path}: {type(exc).__name__}")
+                    except httpx.HTTPError as exc:
+                        phase.failed.append(f"{path}: {type(exc).__name__}")
+                    else:
+                        kept = response.headers.get("connection", "").lower() != "close"
+                        if response.status_code != 200:
+                            phase.failed.append(f"{path}: {response.status_code}")
+                        break
+                    kept = False
+                    break
                 self.stop.wait(1 / LOAD_RATE)
 
     def report(self) -> str:
@@ -112,6 +135,7 @@ class Load:
             kinds = sorted(set(phase.failed))[:4]
             lines.append(
                 f"  {name:<22} {phase.seconds:6.0f} s {phase.sent:6d} requests {len(phase.failed):4d} failed"
+                + (f" {phase.resent:3d} resent" if phase.resent else "")
                 + (f"  {kinds}" if kinds else "")
             )
         return "\n".join(lines)
@@ -177,7 +201,10 @@ def make(target: str, load: Load, *args: str) -> tuple[subprocess.CompletedProce
                 if line.startswith("PLAY ["):
                     play = line[len("PLAY [") :].split("]", 1)[0]
                     layer = next((phase for prefix, phase in PHASES.items() if play.startswith(prefix)), None)
-                    seen = any(name.split()[-1] in PHASES.values() for name in load.phases)
+                    seen = any(
+                        name.startswith(f"{target} ") and name.split()[-1] in PHASES.values()
+                        for name in load.phases
+                    )
                     other = "finish" if seen else "prepare"
                     load.enter(f"{target} {layer}" if layer else f"{target} {other}")
         finally:
