@@ -94,11 +94,6 @@ class Load:
         return [failure for phase in self.phases.values() for failure in phase.failed]
 
     def run(self) -> None:
-        """One client, one keep-alive connection as long as the server keeps it. A GET on a kept
-        connection that the server closed before answering (a stopping nginx closes its idle
-        connections: the request may cross the close) is sent once more on a new connection, as HTTP
-        clients do (RFC 9112, 9.3.1: idempotent requests) and counted as resent; any other error, or
-        one on a new connection, is a failure."""
         deadline = time.monotonic() + LOAD_SECONDS
         paths = ["/activate/style.css", "/api/info"]
         count = 0
@@ -109,25 +104,31 @@ class Load:
                 count += 1
                 phase = self.phases.setdefault(self.phase, Phase(started=time.monotonic()))
                 phase.sent += 1
-                for attempt in (1, 2):
-                    try:
-                        response = http.get(path)
-                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                        if kept and attempt == 1:
-                            kept = False
-                            phase.resent += 1
-                            continue
-                        phase.failed.append(f"{path}: {type(exc).__name__}")
-                    except httpx.HTTPError as exc:
-                        phase.failed.append(f"{path}: {type(exc).__name__}")
-                    else:
-                        kept = response.headers.get("connection", "").lower() != "close"
-                        if response.status_code != 200:
-                            phase.failed.append(f"{path}: {response.status_code}")
-                        break
-                    kept = False
-                    break
+                kept = self.get(http, path, phase, reused=kept)
                 self.stop.wait(1 / LOAD_RATE)
+
+    @classmethod
+    def get(cls, http: httpx.Client, path: str, phase: Phase, *, reused: bool) -> bool:
+        """GET PATH, a failure noted in PHASE; returns whether the connection stays open. One keep-alive
+        connection as long as the server keeps it: a GET on a REUSED connection that the server closed
+        before answering (a stopping or reloading nginx closes its idle connections; the request may
+        cross the close) is sent once more on a new connection, as HTTP clients do (RFC 9112, 9.3.1:
+        idempotent requests), and counted as resent; any other error, or one on a new connection, is a
+        failure."""
+        try:
+            response = http.get(path)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            if reused:
+                phase.resent += 1
+                return cls.get(http, path, phase, reused=False)
+            phase.failed.append(f"{path}: {type(exc).__name__}")
+            return False
+        except httpx.HTTPError as exc:
+            phase.failed.append(f"{path}: {type(exc).__name__}")
+            return False
+        if response.status_code != 200:
+            phase.failed.append(f"{path}: {response.status_code}")
+        return response.headers.get("connection", "").lower() != "close"
 
     def report(self) -> str:
         lines = []
