@@ -2,11 +2,13 @@
 
     lab up → release 1 (this commit's images, pushed to the lab registry) → deploy by digest → gate
     → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade → gate
-    → release 3 (release 2 whose ERP image carries a secret in its environment: it starts and is
-      healthy, so the upgrade passes) → the gate fails (verify's check of the containers' environment)
+    → release 3 (release 2 with one changed image, the ERP's, carrying a secret in its environment: it
+      starts and is healthy, so the upgrade passes; the other images keep release 2's digests)
+      → the gate fails (verify's check of the containers' environment)
       → automatic `make rollback` → release 2's images run again (checked on every host, image by image)
-    → release 4 (release 2 with an ERP image that cannot start) → deploy as an upgrade → the upgrade
-      stops at the ERP → automatic `make rollback` → release 2's images again → the gate's verify again
+    → release 4 (release 2 with one changed image, an ERP image that cannot start) → deploy as an
+      upgrade → the upgrade stops at the ERP → automatic `make rollback` → release 2's images again
+      → the gate's verify again
     → release pages → lab down (also after a failure; --keep keeps the lab).
 
 Each stage's time is printed; the JSON report (stages, what the gate caught, manifest and SBOM sizes)
@@ -75,28 +77,40 @@ def rehearsal_dockerfile(base_ref: str, version: str, extra: str = "") -> str:
 
 
 def rehearsal_release(
-    base: Manifest, version: str, state: Path, ca: Path | None = None, broken: dict[str, str] | None = None
+    base: Manifest,
+    version: str,
+    state: Path,
+    ca: Path | None = None,
+    broken: dict[str, str] | None = None,
+    only: set[str] | None = None,
 ) -> Path:
-    """Release VERSION: every image of BASE rebuilt with one more label (BROKEN's lines added to those
-    it names), pushed as <registry>/photomatrix/<name>:VERSION, recorded like `make release` does."""
+    """Release VERSION: every image of BASE (or those ONLY names) rebuilt with one more label (BROKEN's
+    lines added to those it names), the others the same image under the new tag, all pushed as
+    <registry>/photomatrix/<name>:VERSION and recorded like `make release` does.
+
+    A release of one changed image (ONLY) rolls that image alone: upgrade.yml and rollback.yml leave a
+    container whose digest did not change as it is."""
     broken = broken or {}
     refs: dict[str, str] = {}
     for key, image in sorted(base.images.items()):
         ref = f"{image.repository}:{version}"
-        dockerfile = rehearsal_dockerfile(image.ref, version, broken.get(key, ""))
-        try:
-            result = subprocess.run(  # noqa: S603  # nosec B603
-                ["/usr/bin/docker", "build", "--network", "none", "--tag", ref, "-"],
-                input=dockerfile,
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise StagingRunError(f"building {ref} took more than {BUILD_TIMEOUT} s") from exc
-        if result.returncode != 0:
-            raise StagingRunError(f"building {ref} failed: {result.stderr.strip()[-600:]}")
+        if only is not None and key not in only:
+            docker.run(["tag", image.ref, ref], timeout=60)
+        else:
+            dockerfile = rehearsal_dockerfile(image.ref, version, broken.get(key, ""))
+            try:
+                result = subprocess.run(  # noqa: S603  # nosec B603
+                    ["/usr/bin/docker", "build", "--network", "none", "--tag", ref, "-"],
+                    input=dockerfile,
+                    capture_output=True,
+                    text=True,
+                    timeout=BUILD_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise StagingRunError(f"building {ref} took more than {BUILD_TIMEOUT} s") from exc
+            if result.returncode != 0:
+                raise StagingRunError(f"building {ref} failed: {result.stderr.strip()[-600:]}")
         docker.run(["push", "--quiet", ref], timeout=1800)
         refs[key] = ref
     return build.record(state / version, base.registry, refs, version, base.commit, ca=ca)
@@ -293,7 +307,7 @@ def run(
 
         m3 = load(
             r.stage("release 3 (secret in the ERP image)", rehearsal_release, m2, f"{m1.version}.r3", state,
-                    ca, LEAKY)
+                    ca, LEAKY, set(LEAKY))
         )  # fmt: skip
         r.release_figures("3", m3)
         caught = r.stage(
@@ -308,7 +322,7 @@ def run(
 
         m4 = load(
             r.stage("release 4 (ERP cannot start)", rehearsal_release, m2, f"{m1.version}.r4", state, ca,
-                    BROKEN)
+                    BROKEN, set(BROKEN))
         )  # fmt: skip
         r.release_figures("4", m4)
         caught = r.stage(

@@ -72,6 +72,29 @@ def test_a_later_release_is_the_same_images_with_one_more_label_and_new_digests(
                            capture_output=True, timeout=120, check=False)  # fmt: skip
 
 
+def test_a_release_of_one_changed_image_keeps_the_others_digests(released, registry, tmp_path):
+    """Releases 3 and 4 change the ERP image alone: the others keep their digests under the new tag, so
+    the upgrade and its rollback roll that one container."""
+    later = manifest.load(
+        staging_run.rehearsal_release(
+            released, "v-test.r3", tmp_path, registry.ca, broken={"beta": 'ENTRYPOINT ["/bin/false"]'},
+            only={"beta"},
+        )
+    )  # fmt: skip
+    try:
+        assert set(later.images) == set(released.images)
+        assert later.images["alpha"].digest == released.images["alpha"].digest
+        assert later.images["alpha"].tags[0] == "v-test.r3"
+        assert later.images["beta"].digest != released.images["beta"].digest
+        beta = later.images["beta"].ref
+        config = json.loads(_docker("image", "inspect", "--format", "{{json .Config}}", beta))
+        assert config["Entrypoint"] == ["/bin/false"]
+    finally:
+        for image in later.images.values():
+            subprocess.run(["docker", "image", "rm", "--force", f"{image.repository}:v-test.r3"],
+                           capture_output=True, timeout=120, check=False)  # fmt: skip
+
+
 def _check_later_release(later, released) -> None:
     assert later.commit == released.commit
     assert set(later.images) == set(released.images)
