@@ -106,6 +106,23 @@ def play_phase(target: str, play: str, seen_layer: bool) -> str:
     return f"{target} {'finish' if seen_layer else 'prepare'}"
 
 
+@dataclass
+class PlayMarker:
+    """Reads a playbook's output line by line (`make TARGET` or ansible-playbook): each play it starts
+    enters its phase (play_phase) in PHASES."""
+
+    target: str
+    phases: Phases
+    seen_layer: bool = False
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("PLAY [") and not line.startswith("PLAY RECAP"):
+            play = line[len("PLAY [") :].split("]", 1)[0]
+            phase = play_phase(self.target, play, self.seen_layer)
+            self.seen_layer = self.seen_layer or phase.split()[-1] in PHASES.values()
+            self.phases.enter(phase)
+
+
 def judge(rows: dict[str, dict]) -> list[str]:
     """Problems: a failed request in a judged phase, or a judged phase that no request saw."""
     problems = []
@@ -199,7 +216,7 @@ def make(target: str, inventory: str, phases: Phases, *args: str) -> tuple[float
     started = time.monotonic()
     phases.enter(f"{target} prepare")
     lines: list[str] = []
-    seen_layer = False
+    marker = PlayMarker(target, phases)
     with subprocess.Popen(  # noqa: S603  # nosec B603
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
@@ -210,11 +227,7 @@ def make(target: str, inventory: str, phases: Phases, *args: str) -> tuple[float
             for line in process.stdout:
                 print(line, end="", flush=True)
                 lines.append(line)
-                if line.startswith("PLAY [") and not line.startswith("PLAY RECAP"):
-                    play = line[len("PLAY [") :].split("]", 1)[0]
-                    phase = play_phase(target, play, seen_layer)
-                    seen_layer = seen_layer or phase.split()[-1] in PHASES.values()
-                    phases.enter(phase)
+                marker(line)
         finally:
             timer.cancel()
         returncode = process.wait(timeout=60)

@@ -23,6 +23,8 @@ import shutil
 import subprocess  # nosec B404
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.topology import ansible_inventory
@@ -147,15 +149,17 @@ def deploy(
     ca: Path | None = None,
     playbook: str = SITE,
     how: str = "deploy",
+    on_line: Callable[[str], None] | None = None,
 ) -> Path:
-    """Preflight, then the playbook; returns its log. Records the deployment when it succeeded.
+    """Preflight, then the playbook; returns its log. Records the deployment when it succeeded. ON_LINE
+    sees each line of the playbook's output as it comes (the staging run marks the plays with it).
 
     The deployment code is the release's too: playbooks/site.yml and the roles run from a `git archive`
     of the manifest's commit (ANSIBLE_CONFIG there), the inventory and its files from the work tree.
     """
     preflight(manifest, inventory_registry(inventory), ca)
     if playbook not in (SITE, UPGRADE):
-        return _run(manifest, env, inventory, state_root, Path(playbook), {}, how)
+        return _run(manifest, env, inventory, state_root, Path(playbook), {}, how, on_line)
     with release_tree(manifest.commit, inventory) as source:
         if "container_images_build:" not in (source / ROLE_DEFAULTS).read_text():
             raise DeployError(
@@ -163,7 +167,7 @@ def deploy(
                 "(no container_images_build), so it cannot deploy a release by digest: refused"
             )
         config = {"ANSIBLE_CONFIG": str(source / "ansible.cfg")}
-        return _run(manifest, env, inventory, state_root, source / playbook, config, how)
+        return _run(manifest, env, inventory, state_root, source / playbook, config, how, on_line)
 
 
 @contextlib.contextmanager
@@ -192,8 +196,48 @@ def _link_inventory(inventory: Path, source: Path) -> None:
     target.symlink_to(ROOT / relative, target_is_directory=True)
 
 
+def _logged(
+    argv: list[str], extra_env: dict, log: Path, timeout: float, on_line: Callable[[str], None] | None = None
+) -> int | None:
+    """Run ARGV from the repository, its output (stderr too) written to LOG line by line and shown to
+    ON_LINE; its exit code, or None when it was killed after TIMEOUT seconds."""
+    killed = threading.Event()
+    with (
+        log.open("w") as handle,
+        subprocess.Popen(  # noqa: S603  # nosec B603
+            argv,
+            cwd=ROOT,
+            env=dict(os.environ, ANSIBLE_NOCOLOR="1", **extra_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        ) as process,
+    ):
+        timer = threading.Timer(timeout, lambda: (killed.set(), process.kill()))
+        timer.start()
+        try:
+            assert process.stdout is not None  # nosec B101
+            for line in process.stdout:
+                handle.write(line)
+                handle.flush()
+                if on_line is not None:
+                    on_line(line)
+        finally:
+            timer.cancel()
+        returncode = process.wait(timeout=60)
+    return None if killed.is_set() else returncode
+
+
 def _run(
-    manifest: Manifest, env: str, inventory: Path, state_root: Path, playbook: Path, extra_env: dict, how: str
+    manifest: Manifest,
+    env: str,
+    inventory: Path,
+    state_root: Path,
+    playbook: Path,
+    extra_env: dict,
+    how: str,
+    on_line: Callable[[str], None] | None = None,
 ) -> Path:
     logs = manifest.directory / "deployments"
     logs.mkdir(parents=True, exist_ok=True)
@@ -203,24 +247,13 @@ def _run(
     log = logs / f"{env}-{stamp}.log"
     program = Path(sys.executable).parent / "ansible-playbook"
     print(f"deploy {manifest.version} to {env} ({inventory}) by digest; log {log}", flush=True)
-    with log.open("w") as handle:
-        try:
-            result = subprocess.run(  # noqa: S603  # nosec B603
-                [str(program), "-i", str(inventory), str(playbook), "-e", f"@{vars_file}"],
-                cwd=ROOT,
-                env=dict(os.environ, ANSIBLE_NOCOLOR="1", **extra_env),
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                timeout=DEPLOY_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PlaybookFailed(
-                f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}", log
-            ) from exc
-    if result.returncode != 0:
+    argv = [str(program), "-i", str(inventory), str(playbook), "-e", f"@{vars_file}"]
+    returncode = _logged(argv, extra_env, log, DEPLOY_TIMEOUT, on_line)
+    if returncode is None:
+        raise PlaybookFailed(f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}", log)
+    if returncode != 0:
         raise PlaybookFailed(
-            f"deployment of {manifest.version} to {env} failed (exit {result.returncode}); log {log}", log
+            f"deployment of {manifest.version} to {env} failed (exit {returncode}); log {log}", log
         )
     History(state_root, env).append(manifest, how)
     return log
@@ -272,23 +305,11 @@ def make_rollback(
             program = Path(sys.executable).parent / "ansible-playbook"
             argv = [str(program), "-i", str(inventory), str(source / ROLLBACK)]
             extra_env["ANSIBLE_CONFIG"] = str(source / "ansible.cfg")
-        with log.open("w") as handle:
-            try:
-                result = subprocess.run(  # noqa: S603  # nosec B603
-                    argv,
-                    cwd=ROOT,
-                    env=dict(os.environ, ANSIBLE_NOCOLOR="1", **extra_env),
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    timeout=ROLLBACK_TIMEOUT,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise DeployError(
-                    f"rollback of {env} did not finish within {ROLLBACK_TIMEOUT} s; log {log}"
-                ) from exc
-    if result.returncode != 0:
-        raise DeployError(f"rollback of {env} failed (exit {result.returncode}); log {log}")
+        returncode = _logged(argv, extra_env, log, ROLLBACK_TIMEOUT)
+    if returncode is None:
+        raise DeployError(f"rollback of {env} did not finish within {ROLLBACK_TIMEOUT} s; log {log}")
+    if returncode != 0:
+        raise DeployError(f"rollback of {env} failed (exit {returncode}); log {log}")
     History(state_root, env).append(previous, "rollback")
     return log
 

@@ -1,7 +1,9 @@
 """`python -m release staging-run -i release/lab`: the delivery pipeline run for real against a lab.
 
     lab up → release 1 (this commit's images, pushed to the lab registry) → deploy by digest → gate
-    → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade → gate
+    → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade under the
+      upgrade drill's load and judge (no request through the proxy may fail while the ERP's two
+      replicas or the bot roll) → gate
     → release 3 (release 2 with one changed image, the ERP's, carrying a secret in its environment: it
       starts and is healthy, so the upgrade passes; the other images keep release 2's digests)
       → the gate fails (verify's check of the containers' environment)
@@ -20,12 +22,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import ssl
 import subprocess  # nosec B404
 import time
 from pathlib import Path
 
 from lab import control as lab_control
-from lab import remote
+from lab import drill_host_loss, drill_upgrade, remote
 from lab.topology import Lab
 from lab.topology import load as load_lab
 from release import build, deploy, docker, gate, page
@@ -53,6 +56,8 @@ ROLLED = {
     "photomatrix-blackbox-exporter": "blackbox_exporter",
 }
 BUILD_TIMEOUT = 600
+# Requests a second through the public name while release 2's upgrade runs (the lab's upgrade drill's).
+UPGRADE_LOAD_RATE = drill_upgrade.RATE
 # The bot's admins room as the roles create it (chatbot_admins_channel): a private group.
 ADMINS_CHANNEL = "admins"
 # Where the rocketchat role leaves the stack's admin password on its host (a path, not a secret; the smoke
@@ -157,6 +162,44 @@ def runs_release(lab: Lab, manifest: Manifest) -> list[str]:
                     f"not {manifest.version}'s {key} ({wanted.get(key, '')[:19] or 'absent'})"
                 )
     return problems
+
+
+def upgrade_under_load(
+    lab: Lab, domain: str, manifest: Manifest, env: str, inventory: Path, state: Path, ca: Path | None
+) -> dict:
+    """Upgrade ENV to MANIFEST (upgrade.yml by digest) while the upgrade drill's request loop GETs an ERP
+    path through DOMAIN (RATE a second, each on a new connection, verified against the lab's CA), each
+    request counted in the play under way when it started. Judged as `make drill` and the lab's drill
+    judge an upgrade: no request may fail while the ERP (two replicas on the staging host, rolled one at
+    a time behind the proxy) or the bot rolls, or around them; while the proxy swaps its nginx every
+    request must get an HTTP answer. Returns each phase's requests, failures and time."""
+    context = ssl.create_default_context(cafile=str(lab.state_dir / "secrets" / "ca.crt"))
+    phases = drill_upgrade.Phases()
+    loop = drill_host_loss.RequestLoop(domain, context, rate=UPGRADE_LOAD_RATE)
+    phases.enter("before")
+    loop.start()
+    try:
+        time.sleep(5)  # a baseline: the stack answers before anything changes
+        phases.enter("upgrade prepare")
+        deploy.deploy(
+            manifest, env, inventory, state, ca, playbook=deploy.UPGRADE, how="upgrade",
+            on_line=drill_upgrade.PlayMarker("upgrade", phases),
+        )  # fmt: skip
+        phases.enter("after upgrade")
+        time.sleep(5)
+    finally:
+        samples = loop.stop()
+        rows = phases.table(samples, time.time())
+        failed = sum(len(row["failed"]) for row in rows.values())
+        print(f"staging-run: upgrade under load: {len(samples)} requests through {domain}, {failed} failed:")
+        print("\n".join(drill_upgrade.report(rows)), flush=True)
+    problems = drill_upgrade.judge(rows)
+    if problems:
+        raise StagingRunError("the upgrade under load: " + "; ".join(problems))
+    return {
+        name: {"seconds": round(row["seconds"], 1), "sent": row["sent"], "failed": len(row["failed"])}
+        for name, row in rows.items()
+    }
 
 
 def load_credentials(lab: Lab, host: str) -> Path:
@@ -298,8 +341,11 @@ def run(
 
         m2 = load(r.stage("release 2 (one more label)", rehearsal_release, m1, f"{m1.version}.r2", state, ca))
         r.release_figures("2", m2)
-        r.stage("upgrade to 2 (upgrade.yml by digest)", deploy.deploy, m2, env, inventory, state, ca,
-                playbook=deploy.UPGRADE, how="upgrade")  # fmt: skip
+        under_load = r.stage(
+            "upgrade to 2 (upgrade.yml by digest, under load)", upgrade_under_load, lab, domain, m2, env,
+            inventory, state, ca,
+        )  # fmt: skip
+        r.note("upgrade_under_load", under_load)
         problems = runs_release(lab, m2)
         if problems:
             raise StagingRunError("after the upgrade to release 2: " + "; ".join(problems))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab.drill_host_loss import Sample
-from lab.drill_upgrade import Phases, judge, play_phase, report
+from lab.drill_upgrade import Phases, PlayMarker, judge, play_phase, report
 
 pytestmark = pytest.mark.unit
 
@@ -22,6 +22,22 @@ def test_plays_map_to_the_layer_they_roll() -> None:
     )
     assert play_phase("upgrade", "Onboarding bot, one host at a time", True) == "upgrade bot"
     assert play_phase("upgrade", "Finish the upgrade record", True) == "upgrade finish"
+
+
+def test_a_playbook_output_enters_a_phase_at_each_play() -> None:
+    phases = Phases()
+    marker = PlayMarker("upgrade", phases)
+    output = [
+        "PLAY [Preflight and the previous image references] ****",
+        "TASK [Gathering Facts] ****",
+        "PLAY [ERP API, one host at a time] ****",
+        "ok: [stage]",
+        "PLAY [Finish the upgrade record] ****",
+        "PLAY RECAP ****",
+    ]
+    for line in output:
+        marker(line + "\n")
+    assert [name for _, name in phases.marks] == ["upgrade prepare", "upgrade erp", "upgrade finish"]
 
 
 def _phases() -> Phases:

@@ -1,8 +1,10 @@
 """`make drill` refuses an inventory marked production before any check runs (the checks themselves
-run in the lab cycle, lab/cycle.py)."""
+run in the lab cycle, lab/cycle.py); `DRILL_SKIP` leaves out the drills it names and refuses a name
+that is no drill."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def make(*args: str) -> subprocess.CompletedProcess:
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
@@ -27,4 +30,26 @@ def test_make_drill_refuses_the_production_inventory() -> None:
     result = make("drill", "INVENTORY=inventory/production")
     assert result.returncode != 0
     assert "is marked production" in result.stdout, result.stdout[-2000:]
+    assert "Run the deployment tests" not in result.stdout
+
+
+def test_drill_skip_leaves_out_the_drills_it_names() -> None:
+    # pytest only collects (PYTEST_ADDOPTS reaches the playbook's pytest): its per-file counts are shown.
+    collect = {"PYTEST_ADDOPTS": "--collect-only -q"}
+    everything = make("drill", "INVENTORY=inventory/lab", env=collect)
+    skipped = make("drill", "DRILL_SKIP=upgrade, rocketchat", "INVENTORY=inventory/lab", env=collect)
+    assert everything.returncode == 0, everything.stdout[-2000:]
+    assert skipped.returncode == 0, skipped.stdout[-2000:]
+    for drill in ("test_drill_upgrade.py", "test_drill_rocketchat.py", "test_drill_alerts.py"):
+        assert f"tests/infra/{drill}: " in everything.stdout, everything.stdout[-2000:]
+    assert "tests/infra/test_drill_alerts.py: " in skipped.stdout
+    assert "test_drill_upgrade.py" not in skipped.stdout
+    assert "test_drill_rocketchat.py" not in skipped.stdout
+
+
+def test_drill_skip_refuses_a_name_that_is_no_drill() -> None:
+    result = make("drill", "DRILL_SKIP=upgrade,upgrades", "INVENTORY=inventory/lab")
+    assert result.returncode != 0
+    assert "DRILL_SKIP names upgrades, but there is no" in " ".join(result.stdout.split()), result.stdout[-2000:]
+    assert "the drills: alerts, proxy, rocketchat, upgrade" in " ".join(result.stdout.split())
     assert "Run the deployment tests" not in result.stdout
