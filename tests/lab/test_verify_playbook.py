@@ -49,7 +49,8 @@ def test_drill_skip_leaves_out_the_drills_it_names() -> None:
 
 def test_drill_skip_refuses_a_name_that_is_no_drill() -> None:
     result = make("drill", "DRILL_SKIP=upgrade,upgrades", "INVENTORY=inventory/lab")
+    said = " ".join(result.stdout.split())
     assert result.returncode != 0
-    assert "DRILL_SKIP names upgrades, but there is no" in " ".join(result.stdout.split()), result.stdout[-2000:]
-    assert "the drills: alerts, proxy, rocketchat, upgrade" in " ".join(result.stdout.split())
+    assert "DRILL_SKIP names upgrades, but there is no" in said, result.stdout[-2000:]
+    assert "the drills: alerts, proxy, rocketchat, upgrade" in said
     assert "Run the deployment tests" not in result.stdout
