@@ -261,6 +261,14 @@ def delivery_run(report: dict, origin: str) -> dict:
         if number:
             forced["release"] = int(number.group(1))
         run[key] = forced
+    # The upgrade to release 2 under the upgrade drill's load (since 2026-12-05): requests and failures.
+    phases = report.get("upgrade_under_load")
+    if isinstance(phases, dict) and phases:
+        rows = [row for row in phases.values() if isinstance(row, dict)]
+        run["upgrade_load"] = {
+            "sent": sum(int(row.get("sent", 0)) for row in rows),
+            "failed": sum(int(row.get("failed", 0)) for row in rows),
+        }
     return run
 
 
@@ -369,6 +377,13 @@ def delivery_block(data: dict) -> str:
         if rollback:
             text += f" (`playbooks/rollback.yml` {span(rollback, unit='s')}, {plural(len(rollback), 'run')})"
         lines += ["", text + "."]
+    loaded = [run["upgrade_load"] for run in passed if "upgrade_load" in run]
+    if loaded:
+        lines += [
+            "",
+            f"The upgrade to release 2 under load: {span([u['sent'] for u in loaded])} requests through the "
+            f"public name, {span([u['failed'] for u in loaded])} failed ({plural(len(loaded), 'run')}).",
+        ]
     lines += ["", "Runs:"]
     for run in runs:
         verdict = "passed" if run["passed"] else f"FAILED at {run.get('stopped_at', '?')}"

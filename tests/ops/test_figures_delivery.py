@@ -144,6 +144,22 @@ def test_both_forced_failures_are_kept_and_named_by_their_release() -> None:
     assert "The broken release (an ERP that cannot start), release 4, was caught by `upgrade`" in block
 
 
+def test_the_upgrade_under_load_is_summed_over_its_phases() -> None:
+    report = staging_report()
+    report["upgrade_under_load"] = {
+        "before": {"seconds": 5.0, "sent": 19, "failed": 0},
+        "upgrade erp": {"seconds": 29.0, "sent": 116, "failed": 0},
+        "upgrade proxy": {"seconds": 16.0, "sent": 63, "failed": 2},
+    }
+    run = figures.delivery_run(report, "staging-run-20261203T100000Z.json")
+    assert run["upgrade_load"] == {"sent": 198, "failed": 2}
+    older = figures.delivery_run(staging_report(), "staging-run-20261203T090000Z.json")
+    assert "upgrade_load" not in older  # a report from before the upgrade ran under load
+    block = figures.delivery_block({**no_runs(), "delivery_runs": [run, older]})
+    said = "The upgrade to release 2 under load: 198 requests through the public name, 2 failed (1 run)."
+    assert said in block
+
+
 def test_the_commit_is_the_manifests_while_it_is_here(tmp_path: Path) -> None:
     report = staging_report()
     manifest = tmp_path / "manifest.json"
