@@ -102,6 +102,7 @@ REGISTRY: list[tuple[str, object]] = [
         "tests/ops/test_status.py::test_status_against_its_own_container_and_tls_server_changes_nothing",
     ),
     (r"make drill", "make:drill"),
+    (r"make drill DRILL_SKIP=upgrade", "tests/lab/test_verify_playbook.py"),
     (
         r"make load",
         (
