@@ -223,6 +223,9 @@ def _logged(
                 handle.flush()
                 if on_line is not None:
                     on_line(line)
+        except BaseException:
+            process.kill()  # a reader that failed leaves no playbook running on
+            raise
         finally:
             timer.cancel()
         returncode = process.wait(timeout=60)
