@@ -56,8 +56,6 @@ ROLLED = {
     "photomatrix-blackbox-exporter": "blackbox_exporter",
 }
 BUILD_TIMEOUT = 600
-# Requests a second through the public name while release 2's upgrade runs (the lab's upgrade drill's).
-UPGRADE_LOAD_RATE = drill_upgrade.RATE
 # The bot's admins room as the roles create it (chatbot_admins_channel): a private group.
 ADMINS_CHANNEL = "admins"
 # Where the rocketchat role leaves the stack's admin password on its host (a path, not a secret; the smoke
@@ -175,7 +173,7 @@ def upgrade_under_load(
     request must get an HTTP answer. Returns each phase's requests, failures and time."""
     context = ssl.create_default_context(cafile=str(lab.state_dir / "secrets" / "ca.crt"))
     phases = drill_upgrade.Phases()
-    loop = drill_host_loss.RequestLoop(domain, context, rate=UPGRADE_LOAD_RATE)
+    loop = drill_host_loss.RequestLoop(domain, context, rate=drill_upgrade.RATE)
     phases.enter("before")
     loop.start()
     try:
