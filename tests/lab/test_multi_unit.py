@@ -60,7 +60,15 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi.control, "down", lambda lab: ran.append("down"))
     monkeypatch.setattr(multi.control, "up", lambda lab: ran.append("up") or {"total": 1.0})
     clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
-    monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what: ran.append(book) or (1.0, clean))
+
+    def playbook(inventory: object, book: str, what: str, on_line=None) -> tuple[float, dict]:
+        ran.append(book)
+        for line in ("PLAY [Docker Engine and images] ****\n", "PLAY [MongoDB] ****\n"):
+            if on_line is not None:
+                on_line(line)
+        return 1.0, clean
+
+    monkeypatch.setattr(multi, "_playbook", playbook)
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
@@ -74,7 +82,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "docker.yml", "site.yml", "rotate", "verify", "upgrade", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "upgrade", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -99,7 +107,7 @@ def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> 
     from lab.multi import multi
 
     figures = multi(stop="verify")
-    assert steps == ["down", "up", "docker.yml", "site.yml", "rotate", "verify", "down"]
+    assert steps == ["down", "up", "site.yml", "rotate", "verify", "down"]
     assert "upgrade" not in steps
     assert list(figures)[-1] == "lab down"
 
@@ -166,3 +174,42 @@ def test_a_failed_run_still_reports_the_steps_that_passed(
         "site.yml (cold deploy across the hosts)",
         "lab down",
     ]
+
+
+def test_to_docker_runs_docker_yml_alone(steps: list[str]) -> None:
+    from lab.multi import DOCKER_STEP, multi
+
+    figures = multi(stop="docker")
+    assert steps == ["down", "up", "docker.yml", "down"]
+    assert DOCKER_STEP in figures
+
+
+def test_the_docker_layer_is_timed_apart_within_one_site_run() -> None:
+    """site.yml's docker layer ends when a play that is not docker.yml's starts: task headers, recaps and
+    docker.yml's own plays do not end it."""
+    import lab.multi as multi
+
+    clock = multi.LayerClock()
+    for line in (
+        "PLAY [Docker Engine and images] ***************\n",
+        "TASK [docker_engine : Install Docker Engine] ***\n",
+        "PLAY RECAP *************************************\n",
+    ):
+        clock.line(line)
+    assert clock.figure is None
+    clock.line("PLAY [MongoDB] *********************************\n")
+    assert clock.figure is not None
+    first = clock.figure
+    clock.line("PLAY [Rocket.Chat] *****************************\n")
+    assert clock.figure is first
+
+
+def test_a_site_run_without_a_play_after_its_docker_layer_fails(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lab.multi as multi
+
+    clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
+    monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what, on_line=None: (1.0, clean))
+    with pytest.raises(multi.CycleError, match="no play after its docker layer"):
+        multi.multi(stop="site")

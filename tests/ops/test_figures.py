@@ -186,7 +186,7 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
         (tree / document).write_text(text, encoding="utf-8")
     lab = (tree / figures.LAB).read_text(encoding="utf-8")
     assert "| `python -m lab.cycle single`: lab up of `lab/single` | 21 s | 1 |" in lab
-    assert "| `python -m lab.multi`: `playbooks/docker.yml`" in lab
+    assert "| `python -m lab.multi`: the docker layer, `playbooks/docker.yml`" in lab
     assert "none recorded yet | 0 |" in lab  # the docker layer: not in this log
 
 
