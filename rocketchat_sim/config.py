@@ -38,6 +38,8 @@ class SimSettings(BaseSettings):
     SIM_DDP_PING_TIMEOUT: float = Field(15.0, gt=0)
     # Outgoing webhook POST timeout (seconds).
     SIM_WEBHOOK_TIMEOUT: float = Field(5.0, gt=0)
+    # Node's: more trusted CAs (a PEM file) besides the well-known roots, for outgoing HTTPS (webhooks).
+    NODE_EXTRA_CA_CERTS: str = ""
     SIM_LOG_LEVEL: str = "warning"
     # Messages kept in memory per room (oldest dropped beyond it): long load tests stay bounded.
     SIM_MAX_MESSAGES_PER_ROOM: int = Field(10_000, ge=100)

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import certifi
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +39,35 @@ _RETRY_DELAYS = {
     "powers-of-two": lambda n: 2.0 ** (n + 1),
     "increments-of-two": lambda n: 2.0 * (n + 1),
 }
+
+
+def node_trust(extra_ca_file: str) -> ssl.SSLContext:
+    """What Node.js (Rocket.Chat's fetch) verifies an outgoing HTTPS call against: its well-known roots
+    (Mozilla's list, which certifi carries too) plus the PEM file named by NODE_EXTRA_CA_CERTS. Like Node,
+    a file that is missing or malformed is reported once and otherwise ignored: the call then verifies
+    against the well-known roots alone, and a server with a certificate from another CA is refused."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_ca_file:
+        try:
+            context.load_verify_locations(cafile=extra_ca_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.warning(
+                "NODE_EXTRA_CA_CERTS %s not loaded (%s): only the well-known roots are trusted",
+                extra_ca_file,
+                type(exc).__name__,
+            )
+    return context
+
+
+def _failure(exc: httpx.HTTPError) -> str:
+    """The reason a POST failed, for the log: a refused certificate is said so (Node's fetch fails the
+    same way: the delivery is recorded as an HTTP error and not retried)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"{type(exc).__name__}: TLS certificate verification failed ({cause.verify_message})"
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
 
 
 def post_as_integration(
@@ -271,7 +302,10 @@ class OutgoingWebhooks:
         self, integration: dict[str, Any], data: dict[str, Any], room: dict[str, Any] | None
     ) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.sim.config.SIM_WEBHOOK_TIMEOUT)
+            self._client = httpx.AsyncClient(
+                timeout=self.sim.config.SIM_WEBHOOK_TIMEOUT,
+                verify=node_trust(self.sim.config.NODE_EXTRA_CA_CERTS),
+            )
         # Rocket.Chat's executeTriggerUrl starts the POST to a URL and goes on to the next without
         # waiting for its answer, and schedules a retry with a timer: a URL that is down or slow delays
         # no other URL of the integration (several replicas behind one outgoing webhook).
@@ -293,7 +327,7 @@ class OutgoingWebhooks:
                     "outgoing webhook %s to %s failed: %s",
                     integration["name"],
                     _origin(url),
-                    type(exc).__name__,
+                    _failure(exc),
                 )
             record["_updatedAt"] = now_ms()
             if response is None:
