@@ -22,6 +22,21 @@ HOST_RUN_OPTIONS = (
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
 )  # fmt: skip
+# The machine's loop devices (a drill loop-mounts a small filesystem of its own: tests/infra/
+# test_drill_alerts.py, disk nearly full): the control device and every /dev/loopN node that exists here,
+# with the block devices of major 7 allowed; losetup in a host finds a free one among them.
+LOOP_DEVICES = sorted(str(p) for p in Path("/dev").glob("loop[0-9]*") if p.is_block_device())
+
+
+def loop_options(devices: list[str] | None = None) -> tuple[str, ...]:
+    """docker run options giving a host the loop devices DEVICES (default: this machine's)."""
+    devices = LOOP_DEVICES if devices is None else devices
+    if not devices or not Path("/dev/loop-control").exists():
+        return ()
+    return ("--device", "/dev/loop-control", "--device-cgroup-rule", "b 7:* rmw",
+            *(option for device in devices for option in ("--device", device)))  # fmt: skip
+
+
 CERTS_D = Path("/etc/docker/certs.d")
 HOSTS_FILE = Path("/etc/hosts")
 # The site's own certificate authorities on the control machine; lab hosts trust them too.
@@ -169,7 +184,7 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
     docker.run(
         ["run", "--detach", "--name", name, "--hostname", host, "--label", lab.label,
          "--label", f"{LABEL}.host={host}", "--network", lab.network, "--ip", address,
-         "--restart", "unless-stopped", *HOST_RUN_OPTIONS,
+         "--restart", "unless-stopped", *HOST_RUN_OPTIONS, *loop_options(),
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
          "--mount", ca_mount, *site_ca,
