@@ -29,6 +29,8 @@ RENDERED = [
     "chatbot_tls",
     "chatbot_tls_names",
     "tls_proxy_bot_servers",
+    "tls_proxy_bot_tls",
+    "tls_proxy_bot_tls_name",
     "tls_proxy_erp_allowlist",
     "erp_api_bot_key_allow",
     "monitoring_bot_targets",
@@ -44,8 +46,9 @@ RENDERED = [
 ]
 
 
-def render(tmp: Path, *, multi: bool, replicas: int) -> dict[str, dict]:
+def render(tmp: Path, *, multi: bool, replicas: int, mode: str = "realtime") -> dict[str, dict]:
     common = {
+        "chatbot_mode": mode,
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "photomatrix_domain": "chat.lab.example",
@@ -191,3 +194,25 @@ def test_one_replica_keeps_sqlite_and_no_redis(tmp_path: Path) -> None:
     assert [hook["url"] for hook in hooks] == ["https://chatbot:8080/alerts/alertmanager"]
     # Each replica's alias, container name and fixed address (this host's callers) are in its certificate.
     assert {"chatbot", "photomatrix-chatbot", "10.250.0.20"} <= set(solo["chatbot_tls_names"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("multi", [True, False], ids=["hosts", "one-host"])
+def test_webhook_mode_serves_https_too_with_the_names_rocketchat_dials(tmp_path: Path, multi: bool) -> None:
+    """Issue 10: the internal CA makes the bot's port HTTPS in webhook mode as in realtime mode (Rocket.Chat
+    trusts the CA through NODE_EXTRA_CA_CERTS). Rocket.Chat's outgoing webhook dials each replica by its
+    fixed container address on its own host, else by the bot host's address (playbooks/rocketchat_config.yml):
+    both are in the certificate, and the proxy's bot upstream is https."""
+    rendered = render(tmp_path, multi=multi, replicas=2, mode="webhook")
+    bot = rendered["bot" if multi else "solo"]
+    proxy = rendered["edge" if multi else "solo"]
+    assert bot["chatbot_tls"] is True
+    assert bot["monitoring_bot_tls"] is True
+    dialled = ["10.77.0.51"] if multi else ["10.250.0.20", "10.250.0.21"]
+    assert set(dialled) <= set(bot["chatbot_tls_names"]), bot["chatbot_tls_names"]
+    assert bot["chatbot_tls_names"][0] == "chatbot"  # what the proxy verifies (proxy_ssl_name)
+    if multi:
+        # The port admits the proxy host, which runs Rocket.Chat here too (the firewall is unchanged).
+        rules = {rule["port"]: rule["peers"] for rule in bot["photomatrix_firewall_rules"]}
+        assert rules == {8080: ["10.77.0.10"], 8081: ["10.77.0.10"]}
+    assert (proxy["tls_proxy_bot_tls"], proxy["tls_proxy_bot_tls_name"]) == (True, "chatbot")

@@ -136,3 +136,57 @@ def test_replicas_on_another_host_by_its_address_and_published_ports(tmp_path: P
     realtime = rendered["edge2"]
     assert realtime["webhook"]["enabled"] is False
     assert realtime["settings"] == {}
+
+
+@pytest.mark.parametrize("cert_mode", ["selfsigned", "acme"])
+def test_with_the_internal_ca_the_webhook_urls_are_https(tmp_path: Path, cert_mode: str) -> None:
+    """Issue 10: with the internal CA (selfsigned mode, the controller-side store) the bot's port serves
+    HTTPS in webhook mode too (photomatrix_bot_tls), so the outgoing webhook calls https:// URLs, by the
+    addresses the bot's certificate carries (tests/roles/test_chatbot_replicas_render.py); Rocket.Chat
+    verifies them against that CA (NODE_EXTRA_CA_CERTS). SSRF_Allowlist names the same hosts, without
+    scheme or port. Without an internal CA (ACME) everything stays plain HTTP."""
+    internal_ca = {
+        "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store"),
+        "tls_proxy_cert_mode": cert_mode,
+    }
+    children: dict[str, Any] = {
+        group: {"hosts": {"edge": {"ansible_host": "10.77.0.10", "chatbot_mode": "webhook", **internal_ca}}}
+        for group in GROUPS
+        if group != "bots"
+    }
+    children["bots"] = {
+        "hosts": {
+            "edge": {
+                "ansible_host": "10.77.0.10",
+                "chatbot_replicas": 2,
+                "chatbot_mode": "webhook",
+                **internal_ca,
+            },
+            "bot2": {"ansible_host": "10.77.0.52", "chatbot_mode": "webhook", **internal_ca},
+        }
+    }
+    edge = render(tmp_path, children)["edge"]
+    scheme = "https" if cert_mode == "selfsigned" else "http"
+    # Replicas on this host by fixed container address, the other host's by its address.
+    assert sorted(edge["webhook"]["urls"]) == [
+        f"{scheme}://10.250.0.20:8080/webhook",
+        f"{scheme}://10.250.0.21:8080/webhook",
+        f"{scheme}://10.77.0.52:8080/webhook",
+    ]
+    assert sorted(edge["settings"]["SSRF_Allowlist"].split(",")) == [
+        "10.250.0.20",
+        "10.250.0.21",
+        "10.77.0.52",
+    ]
+
+
+def test_the_play_gives_rocketchat_the_internal_ca_before_it_configures_the_webhook() -> None:
+    """A first deploy makes the internal CA in the proxy layer, after the rocketchat layer: the
+    configuration play has Rocket.Chat take it (re-created with NODE_EXTRA_CA_CERTS) before its roles."""
+    (play,) = yaml.safe_load(PLAYBOOK.read_text(encoding="utf-8"))
+    includes = [task.get("ansible.builtin.include_role", {}) for task in play["pre_tasks"]]
+    assert {
+        "name": "rocketchat",
+        "tasks_from": "trust_internal_ca",
+        "apply": {"tags": ["rocketchat", "certificates"]},
+    } in includes

@@ -586,9 +586,10 @@ def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
         assert "proxy_pass $erp_upstream;" in block, where
         assert "proxy_ssl" not in block, f"{where} overrides the server's upstream TLS"
     assert "proxy_ssl_verify off" not in conf
-    # Rocket.Chat and the bot stay plain HTTP (Rocket.Chat serves no TLS itself: out of scope).
+    # Rocket.Chat stays plain HTTP (it serves no TLS itself: out of scope); the bot's port is HTTPS with the
+    # internal CA (its own lines: test_the_proxy_verifies_the_bot_certificate_like_the_erp_one).
     assert re.search(r"set \$rocketchat_upstream http://", conf)
-    assert re.search(r"set \$bot_upstream http://", conf)
+    assert re.search(r"set \$bot_upstream https://", conf)
     # HTTP/1.1 with an empty Connection header: what keepalive to the upstream needs.
     assert "proxy_http_version 1.1;" in conf
     assert 'proxy_set_header Connection "";' in conf
@@ -598,6 +599,136 @@ def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(tmp_path: Path) 
     conf = rendered_nginx_conf(tmp_path, multi=False, extra={"photomatrix_erp_tls": False})
     assert "set $erp_upstream http://erp-api:8000;" in conf
     assert "proxy_ssl_" not in conf
+
+
+BOT_UPSTREAM_TLS = [
+    "proxy_ssl_verify on;",
+    "proxy_ssl_trusted_certificate /etc/nginx/tls/upstream-ca.crt;",
+    "proxy_ssl_name chatbot;",
+    "proxy_ssl_server_name on;",
+    "proxy_ssl_protocols TLSv1.2 TLSv1.3;",
+]
+
+
+@pytest.mark.parametrize("erp_tls", [True, False], ids=["erp-https", "erp-http"])
+def test_the_proxy_verifies_the_bot_certificate_like_the_erp_one(tmp_path: Path, erp_tls: bool) -> None:
+    """Issue 10: with the internal CA the bot's port is HTTPS in webhook mode too, and the proxy's
+    /bot/webhook route checks its certificate against that CA for the name every bot certificate carries
+    (chatbot), whatever the ERP hop does; the ERP's locations keep the ERP's name."""
+    extra = {"tls_proxy_bot_webhook_enabled": True, "chatbot_mode": "webhook", "photomatrix_erp_tls": erp_tls}
+    conf = rendered_nginx_conf(tmp_path, multi=True, extra=extra)
+    assert "set $bot_upstream https://10.77.0.51:8080;" in conf
+    block = location(conf, "= /bot/webhook")
+    for line in BOT_UPSTREAM_TLS:
+        assert line in block, f"no {line} in {block}"
+    assert "proxy_pass $bot_upstream;" in block
+    assert ("proxy_ssl_name erp-api;" in conf) is erp_tls
+
+
+def test_the_proxy_speaks_plain_http_to_the_bot_without_the_internal_ca(tmp_path: Path) -> None:
+    extra = {
+        "tls_proxy_bot_webhook_enabled": True,
+        "photomatrix_bot_tls": False,
+        "photomatrix_erp_tls": False,
+    }
+    conf = rendered_nginx_conf(tmp_path, multi=False, extra=extra)
+    assert "set $bot_upstream http://10.250.0.20:8080;" in conf
+    assert "proxy_ssl_" not in location(conf, "= /bot/webhook")
+
+
+def rendered_rocketchat_container(tmp: Path, extra: dict, *, ca_in_store: bool) -> dict:
+    """The rocketchat role's trust in the internal CA (tasks/internal_ca.yml, run for real against a
+    directory here), then the container's environment (tasks/env.yml) and mounts (container.yml's own
+    expression), as the role gives them to Docker."""
+    tmp.mkdir()
+    inventory = write_inventory(tmp, multi=False, extra=extra)
+    secrets = tmp / "secrets"
+    secrets.mkdir()
+    store = tmp / "store"
+    store.mkdir()
+    if ca_in_store:
+        (store / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\ninternal CA\n-----END CERTIFICATE-----\n")
+    (run_container,) = [
+        task
+        for task in yaml.safe_load((ROOT / "roles/rocketchat/tasks/container.yml").read_text())
+        if "community.docker.docker_container" in task
+    ]
+    out = tmp / "container.json"
+    save = {
+        "dest": str(out),
+        "content": "{{ {'env': rocketchat_env, 'mounts': rocketchat_mounts, 'restart': restart} | to_json }}",
+    }
+    role_vars = {"rocketchat_secrets_dir": str(secrets), "rocketchat_simulated": True}
+    playbook = tmp / "container.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "solo",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"ansible.builtin.include_vars": {"dir": str(ROOT / "playbooks/group_vars/all")}},
+                        # The role's defaults for the copy task below (an included role keeps its own).
+                        {
+                            "ansible.builtin.include_vars": {
+                                "file": str(ROOT / "roles/rocketchat/defaults/main.yml")
+                            }
+                        },
+                        {
+                            "ansible.builtin.include_role": {
+                                "name": "rocketchat",
+                                "tasks_from": "internal_ca.yml",
+                            }
+                        },
+                        {"ansible.builtin.include_role": {"name": "rocketchat", "tasks_from": "env.yml"}},
+                        {
+                            "ansible.builtin.copy": save,
+                            "vars": {
+                                "item": 0,
+                                "rocketchat_mounts": run_container["vars"]["rocketchat_mounts"],
+                                "restart": run_container["community.docker.docker_container"]["restart"],
+                            },
+                        },
+                    ],
+                }
+            ]
+        )
+    )
+    run = ansible_playbook("-i", str(inventory), str(playbook), "-e", json.dumps(extra | role_vars))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return json.loads(out.read_text()) | {"secrets": secrets}
+
+
+def test_rocketchat_trusts_the_internal_ca_through_node_extra_ca_certs(tmp_path: Path) -> None:
+    """Issue 10: Rocket.Chat (Node.js) verifies the bot's HTTPS certificate against the internal CA: the
+    role copies the CA from the controller-side store, mounts it read-only and names it in
+    NODE_EXTRA_CA_CERTS; a new CA re-creates the container (Node reads the file at start only)."""
+    rendered = rendered_rocketchat_container(tmp_path / "selfsigned", {}, ca_in_store=True)
+    assert rendered["env"]["NODE_EXTRA_CA_CERTS"] == "/run/secrets/rocketchat/internal-ca.crt"
+    installed = rendered["secrets"] / "internal-ca.crt"
+    assert installed.read_text() == (tmp_path / "selfsigned/store/ca.crt").read_text()
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+    assert installed.stat().st_uid == 10001  # the simulator's user reads it (65533 for Rocket.Chat's image)
+    mount = {
+        "type": "bind",
+        "source": str(installed),
+        "target": "/run/secrets/rocketchat/internal-ca.crt",
+        "read_only": True,
+    }
+    assert mount in rendered["mounts"]
+    assert rendered["restart"] is True  # installed in this run
+
+
+@pytest.mark.parametrize("case", ["acme", "first-deploy"])
+def test_rocketchat_trusts_no_extra_ca_without_one(tmp_path: Path, case: str) -> None:
+    """ACME (or provided certificates): no internal CA, nothing extra, as before. A first deploy: the proxy
+    layer has not made the CA yet, so nothing is mounted (playbooks/rocketchat_config.yml catches up)."""
+    extra = {"tls_proxy_cert_mode": "acme"} if case == "acme" else {}
+    rendered = rendered_rocketchat_container(tmp_path / case, extra, ca_in_store=case == "acme")
+    assert "NODE_EXTRA_CA_CERTS" not in rendered["env"]
+    assert not any("internal-ca" in mount["target"] for mount in rendered["mounts"])
+    assert not (rendered["secrets"] / "internal-ca.crt").exists()
+    assert rendered["restart"] is False
 
 
 def test_mongodb_is_dumped_on_its_first_member_only_where_mongod_runs(
