@@ -40,9 +40,15 @@ def test_drill_skip_leaves_out_the_drills_it_names() -> None:
     skipped = make("drill", "DRILL_SKIP=upgrade, rocketchat", "INVENTORY=inventory/lab", env=collect)
     assert everything.returncode == 0, everything.stdout[-2000:]
     assert skipped.returncode == 0, skipped.stdout[-2000:]
-    for drill in ("test_drill_upgrade.py", "test_drill_rocketchat.py", "test_drill_alerts.py"):
+    for drill in (
+        "test_drill_upgrade.py",
+        "test_drill_rocketchat.py",
+        "test_drill_alerts.py",
+        "test_drill_silent.py",
+    ):
         assert f"tests/infra/{drill}: " in everything.stdout, everything.stdout[-2000:]
     assert "tests/infra/test_drill_alerts.py: " in skipped.stdout
+    assert "tests/infra/test_drill_silent.py: " in skipped.stdout
     assert "test_drill_upgrade.py" not in skipped.stdout
     assert "test_drill_rocketchat.py" not in skipped.stdout
 
@@ -52,5 +58,5 @@ def test_drill_skip_refuses_a_name_that_is_no_drill() -> None:
     said = " ".join(result.stdout.split())
     assert result.returncode != 0
     assert "DRILL_SKIP names upgrades, but there is no" in said, result.stdout[-2000:]
-    assert "the drills: alerts, proxy, rocketchat, upgrade" in said
+    assert "the drills: alerts, proxy, rocketchat, silent, upgrade" in said
     assert "Run the deployment tests" not in result.stdout
