@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from infra.test_drill_silent import ProxyTimeouts
+from plugins.infra import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -453,6 +455,54 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
     assert "proxy_next_upstream error timeout http_502 http_503;" in conf
     assert not re.search(r"^\s*proxy_next_upstream [^;]*non_idempotent", conf, re.MULTILINE)
     assert "proxy_connect_timeout 2s;" in location(conf, "= /activate/style.css")
+
+
+ERP_LOCATIONS = [
+    "/api/bot/v1/",
+    "= /healthz",
+    "= /api/v1/account/activate",
+    "= /activate",
+    "= /activate/style.css",
+]
+
+
+@pytest.mark.parametrize("read_timeout", [None, "7s"], ids=["default", "set"])
+def test_a_silent_erp_replica_holds_a_request_no_longer_than_the_read_timeout_then_it_is_retried(
+    tmp_path: Path, read_timeout: str | None
+) -> None:
+    """Issue 11, the silent-replica drill (tests/infra/test_drill_silent.py): a frozen replica accepts
+    TCP and answers nothing. Every ERP location bounds the wait for an answer (tls_proxy_erp_read_timeout,
+    not nginx's 60 s default) below proxy_next_upstream_timeout, so a GET held there is passed to the other
+    replica; the drill derives its bounds from these directives, read as it reads them."""
+    extra = {"erp_api_replicas": 2, "photomatrix_container_addresses": {"erp_api": "10.250.0.30"}}
+    if read_timeout:
+        extra["tls_proxy_erp_read_timeout"] = read_timeout
+    conf = rendered_nginx_conf(tmp_path, multi=False, extra=extra)
+    expected = read_timeout or "10s"
+    for pattern in ERP_LOCATIONS:
+        block = location(conf, f"{pattern} {{")
+        assert "proxy_pass $erp_upstream;" in block, pattern
+        assert f"proxy_read_timeout {expected};" in block, block
+        assert "proxy_connect_timeout 2s;" in block, block
+    deployed = tmp_path / "deployed"
+    (deployed / "proxy").mkdir(parents=True)
+    (deployed / "proxy" / "nginx.conf").write_text(conf)
+    for pattern in ERP_LOCATIONS:
+        if pattern.startswith("= "):
+            timeouts = ProxyTimeouts.deployed(Stack(root=deployed), pattern.removeprefix("= "))
+            assert (timeouts.read, timeouts.connect, timeouts.next_upstream) == (
+                float(expected[:-1]),
+                2.0,
+                15.0,
+            )
+            assert timeouts.retried
+
+
+@pytest.mark.parametrize("read_timeout", ["15s", "1m"])
+def test_an_erp_read_timeout_past_the_retry_window_is_refused(tmp_path: Path, read_timeout: str) -> None:
+    """Past proxy_next_upstream_timeout (15 s) a GET held by a silent replica is answered 504, not retried."""
+    with pytest.raises(AssertionError, match="below proxy_next_upstream_timeout"):
+        rendered_nginx_conf(tmp_path, multi=False, extra={"tls_proxy_erp_read_timeout": read_timeout})
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs Docker for the nginx image")
