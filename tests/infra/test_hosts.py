@@ -191,6 +191,53 @@ def test_mongodb_members_share_one_private_keyfile(fleet) -> None:
     assert len(set(digests.values())) == 1, f"the members' keyfiles differ: {digests}"
 
 
+def _mongodb_tls_expected(fleet) -> bool:
+    """photomatrix_mongodb_tls's condition (playbooks/group_vars/all/database.yml), from the inventory."""
+    proxies = fleet.group("proxy")
+    if not proxies or not fleet.group("mongodb"):
+        return False
+    return (
+        fleet.var(proxies[0], "tls_proxy_cert_mode", "selfsigned") == "selfsigned"
+        and bool(fleet.var(proxies[0], "photomatrix_bootstrap_secrets_dir", ""))
+        and str(fleet.var(proxies[0], "photomatrix_mongodb_tls", True)).lower() not in ("false", "no", "0")
+    )
+
+
+def test_mongodb_members_hold_a_certificate_from_the_current_internal_ca(fleet) -> None:
+    """Each member's TLS files (roles/mongodb/tasks/tls.yml): the PEM mongod reads (certificate and key,
+    mongod's only), a certificate for the member's address, the alias and localhost, for server and client
+    use (members connect to each other with it), chaining to the CA the proxy host keeps now (after make
+    rotate WHAT=ca too), and that CA beside it. Read-only: openssl on each member."""
+    members = fleet.group("mongodb")
+    if not members or not _mongodb_tls_expected(fleet):
+        pytest.skip("no MongoDB members with TLS from an internal CA in this inventory")
+    proxy = fleet.group("proxy")[0]
+    ca = fleet.hosts[proxy].file(f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt")
+    for name in members:
+        host = fleet.hosts[name]
+        tls = f"{fleet.var(name, 'photomatrix_root', '/srv/photomatrix')}/secrets/mongodb/tls"
+        if not host.file(f"{fleet.var(name, 'photomatrix_root', '/srv/photomatrix')}/secrets/mongodb").exists:
+            pytest.skip(f"{name}: MongoDB not deployed by this inventory")
+        pem = host.file(f"{tls}/server.pem")
+        assert pem.exists, f"{name}: no {tls}/server.pem"
+        assert (pem.mode, pem.uid) == (0o600, 999), f"{name}: {oct(pem.mode)} owner {pem.uid}"
+        assert host.file(f"{tls}/ca.crt").sha256sum == ca.sha256sum, f"{name}: its CA is not the current one"
+        verified = host.run(f"openssl verify -purpose sslserver -CAfile {tls}/ca.crt {tls}/server.crt")
+        assert verified.rc == 0, f"{name}: {verified.stdout} {verified.stderr}"
+        as_client = host.run(f"openssl verify -purpose sslclient -CAfile {tls}/ca.crt {tls}/server.crt")
+        assert as_client.rc == 0, f"{name}: not usable by a member as a client: {as_client.stderr}"
+        text = host.check_output(f"openssl x509 -noout -ext subjectAltName -in {tls}/server.crt")
+        for wanted in (f"IP Address:{fleet.address(name)}", "DNS:mongodb", "DNS:localhost"):
+            assert wanted in text, f"{name}: {wanted} not on its certificate: {text}"
+        # The key in the PEM is the certificate's (mongod would refuse to start otherwise).
+        keys = host.run(
+            f"openssl pkey -in {tls}/server.pem -pubout | sha256sum; "
+            f"openssl x509 -in {tls}/server.pem -noout -pubkey | sha256sum"
+        ).stdout.split("\n")
+        assert keys[0], f"{name}: no key in {tls}/server.pem"
+        assert keys[0] == keys[1], f"{name}: the PEM's key is not its certificate's"
+
+
 def test_rocketchat_gets_a_mongo_url_naming_every_member(fleet) -> None:
     """MONGO_URL (a private file on each Rocket.Chat host) names every member and the replica set."""
     members = fleet.group("mongodb")
@@ -210,6 +257,9 @@ def test_rocketchat_gets_a_mongo_url_naming_every_member(fleet) -> None:
         assert not missing, f"{name}: MONGO_URL does not name {missing}"
         names_replica_set = "replicaSet=" in value
         assert names_replica_set, f"{name}: MONGO_URL names no replica set"
+        if _mongodb_tls_expected(fleet):
+            over_tls = "tls=true" in value.split("?", 1)[-1].split("&")
+            assert over_tls, f"{name}: MONGO_URL does not ask for TLS (tls=true)"
 
 
 def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:

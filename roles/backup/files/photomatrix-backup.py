@@ -143,6 +143,10 @@ MONGO_AUTH = (
     '--username "$MONGO_INITDB_ROOT_USERNAME" --password "$(cat "$MONGO_INITDB_ROOT_PASSWORD_FILE")" '
     "--authenticationDatabase admin --quiet"
 )
+# TLS to mongod where the mongodb role serves it (roles/mongodb, mongodb_tls): the container names its CA
+# file in MONGODB_TLS_CA_FILE, and the tools verify the member against it (the name localhost, or the
+# members' addresses of the set's URI, are on its certificate). Expanded in the container's shell.
+MONGO_TLS = '${MONGODB_TLS_CA_FILE:+--ssl --sslCAFile "$MONGODB_TLS_CA_FILE"}'
 
 
 class BackupError(Exception):
@@ -519,7 +523,8 @@ READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPrefer
 def mongodump_shell(config: Config) -> str:
     """The mongodump command run in the MongoDB container: the local member, or, with a replica set
     configured, the set through its URI reading from a secondary; --oplog either way (a consistent
-    point in time). The password comes from the container's file, inside the container only."""
+    point in time); over verified TLS where the container names its CA (MONGO_TLS). The password comes
+    from the container's file, inside the container only."""
     command = "exec mongodump"
     if config.mongodb_replica_set:
         if not config.mongodb_members or not all(MEMBER_RE.match(m) for m in config.mongodb_members):
@@ -530,7 +535,13 @@ def mongodump_shell(config: Config) -> str:
             raise BackupError(f"mongodb_read_preference must be one of {', '.join(READ_PREFERENCES)}")
         uri = f"mongodb://{','.join(config.mongodb_members)}/?replicaSet={config.mongodb_replica_set}"
         command += f" --uri '{uri}' --readPreference={config.mongodb_read_preference}"
-    return f"{command} {MONGO_AUTH} --oplog --archive --gzip"
+    return f"{command} {MONGO_AUTH} {MONGO_TLS} --oplog --archive --gzip"
+
+
+def mongorestore_shell() -> str:
+    """The mongorestore command run in the MongoDB container: the archive from stdin over the local member,
+    its collections dropped first, the oplog replayed (the dump's point in time); TLS as mongodump's."""
+    return f"exec mongorestore {MONGO_AUTH} {MONGO_TLS} --drop --oplogReplay --archive --gzip"
 
 
 def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
@@ -1334,7 +1345,7 @@ def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
                     config.containers["mongodb"],
                     "sh",
                     "-c",
-                    f"exec mongorestore {MONGO_AUTH} --drop --oplogReplay --archive --gzip",
+                    mongorestore_shell(),
                 ],
                 stdin=f,
                 timeout=config.command_timeout,
