@@ -125,9 +125,12 @@ def test_the_erp_port_speaks_tls_only_with_a_certificate_of_its_ca(tls_erp: TlsE
 
 
 def role_upstream_tls_lines(ca: Path, name: str) -> list[str]:
-    """The proxy_ssl_* lines of the role's template (what every deployment renders with TLS on), with
-    this test's CA file and upstream name."""
-    lines = [line.strip() for line in TEMPLATE.read_text(encoding="utf-8").splitlines()]
+    """The ERP's proxy_ssl_* lines of the role's template (what every deployment renders with TLS on), with
+    this test's CA file and upstream name. The bot's location has its own (its name), not taken here."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    start = template.index("{% if tls_proxy_erp_tls | bool %}")
+    block = template[start : template.index("{% endif %}", start)]
+    lines = [line.strip() for line in block.splitlines()]
     picked = [line for line in lines if line.startswith("proxy_ssl_")]
     assert picked, "the role's template has no proxy_ssl_ lines"
     filled = [
