@@ -95,4 +95,8 @@ def test_only_the_ca_role_and_common_make_keys_and_sign() -> None:
         for task in tasks(path):
             if signing & set(task):
                 found.add(str(path.relative_to(ROLES)))
-    assert found == {"common/tasks/tls_certificate.yml", "tls_proxy/tasks/cert_selfsigned.yml"}, found
+    assert found == {
+        "common/tasks/tls_certificate.yml",
+        "tls_proxy/tasks/ca.yml",
+        "tls_proxy/tasks/cert_selfsigned.yml",
+    }, found
