@@ -201,7 +201,8 @@ def test_mongo_url_names_every_member_and_the_replica_set(lab: dict[str, dict]) 
     assert re.fullmatch(
         r"mongodb://rocketchat:[A-Za-z0-9]{32}@"
         + re.escape(",".join(members))
-        + r"/rocketchat\?replicaSet=rs0&authSource=admin",
+        # tls=true: the lab has an internal CA (tests/roles/test_mongodb_tls.py).
+        + r"/rocketchat\?replicaSet=rs0&authSource=admin&tls=true",
         url,
     ), url
     # One password for all members (the controller-side store), so every member renders the same URL.
