@@ -60,7 +60,8 @@ def rendered(tmp: Path, extra: dict | None = None) -> dict:
 
 def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(tmp_path: Path) -> None:
     one = rendered(tmp_path)
-    assert one["photomatrix_mongodb_tls"] and one["mongodb_tls"]
+    assert one["photomatrix_mongodb_tls"]
+    assert one["mongodb_tls"]
     command = one["mongodb_command"]
     assert command[command.index("--tlsMode") + 1] == "requireTLS"
     assert command[command.index("--tlsCertificateKeyFile") + 1] == "/run/secrets/mongodb/tls/server.pem"
@@ -69,7 +70,8 @@ def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(tmp
     assert command[command.index("--keyFile") + 1] == "/run/secrets/mongodb/keyfile"  # auth unchanged
     assert one["mongodb_env"]["MONGODB_TLS_CA_FILE"] == "/run/secrets/mongodb/tls/ca.crt"
     mount = next(m for m in one["mongodb_mounts"] if m["target"] == "/run/secrets/mongodb/tls")
-    assert mount["read_only"] and mount["source"].endswith("/secrets/mongodb/tls")
+    assert mount["read_only"]
+    assert mount["source"].endswith("/secrets/mongodb/tls")
     check = one["mongodb_healthcheck_test"]
     assert check[:2] == ["CMD", "mongosh"]
     assert "--tls" in check
