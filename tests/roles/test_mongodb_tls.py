@@ -123,6 +123,7 @@ def test_the_members_certificates_come_from_the_internal_ca_made_first(tmp_path:
         tls = tmp_path / "hosts" / host / "secrets" / "mongodb" / "tls"
         assert not (tmp_path / "hosts" / host / "pki").exists(), f"{host} got a CA of its own"
         assert (tls / "ca.crt").read_bytes() == (pki / "ca.crt").read_bytes()
+        assert stat.S_IMODE((tls / "ca.crt").stat().st_mode) == 0o600  # under secrets/: mongod's only
         pem = (tls / "server.pem").read_bytes()
         info = (tls / "server.pem").stat()
         assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, 999)

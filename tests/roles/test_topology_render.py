@@ -758,7 +758,7 @@ def test_rocketchat_trusts_the_internal_ca_through_node_extra_ca_certs(tmp_path:
     assert rendered["env"]["NODE_EXTRA_CA_CERTS"] == "/run/secrets/rocketchat/internal-ca.crt"
     installed = rendered["secrets"] / "internal-ca.crt"
     assert installed.read_text() == (tmp_path / "selfsigned/store/ca.crt").read_text()
-    assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o600  # under secrets/: nothing readable by others
     assert installed.stat().st_uid == 10001  # the simulator's user reads it (65533 for Rocket.Chat's image)
     mount = {
         "type": "bind",
