@@ -7,16 +7,14 @@ another CA or another name."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from plugins.pki import make_test_pki
 from plugins.processes import free_port
-from roles.test_erp_upstream_tls import TEMPLATE, nginx_command, stop_nginx
+from roles.test_erp_upstream_tls import TEMPLATE, run_nginx, stop_nginx
 from sim.test_webhook_tls import TOKEN, BotHttps
 
 pytestmark = pytest.mark.integration
@@ -71,19 +69,7 @@ http {{
 """,
         encoding="utf-8",
     )
-    command, container = nginx_command(tmp, ca)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    process, container = run_nginx(tmp, ca, port)
     return process, f"http://127.0.0.1:{port}", tmp / "error.log", container
 
 

@@ -171,6 +171,24 @@ def nginx_command(tmp: Path, ca: Path) -> tuple[list[str], str]:
     pytest.skip(f"no nginx here: neither the {IMAGE} image nor Debian's nginx binary (apt-get install nginx)")
 
 
+def run_nginx(tmp: Path, ca: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """Start nginx on TMP's nginx.conf (nginx_command) and wait until it listens on PORT."""
+    command, container = nginx_command(tmp, ca)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    return process, container
+
+
 def start_nginx(tmp: Path, erp_port: int, ca: Path, name: str) -> tuple[subprocess.Popen, Proxy, str]:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "tmp").mkdir(exist_ok=True)
@@ -207,19 +225,7 @@ http {{
 """,
         encoding="utf-8",
     )
-    command, container = nginx_command(tmp, ca)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    process, container = run_nginx(tmp, ca, port)
     return process, Proxy(f"http://127.0.0.1:{port}", tmp / "error.log"), container
 
 
