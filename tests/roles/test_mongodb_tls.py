@@ -23,7 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from roles.test_topology_render import ADDRESSES, GROUPS, ansible_playbook, write_inventory
+from roles.test_topology_render import ADDRESSES, GROUPS, ansible_playbook, render, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -40,22 +40,8 @@ TLS_VARS = [
 
 
 def rendered(tmp: Path, extra: dict | None = None) -> dict:
-    inventory = write_inventory(tmp, multi=True, extra=extra)
-    out = tmp / "rendered"
-    out.mkdir()
-    run = ansible_playbook(
-        "-i",
-        str(inventory),
-        "tests/roles/render_defaults.yml",
-        "--tags",
-        "render",
-        "--limit",
-        "mongo1",
-        "-e",
-        json.dumps({"render_dir": str(out), "render_vars": TLS_VARS}),
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return json.loads((out / "mongo1.json").read_text())
+    """The lab shape's first member, as the roles derive it."""
+    return render(tmp, multi=True, extra=extra, variables=TLS_VARS)["mongo1"]
 
 
 def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(tmp_path: Path) -> None:

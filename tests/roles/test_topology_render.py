@@ -125,7 +125,10 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(tmp: Path, *, multi: bool, extra: dict | None = None) -> dict[str, dict]:
+def render(
+    tmp: Path, *, multi: bool, extra: dict | None = None, variables: list[str] = RENDERED
+) -> dict[str, dict]:
+    """VARIABLES as the roles derive them, per host (tests/roles/render_defaults.yml)."""
     inventory = write_inventory(tmp, multi=multi, extra=extra)
     out = tmp / "rendered"
     out.mkdir()
@@ -136,7 +139,7 @@ def render(tmp: Path, *, multi: bool, extra: dict | None = None) -> dict[str, di
         "--tags",
         "render",
         "-e",
-        json.dumps({"render_dir": str(out), "render_vars": RENDERED}),
+        json.dumps({"render_dir": str(out), "render_vars": variables}),
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     rendered = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
