@@ -95,6 +95,20 @@ async def test_the_http_port_serves_https_with_the_files_and_no_plain_http(tmp_p
             timeout=30, check=False,
         )  # fmt: skip
         assert (ready.returncode, ready.stdout.strip()) == (0, "200 ready"), ready.stderr
+        # Issue 10: with an ACME certificate on the proxy BOT_CA_FILE is the public trust, which lacks the
+        # internal CA: BOT_HTTP_TLS_CAFILE names the CA of its own port, and is what is checked.
+        split = {**env, "BOT_CA_FILE": str(other.ca), "BOT_HTTP_TLS_CAFILE": str(pki.ca)}
+        ready = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.ready"], env=split, capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert (ready.returncode, ready.stdout.strip()) == (0, "200 ready"), ready.stderr
+        wrong = {**env, "BOT_HTTP_TLS_CAFILE": str(other.ca)}
+        ready = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.ready"], env=wrong, capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert ready.returncode == 2, (ready.stdout, ready.stderr)
         plain_env = {key: value for key, value in env.items() if key != "BOT_HTTP_TLS_CERTFILE"}
         refused = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "bot.ready"], env=plain_env, capture_output=True,

@@ -211,11 +211,13 @@ def docker_health(name: str, settle: float = HEALTH_SETTLE) -> str:
 
 def bot_get(container: str, path: str, timeout: float = 10) -> str:
     """GET PATH from a bot replica's own port, inside its container: HTTPS when it serves it (its
-    BOT_HTTP_TLS_CERTFILE), the chain checked against the CA it has (/etc/bot/ca.crt; the name is checked
-    by Prometheus and Alertmanager, which call it by name), else plain HTTP."""
+    BOT_HTTP_TLS_CERTFILE), the chain checked against the internal CA it has (BOT_HTTP_TLS_CAFILE, else
+    /etc/bot/ca.crt; the name is checked by Prometheus and Alertmanager, which call it by name), else plain
+    HTTP."""
     code = (
         "import os, ssl, urllib.request; tls = bool(os.environ.get('BOT_HTTP_TLS_CERTFILE')); "
-        "c = ssl.create_default_context(cafile='/etc/bot/ca.crt') if tls else None\n"
+        "c = ssl.create_default_context(cafile=os.environ.get('BOT_HTTP_TLS_CAFILE') or '/etc/bot/ca.crt') "
+        "if tls else None\n"
         "if c: c.check_hostname = False\n"
         f"print(urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:8080{path}', "
         f"timeout={timeout}, context=c).read().decode())"
