@@ -103,8 +103,11 @@ def test_without_a_db_group_each_erp_host_keeps_sqlite(tmp_path: Path) -> None:
         assert lab[host]["erp_api_database_password"] == ""
 
 
-def test_the_database_hop_is_tls_from_the_internal_ca(tmp_path: Path) -> None:
-    lab = render(tmp_path, LAB)
+@pytest.mark.parametrize("cert_mode", ["selfsigned", "acme", "provided"])
+def test_the_database_hop_is_tls_from_the_internal_ca(tmp_path: Path, cert_mode: str) -> None:
+    """Issue 10: the internal CA exists whatever the proxy's public certificate is, so the hop is TLS with
+    an ACME or a provided certificate too."""
+    lab = render(tmp_path, LAB, tls_proxy_cert_mode=cert_mode)
     db = lab["db1"]
     assert db["postgresql_tls"] is True
     assert db["postgresql_tls_ca_host"] == "edge"  # where tls_proxy keeps the internal CA
@@ -124,7 +127,7 @@ def test_the_alias_is_in_the_certificate_when_the_erp_runs_on_the_db_host(tmp_pa
     ("groups", "extra"),
     [
         pytest.param({k: v for k, v in LAB.items() if k != "db"}, {}, id="no-db-group"),
-        pytest.param(LAB, {"tls_proxy_cert_mode": "acme"}, id="no-internal-ca"),
+        pytest.param({k: v for k, v in LAB.items() if k != "proxy"}, {}, id="no-proxy-host-no-internal-ca"),
     ],
 )
 def test_no_tls_without_a_db_host_or_an_internal_ca(tmp_path: Path, groups: dict, extra: dict) -> None:

@@ -3,7 +3,8 @@ section 4). MongoDB cannot run here, so the role is checked up to starting mongo
 
 - rendered for the lab's shape: mongod's arguments (requireTLS, its PEM, the CA, clients without a
   certificate admitted), the health check over TLS by the name localhost, the TLS directory mounted,
-  the CA named for the tools, MONGO_URL with tls=true; none of it without an internal CA;
+  the CA named for the tools, MONGO_URL with tls=true, whatever the public certificate; none of it with
+  the hop switched off;
 - `playbooks/mongodb.yml` run for real on three local members (mongodb_run_mongod=false): the internal
   CA made first on the proxy host (tls_proxy, entry point ca), each member's certificate signed by it for
   its address, the alias and localhost, for server and client use, its key in mongod's PEM only; a second
@@ -67,9 +68,18 @@ def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(tmp
     assert one["mongodb_tls_names"] == [ADDRESSES["mongo1"], "mongo1", "mongodb", "localhost"]
 
 
-def test_without_the_internal_ca_nothing_asks_for_tls(tmp_path: Path) -> None:
-    """ACME (or provided) certificates: no internal CA, so plain TCP as before."""
-    one = rendered(tmp_path, {"tls_proxy_cert_mode": "acme"})
+@pytest.mark.parametrize("cert_mode", ["acme", "provided"])
+def test_the_internal_ca_is_there_whatever_the_public_certificate(tmp_path: Path, cert_mode: str) -> None:
+    """Issue 10: ACME or provided public certificates leave the internal CA in place: MongoDB's hop is TLS."""
+    one = rendered(tmp_path, {"tls_proxy_cert_mode": cert_mode})
+    assert one["photomatrix_mongodb_tls"] in (True, "True")
+    assert one["mongodb_tls"]
+    assert one["mongodb_rocketchat_mongo_url"].split("?", 1)[1].split("&")[-1] == "tls=true"
+
+
+def test_with_the_hop_switched_off_nothing_asks_for_tls(tmp_path: Path) -> None:
+    """An inventory that turns the hop off (mongodb_tls: false): plain TCP."""
+    one = rendered(tmp_path, {"mongodb_tls": False})
     assert not one["mongodb_tls"]
     assert not any(a.startswith("--tls") for a in one["mongodb_command"])
     assert "MONGODB_TLS_CA_FILE" not in one["mongodb_env"]

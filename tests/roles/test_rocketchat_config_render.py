@@ -138,15 +138,18 @@ def test_replicas_on_another_host_by_its_address_and_published_ports(tmp_path: P
     assert realtime["settings"] == {}
 
 
-@pytest.mark.parametrize("cert_mode", ["selfsigned", "acme"])
-def test_with_the_internal_ca_the_webhook_urls_are_https(tmp_path: Path, cert_mode: str) -> None:
-    """Issue 10: with the internal CA (selfsigned mode, the controller-side store) the bot's port serves
-    HTTPS in webhook mode too (photomatrix_bot_tls), so the outgoing webhook calls https:// URLs, by the
-    addresses the bot's certificate carries (tests/roles/test_chatbot_replicas_render.py); Rocket.Chat
-    verifies them against that CA (NODE_EXTRA_CA_CERTS). SSRF_Allowlist names the same hosts, without
-    scheme or port. Without an internal CA (ACME) everything stays plain HTTP."""
+@pytest.mark.parametrize(
+    ("cert_mode", "store"), [("selfsigned", True), ("acme", True), ("provided", True), ("acme", False)]
+)
+def test_with_the_internal_ca_the_webhook_urls_are_https(tmp_path: Path, cert_mode: str, store: bool) -> None:
+    """Issue 10: with the internal CA (a proxy host and the controller-side store, in every certificate
+    mode) the bot's port serves HTTPS in webhook mode too (photomatrix_bot_tls), so the outgoing webhook
+    calls https:// URLs, by the addresses the bot's certificate carries
+    (tests/roles/test_chatbot_replicas_render.py); Rocket.Chat verifies them against that CA
+    (NODE_EXTRA_CA_CERTS). SSRF_Allowlist names the same hosts, without scheme or port. Without an
+    internal CA (no store) everything stays plain HTTP."""
     internal_ca = {
-        "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store"),
+        "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store") if store else "",
         "tls_proxy_cert_mode": cert_mode,
     }
     children: dict[str, Any] = {
@@ -166,7 +169,7 @@ def test_with_the_internal_ca_the_webhook_urls_are_https(tmp_path: Path, cert_mo
         }
     }
     edge = render(tmp_path, children)["edge"]
-    scheme = "https" if cert_mode == "selfsigned" else "http"
+    scheme = "https" if store else "http"
     # Replicas on this host by fixed container address, the other host's by its address.
     assert sorted(edge["webhook"]["urls"]) == [
         f"{scheme}://10.250.0.20:8080/webhook",

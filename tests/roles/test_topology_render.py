@@ -753,14 +753,19 @@ def rendered_rocketchat_container(tmp: Path, extra: dict, *, ca_in_store: bool) 
     return json.loads(out.read_text()) | {"secrets": secrets}
 
 
-def test_rocketchat_trusts_the_internal_ca_through_node_extra_ca_certs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cert_mode", ["selfsigned", "acme", "provided"])
+def test_rocketchat_trusts_the_internal_ca_through_node_extra_ca_certs(
+    tmp_path: Path, cert_mode: str
+) -> None:
     """Issue 10: Rocket.Chat (Node.js) verifies the bot's HTTPS certificate against the internal CA: the
     role copies the CA from the controller-side store, mounts it read-only and names it in
-    NODE_EXTRA_CA_CERTS; a new CA re-creates the container (Node reads the file at start only)."""
-    rendered = rendered_rocketchat_container(tmp_path / "selfsigned", {}, ca_in_store=True)
+    NODE_EXTRA_CA_CERTS; a new CA re-creates the container (Node reads the file at start only). The
+    internal CA exists whatever the public certificate is (ACME, provided)."""
+    extra = {"tls_proxy_cert_mode": cert_mode}
+    rendered = rendered_rocketchat_container(tmp_path / cert_mode, extra, ca_in_store=True)
     assert rendered["env"]["NODE_EXTRA_CA_CERTS"] == "/run/secrets/rocketchat/internal-ca.crt"
     installed = rendered["secrets"] / "internal-ca.crt"
-    assert installed.read_text() == (tmp_path / "selfsigned/store/ca.crt").read_text()
+    assert installed.read_text() == (tmp_path / cert_mode / "store/ca.crt").read_text()
     assert stat.S_IMODE(installed.stat().st_mode) == 0o600  # under secrets/: nothing readable by others
     assert installed.stat().st_uid == 10001  # the simulator's user reads it (65533 for Rocket.Chat's image)
     mount = {
@@ -773,12 +778,13 @@ def test_rocketchat_trusts_the_internal_ca_through_node_extra_ca_certs(tmp_path:
     assert rendered["restart"] is True  # installed in this run
 
 
-@pytest.mark.parametrize("case", ["acme", "first-deploy"])
+@pytest.mark.parametrize("case", ["switched-off", "first-deploy"])
 def test_rocketchat_trusts_no_extra_ca_without_one(tmp_path: Path, case: str) -> None:
-    """ACME (or provided certificates): no internal CA, nothing extra, as before. A first deploy: the proxy
-    layer has not made the CA yet, so nothing is mounted (playbooks/rocketchat_config.yml catches up)."""
-    extra = {"tls_proxy_cert_mode": "acme"} if case == "acme" else {}
-    rendered = rendered_rocketchat_container(tmp_path / case, extra, ca_in_store=case == "acme")
+    """An inventory without the internal CA (photomatrix_internal_ca false): nothing extra. A first deploy:
+    the proxy layer has not made the CA yet, so nothing is mounted (playbooks/rocketchat_config.yml catches
+    up)."""
+    extra = {"photomatrix_internal_ca": False} if case == "switched-off" else {}
+    rendered = rendered_rocketchat_container(tmp_path / case, extra, ca_in_store=case == "switched-off")
     assert "NODE_EXTRA_CA_CERTS" not in rendered["env"]
     assert not any("internal-ca" in mount["target"] for mount in rendered["mounts"])
     assert not (rendered["secrets"] / "internal-ca.crt").exists()
