@@ -54,8 +54,8 @@ def make_rotate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
 def unreachable_inventory(tmp_path: Path):
     """An inventory shaped like inventory/local whose one host is a closed loopback port."""
 
-    def make(environment: str, cert_mode: str = "selfsigned") -> Path:
-        inventory = tmp_path / f"inventory-{environment}-{cert_mode}"
+    def make(environment: str, cert_mode: str = "selfsigned", store: bool = True) -> Path:
+        inventory = tmp_path / f"inventory-{environment}-{cert_mode}-{'store' if store else 'no-store'}"
         (inventory / "group_vars").mkdir(parents=True)
         groups = ["docker_hosts", "proxy", "rocketchat", "mongodb", "erp", "bots", "monitoring"]
         hosts = {
@@ -71,7 +71,7 @@ def unreachable_inventory(tmp_path: Path):
                     "photomatrix_environment": environment,
                     "tls_proxy_cert_mode": cert_mode,
                     "photomatrix_root": str(tmp_path / "root"),
-                    "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store"),
+                    "photomatrix_bootstrap_secrets_dir": str(tmp_path / "store") if store else "",
                 }
             )
         )
@@ -125,9 +125,15 @@ def test_production_needs_confirm_and_ca_needs_the_internal_ca(unreachable_inven
     assert confirmed.returncode != 0
     assert "Nothing rotated" not in confirmed.stdout + confirmed.stderr
     assert "UNREACHABLE" in confirmed.stdout + confirmed.stderr
-    acme = unreachable_inventory("staging", cert_mode="acme")
-    refused(make_rotate("WHAT=ca", f"INVENTORY={acme}"), "only selfsigned has an internal CA")
-    refused(make_rotate("WHAT=alerts-token,ca", f"INVENTORY={acme}"), "only selfsigned has an internal CA")
+    # Issue 10: the internal CA exists in every certificate mode, so WHAT=ca passes the checks with ACME
+    # too (and goes on to the hosts); only an inventory without a controller-side store has none.
+    acme = make_rotate("WHAT=ca", f"INVENTORY={unreachable_inventory('staging', cert_mode='acme')}")
+    assert acme.returncode != 0
+    assert "Nothing rotated" not in acme.stdout + acme.stderr
+    assert "UNREACHABLE" in acme.stdout + acme.stderr
+    no_store = unreachable_inventory("staging", store=False)
+    refused(make_rotate("WHAT=ca", f"INVENTORY={no_store}"), "no internal CA to rotate")
+    refused(make_rotate("WHAT=alerts-token,ca", f"INVENTORY={no_store}"), "no internal CA to rotate")
     assert not (tmp_path / "root").exists()
 
 
