@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     variables = inventory_vars(args.inventory)
     public = args.public or str(variables.get("photomatrix_domain", "localhost"))
     ca = args.ca or variables.get("photomatrix_ca_file")
-    if ca is None:
+    # <root>/pki/ca.crt is the internal CA, in every certificate mode; it signs the public certificate in
+    # the selfsigned mode only (ACME and provided certificates: the system's CAs).
+    if ca is None and variables.get("tls_proxy_cert_mode", "selfsigned") == "selfsigned":
         candidate = Path(str(variables.get("photomatrix_root", "/srv/photomatrix"))) / "pki" / "ca.crt"
         ca = str(candidate) if candidate.is_file() else None
     address = args.address or proxy_address(args.inventory) or public

@@ -127,10 +127,11 @@ print(json.dumps({"ssl": ssl, "version": version, "plain": plain}))
 
 
 def test_the_erp_hosts_reach_the_database_over_verified_tls(fleet, erp_hosts) -> None:
-    """With the internal CA (tls_proxy_cert_mode selfsigned), each ERP host's connection to the db host is
-    TLS checked against it (verify-full), and a plain connection is refused (hostssl only)."""
+    """With the internal CA (a proxy host and a controller-side store, in every certificate mode), each ERP
+    host's connection to the db host is TLS checked against it (verify-full), and a plain connection is
+    refused (hostssl only)."""
     proxy = fleet.group("proxy")[0]
-    if fleet.var(proxy, "tls_proxy_cert_mode", "selfsigned") != "selfsigned":
+    if not fleet.var(proxy, "photomatrix_bootstrap_secrets_dir", ""):
         pytest.skip("no internal CA: the database hop is not TLS from it")
     for name in erp_hosts:
         host = fleet.hosts[name]

@@ -54,12 +54,11 @@ print(json.dumps(seen))
 
 
 def _tls_expected(fleet, proxy: str) -> bool:
-    mode = fleet.var(proxy, "tls_proxy_cert_mode", "selfsigned")
-    return (
-        mode == "selfsigned"
-        and bool(fleet.var(proxy, "photomatrix_bootstrap_secrets_dir", ""))
-        and str(fleet.var(proxy, "photomatrix_erp_tls", True)).lower() not in ("false", "no", "0")
-    )
+    """photomatrix_erp_tls's condition (the internal CA: a proxy host and a controller-side store, in every
+    certificate mode), from the inventory."""
+    return bool(fleet.var(proxy, "photomatrix_bootstrap_secrets_dir", "")) and str(
+        fleet.var(proxy, "photomatrix_erp_tls", True)
+    ).lower() not in ("false", "no", "0")
 
 
 def _targets(fleet, proxy: str) -> dict[str, str]:
@@ -90,7 +89,7 @@ def test_every_erp_replica_refuses_plain_http_and_serves_the_internal_ca_certifi
         pytest.skip("no proxy or no erp group")
     proxy = proxies[0]
     if not _tls_expected(fleet, proxy):
-        pytest.skip("no internal CA (tls_proxy_cert_mode is not selfsigned): the ERP hop is not TLS from it")
+        pytest.skip("no internal CA (no controller-side store), or the ERP hop is switched off")
     ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
     targets = _targets(fleet, proxy)
     command = " ".join(

@@ -196,11 +196,9 @@ def _mongodb_tls_expected(fleet) -> bool:
     proxies = fleet.group("proxy")
     if not proxies or not fleet.group("mongodb"):
         return False
-    return (
-        fleet.var(proxies[0], "tls_proxy_cert_mode", "selfsigned") == "selfsigned"
-        and bool(fleet.var(proxies[0], "photomatrix_bootstrap_secrets_dir", ""))
-        and str(fleet.var(proxies[0], "photomatrix_mongodb_tls", True)).lower() not in ("false", "no", "0")
-    )
+    return bool(fleet.var(proxies[0], "photomatrix_bootstrap_secrets_dir", "")) and str(
+        fleet.var(proxies[0], "photomatrix_mongodb_tls", True)
+    ).lower() not in ("false", "no", "0")
 
 
 def test_mongodb_members_hold_a_certificate_from_the_current_internal_ca(fleet) -> None:
