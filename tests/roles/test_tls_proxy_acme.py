@@ -11,7 +11,10 @@ test) as the proxy on ports of its own.
   fetched at deploy time, installed as pki/acme-roots.pem and exported for the control machine;
 - the renewal job is installed (a cron entry here, no systemd) and its command renews for real when the
   renewal window is wider than the certificate's lifetime, after which the proxy serves the new
-  certificate; within the window it changes nothing.
+  certificate; within the window it changes nothing;
+- the internal CA is made in this mode too (issue 10) and exported for the controller-side store; nginx
+  starts with its copy for the ERP's and the bot's HTTPS upstreams, and the public certificate is not
+  from it.
 """
 
 from __future__ import annotations
@@ -170,6 +173,7 @@ class Proxy:
     script: Path
     job: str
     export: Path
+    ca_export: Path
     tmp: Path
     ca_bundle: Path
 
@@ -217,6 +221,7 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         script=tmp / "acme-renew",
         job=job,
         export=tmp / "controller" / "acme-roots.pem",
+        ca_export=tmp / "controller" / "ca.crt",
         tmp=tmp,
         ca_bundle=pebble.server_ca,
     )
@@ -245,7 +250,12 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "tls_proxy_acme_renew_log": str(tmp / "renew.log"),
         "tls_proxy_acme_trust_roots": [pebble.management + "/roots/0"],
         "tls_proxy_acme_trust_export": str(result.export),
-        "tls_proxy_ca_export": "",
+        # The internal CA, as photomatrix_internal_ca gives it to every inventory with a store, and the
+        # HTTPS upstreams that nginx checks against it.
+        "tls_proxy_ca_export": str(result.ca_export),
+        "tls_proxy_internal_ca": True,
+        "tls_proxy_erp_tls": True,
+        "tls_proxy_bot_tls": True,
         "tls_proxy_rocketchat_servers": ["rocketchat:3000"],
         "tls_proxy_erp_servers": ["erp-api:8000"],
         "tls_proxy_bot_servers": ["chatbot:8080"],
@@ -344,6 +354,27 @@ def test_the_trust_roots_url_is_fetched_installed_and_exported(proxy: Proxy, peb
     assert proxy.export.stat().st_mode & 0o777 == 0o600
 
 
+def test_the_internal_ca_is_made_beside_the_acme_certificate(proxy: Proxy, pebble: Pebble) -> None:
+    """Issue 10: ACME mode makes the internal CA too (its key on the host, its certificate exported to
+    the store), gives nginx its copy for the ERP's and the bot's upstreams before nginx starts, and keeps
+    it out of the public chain."""
+    pki = proxy.root / "pki"
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    assert ca.subject.rfc4514_string() == "CN=Photomatrix internal CA"
+    assert (pki / "private" / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert proxy.ca_export.read_text() == (pki / "ca.crt").read_text()
+    assert proxy.ca_export.stat().st_mode & 0o777 == 0o600
+    assert (pki / "server" / "upstream-ca.crt").read_text() == (pki / "ca.crt").read_text()
+    conf = (proxy.root / "proxy" / "nginx.conf").read_text()
+    assert "set $erp_upstream https://" in conf
+    assert "proxy_ssl_verify on;" in conf
+    assert "proxy_ssl_trusted_certificate /etc/nginx/tls/upstream-ca.crt;" in conf
+    # The public chain is pebble's: nothing in it is from the internal CA.
+    chain = pem_certs((pki / "server" / "fullchain.pem").read_text())
+    assert all(cert.issuer != ca.subject for cert in chain)
+    assert served_leaf(proxy, pebble).issuer != ca.subject
+
+
 def test_the_renewal_job_renews_for_real_and_the_proxy_serves_the_new_certificate(
     proxy: Proxy, pebble: Pebble, tmp_path: Path
 ) -> None:
@@ -431,3 +462,29 @@ def test_a_chain_that_does_not_reach_the_trust_roots_stops_the_play(proxy: Proxy
     assert "neither an https URL nor a PEM certificate" in refused.stdout
     # Refused roots are neither installed nor handed out.
     assert not (proxy.tmp / "wrong-pki" / "acme-roots.pem").exists()
+
+
+def test_a_later_run_makes_the_internal_ca_again_and_keeps_the_acme_certificate(
+    proxy: Proxy, pebble: Pebble
+) -> None:
+    """Issue 10: once the ACME certificate exists the role no longer goes through the temporary internal
+    certificate, yet it still makes the internal CA where there is none (as make rotate WHAT=ca leaves it
+    in this mode: only the CA's files set aside), gives nginx the new copy, and keeps the ACME certificate
+    and account untouched."""
+    pki = proxy.root / "pki"
+    chain = pki / "server" / "fullchain.pem"
+    public = chain.read_text()
+    old_ca = (pki / "ca.crt").read_text()
+    aside = proxy.tmp / "ca-aside"
+    aside.mkdir()
+    for name in ("ca.crt", "private/ca.key", "private/ca.csr"):
+        shutil.move(pki / name, aside / name.replace("/", "-"))
+    again = proxy.play(proxy.tmp / "site.yml")
+    assert again.returncode == 0, again.stdout[-4000:]
+    new_ca = (pki / "ca.crt").read_text()
+    assert new_ca != old_ca
+    assert (pki / "private" / "ca.key").exists()
+    assert proxy.ca_export.read_text() == new_ca
+    assert (pki / "server" / "upstream-ca.crt").read_text() == new_ca
+    assert chain.read_text() == public  # the ACME certificate stays; no temporary one replaced it
+    assert served_leaf(proxy, pebble) == pem_certs(public)[0]
