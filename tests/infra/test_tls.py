@@ -90,6 +90,9 @@ def served_serial(stack: Stack) -> str:
         return tls.getpeercert()["serialNumber"]
 
 
+# A drill (`make drill`, refused for production): it re-issues the served certificate, which `make verify`
+# (read-only) must never do to a user's stack.
+@pytest.mark.drill
 def test_certificate_renewed_inside_the_window_and_left_alone_outside(stack: Stack) -> None:
     before = served_serial(stack)
     untouched = run_proxy_play(stack)
@@ -137,6 +140,8 @@ def write_provided_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+# A drill: another certificate is served for a while, then the internal CA's again.
+@pytest.mark.drill
 def test_provided_certificate_is_served_then_internal_ca_restored(stack: Stack, tmp_path: Path) -> None:
     cert_file, key_file = write_provided_certificate(tmp_path)
     provided = run_proxy_play(
