@@ -7,9 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 import yaml
 from browser.pagekit import PAGE, PASSWORD, register, staff_status
 from plugins.erp import ErpServer
-from plugins.processes import ROOT, free_port
+from plugins.processes import ROOT, free_port, wait_listening
 
 pytestmark = pytest.mark.e2e
 ROLE = ROOT / "roles" / "tls_proxy"
@@ -118,17 +116,7 @@ http {{
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_listening(proc, port, "nginx", timeout=15)
         yield f"https://localhost:{port}", tmp / "access.log"
     finally:
         proc.terminate()

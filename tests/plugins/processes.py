@@ -23,6 +23,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_listening(process: subprocess.Popen, port: int, what: str, timeout: float = 60) -> None:
+    """Wait until PROCESS (started by the caller) listens on 127.0.0.1:PORT; RuntimeError with its output
+    when it exits first, or when it does not listen within TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            output = process.stderr or process.stdout
+            raise RuntimeError(f"{what} exited: {output.read() if output else ''}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not listen on {port} after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 class ServiceProcess:
     """One service started with `python -m <module> ...`; its output goes to a log file for failures."""
 

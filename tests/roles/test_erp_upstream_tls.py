@@ -24,7 +24,7 @@ import httpx
 import pytest
 from plugins.erp import TEST_SETTINGS, run_cli
 from plugins.pki import ServerPki, make_test_pki
-from plugins.processes import ROOT, free_port
+from plugins.processes import ROOT, free_port, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -175,17 +175,7 @@ def run_nginx(tmp: Path, ca: Path, port: int) -> tuple[subprocess.Popen, str]:
     """Start nginx on TMP's nginx.conf (nginx_command) and wait until it listens on PORT."""
     command, container = nginx_command(tmp, ca)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    wait_listening(process, port, "nginx")
     return process, container
 
 

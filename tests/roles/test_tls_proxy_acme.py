@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from plugins.processes import wait_listening
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -59,18 +60,6 @@ def need(program: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{program} is not installed (.ci/apt-packages.txt lists it)")
         pytest.skip(f"{program} is not installed")
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited: {proc.stdout.read() if proc.stdout else ''}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} does not listen on {port}")
 
 
 @dataclass
@@ -149,8 +138,8 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
         stdout=(tmp / "pebble.log").open("w"), stderr=subprocess.STDOUT, env=env, text=True,
     )  # fmt: skip
     try:
-        wait_for_port(dns_management, dns, "pebble-challtestsrv")
-        wait_for_port(management, server, "pebble")
+        wait_listening(dns, dns_management, "pebble-challtestsrv", timeout=30)
+        wait_listening(server, management, "pebble", timeout=30)
         yield Pebble(
             directory=f"https://127.0.0.1:{listen}/dir",
             management=f"https://127.0.0.1:{management}",
