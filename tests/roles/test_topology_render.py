@@ -424,6 +424,15 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path
     assert re.search(
         r"upstream erp_servers \{[^}]*server 10\.77\.0\.31:8000[^}]*server 10\.77\.0\.32:8000", conf
     )
+    erp = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
+    assert erp, conf
+    for server in ("10.77.0.31:8000", "10.77.0.32:8000"):
+        assert re.findall(rf"server {re.escape(server)} (.*);", erp.group(1)) == [
+            "max_fails=1 fail_timeout=5s",
+            "backup max_fails=0",
+        ]
+    # The other upstreams have no backup entries.
+    assert not re.search(r"^\s*server \S+ .*backup", conf.replace(erp.group(1), ""), re.MULTILINE)
     assert re.search(r"upstream rocketchat_servers \{[^}]*ip_hash;[^}]*10\.77\.0\.11:3002", conf)
     assert "set $erp_upstream https://erp_servers;" in conf
     assert re.search(r"location /api/bot/v1/ \{\s*allow 10\.77\.0\.51;\s*deny all;", conf)
@@ -440,6 +449,7 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path
 def test_nginx_conf_on_one_host_resolves_aliases_per_request(tmp_path: Path) -> None:
     conf = rendered_nginx_conf(tmp_path, multi=False)
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
+    assert not re.search(r"^\s*server \S+ .*backup", conf, re.MULTILINE)
     assert "set $erp_upstream https://erp-api:8000;" in conf
     assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
 
@@ -453,6 +463,12 @@ def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_hea
     assert upstream, conf
     servers = re.findall(r"server (\S+) max_fails=1 fail_timeout=5s;", upstream.group(1))
     assert servers == ["10.250.0.30:8000", "10.250.0.31:8000"]
+    # Issue 11: every replica once more as a backup that is never marked failed, so that with every
+    # primary entry marked failed nginx still tries the replicas instead of answering 502 "no live
+    # upstreams" (tests/roles/test_erp_upstream_all_failed.py runs it); nothing else in the upstream.
+    assert re.findall(r"server (\S+) backup max_fails=0;", upstream.group(1)) == servers
+    lines = re.findall(r"^\s*server (\S+) (.*);$", upstream.group(1), re.MULTILINE)
+    assert len(lines) == 4, lines
     assert "zone erp_servers" in upstream.group(1)
     assert "set $erp_upstream https://erp_servers;" in conf
     # Refused or timed-out connections (and 502/503 answers) go to the other replica.
