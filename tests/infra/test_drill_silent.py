@@ -13,7 +13,12 @@ loop's path), so the drill judges the configuration that runs:
 (a) no request fails, baseline and freeze alike, provided the read timeout is below
     proxy_next_upstream_timeout (a request held on the frozen replica is then retried on the other one);
     otherwise nginx answers 504 to what was in flight on the frozen replica, which the drill reports as
-    the defect it is;
+    the defect it is. Nor when the surviving replica's TLS handshake outlasts the connect timeout on
+    this loaded machine: max_fails=1 marks it failed too, and with every primary entry of the upstream
+    marked failed nginx turns to the role's backup entries (every replica again, never marked failed)
+    instead of answering 502 "no live upstreams" until fail_timeout passes, as it did before them (33
+    requests in 9 s in one run; tests/roles/test_erp_upstream_all_failed.py makes that state without
+    load);
 (b) no request waits longer than read timeout + connect timeout + SLACK_SECONDS: one try on the frozen
     replica ends by the longer of its two timeouts (a request on a connection opened before the freeze
     waits for the read timeout, one on a new connection for the connect timeout, the TLS handshake
