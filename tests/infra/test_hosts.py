@@ -65,7 +65,22 @@ def containers(host) -> list[dict]:
 
 
 def expected(fleet: Fleet, name: str) -> set[str]:
-    return set().union(*(GROUP_CONTAINERS.get(g, set()) for g in fleet.groups_of(name)))
+    found = set().union(*(GROUP_CONTAINERS.get(g, set()) for g in fleet.groups_of(name)))
+    if name in fleet.group("rocketchat") and _rocketchat_tls_expected(fleet):
+        found.add("photomatrix-rocketchat-tls")  # its TLS sidecar (roles/rocketchat, tasks/tls.yml)
+    return found
+
+
+def _rocketchat_tls_expected(fleet) -> bool:
+    """photomatrix_rocketchat_tls's condition (playbooks/group_vars/all/internal_tls.yml: the internal CA,
+    a proxy host and a controller-side store), from the inventory."""
+    proxies = fleet.group("proxy")
+    if not proxies or not fleet.var(proxies[0], "photomatrix_bootstrap_secrets_dir", ""):
+        return False
+    return all(
+        str(fleet.var(proxies[0], switch, True)).lower() not in ("false", "no", "0")
+        for switch in ("photomatrix_internal_ca", "photomatrix_rocketchat_tls")
+    )
 
 
 def test_the_engine_answers(fleet, fleet_host, host_name) -> None:
