@@ -48,13 +48,14 @@ ERP = "photomatrix-erp-api"
 PHASES = {
     "ERP API": "erp",
     "Onboarding bot": "bot",
+    "Rocket.Chat's TLS sidecars": "sidecar",
     "TLS proxy": "proxy",
     "Exporters": "exporters",
     "Monitoring": "monitoring",
 }
 # No request may fail in these: the ERP and the bot roll replicas behind the proxy's upstream, the rest
-# is off the request path.
-JUDGED = ("prepare", "erp", "bot", "exporters", "monitoring", "finish")
+# (Rocket.Chat's TLS sidecars included: the loop's ERP path does not pass them) is off the request path.
+JUDGED = ("prepare", "erp", "bot", "sidecar", "exporters", "monitoring", "finish")
 # While the proxy swaps its nginx (roles/tls_proxy, swap.yml: the next one beside the running one) no
 # connection may be refused, reset or go unanswered; an HTTP error status is counted and printed: the
 # new nginx's first upstream connections are cold (40 of 601 got a 502 in one CI run at load ~20, 0 the

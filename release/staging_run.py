@@ -50,6 +50,7 @@ ROLLED = {
     "photomatrix-erp-api": "erp",
     "photomatrix-chatbot": "bot",
     "photomatrix-proxy": "nginx",
+    "photomatrix-rocketchat-tls": "nginx",
     "photomatrix-prometheus": "prometheus",
     "photomatrix-alertmanager": "alertmanager",
     "photomatrix-node-exporter": "node_exporter",
