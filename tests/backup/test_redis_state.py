@@ -295,7 +295,9 @@ def test_bot_redis_state_round_trip_with_real_containers(tmp_path: Path, monkeyp
         return real_run(argv, **kwargs)
 
     monkeypatch.setattr(tool, "run", recorded)
-    stand_in = ["--network", "none", "--no-healthcheck", "--entrypoint", "sleep"]
+    # --init: a stand-in's sleep is not PID 1, so it ends on the tool's SIGTERM as the bot does, instead of
+    # being killed when docker stop's 30 s grace runs out (a minute per restore for two replicas).
+    stand_in = ["--network", "none", "--no-healthcheck", "--init", "--entrypoint", "sleep"]
     try:
         docker("run", "-d", "--name", redis, "--network", "none", "--read-only", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges:true",
@@ -306,7 +308,12 @@ def test_bot_redis_state_round_trip_with_real_containers(tmp_path: Path, monkeyp
             docker("run", "-d", "--name", name, "-e", "BOT_STATE_URL_FILE=/run/secrets/bot/state_url",
                    *stand_in, IMAGE, "infinity")  # fmt: skip
         docker("run", "-d", "--name", sqlite_bot, *stand_in, IMAGE, "infinity")
-        wait_healthy(redis)
+        # Up when it answers its own health check (run now, as the tool's restore and a deploy's wait do),
+        # not at Docker's first verdict one 30 s interval later.
+        deadline = time.monotonic() + 90
+        while not tool.ready(redis, tool.inspect(redis) or {}):
+            assert time.monotonic() < deadline, f"{redis} does not answer: {state(redis).get('Health')}"
+            time.sleep(0.5)
         rcli(redis, "SET", "rcbot:dialog:u1", '{"step": "name"}')
         rcli(redis, "SET", "rcbot:seen:m1", "1", "EX", "3600")
         rcli(redis, "HSET", "rcbot:claims", "m1", "replica-1")
@@ -334,8 +341,6 @@ def test_bot_redis_state_round_trip_with_real_containers(tmp_path: Path, monkeyp
             assert after[name]["Running"], f"{name} was left stopped"
             assert after[name]["StartedAt"] != was, f"{name} was not stopped for the restore"
         assert after[bot]["StartedAt"] > after[redis]["StartedAt"], "the bot started before its Redis"
-        # Ready when the bots started (the tool ran its check); Docker's own verdict follows within 30 s.
-        wait_healthy(redis, timeout=60)
         assert len(list(config.backup_dir.glob("*-pre-restore.pmbackup"))) == 1
 
         # The password was on no command line, and Redis' container shows it nowhere.
@@ -351,6 +356,9 @@ def test_bot_redis_state_round_trip_with_real_containers(tmp_path: Path, monkeyp
             tool.restore(sqlite_config, archive, ["bot"], safety_backup=False)
         assert state(redis)["StartedAt"] == started
         assert state(sqlite_bot)["Running"]
+        # Ready when the bots started (the tool ran its check); Docker's own verdict follows within 30 s
+        # (last: the checks above run while it comes).
+        wait_healthy(redis, timeout=60)
     finally:
         docker("rm", "-f", redis, bot, f"{bot}-2", sqlite_bot, check=False)
         docker("volume", "rm", "-f", volume, check=False)
