@@ -13,18 +13,19 @@ section 4). MongoDB cannot run here, so the role is checked up to starting mongo
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import stat
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from roles.test_topology_render import ADDRESSES, GROUPS, ansible_playbook, render, write_inventory
+from roles.test_topology_render import ADDRESSES, GROUPS, render
+
+if TYPE_CHECKING:
+    from roles.conftest import MongodbLab
 
 pytestmark = pytest.mark.integration
 
@@ -93,31 +94,24 @@ def recap_changed(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", tail, re.MULTILINE)}
 
 
-def test_the_members_certificates_come_from_the_internal_ca_made_first(tmp_path: Path) -> None:
-    inventory = write_inventory(tmp_path, multi=True)
-    volume = f"photomatrix-tls-test-{os.getpid()}"
-    args = ["-i", str(inventory), "playbooks/mongodb.yml", "-e"]
-    extra = json.dumps({"mongodb_run_mongod": False, "mongodb_data_volume": volume})
-    try:
-        first = ansible_playbook(*args, extra)
-        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-        assert "the TLS certificate from the internal" in first.stdout  # (the output wraps lines)
-        second = ansible_playbook(*args, extra)
-        assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
-    finally:
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, timeout=60, check=False)
+def test_the_members_certificates_come_from_the_internal_ca_made_first(mongodb_lab: MongodbLab) -> None:
+    first, second = mongodb_lab.first, mongodb_lab.second
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert "the TLS certificate from the internal" in first.stdout  # (the output wraps lines)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    root = mongodb_lab.root
     changed = recap_changed(second.stdout)
     assert set(changed) >= {"edge", *GROUPS["mongodb"]}
     assert not any(changed.values()), f"a second run changed something: {changed}"
 
     # The CA on the proxy host, its key there only; its certificate in the controller-side store.
-    pki = tmp_path / "hosts" / "edge" / "pki"
+    pki = root / "hosts" / "edge" / "pki"
     ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
-    assert (tmp_path / "store" / "ca.crt").read_bytes() == (pki / "ca.crt").read_bytes()
+    assert (root / "store" / "ca.crt").read_bytes() == (pki / "ca.crt").read_bytes()
     assert stat.S_IMODE((pki / "private" / "ca.key").stat().st_mode) == 0o600
     for host in GROUPS["mongodb"]:
-        tls = tmp_path / "hosts" / host / "secrets" / "mongodb" / "tls"
-        assert not (tmp_path / "hosts" / host / "pki").exists(), f"{host} got a CA of its own"
+        tls = root / "hosts" / host / "secrets" / "mongodb" / "tls"
+        assert not (root / "hosts" / host / "pki").exists(), f"{host} got a CA of its own"
         assert (tls / "ca.crt").read_bytes() == (pki / "ca.crt").read_bytes()
         assert stat.S_IMODE((tls / "ca.crt").stat().st_mode) == 0o600  # under secrets/: mongod's only
         pem = (tls / "server.pem").read_bytes()
@@ -133,5 +127,5 @@ def test_the_members_certificates_come_from_the_internal_ca_made_first(tmp_path:
         assert {"mongodb", "localhost", host} <= set(names.get_values_for_type(x509.DNSName))
         usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usage)
-    url = (tmp_path / "store" / "mongodb" / "rocketchat_mongo_url").read_text().strip()
+    url = (root / "store" / "mongodb" / "rocketchat_mongo_url").read_text().strip()
     assert url.endswith("&authSource=admin&tls=true")

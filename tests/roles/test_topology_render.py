@@ -16,11 +16,15 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 from infra.test_drill_silent import ProxyTimeouts
 from plugins.infra import Stack
+
+if TYPE_CHECKING:
+    from roles.conftest import MongodbLab
 
 pytestmark = pytest.mark.integration
 
@@ -348,23 +352,13 @@ def test_one_host_keeps_container_aliases_and_publishes_nothing(solo: dict[str, 
     assert one["chatbot_extra_hosts"] == {DOMAIN: "10.250.0.10"}
 
 
-def test_mongodb_members_share_one_keyfile_and_the_store_holds_mongo_url(tmp_path: Path) -> None:
+def test_mongodb_members_share_one_keyfile_and_the_store_holds_mongo_url(mongodb_lab: MongodbLab) -> None:
     """playbooks/mongodb.yml on three members, up to starting mongod (mongodb_run_mongod=false)."""
-    inventory = write_inventory(tmp_path, multi=True)
-    volume = f"photomatrix-render-test-{os.getpid()}"
-    try:
-        run = ansible_playbook(
-            "-i",
-            str(inventory),
-            "playbooks/mongodb.yml",
-            "-e",
-            json.dumps({"mongodb_run_mongod": False, "mongodb_data_volume": volume}),
-        )
-        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        assert "MONGODB NOT STARTED" in run.stdout
-    finally:
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, timeout=60, check=False)
-    keyfiles = [tmp_path / "hosts" / host / "secrets/mongodb/keyfile" for host in GROUPS["mongodb"]]
+    run = mongodb_lab.first
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "MONGODB NOT STARTED" in run.stdout
+    root = mongodb_lab.root
+    keyfiles = [root / "hosts" / host / "secrets/mongodb/keyfile" for host in GROUPS["mongodb"]]
     contents = {path.read_text() for path in keyfiles}
     assert len(contents) == 1, "the members got different keyfiles: the replica set cannot form"
     assert len(contents.pop()) == 756
@@ -373,15 +367,15 @@ def test_mongodb_members_share_one_keyfile_and_the_store_holds_mongo_url(tmp_pat
         assert stat.S_IMODE(info.st_mode) == 0o400
         assert (info.st_uid, info.st_gid) == (999, 999)
     passwords = {
-        (tmp_path / "hosts" / h / "secrets/mongodb/root_password").read_text() for h in GROUPS["mongodb"]
+        (root / "hosts" / h / "secrets/mongodb/root_password").read_text() for h in GROUPS["mongodb"]
     }
     assert len(passwords) == 1
-    url = (tmp_path / "store/mongodb/rocketchat_mongo_url").read_text().strip()
+    url = (root / "store/mongodb/rocketchat_mongo_url").read_text().strip()
     assert (
         "@10.77.0.21:27017,10.77.0.22:27017,10.77.0.23:27017/rocketchat?replicaSet=rs0&authSource=admin"
         in url
     )
-    assert stat.S_IMODE((tmp_path / "store/mongodb/rocketchat_mongo_url").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "store/mongodb/rocketchat_mongo_url").stat().st_mode) == 0o600
 
 
 def rendered_nginx_conf(tmp: Path, *, multi: bool, extra: dict | None = None) -> str:
