@@ -11,7 +11,14 @@ from functools import cached_property
 from pathlib import Path
 
 import pytest
-from roles.test_topology_render import ansible_playbook, write_inventory
+from roles.test_topology_render import ansible_playbook, render, write_inventory
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The roles' derived variables per host of the lab shape (test_topology_render's RENDERED), one
+    render per session: test_topology_render and test_mongodb_tls read it."""
+    return render(tmp_path_factory.mktemp("lab"), multi=True)
 
 
 @dataclass

@@ -46,8 +46,8 @@ def rendered(tmp: Path, extra: dict | None = None) -> dict:
     return render(tmp, multi=True, extra=extra, variables=TLS_VARS)["mongo1"]
 
 
-def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(tmp_path: Path) -> None:
-    one = rendered(tmp_path)
+def test_with_the_internal_ca_mongod_requires_tls_and_rocketchat_asks_for_it(lab: dict[str, dict]) -> None:
+    one = lab["mongo1"]
     assert one["photomatrix_mongodb_tls"]
     assert one["mongodb_tls"]
     command = one["mongodb_command"]

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,14 @@ RENDERED = [
     "monitoring_alertmanager_receiver_urls",
     "photomatrix_firewall_rules",
     "backup_components",
+    # MongoDB's TLS hop, read by tests/roles/test_mongodb_tls.py from the same render (the lab fixture).
+    "photomatrix_mongodb_tls",
+    "mongodb_tls",
+    "mongodb_tls_names",
+    "mongodb_command",
+    "mongodb_env",
+    "mongodb_mounts",
+    "mongodb_healthcheck_test",
 ]
 
 
@@ -150,11 +159,6 @@ def render(
     for path in out.glob("*.prometheus.yml"):
         rendered[path.name.split(".")[0]]["prometheus.yml"] = yaml.safe_load(path.read_text())
     return rendered
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    return render(tmp_path_factory.mktemp("lab"), multi=True)
 
 
 @pytest.fixture(scope="module")
@@ -408,13 +412,29 @@ def rendered_nginx_conf(tmp: Path, *, multi: bool, extra: dict | None = None) ->
     return (conf / "nginx.conf").read_text()
 
 
+@pytest.fixture(scope="module")
+def nginx_conf(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """rendered_nginx_conf, made once per shape and variables in this module (tests read the same)."""
+    made: dict[str, str] = {}
+
+    def conf(*, multi: bool, extra: dict | None = None) -> str:
+        key = json.dumps([multi, extra or {}], sort_keys=True)
+        if key not in made:
+            made[key] = rendered_nginx_conf(tmp_path_factory.mktemp("nginx"), multi=multi, extra=extra)
+        return made[key]
+
+    return conf
+
+
 def location(conf: str, pattern: str) -> str:
     start = conf.rindex(f"location {pattern}")
     return conf[start : conf.index("}", start)]
 
 
-def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path: Path) -> None:
-    conf = rendered_nginx_conf(tmp_path, multi=True)
+def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(
+    nginx_conf: Callable[..., str],
+) -> None:
+    conf = nginx_conf(multi=True)
     assert re.search(
         r"upstream erp_servers \{[^}]*server 10\.77\.0\.31:8000[^}]*server 10\.77\.0\.32:8000", conf
     )
@@ -440,18 +460,20 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(tmp_path
     assert "ssl_ecdh_curve X25519:prime256v1:secp384r1;" in conf
 
 
-def test_nginx_conf_on_one_host_resolves_aliases_per_request(tmp_path: Path) -> None:
-    conf = rendered_nginx_conf(tmp_path, multi=False)
+def test_nginx_conf_on_one_host_resolves_aliases_per_request(nginx_conf: Callable[..., str]) -> None:
+    conf = nginx_conf(multi=False)
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
     assert not re.search(r"^\s*server \S+ .*backup", conf, re.MULTILINE)
     assert "set $erp_upstream https://erp-api:8000;" in conf
     assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
 
 
-def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_health(tmp_path: Path) -> None:
+def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_health(
+    nginx_conf: Callable[..., str],
+) -> None:
     addresses = {"proxy": "10.250.0.10", "bot": "10.250.0.20", "erp_api": "10.250.0.30"}
-    conf = rendered_nginx_conf(
-        tmp_path, multi=False, extra={"erp_api_replicas": 2, "photomatrix_container_addresses": addresses}
+    conf = nginx_conf(
+        multi=False, extra={"erp_api_replicas": 2, "photomatrix_container_addresses": addresses}
     )
     upstream = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
     assert upstream, conf
@@ -482,7 +504,7 @@ ERP_LOCATIONS = [
 
 @pytest.mark.parametrize("read_timeout", [None, "7s"], ids=["default", "set"])
 def test_a_silent_erp_replica_holds_a_request_no_longer_than_the_read_timeout_then_it_is_retried(
-    tmp_path: Path, read_timeout: str | None
+    tmp_path: Path, nginx_conf: Callable[..., str], read_timeout: str | None
 ) -> None:
     """Issue 11, the silent-replica drill (tests/infra/test_drill_silent.py): a frozen replica accepts
     TCP and answers nothing. Every ERP location bounds the wait for an answer (tls_proxy_erp_read_timeout,
@@ -491,7 +513,7 @@ def test_a_silent_erp_replica_holds_a_request_no_longer_than_the_read_timeout_th
     extra = {"erp_api_replicas": 2, "photomatrix_container_addresses": {"erp_api": "10.250.0.30"}}
     if read_timeout:
         extra["tls_proxy_erp_read_timeout"] = read_timeout
-    conf = rendered_nginx_conf(tmp_path, multi=False, extra=extra)
+    conf = nginx_conf(multi=False, extra=extra)
     expected = read_timeout or "10s"
     for pattern in ERP_LOCATIONS:
         block = location(conf, f"{pattern} {{")
@@ -533,14 +555,14 @@ def test_the_erp_rollout_waits_longer_than_the_proxy_skips_a_replica() -> None:
     assert 'timeout: "{{ erp_api_rollout_pause }}"' in replica
 
 
-def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path) -> None:
+def test_rendered_multi_host_conf_passes_nginx_t(tmp_path: Path, nginx_conf: Callable[..., str]) -> None:
     """nginx -t in the project's nginx image (when this machine has built it) on the N-host config."""
     image = "photomatrix/nginx:current"
     if subprocess.run(
         ["docker", "image", "inspect", image], capture_output=True, timeout=60, check=False
     ).returncode:
         pytest.skip(f"{image} is not built here (make up builds it)")
-    conf = rendered_nginx_conf(tmp_path, multi=True)
+    conf = nginx_conf(multi=True)
     (tmp_path / "nginx.conf").write_text(conf)
     tls = tmp_path / "tls"
     tls.mkdir()
@@ -626,7 +648,7 @@ ERP_UPSTREAM_TLS = [
 
 @pytest.mark.parametrize("multi", [True, False], ids=["hosts", "one-host"])
 def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
-    tmp_path: Path, multi: bool
+    nginx_conf: Callable[..., str], multi: bool
 ) -> None:
     """Issue 10: proxy → ERP is HTTPS, checked against the internal CA for the ERP's name, on one host and
     many; the upstream keeps its keepalive connections (TLS sessions reused on them)."""
@@ -635,7 +657,7 @@ def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
         if multi
         else {"erp_api_replicas": 2, "photomatrix_container_addresses": {"erp_api": "10.250.0.30"}}
     )
-    conf = rendered_nginx_conf(tmp_path, multi=multi, extra=extra)
+    conf = nginx_conf(multi=multi, extra=extra)
     assert "set $erp_upstream https://erp_servers;" in conf
     upstream = re.search(r"upstream erp_servers \{([^}]*)\}", conf)
     assert upstream, conf
@@ -659,8 +681,8 @@ def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
     assert 'proxy_set_header Connection "";' in conf
 
 
-def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(tmp_path: Path) -> None:
-    conf = rendered_nginx_conf(tmp_path, multi=False, extra={"photomatrix_erp_tls": False})
+def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(nginx_conf: Callable[..., str]) -> None:
+    conf = nginx_conf(multi=False, extra={"photomatrix_erp_tls": False})
     assert "set $erp_upstream http://erp-api:8000;" in conf
     assert "proxy_ssl_" not in conf
 
@@ -675,12 +697,14 @@ BOT_UPSTREAM_TLS = [
 
 
 @pytest.mark.parametrize("erp_tls", [True, False], ids=["erp-https", "erp-http"])
-def test_the_proxy_verifies_the_bot_certificate_like_the_erp_one(tmp_path: Path, erp_tls: bool) -> None:
+def test_the_proxy_verifies_the_bot_certificate_like_the_erp_one(
+    nginx_conf: Callable[..., str], erp_tls: bool
+) -> None:
     """Issue 10: with the internal CA the bot's port is HTTPS in webhook mode too, and the proxy's
     /bot/webhook route checks its certificate against that CA for the name every bot certificate carries
     (chatbot), whatever the ERP hop does; the ERP's locations keep the ERP's name."""
     extra = {"tls_proxy_bot_webhook_enabled": True, "chatbot_mode": "webhook", "photomatrix_erp_tls": erp_tls}
-    conf = rendered_nginx_conf(tmp_path, multi=True, extra=extra)
+    conf = nginx_conf(multi=True, extra=extra)
     assert "set $bot_upstream https://10.77.0.51:8080;" in conf
     block = location(conf, "= /bot/webhook")
     for line in BOT_UPSTREAM_TLS:
@@ -689,13 +713,15 @@ def test_the_proxy_verifies_the_bot_certificate_like_the_erp_one(tmp_path: Path,
     assert ("proxy_ssl_name erp-api;" in conf) is erp_tls
 
 
-def test_the_proxy_speaks_plain_http_to_the_bot_without_the_internal_ca(tmp_path: Path) -> None:
+def test_the_proxy_speaks_plain_http_to_the_bot_without_the_internal_ca(
+    nginx_conf: Callable[..., str],
+) -> None:
     extra = {
         "tls_proxy_bot_webhook_enabled": True,
         "photomatrix_bot_tls": False,
         "photomatrix_erp_tls": False,
     }
-    conf = rendered_nginx_conf(tmp_path, multi=False, extra=extra)
+    conf = nginx_conf(multi=False, extra=extra)
     assert "set $bot_upstream http://10.250.0.20:8080;" in conf
     assert "proxy_ssl_" not in location(conf, "= /bot/webhook")
 
