@@ -169,7 +169,8 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 def test_proxy_upstreams_are_every_remote_instance_by_host_address(lab: dict[str, dict]) -> None:
     edge = lab["edge"]
     assert edge["tls_proxy_erp_servers"] == ["10.77.0.31:8000", "10.77.0.32:8000"]
-    assert edge["tls_proxy_rocketchat_servers"] == ["10.77.0.11:3000", "10.77.0.11:3001", "10.77.0.11:3002"]
+    # Each instance by its TLS sidecar's published port (3443+i; issue 10: TLS from the internal CA).
+    assert edge["tls_proxy_rocketchat_servers"] == ["10.77.0.11:3443", "10.77.0.11:3444", "10.77.0.11:3445"]
     # The bot arrives from its host's address; its container address exists only on its own host.
     assert edge["tls_proxy_erp_allowlist"] == ["10.77.0.51"]
 
@@ -323,9 +324,9 @@ def test_each_host_admits_only_the_peers_of_the_ports_it_publishes(lab: dict[str
 
     assert rules("erp1") == {8000: ["10.77.0.10", "10.77.0.61"]}
     assert rules("chat") == {
-        3000: ["10.77.0.10", "10.77.0.61"],
-        3001: ["10.77.0.10", "10.77.0.61"],
-        3002: ["10.77.0.10", "10.77.0.61"],
+        3443: ["10.77.0.10", "10.77.0.61"],
+        3444: ["10.77.0.10", "10.77.0.61"],
+        3445: ["10.77.0.10", "10.77.0.61"],
         9458: ["10.77.0.61"],
         9459: ["10.77.0.61"],
         9460: ["10.77.0.61"],
@@ -342,7 +343,7 @@ def test_one_host_keeps_container_aliases_and_publishes_nothing(solo: dict[str, 
     one = solo["solo"]
     assert one["photomatrix_firewall_rules"] == []
     assert one["tls_proxy_erp_servers"] == ["erp-api:8000"]
-    assert one["tls_proxy_rocketchat_servers"] == ["rocketchat:3000"]
+    assert one["tls_proxy_rocketchat_servers"] == ["rocketchat-tls:3443"]
     assert one["tls_proxy_erp_allowlist"] == ["10.250.0.20"]
     assert one["erp_api_trusted_proxies"] == ["10.250.0.10/32"]
     assert one["erp_api_bot_key_allow"] == ["10.250.0.20/32"]
@@ -447,7 +448,7 @@ def test_nginx_conf_balances_over_every_host_and_keeps_client_addresses(
         ]
     # The other upstreams have no backup entries.
     assert not re.search(r"^\s*server \S+ .*backup", conf.replace(erp.group(1), ""), re.MULTILINE)
-    assert re.search(r"upstream rocketchat_servers \{[^}]*ip_hash;[^}]*10\.77\.0\.11:3002", conf)
+    assert re.search(r"upstream rocketchat_servers \{[^}]*ip_hash;[^}]*10\.77\.0\.11:3445", conf)
     assert "set $erp_upstream https://erp_servers;" in conf
     assert re.search(r"location /api/bot/v1/ \{\s*allow 10\.77\.0\.51;\s*deny all;", conf)
     # Defect 7: the realtime location sets headers, so it must repeat the client address ones.
@@ -465,7 +466,7 @@ def test_nginx_conf_on_one_host_resolves_aliases_per_request(nginx_conf: Callabl
     assert not re.search(r"^\s*upstream ", conf, re.MULTILINE)
     assert not re.search(r"^\s*server \S+ .*backup", conf, re.MULTILINE)
     assert "set $erp_upstream https://erp-api:8000;" in conf
-    assert "set $rocketchat_upstream http://rocketchat:3000;" in conf
+    assert "set $rocketchat_upstream https://rocketchat-tls:3443;" in conf
 
 
 def test_erp_replicas_on_the_proxy_host_are_balanced_by_address_with_passive_health(
@@ -672,9 +673,9 @@ def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
         assert "proxy_pass $erp_upstream;" in block, where
         assert "proxy_ssl" not in block, f"{where} overrides the server's upstream TLS"
     assert "proxy_ssl_verify off" not in conf
-    # Rocket.Chat stays plain HTTP (it serves no TLS itself: out of scope); the bot's port is HTTPS with the
-    # internal CA (its own lines: test_the_proxy_verifies_the_bot_certificate_like_the_erp_one).
-    assert re.search(r"set \$rocketchat_upstream http://", conf)
+    # Rocket.Chat's TLS sidecars and the bot's port are HTTPS with the internal CA (their own lines:
+    # test_rocketchat_tls_render.py, test_the_proxy_verifies_the_bot_certificate_like_the_erp_one).
+    assert re.search(r"set \$rocketchat_upstream https://", conf)
     assert re.search(r"set \$bot_upstream https://", conf)
     # HTTP/1.1 with an empty Connection header: what keepalive to the upstream needs.
     assert "proxy_http_version 1.1;" in conf
@@ -682,7 +683,7 @@ def test_the_proxy_reaches_the_erp_over_verified_tls_and_keeps_its_connections(
 
 
 def test_the_proxy_speaks_plain_http_to_the_erp_when_tls_is_off(nginx_conf: Callable[..., str]) -> None:
-    conf = nginx_conf(multi=False, extra={"photomatrix_erp_tls": False})
+    conf = nginx_conf(multi=False, extra={"photomatrix_erp_tls": False, "photomatrix_rocketchat_tls": False})
     assert "set $erp_upstream http://erp-api:8000;" in conf
     assert "proxy_ssl_" not in conf
 
