@@ -321,11 +321,13 @@ def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
 
 @pytest.fixture(scope="module")
 def firewall_rules(fleet) -> dict[str, list[dict]]:
-    """photomatrix_firewall_rules of every host, derived by the playbooks' own variables (no connection)."""
+    """photomatrix_firewall_rules of every host, derived by the playbooks' own variables (no connection):
+    with the playbooks' directory, all of its group_vars apply as they do in a play (the rules depend on
+    the hop switches of internal_tls.yml too, and an inventory's own settings keep their precedence)."""
     program = Path(sys.executable).with_name("ansible")
     result = subprocess.run(
         [str(program), "-i", str(fleet.inventory), "all", "-m", "ansible.builtin.debug", "-a",
-         "var=photomatrix_firewall_rules", "-e", "@playbooks/group_vars/all/firewall.yml"],
+         "var=photomatrix_firewall_rules", "--playbook-dir", "playbooks"],
         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT,
         env=json_env("json"),
     )  # fmt: skip
