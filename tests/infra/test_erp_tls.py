@@ -53,6 +53,31 @@ print(json.dumps(seen))
 """
 
 
+def probe(host, ca: str, server_name: str, targets: dict[str, str], path: str) -> dict[str, dict]:
+    """PROBE run with HOST's python3 against every ip:port of TARGETS: ip:port -> what it saw."""
+    argv = ("python3", "-c", PROBE, ca, server_name, json.dumps(sorted(targets)), path)
+    return json.loads(host.check_output(" ".join(shlex.quote(part) for part in argv)))
+
+
+def assert_internal_tls(
+    entry: dict, target: str, address: str, server_name: str, ca: str, answer: str
+) -> None:
+    """TARGET's TLS, as PROBE saw it: verified against CA for SERVER_NAME (its first name), ADDRESS (the
+    name or address its upstream line uses) in its certificate too, TLSv1.2/1.3, and ANSWER's status line
+    start over it."""
+    assert "tls_error" not in entry, f"{target}: no TLS verified against {ca}: {entry['tls_error']}"
+    assert entry["names"][0] == server_name, f"{target}: names {entry['names']}"
+    assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
+    assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
+    assert entry["answer"].startswith(answer), f"{target}: {entry['answer']!r}"
+
+
+def container_address(host, container: str) -> str:
+    """CONTAINER's address on its first network, as a peer on its host reaches it (Docker's choice)."""
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+    return host.check_output(f"docker inspect --format {shlex.quote(fmt)} {container}").split()[0]
+
+
 def _tls_expected(fleet, proxy: str) -> bool:
     """photomatrix_erp_tls's condition (the internal CA: a proxy host and a controller-side store, in every
     certificate mode), from the inventory."""
@@ -70,12 +95,9 @@ def _targets(fleet, proxy: str) -> dict[str, str]:
         port = int(fleet.var(erp, "erp_api_port", 8000))
         replicas = int(fleet.var(erp, "erp_api_replicas", 1))
         if erp == proxy:
-            host = fleet.hosts[erp]
             for i in range(replicas):
                 name = ERP_CONTAINER if i == 0 else f"{ERP_CONTAINER}-{i + 1}"
-                fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
-                address = host.check_output(f"docker inspect --format {shlex.quote(fmt)} {name}").split()[0]
-                targets[f"{address}:{port}"] = name
+                targets[f"{container_address(fleet.hosts[erp], name)}:{port}"] = name
         else:
             address = fleet.address(erp)
             for i in range(replicas):
@@ -92,20 +114,11 @@ def test_every_erp_replica_refuses_plain_http_and_serves_the_internal_ca_certifi
         pytest.skip("no internal CA (no controller-side store), or the ERP hop is switched off")
     ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
     targets = _targets(fleet, proxy)
-    command = " ".join(
-        shlex.quote(part)
-        for part in ("python3", "-c", PROBE, ca, SERVER_NAME, json.dumps(sorted(targets)), "/readyz")
-    )
-    seen = json.loads(fleet.hosts[proxy].check_output(command))
+    seen = probe(fleet.hosts[proxy], ca, SERVER_NAME, targets, "/readyz")
     for target, address in targets.items():
         entry = seen[target]
         assert not entry["plain"].startswith("HTTP/"), f"{target} answered plain HTTP: {entry['plain']!r}"
-        assert "tls_error" not in entry, f"{target}: no TLS verified against {ca}: {entry['tls_error']}"
-        assert entry["names"][0] == SERVER_NAME, f"{target}: names {entry['names']}"
-        # The name or address the upstream line uses is in the certificate too.
-        assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
-        assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
-        assert entry["answer"].startswith("HTTP/1.1 200"), f"{target}: {entry['answer']!r}"
+        assert_internal_tls(entry, target, address, SERVER_NAME, ca, "HTTP/1.1 200")
 
 
 def test_the_erp_key_is_a_private_read_only_file_never_in_the_environment(fleet) -> None:
@@ -143,30 +156,15 @@ def test_every_node_exporter_refuses_plain_http_and_serves_the_internal_ca_certi
     for name in fleet.group("docker_hosts"):
         port = int(fleet.var(name, "monitoring_node_exporter_port", 9100))
         if name == monitors[0]:
-            fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
-            address = monitor.check_output(
-                f"docker inspect --format {shlex.quote(fmt)} {NODE_CONTAINER}"
-            ).split()[0]
-            targets[f"{address}:{port}"] = NODE_SERVER_NAME
+            targets[f"{container_address(monitor, NODE_CONTAINER)}:{port}"] = NODE_SERVER_NAME
         else:
             targets[f"{fleet.address(name)}:{port}"] = fleet.address(name)
     # The CA as the monitoring host has it: Prometheus' copy (roles/monitoring, config.yml).
     node_ca = f"{fleet.var(monitors[0], 'photomatrix_root', '/srv/photomatrix')}/monitoring/erp-ca.crt"
-    command = " ".join(
-        shlex.quote(part)
-        for part in ("python3", "-c", PROBE, node_ca, NODE_SERVER_NAME,
-                     json.dumps(sorted(targets)), "/metrics")
-    )  # fmt: skip
-    seen = json.loads(monitor.check_output(command))
+    seen = probe(monitor, node_ca, NODE_SERVER_NAME, targets, "/metrics")
     for target, address in targets.items():
         entry = seen[target]
         assert not entry["plain"].startswith("HTTP/1.1 200"), (
             f"{target} answered plain HTTP: {entry['plain']!r}"
         )
-        assert "tls_error" not in entry, (
-            f"{target}: no TLS verified against the internal CA: {entry['tls_error']}"
-        )
-        assert entry["names"][0] == NODE_SERVER_NAME, f"{target}: names {entry['names']}"
-        assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
-        assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
-        assert entry["answer"].startswith("HTTP/1.0 200"), f"{target}: {entry['answer']!r}"
+        assert_internal_tls(entry, target, address, NODE_SERVER_NAME, node_ca, "HTTP/1.0 200")

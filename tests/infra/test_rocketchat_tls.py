@@ -8,10 +8,9 @@ inventory (`make verify [INVENTORY=…]`); skipped where the hop is switched off
 from __future__ import annotations
 
 import json
-import shlex
 
 import pytest
-from infra.test_erp_tls import PROBE
+from infra.test_erp_tls import assert_internal_tls, container_address, probe
 
 pytestmark = pytest.mark.infra
 
@@ -49,10 +48,9 @@ def _targets(fleet, proxy: str) -> dict[str, str]:
         port = int(fleet.var(chat, "rocketchat_tls_port", 3443))
         for i in _instances(fleet, chat):
             if chat == proxy:
-                fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
-                command = f"docker inspect --format {shlex.quote(fmt)} {_name(SIDECAR, i)}"
-                address = fleet.hosts[chat].check_output(command).split()[0]
-                targets[f"{address}:{port}"] = _name(SIDECAR, i)
+                targets[f"{container_address(fleet.hosts[chat], _name(SIDECAR, i))}:{port}"] = _name(
+                    SIDECAR, i
+                )
             else:
                 targets[f"{fleet.address(chat)}:{port + i}"] = fleet.address(chat)
     return targets
@@ -71,21 +69,13 @@ def test_every_sidecar_refuses_plain_http_and_serves_the_internal_ca_certificate
     proxy = _proxy(fleet)
     ca = f"{fleet.var(proxy, 'photomatrix_root', '/srv/photomatrix')}/pki/ca.crt"
     targets = _targets(fleet, proxy)
-    command = " ".join(
-        shlex.quote(part)
-        for part in ("python3", "-c", PROBE, ca, SERVER_NAME, json.dumps(sorted(targets)), "/nginx-health")
-    )
-    seen = json.loads(fleet.hosts[proxy].check_output(command))
+    seen = probe(fleet.hosts[proxy], ca, SERVER_NAME, targets, "/nginx-health")
     for target, address in targets.items():
         entry = seen[target]
         # nginx's refusal of plain HTTP on its TLS port, or a closed connection: never a 2xx or 3xx.
         plain = entry["plain"]
         assert plain.startswith("HTTP/1.1 400") or not plain.startswith("HTTP/"), f"{target}: {plain!r}"
-        assert "tls_error" not in entry, f"{target}: no TLS verified against {ca}: {entry['tls_error']}"
-        assert entry["names"][0] == SERVER_NAME, f"{target}: names {entry['names']}"
-        assert address in entry["names"], f"{target}: {address} not in {entry['names']}"
-        assert entry["version"] in ("TLSv1.2", "TLSv1.3"), entry["version"]
-        assert entry["answer"].startswith("HTTP/1.1 200"), f"{target}: {entry['answer']!r}"
+        assert_internal_tls(entry, target, address, SERVER_NAME, ca, "HTTP/1.1 200")
 
 
 def test_rocketchat_publishes_nothing_and_the_sidecar_key_is_private(fleet) -> None:

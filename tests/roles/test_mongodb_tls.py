@@ -22,23 +22,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from roles.test_topology_render import ADDRESSES, GROUPS, render
+from roles.test_topology_render import ADDRESSES, GROUPS, MONGODB_TLS_VARS, render
 
 if TYPE_CHECKING:
     from roles.conftest import MongodbLab
 
 pytestmark = pytest.mark.integration
 
-TLS_VARS = [
-    "photomatrix_mongodb_tls",
-    "mongodb_tls",
-    "mongodb_tls_names",
-    "mongodb_command",
-    "mongodb_env",
-    "mongodb_mounts",
-    "mongodb_healthcheck_test",
-    "mongodb_rocketchat_mongo_url",
-]
+TLS_VARS = [*MONGODB_TLS_VARS, "mongodb_rocketchat_mongo_url"]
 
 
 def rendered(tmp: Path, extra: dict | None = None) -> dict:

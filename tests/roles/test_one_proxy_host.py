@@ -12,15 +12,12 @@ its own and publish it over the first one's (half the internal hops would then f
 from __future__ import annotations
 
 import json
-import os
-import subprocess  # nosec B404
 import sys
 from pathlib import Path
 
 import pytest
+from roles.test_topology_render import ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 GROUPS = ["docker_hosts", "proxy", "rocketchat", "mongodb", "erp", "bots", "monitoring"]
@@ -69,21 +66,10 @@ def inventory(tmp_path: Path, proxies: list[str]) -> Path:
     return directory
 
 
-def play(inventory_dir: Path, playbook: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(  # nosec B603
-        [str(BIN / "ansible-playbook"), "-i", str(inventory_dir), str(playbook), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-
 def test_the_first_layer_refuses_two_proxy_hosts_before_changing_anything(tmp_path: Path) -> None:
-    result = play(inventory(tmp_path, ["edge1", "edge2"]), ROOT / "playbooks" / "docker.yml", "--check")
+    result = ansible_playbook(
+        "-i", str(inventory(tmp_path, ["edge1", "edge2"])), "playbooks/docker.yml", "--check"
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "The group proxy has 2 hosts (edge1, edge2)" in output, output[-3000:]
@@ -95,7 +81,9 @@ def test_the_first_layer_refuses_two_proxy_hosts_before_changing_anything(tmp_pa
 def test_the_second_proxy_host_makes_no_ca_of_its_own(tmp_path: Path) -> None:
     playbook = tmp_path / "ca.yml"
     playbook.write_text(CA_PLAY)
-    result = play(inventory(tmp_path, ["edge1", "edge2"]), playbook, "--limit", "edge2")
+    result = ansible_playbook(
+        "-i", str(inventory(tmp_path, ["edge1", "edge2"])), str(playbook), "--limit", "edge2"
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "several proxy hosts are not supported" in output, output[-3000:]
@@ -107,7 +95,7 @@ def test_one_proxy_host_makes_the_ca_and_publishes_it(tmp_path: Path) -> None:
     playbook = tmp_path / "ca.yml"
     playbook.write_text(CA_PLAY)
     (tmp_path / "store").mkdir(mode=0o700)
-    result = play(inventory(tmp_path, ["edge1"]), playbook)
+    result = ansible_playbook("-i", str(inventory(tmp_path, ["edge1"])), str(playbook))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     made = (tmp_path / "edge1" / "pki" / "ca.crt").read_text()

@@ -51,6 +51,16 @@ GROUPS = {
     "bots": ["bot"],
     "monitoring": ["mon"],
 }
+# MongoDB's TLS hop as the roles derive it (tests/roles/test_mongodb_tls.py).
+MONGODB_TLS_VARS = [
+    "photomatrix_mongodb_tls",
+    "mongodb_tls",
+    "mongodb_tls_names",
+    "mongodb_command",
+    "mongodb_env",
+    "mongodb_mounts",
+    "mongodb_healthcheck_test",
+]
 RENDERED = [
     "tls_proxy_rocketchat_servers",
     "tls_proxy_erp_servers",
@@ -84,13 +94,7 @@ RENDERED = [
     "photomatrix_firewall_rules",
     "backup_components",
     # MongoDB's TLS hop, read by tests/roles/test_mongodb_tls.py from the same render (the lab fixture).
-    "photomatrix_mongodb_tls",
-    "mongodb_tls",
-    "mongodb_tls_names",
-    "mongodb_command",
-    "mongodb_env",
-    "mongodb_mounts",
-    "mongodb_healthcheck_test",
+    *MONGODB_TLS_VARS,
 ]
 
 
