@@ -249,6 +249,16 @@ def cmd_purge_expired(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_check(_args: argparse.Namespace) -> int:
+    """Read-only: reach the alerts webhook's Rocket.Chat as a delivery would (nothing is posted)."""
+    from erp.services.alerts import probe_webhook
+    from erp.settings import get_settings
+
+    reachable, message = probe_webhook(get_settings())
+    print(f"alerts webhook: {message}", file=sys.stdout if reachable else sys.stderr)
+    return 0 if reachable else 1
+
+
 def cmd_openapi(_args: argparse.Namespace) -> int:
     from erp.openapi import openapi_document
 
@@ -314,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "purge-expired", help="delete expired idempotency records (they hold encrypted responses)"
     ).set_defaults(func=cmd_purge_expired)
+    sub.add_parser(
+        "alerts-check",
+        help="reach the alerts webhook's Rocket.Chat (name, route, certificate), posting nothing; 1 if not",
+    ).set_defaults(func=cmd_alerts_check)
     sub.add_parser("openapi", help="print the OpenAPI document (commit it as erp/openapi.json)").set_defaults(
         func=cmd_openapi
     )

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     alert_webhook_url: SecretStr | None = None
     # The webhook URL holds its token: deployments hand it over as a file, like the secret key.
     alert_webhook_url_file: Path | None = None
+    # The CA certificate(s) the webhook's TLS certificate is checked against (PEM); unset: the bundled roots.
+    # An ERP host apart from Rocket.Chat's posts through the proxy's public name (docs/operations.md).
+    alert_webhook_ca_file: Path | None = None
     alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
     alert_webhook_min_interval_seconds: float = Field(300.0, ge=0)
 
@@ -116,6 +119,8 @@ class Settings(BaseSettings):
         if self.alert_webhook_url_file is not None:
             url = _read_secret(self.alert_webhook_url_file, "ERP_ALERT_WEBHOOK_URL_FILE")
             self.alert_webhook_url = SecretStr(url) if url else None
+        if self.alert_webhook_ca_file is not None and not self.alert_webhook_ca_file.is_file():
+            raise ValueError(f"ERP_ALERT_WEBHOOK_CA_FILE: no such file: {self.alert_webhook_ca_file}")
         if self.secret_key is None:
             if self.environment == "production":
                 raise ValueError(KEY_ADVICE + " in production")

@@ -138,6 +138,10 @@ REGISTRY: list[tuple[str, object]] = [
         f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
     ),
     (
+        r"docker exec photomatrix-erp-api python -m erp alerts-check",
+        "tests/infra/test_hosts.py::test_each_erp_replica_reaches_its_alerts_webhook",
+    ),
+    (
         r"docker exec photomatrix-chatbot python -m bot\.ready( .*)?",
         f"{RUNBOOK_INFRA}::test_verify_commands_run_as_written",
     ),

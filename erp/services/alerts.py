@@ -7,9 +7,11 @@ deployed). Webhook calls run on a background thread with a timeout and are thems
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
@@ -22,6 +24,42 @@ ALERTS = Counter("erp_alerts_total", "Suspicious-activity alerts raised", ["kind
 WEBHOOK_FAILURES = Counter("erp_alert_webhook_failures_total", "Alert webhook deliveries that failed")
 
 KINDS = ("auth_failures", "rate_limited", "registrations")
+
+
+def webhook_verify(settings: Settings) -> ssl.SSLContext | bool:
+    """How the webhook's certificate is checked: against ERP_ALERT_WEBHOOK_CA_FILE when set (the internal CA
+    of a self-signed deployment), else against the bundled roots."""
+    if settings.alert_webhook_ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(settings.alert_webhook_ca_file))
+
+
+def webhook_origin(settings: Settings) -> str | None:
+    """The webhook's scheme, host and port: what may be printed (the path holds the token)."""
+    if settings.alert_webhook_url is None:
+        return None
+    parts = urlsplit(settings.alert_webhook_url.get_secret_value())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def probe_webhook(settings: Settings) -> tuple[bool, str]:
+    """Read-only: can this process reach the webhook's Rocket.Chat (name, route, certificate)? A GET of its
+    public /api/info at the webhook's origin, with the delivery's own verification and timeout; nothing is
+    posted. Returns (reachable, what to print), never the URL's path."""
+    origin = webhook_origin(settings)
+    if origin is None:
+        return False, "no alerts webhook configured (ERP_ALERT_WEBHOOK_URL_FILE)"
+    try:
+        response = httpx.get(
+            origin + "/api/info",
+            verify=webhook_verify(settings),
+            timeout=settings.alert_webhook_timeout_seconds,
+        )
+    except httpx.HTTPError as exc:
+        return False, f"{origin}: unreachable: {type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return False, f"{origin}: /api/info answered {response.status_code}"
+    return True, f"{origin}: reachable (/api/info 200)"
 
 
 class AlertMonitor:
@@ -75,6 +113,7 @@ class AlertMonitor:
             response = httpx.post(
                 url.get_secret_value(),
                 json={"text": text, "alert": event},
+                verify=webhook_verify(self.settings),
                 timeout=self.settings.alert_webhook_timeout_seconds,
             )
             response.raise_for_status()

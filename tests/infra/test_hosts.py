@@ -159,6 +159,27 @@ def test_no_secret_is_visible_in_docker_inspect(fleet, fleet_host, host_name) ->
         assert not CREDENTIAL_IN_URL.search(" ".join(info["Config"]["Cmd"] or [])), f"{name}/{cname} command"
 
 
+def test_each_erp_replica_reaches_its_alerts_webhook(fleet, fleet_host, host_name) -> None:
+    """The ERP posts its own alerts (bursts of auth failures, rate limiting, registrations) to Rocket.Chat's
+    incoming webhook: on Rocket.Chat's host by its internal name, from any other host through the public name
+    and the proxy (roles/erp_api, erp_api_alert_webhook_base_url). Read-only: `python -m erp alerts-check`
+    in each replica GETs /api/info at the webhook's origin with the delivery's own name resolution,
+    certificate check and timeout; nothing is posted."""
+    name, host = fleet_host
+    if name not in fleet.group("erp"):
+        pytest.skip(f"{name} runs no ERP")
+    replicas = sorted(
+        info["Name"].lstrip("/")
+        for info in containers(host)
+        if re.fullmatch(r"photomatrix-erp-api(-[0-9]+)?", info["Name"].lstrip("/"))
+    )
+    assert replicas, f"{name}: no ERP replica"
+    for cname in replicas:
+        result = host.run(f"docker exec {cname} python -m erp alerts-check")
+        assert result.rc == 0, f"{name}/{cname}: {(result.stderr or result.stdout).strip()}"
+        assert result.stdout.startswith("alerts webhook: "), f"{name}/{cname}: {result.stdout!r}"
+
+
 def test_only_the_proxy_listens_on_every_address(fleet, fleet_host, host_name) -> None:
     """The proxy's network holder publishes 80/443 to all; the rest only on the host's private address."""
     name, host = fleet_host

@@ -11,14 +11,18 @@ from functools import cached_property
 from pathlib import Path
 
 import pytest
-from roles.test_topology_render import ansible_playbook, render, write_inventory
+from roles.test_topology_render import LAB_WEBHOOK, ansible_playbook, render, write_inventory
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """The roles' derived variables per host of the lab shape (test_topology_render's RENDERED), one
     render per session: test_topology_render and test_mongodb_tls read it."""
-    return render(tmp_path_factory.mktemp("lab"), multi=True)
+    tmp = tmp_path_factory.mktemp("lab")
+    # The alerts webhook rocketchat_bootstrap writes into the store (its base: the internal URL).
+    (tmp / "store").mkdir()
+    (tmp / "store" / "erp-alerts-webhook-url").write_text(f"{LAB_WEBHOOK}\n", encoding="utf-8")
+    return render(tmp, multi=True)
 
 
 @dataclass

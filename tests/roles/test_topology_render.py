@@ -32,6 +32,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DOMAIN = "chat.lab.example"
+# The alerts webhook rocketchat_bootstrap writes into the lab render's store (tests/roles/conftest.py).
+LAB_WEBHOOK = "http://rocketchat:3000/hooks/abc/TOKEN"
 ADDRESSES = {
     "edge": "10.77.0.10",
     "chat": "10.77.0.11",
@@ -93,6 +95,9 @@ RENDERED = [
     "monitoring_alertmanager_receiver_urls",
     "photomatrix_firewall_rules",
     "backup_components",
+    "erp_api_alert_webhook_url",
+    "erp_api_alert_webhook_ca",
+    "erp_api_extra_hosts",
     # MongoDB's TLS hop, read by tests/roles/test_mongodb_tls.py from the same render (the lab fixture).
     *MONGODB_TLS_VARS,
 ]
@@ -184,6 +189,21 @@ def test_erp_trusts_the_proxy_host_and_publishes_on_its_own_address(lab: dict[st
         assert lab[host]["erp_api_trusted_proxies"] == ["10.77.0.10/32"]
         assert lab[host]["erp_api_bot_key_allow"] == ["10.77.0.51/32"]
         assert lab[host]["erp_api_publish_address"] == ADDRESSES[host]
+
+
+def test_the_erp_posts_its_alerts_through_the_public_name_away_from_rocketchats_host(
+    lab: dict[str, dict], solo: dict[str, dict]
+) -> None:
+    """rocketchat_bootstrap writes the webhook on Rocket.Chat's internal URL, which only its own host
+    resolves: an ERP host elsewhere posts its path to the public name, mapped to the proxy host's address
+    and checked against the store's internal CA (the proxy's self-signed mode)."""
+    for host in ("erp1", "erp2"):
+        assert lab[host]["erp_api_alert_webhook_url"] == f"https://{DOMAIN}/hooks/abc/TOKEN"
+        assert lab[host]["erp_api_extra_hosts"] == {DOMAIN: "10.77.0.10"}
+        assert lab[host]["erp_api_alert_webhook_ca"].endswith("/store/ca.crt")
+    # On Rocket.Chat's host: its internal URL, no name mapped, no CA (plain HTTP on the host's network).
+    assert solo["solo"]["erp_api_extra_hosts"] == {}
+    assert solo["solo"]["erp_api_alert_webhook_ca"] == ""
 
 
 def test_container_addresses_stay_in_the_internal_subnet(lab: dict[str, dict]) -> None:
