@@ -180,6 +180,39 @@ def test_each_erp_replica_reaches_its_alerts_webhook(fleet, fleet_host, host_nam
         assert result.stdout.startswith("alerts webhook: "), f"{name}/{cname}: {result.stdout!r}"
 
 
+# Prometheus's active targets, read inside its container on the monitoring host (nothing is published).
+PROMETHEUS_TARGETS = (
+    'docker exec photomatrix-prometheus python3 -c "import urllib.request; print(urllib.request.urlopen('
+    "'http://127.0.0.1:9090/api/v1/targets?state=active', timeout=10).read().decode())\""
+)
+# Every job the monitoring role writes (roles/monitoring/templates/prometheus.yml.j2).
+PROMETHEUS_JOBS = {"prometheus", "erp-api", "chatbot", "node", "blackbox", "rocketchat"}
+
+
+def test_prometheus_scrapes_every_target_of_every_host_and_each_is_up(fleet, fleet_host, host_name) -> None:
+    """From the monitoring host, every host's exporters and services answer Prometheus: across hosts that
+    is each published port, its firewall rule and its certificate from the internal CA (the ERP, the bot,
+    the node exporters, Rocket.Chat through its TLS sidecars). A fresh deployment's targets may not have
+    been scraped yet: waited for up to two scrape intervals."""
+    name, host = fleet_host
+    if name not in fleet.group("monitoring"):
+        pytest.skip(f"{name} runs no Prometheus")
+    deadline = time.monotonic() + 90
+    while True:
+        targets = json.loads(host.check_output(PROMETHEUS_TARGETS))["data"]["activeTargets"]
+        down = [
+            f"{t['labels']['job']} {t['labels'].get('instance', '')}: {t['health']} {t.get('lastError', '')}"
+            for t in targets if t["health"] != "up"
+        ]  # fmt: skip
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert not down, f"{name}: targets not up:\n" + "\n".join(down)
+    assert {t["labels"]["job"] for t in targets} == PROMETHEUS_JOBS
+    scraped_hosts = {t["labels"]["host"] for t in targets if t["labels"]["job"] == "node"}
+    assert scraped_hosts == set(fleet.group("docker_hosts")), scraped_hosts
+
+
 def test_only_the_proxy_listens_on_every_address(fleet, fleet_host, host_name) -> None:
     """The proxy's network holder publishes 80/443 to all; the rest only on the host's private address."""
     name, host = fleet_host

@@ -37,6 +37,11 @@ RENDERED = [
     "tls_proxy_rocketchat_servers",
     "photomatrix_firewall_rules",
     "container_images_host_project_images",
+    "rocketchat_tls_metrics",
+    "rocketchat_tls_metrics_allow",
+    "rocketchat_metrics_publish_address",
+    "monitoring_rocketchat_tls",
+    "monitoring_rocketchat_targets",
 ]
 REALTIME = "~ ^/(websocket|sockjs)"
 UPSTREAM_TLS = [
@@ -62,7 +67,15 @@ def render(tmp: Path, *, multi: bool, extra: dict | None = None) -> dict[str, di
         "-e", json.dumps({"render_dir": str(out), "render_vars": RENDERED} | (extra or {})),
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    rendered = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    for path in out.glob("*.prometheus.yml"):
+        rendered[path.name.split(".")[0]]["prometheus.yml"] = yaml.safe_load(path.read_text())
+    return rendered
+
+
+def rocketchat_job(values: dict) -> dict:
+    (job,) = [j for j in values["prometheus.yml"]["scrape_configs"] if j["job_name"] == "rocketchat"]
+    return job
 
 
 def rules(values: dict) -> dict[int, list[str]]:
@@ -129,12 +142,38 @@ def test_across_hosts_the_chat_host_publishes_the_sidecars_port_not_3000(lab: di
     assert "nginx" in chat["container_images_host_project_images"]
 
 
+def test_across_hosts_prometheus_scrapes_rocketchat_through_the_sidecars_over_verified_tls(
+    lab: dict[str, dict],
+) -> None:
+    """Rocket.Chat's exporter is never published itself: each sidecar serves it over TLS on 9458 inside,
+    published on 9458+i on the chat host's address, to the monitoring host alone (the firewall's 9458-9460
+    rules above); Prometheus checks the sidecars' certificates against the internal CA."""
+    chat, mon = lab["chat"], lab["mon"]
+    assert chat["rocketchat_tls_metrics"] in (True, "True")
+    assert chat["rocketchat_metrics_publish_address"] == ADDRESSES["chat"]
+    assert chat["rocketchat_tls_metrics_allow"] == [ADDRESSES["mon"]]
+    job = rocketchat_job(mon)
+    assert job["scheme"] == "https"
+    assert job["tls_config"] == {
+        "ca_file": "/etc/prometheus/erp-ca.crt",
+        "server_name": "rocketchat-tls",
+        "insecure_skip_verify": False,
+    }
+    assert job["static_configs"][0]["targets"] == ["10.77.0.11:9458", "10.77.0.11:9459", "10.77.0.11:9460"]
+
+
 def test_on_one_host_the_proxy_reaches_the_sidecar_by_alias(tmp_path: Path) -> None:
     solo = render(tmp_path, multi=False)["solo"]
     assert solo["tls_proxy_rocketchat_servers"] == ["rocketchat-tls:3443"]
     assert solo["rocketchat_publish_address"] == ""
     assert solo["photomatrix_firewall_rules"] == []
     assert solo["rocketchat_tls_allow"] == ["10.250.0.10"]  # the proxy's fixed container address
+    # Prometheus beside it: the sidecar by alias over TLS, nothing published, the Docker network admitted.
+    assert solo["rocketchat_metrics_publish_address"] == ""
+    assert solo["rocketchat_tls_metrics_allow"] == ["10.250.0.0/24"]
+    job = rocketchat_job(solo)
+    assert job["scheme"] == "https"
+    assert job["static_configs"][0]["targets"] == ["rocketchat-tls:9458"]
 
 
 def test_the_lab_proxy_balances_over_the_sidecars_with_ip_hash_over_https(tmp_path: Path) -> None:
@@ -157,6 +196,10 @@ def test_the_switch_off_gives_the_old_plain_upstream(tmp_path: Path) -> None:
     assert edge["tls_proxy_rocketchat_tls"] in (False, "False")
     assert edge["tls_proxy_rocketchat_servers"] == ["10.77.0.11:3000", "10.77.0.11:3001", "10.77.0.11:3002"]
     assert set(rules(chat)) == {3000, 3001, 3002, 9458, 9459, 9460}
+    # Prometheus then reads Rocket.Chat's own exporter, published in plain HTTP for the monitoring host.
+    assert chat["rocketchat_metrics_publish_address"] == ADDRESSES["chat"]
+    assert edge["monitoring_rocketchat_tls"] in (False, "False")
+    assert "scheme" not in rocketchat_job(rendered["mon"])
     assert "nginx" not in chat["container_images_host_project_images"]
     (tmp_path / "conf").mkdir()
     conf = rendered_nginx_conf(tmp_path / "conf", multi=True, extra=OFF)

@@ -81,18 +81,23 @@ class StandIn:
         self.thread.join(10)
 
 
+PROMETHEUS = "127.0.0.3"  # Prometheus's address as it arrives (rocketchat_tls_metrics_allow)
+
+
 @dataclass(frozen=True)
 class Sidecar:
     port: int
+    metrics_port: int  # Rocket.Chat's exporter through the sidecar (rocketchat_tls_metrics)
     pki: ServerPki
     other: ServerPki  # another CA: a client trusting it must not get through
 
 
-def render(directory: Path, port: int, upstream: str, allow: list[str]) -> None:
+def render(directory: Path, port: int, upstream: str, allow: list[str], metrics_port: int) -> None:
     """The role's template, as tasks/tls.yml writes it for the first instance (Docker's resolver left out:
     the stand-in is an address on loopback, no name to look up)."""
     # An nginx configuration, not HTML: nothing to escape.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
+    env.filters["bool"] = lambda value: str(value).lower() in ("true", "yes", "1")  # Ansible's filter
     text = env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         ansible_managed="test",
         rocketchat_tls_instance=0,
@@ -100,6 +105,11 @@ def render(directory: Path, port: int, upstream: str, allow: list[str]) -> None:
         rocketchat_tls_upstream=upstream,
         rocketchat_tls_allow=allow,
         rocketchat_tls_resolver="",
+        # The stand-in plays Rocket.Chat's exporter too (it answers any GET with what it received).
+        rocketchat_tls_metrics=True,
+        rocketchat_prometheus_port=metrics_port,
+        rocketchat_tls_metrics_upstream=upstream,
+        rocketchat_tls_metrics_allow=[PROMETHEUS],
     )
     (directory / "nginx.conf").write_text(text, encoding="utf-8")
 
@@ -123,9 +133,10 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
     for path in (conf, *conf.iterdir()):
         os.chown(path, 33, 33) if os.geteuid() == 0 else path.chmod(0o755 if path.is_dir() else 0o644)
     port = free_port()
+    metrics_port = free_port()
     container = f"rocketchat-tls-test-{secrets.token_hex(4)}"
     with StandIn() as standin:
-        render(conf, port, f"127.0.0.1:{standin.port}", [PROXY])
+        render(conf, port, f"127.0.0.1:{standin.port}", [PROXY], metrics_port)
         # As the role runs it (tasks/tls.yml): www-data, read-only, /tmp a tmpfs, no capabilities, the
         # directory mounted read-only; the host's network here (the stand-in is on loopback).
         process = subprocess.Popen(
@@ -138,7 +149,8 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
         )  # fmt: skip
         try:
             wait_listening(process, port, "the sidecar's nginx")
-            yield Sidecar(port, pki, other)
+            wait_listening(process, metrics_port, "the sidecar's exporter server")
+            yield Sidecar(port, metrics_port, pki, other)
         finally:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60, check=False)
             process.wait(30)
@@ -148,12 +160,15 @@ def tls_client(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-def get(sidecar: Sidecar, path: str, headers: dict[str, str], *, source: str = PROXY) -> tuple[int, bytes]:
-    """A GET over TLS verified for the proxy's name, from SOURCE (a loopback address); (status, body)."""
+def get(
+    sidecar: Sidecar, path: str, headers: dict[str, str], *, source: str = PROXY, port: int | None = None
+) -> tuple[int, bytes]:
+    """A GET over TLS verified for the proxy's name, from SOURCE (a loopback address) to PORT (the
+    sidecar's main one by default); (status, body)."""
     with socket.socket() as raw:
         raw.bind((source, 0))
         raw.settimeout(10)
-        raw.connect(("127.0.0.1", sidecar.port))
+        raw.connect(("127.0.0.1", port or sidecar.port))
         with tls_client(sidecar.pki.ca).wrap_socket(raw, server_hostname=SERVER_NAME) as tls:
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
             lines = [f"GET {path} HTTP/1.1", "Host: chat.photomatrix.test", "Connection: close"]
@@ -226,3 +241,18 @@ def test_plain_http_gets_nothing_from_rocketchat(sidecar: Sidecar) -> None:
 def test_a_caller_that_is_not_the_proxy_is_refused(sidecar: Sidecar) -> None:
     status, body = get(sidecar, "/api/info", FRONT, source="127.0.0.2")
     assert status == 403, body
+
+
+def test_prometheus_reads_rocketchats_exporter_over_tls_and_nobody_else_does(sidecar: Sidecar) -> None:
+    """The exporter's server: /metrics over TLS (the certificate verified for rocketchat-tls) for
+    Prometheus's address alone; the proxy's address is refused there, and nothing but /metrics passes."""
+    status, body = get(sidecar, "/metrics", {}, source=PROMETHEUS, port=sidecar.metrics_port)
+    assert status == 200, body
+    assert json.loads(body)["path"] == "/metrics"
+    status, _ = get(sidecar, "/metrics", {}, source=PROXY, port=sidecar.metrics_port)
+    assert status == 403
+    status, _ = get(sidecar, "/api/info", {}, source=PROMETHEUS, port=sidecar.metrics_port)
+    assert status == 404
+    # And Prometheus gets nothing from Rocket.Chat's API port: that one is the proxy's.
+    status, _ = get(sidecar, "/api/info", FRONT, source=PROMETHEUS)
+    assert status == 403
