@@ -1,9 +1,11 @@
-"""`python -m rocketchat_sim`: serve REST + DDP on BIND_IP:PORT, and the fault control API if asked."""
+"""`python -m rocketchat_sim`: serve REST + DDP on BIND_IP:PORT, the fault control API if asked, and the
+Prometheus exporter when Prometheus_Enabled is true at start."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -13,7 +15,10 @@ from pydantic import ValidationError
 from .app import Simulator
 from .config import SimSettings
 from .faults import ListenerControl, control_app
+from .metrics import Exporter, exporter_port
 from .state import StateFileError
+
+log = logging.getLogger("rocketchat_sim")
 
 
 def _uvicorn_config(app: object, host: str, port: int, level: str) -> uvicorn.Config:
@@ -32,11 +37,31 @@ def _uvicorn_config(app: object, host: str, port: int, level: str) -> uvicorn.Co
     )
 
 
+def _exporter_socket(host: str, port: int) -> socket.socket | None:
+    """Bind the Prometheus exporter's port; None (logged) when that fails, the API still starts.
+
+    Rocket.Chat's exporter fails the same way on its own: the scrape finds nothing listening.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        log.error("Prometheus exporter cannot listen on %s:%s: %s", host, port, exc)
+        return None
+    sock.setblocking(False)
+    return sock
+
+
 async def _serve(config: SimSettings, sim: Simulator) -> None:
     level = config.SIM_LOG_LEVEL.lower()
     server = uvicorn.Server(_uvicorn_config(sim, config.BIND_IP, config.PORT, level))
-    control_task = None
-    control = None
+    # Servers besides the API skip signal capture (private _serve): the main server owns SIGTERM/SIGINT.
+    # On SIGTERM uvicorn re-raises the signal once the API has shut down, which ends the process and
+    # these servers with it; on any other way out they are stopped here.
+    extra: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     if config.SIM_CONTROL_PORT:
         listeners = ListenerControl(server, config.BIND_IP, config.PORT)
         control_cfg = _uvicorn_config(
@@ -44,14 +69,21 @@ async def _serve(config: SimSettings, sim: Simulator) -> None:
         )
         control_cfg.lifespan = "off"
         control = uvicorn.Server(control_cfg)
-        # _serve skips signal capture: the main server owns SIGTERM/SIGINT and stops the control server.
-        control_task = asyncio.create_task(control._serve())
+        extra.append((control, asyncio.create_task(control._serve())))
+    metrics_port = exporter_port(sim)
+    sock = _exporter_socket(config.BIND_IP, metrics_port) if metrics_port else None
+    if metrics_port and sock is not None:
+        metrics_cfg = _uvicorn_config(Exporter(sim), config.BIND_IP, metrics_port, level)
+        metrics_cfg.lifespan = "off"
+        exporter = uvicorn.Server(metrics_cfg)
+        extra.append((exporter, asyncio.create_task(exporter._serve(sockets=[sock]))))
     try:
         await server.serve()
     finally:
-        if control is not None and control_task is not None:
-            control.should_exit = True
-            await control_task
+        for aux, _ in extra:
+            aux.should_exit = True
+        for _, task in extra:
+            await task
 
 
 def main() -> int:

@@ -30,6 +30,9 @@ class SimSettings(BaseSettings):
     ADMIN_EMAIL_VERIFIED: bool = False
     CREATE_TOKENS_FOR_USERS_SECRET: SecretStr | None = None
 
+    # Rocket.Chat's: the Prometheus exporter's port, before the Prometheus_Port setting (collectMetrics.ts).
+    PROMETHEUS_PORT: int | None = Field(None, ge=1, le=65535)
+
     SIM_STATE_FILE: Path | None = None
     SIM_CONTROL_PORT: int | None = Field(None, ge=1, le=65535)
     SIM_VERSION: str = "8.6.1"  # the release roles/container_images pins

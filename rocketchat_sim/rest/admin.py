@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import views
 from ..errors import failure, invalid_params, meteor_error
+from ..metrics import workspace_counts
 from ..util import iso, new_id, now_ms
 from .base import Call, endpoint, listing
 
@@ -279,30 +280,13 @@ def statistics(call: Call) -> dict[str, Any]:
     if not call.can("view-statistics"):
         raise meteor_error("error-not-allowed", "Not allowed", {"method": "getStatistics"})
     state = call.sim.state
-    users = list(state.users.values())
-    rooms = list(state.rooms.values())
-    by_type = {t: sum(1 for r in rooms if r["t"] == t) for t in ("c", "p", "d")}
     return {
         "_id": new_id(),
         "wizard": {},
         "uniqueId": "rocketchat-sim",
-        "installedAt": iso(min((u["createdAt"] for u in users), default=now_ms())),
+        "installedAt": iso(min((u["createdAt"] for u in state.users.values()), default=now_ms())),
         "version": call.sim.config.SIM_VERSION,
-        "totalUsers": len(users),
-        "activeUsers": sum(1 for u in users if u.get("active", True) and u.get("type") != "bot"),
-        "activeGuests": sum(1 for u in users if "guest" in u["roles"]),
-        "nonActiveUsers": sum(1 for u in users if not u.get("active", True)),
-        "appUsers": sum(1 for u in users if u.get("type") == "app"),
-        "onlineUsers": sum(1 for u in users if call.sim.realtime.is_online(u["_id"])),
-        "awayUsers": 0,
-        "busyUsers": 0,
-        "offlineUsers": sum(1 for u in users if not call.sim.realtime.is_online(u["_id"])),
-        "totalRooms": len(rooms),
-        "totalChannels": by_type["c"],
-        "totalPrivateGroups": by_type["p"],
-        "totalDirect": by_type["d"],
-        "totalLivechat": 0,
-        "totalMessages": sum(len(m) for m in state.messages.values()),
+        **workspace_counts(call.sim),  # the counts the Prometheus exporter serves too
         "totalIntegrations": len(state.integrations),
         "createdAt": iso(now_ms()),
     }
