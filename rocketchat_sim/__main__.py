@@ -72,7 +72,7 @@ async def _serve(config: SimSettings, sim: Simulator) -> None:
         extra.append((control, asyncio.create_task(control._serve())))
     metrics_port = exporter_port(sim)
     sock = _exporter_socket(config.BIND_IP, metrics_port) if metrics_port else None
-    if metrics_port and sock is not None:
+    if sock is not None:
         metrics_cfg = _uvicorn_config(Exporter(sim), config.BIND_IP, metrics_port, level)
         metrics_cfg.lifespan = "off"
         exporter = uvicorn.Server(metrics_cfg)
