@@ -14,22 +14,22 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
 4. `verify`: `make verify INVENTORY=<inventory>`, the read-only checks of every host and the public name,
    once, on the rotated deployment: every cross-host TLS hop verifies against the new CA (a cold deploy
    checked before any rotation is `--keep --to site`, then `make verify INVENTORY=<inventory>`);
-5. `upgrade`: the rolling upgrade and rollback under load (lab/drill_upgrade.py): a new release of the
+5. `again`: `playbooks/site.yml` a second time, on the rotated and verified deployment: every host's PLAY
+   RECAP must say changed=0 (a task that changes on a converged lab is a defect: a template that renders
+   differently each run, a check that cannot see what it deployed, or a rotation that left a host
+   unlike what site.yml declares). On failure it names each changed task and its host;
+6. `upgrade`: the rolling upgrade and rollback under load (lab/drill_upgrade.py): a new release of the
    project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
    while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
    or the bot are rolled;
-6. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
+7. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
    loop through the proxy, TargetDown in the admins group, the host started again and rejoining. Last,
    as `make drill` comes last in the single-host cycle: it is destructive;
 
-then the lab is removed, also on failure (`--keep` keeps it). No second `site.yml` run: the idempotence
-check (`changed=0`) is the single-host cycle's (`make test-infra`: site.yml in check mode, and each
-layer playbook alone for real); on a kept lab, `ansible-playbook -i <inventory> playbooks/site.yml`
-shows it across the hosts (its PLAY RECAP; the 12 recorded runs of this cycle that had the step, until
-2026-12-03, all reported changed=0 on every host, at 152-819 s of the cycle's time each).
+then the lab is removed, also on failure (`--keep` keeps it).
 
-`--from STEP` (docker, site, rotate, verify, upgrade, drill) resumes a kept lab at that step, to iterate
-on a fix without a fresh lab; without it, a run starts by removing whatever lab of that name is left.
+`--from STEP` (docker, site, rotate, verify, again, upgrade, drill) resumes a kept lab at that step, to
+iterate on a fix without a fresh lab; without it, a run starts by removing whatever lab of that name is left.
 `--to STEP` ends the run after that step. `make test-multi` (which CI's `make test` runs beside `make
 test-infra`) is the whole cycle. Prints the time of each step with this machine's load average when it
 ended (the figures are only comparable with the load beside them) and appends the result to
@@ -109,9 +109,11 @@ PROFILE = {
 }
 
 
-def _playbook(
+def _playbook_output(
     inventory: Path, playbook: str, what: str, on_line: Callable[[str], None] | None = None
-) -> tuple[float, dict[str, dict[str, int]]]:
+) -> tuple[float, str, dict[str, dict[str, int]]]:
+    """Run PLAYBOOK against INVENTORY: (seconds, its output, its PLAY RECAP); a failed or unreachable
+    host fails the step."""
     argv = [str(PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}"]
     seconds, output = _run(argv, what, env={**os.environ, **PROFILE}, on_line=on_line)
     hosts = recap(output)
@@ -120,7 +122,30 @@ def _playbook(
     bad = {h: r for h, r in hosts.items() if r["failed"] or r["unreachable"]}
     if bad:
         raise CycleError(f"{what}: failed or unreachable hosts {bad}")
+    return seconds, output, hosts
+
+
+def _playbook(
+    inventory: Path, playbook: str, what: str, on_line: Callable[[str], None] | None = None
+) -> tuple[float, dict[str, dict[str, int]]]:
+    seconds, _, hosts = _playbook_output(inventory, playbook, what, on_line)
     return seconds, hosts
+
+
+TASK = re.compile(r"^TASK \[(?P<name>.*)\] \**$")
+CHANGED = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
+
+
+def changed_tasks(output: str) -> list[tuple[str, str]]:
+    """(task, host) for each task Ansible's OUTPUT reports as changed on a host, in order."""
+    found: list[tuple[str, str]] = []
+    task = "?"
+    for line in output.splitlines():
+        if match := TASK.match(line):
+            task = match["name"]
+        elif match := CHANGED.match(line):
+            found.append((task, match["host"]))
+    return found
 
 
 # A step's figure: its seconds and the 1-minute load average when it ended.
@@ -163,7 +188,8 @@ DOCKER_STEP = "docker layer (engines, firewall, images built once, pushed, pulle
 # site.yml run, whose docker layer was a no-op pass after docker.yml alone).
 SITE_STEP = "site.yml (cold deploy across the hosts)"
 # The steps in order, by the name `--from` takes.
-STEPS = ("up", "docker", "site", "rotate", "verify", "upgrade", "drill")
+STEPS = ("up", "docker", "site", "rotate", "verify", "again", "upgrade", "drill")
+AGAIN_STEP = "site.yml again (changed=0)"
 
 
 def multi(
@@ -214,6 +240,15 @@ def multi(
             if "verify" in todo:
                 seconds, _ = _run(verify, "verify")
                 figures["make verify after the rotation"] = _figure(seconds)
+            if "again" in todo:
+                seconds, output, hosts = _playbook_output(name, "site.yml", "second run (changed=0 expected)")
+                changed = {host: counts["changed"] for host, counts in hosts.items() if counts["changed"]}
+                if changed:
+                    tasks = "; ".join(f"{host}: {task}" for task, host in changed_tasks(output))
+                    raise CycleError(
+                        f"the second site.yml run changed {changed} ({tasks or 'no task named'})"
+                    )
+                figures[AGAIN_STEP] = _figure(seconds)
             if "upgrade" in todo:
                 print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
                 figures.update(drill_upgrade.run(lab, str(name)))

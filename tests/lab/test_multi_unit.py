@@ -61,14 +61,14 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi.control, "up", lambda lab: ran.append("up") or {"total": 1.0})
     clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
 
-    def playbook(inventory: object, book: str, what: str, on_line=None) -> tuple[float, dict]:
+    def playbook(inventory: object, book: str, what: str, on_line=None) -> tuple[float, str, dict]:
         ran.append(book)
         for line in ("PLAY [Docker Engine and images] ****\n", "PLAY [MongoDB] ****\n"):
             if on_line is not None:
                 on_line(line)
-        return 1.0, clean
+        return 1.0, "", clean
 
-    monkeypatch.setattr(multi, "_playbook", playbook)
+    monkeypatch.setattr(multi, "_playbook_output", playbook)
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
@@ -82,7 +82,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "upgrade", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -90,6 +90,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "site.yml (cold deploy across the hosts)",
         "make rotate WHAT=ca (certificates re-signed, restarts)",
         "make verify after the rotation",
+        "site.yml again (changed=0)",
         "make upgrade across the hosts, under load",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
@@ -100,7 +101,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "upgrade", "drill"]
+    assert steps == ["rotate", "verify", "site.yml", "upgrade", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -213,3 +214,48 @@ def test_a_site_run_without_a_play_after_its_docker_layer_fails(
     monkeypatch.setattr(multi, "_playbook", lambda inventory, book, what, on_line=None: (1.0, clean))
     with pytest.raises(multi.CycleError, match="no play after its docker layer"):
         multi.multi(stop="site")
+
+
+SECOND_RUN = """
+TASK [tls_proxy : Render nginx.conf] *******************************************
+Sunday 06 December 2026  03:01:02 +0000 (0:00:01.100)       0:02:03.000 *******
+ok: [edge]
+TASK [erp_api : Start the ERP's containers] ************************************
+changed: [erp1] => (item=photomatrix-erp-api)
+ok: [erp2] => (item=photomatrix-erp-api)
+TASK [monitoring : Rules] ******************************************************
+changed: [mon]
+
+PLAY RECAP *********************************************************************
+edge                       : ok=140  changed=0    unreachable=0    failed=0    skipped=60
+erp1                       : ok=40   changed=1    unreachable=0    failed=0    skipped=9
+mon                        : ok=40   changed=1    unreachable=0    failed=0    skipped=9
+"""
+
+
+def test_changed_tasks_names_each_task_and_host() -> None:
+    from lab.multi import changed_tasks
+
+    assert changed_tasks(SECOND_RUN) == [
+        ("erp_api : Start the ERP's containers", "erp1"),
+        ("monitoring : Rules", "mon"),
+    ]
+    assert changed_tasks("") == []
+
+
+def test_a_second_run_that_changes_anything_fails_the_cycle_naming_the_tasks(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lab.multi as multi
+
+    def playbook(inventory: object, book: str, what: str, on_line=None) -> tuple[float, str, dict]:
+        steps.append(book)
+        return 1.0, SECOND_RUN, multi.recap(SECOND_RUN)
+
+    monkeypatch.setattr(multi, "_playbook_output", playbook)
+    with pytest.raises(multi.CycleError, match=r"second site\.yml run changed") as caught:
+        multi.multi(keep=True, start="again")
+    assert "{'erp1': 1, 'mon': 1}" in str(caught.value)
+    assert "erp1: erp_api : Start the ERP's containers" in str(caught.value)
+    assert "mon: monitoring : Rules" in str(caught.value)
+    assert steps == ["site.yml"]
