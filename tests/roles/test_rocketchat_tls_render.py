@@ -2,8 +2,8 @@
 "Rocket.Chat's HTTPS"), rendered without deploying. Where the internal CA is (photomatrix_rocketchat_tls
 follows it), the proxy's rocketchat upstream is https:// to the TLS sidecar beside each instance, verified
 against the internal CA for the sidecars' name (rocketchat-tls), ip_hash kept; across hosts the chat host
-publishes the sidecars' port (3443+i), not Rocket.Chat's 3000+i, and admits the proxy (and Prometheus) to
-it; the sidecar accepts only the proxy. The switch off gives the old plain upstream. Rendered by Ansible
+publishes the sidecars' port (3443+i), not Rocket.Chat's 3000+i, and admits the proxy alone to it
+(Prometheus reads the exporter's own ports, 9458+i); the sidecar accepts only the proxy. The switch off gives the old plain upstream. Rendered by Ansible
 with the roles' defaults and playbooks/group_vars/all (tests/roles/render_defaults.yml), and the proxy's
 nginx.conf as the role writes it (tasks/config.yml)."""
 
@@ -122,11 +122,12 @@ def test_across_hosts_the_chat_host_publishes_the_sidecars_port_not_3000(lab: di
     assert chat["rocketchat_tls"] in (True, "True")
     assert edge["tls_proxy_rocketchat_tls"] in (True, "True")
     assert chat["rocketchat_publish_address"] == ADDRESSES["chat"]
-    # Three instances, three sidecars: 3443-3445 admitted to the proxy and Prometheus; 3000-3002 not at all.
+    # Three instances, three sidecars: 3443-3445 admitted to the proxy alone (Prometheus has the exporter's
+    # ports); 3000-3002 not at all.
     assert rules(chat) == {
-        3443: [ADDRESSES["edge"], ADDRESSES["mon"]],
-        3444: [ADDRESSES["edge"], ADDRESSES["mon"]],
-        3445: [ADDRESSES["edge"], ADDRESSES["mon"]],
+        3443: [ADDRESSES["edge"]],
+        3444: [ADDRESSES["edge"]],
+        3445: [ADDRESSES["edge"]],
         9458: [ADDRESSES["mon"]],
         9459: [ADDRESSES["mon"]],
         9460: [ADDRESSES["mon"]],
@@ -196,6 +197,8 @@ def test_the_switch_off_gives_the_old_plain_upstream(tmp_path: Path) -> None:
     assert edge["tls_proxy_rocketchat_tls"] in (False, "False")
     assert edge["tls_proxy_rocketchat_servers"] == ["10.77.0.11:3000", "10.77.0.11:3001", "10.77.0.11:3002"]
     assert set(rules(chat)) == {3000, 3001, 3002, 9458, 9459, 9460}
+    assert rules(chat)[3000] == [ADDRESSES["edge"]]  # the API to the proxy alone
+    assert rules(chat)[9458] == [ADDRESSES["mon"]]
     # Prometheus then reads Rocket.Chat's own exporter, published in plain HTTP for the monitoring host.
     assert chat["rocketchat_metrics_publish_address"] == ADDRESSES["chat"]
     assert edge["monitoring_rocketchat_tls"] in (False, "False")
