@@ -22,9 +22,11 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
    while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
    or the bot are rolled;
-7. `drill`: the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request
-   loop through the proxy, TargetDown in the admins group, the host started again and rejoining. Last,
-   as `make drill` comes last in the single-host cycle: it is destructive;
+7. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys from
+   the bot's container through the proxy; each ERP host's alert posted through the public name reaches the
+   admins channel), then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a
+   steady request loop through the proxy, TargetDown in the admins group, the host started again and
+   rejoining. Last, as `make drill` comes last in the single-host cycle: they are destructive;
 
 then the lab is removed, also on failure (`--keep` keeps it).
 
@@ -49,7 +51,7 @@ from pathlib import Path
 
 import yaml
 
-from lab import control, docker, drill_host_loss, drill_upgrade
+from lab import control, docker, drill_erp_alerts, drill_host_loss, drill_upgrade
 from lab.cycle import CycleError, report
 from lab.remote import RemoteError
 from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
@@ -253,6 +255,11 @@ def multi(
                 print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
                 figures.update(drill_upgrade.run(lab, str(name)))
             if "drill" in todo:
+                print(
+                    "lab multi: drill: the ERP's alerts from every ERP host (lab/drill_erp_alerts.py)",
+                    flush=True,
+                )
+                figures.update(drill_erp_alerts.run(lab))
                 print("lab multi: drill: host loss (lab/drill_host_loss.py)", flush=True)
                 # Each timing with the highest load average sampled during it (the load at the end
                 # of a 10-minute drill says little about the kill).

@@ -72,6 +72,8 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
+    alerts = {"drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel": (20.0, 9.0)}
+    monkeypatch.setattr(multi.drill_erp_alerts, "run", lambda lab: ran.append("alerts") or alerts)
     upgrade = {"make upgrade across the hosts, under load": (200.0, 9.0)}
     monkeypatch.setattr(multi.drill_upgrade, "run", lambda lab, inventory: ran.append("upgrade") or upgrade)
     return ran
@@ -82,7 +84,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "alerts", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -92,6 +94,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "make verify after the rotation",
         "site.yml again (changed=0)",
         "make upgrade across the hosts, under load",
+        "drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
     ]
@@ -101,7 +104,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "site.yml", "upgrade", "drill"]
+    assert steps == ["rotate", "verify", "site.yml", "upgrade", "alerts", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -125,8 +128,11 @@ def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> No
     from lab.multi import multi
 
     figures = multi(keep=True, start="drill")
-    assert steps == ["drill"]
-    assert list(figures) == ["drill host loss: erp1 killed → TargetDown in the admins group"]
+    assert steps == ["alerts", "drill"]
+    assert list(figures) == [
+        "drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel",
+        "drill host loss: erp1 killed → TargetDown in the admins group",
+    ]
 
 
 def test_a_failed_drill_fails_the_cycle_and_leaves_no_lab(
