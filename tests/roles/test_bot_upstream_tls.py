@@ -14,7 +14,7 @@ import httpx
 import pytest
 from plugins.pki import make_test_pki
 from plugins.processes import free_port
-from roles.test_erp_upstream_tls import TEMPLATE, run_nginx, stop_nginx
+from roles.test_erp_upstream_tls import TEMPLATE, run_nginx, stop_nginx, upstream_tls_macro
 from sim.test_webhook_tls import TOKEN, BotHttps
 
 pytestmark = pytest.mark.integration
@@ -23,18 +23,13 @@ SERVER_NAME = "chatbot"  # chatbot_tls_server_name: first in every bot certifica
 
 
 def bot_location_lines(ca: Path, name: str) -> list[str]:
-    """The /bot/webhook location's proxy_ssl_* lines of the role's template, with this test's CA and name."""
+    """The /bot/webhook location's upstream TLS lines as the role's template writes them (the macro, called
+    for the bot's name), with this test's CA and name."""
     template = TEMPLATE.read_text(encoding="utf-8")
     start = template.index("location = /bot/webhook {")
     block = template[start : template.index("proxy_pass $bot_upstream;", start)]
-    picked = [line.strip() for line in block.splitlines() if line.strip().startswith("proxy_ssl_")]
-    assert "proxy_ssl_verify on;" in picked, block
-    filled = [
-        line.replace("{{ tls_proxy_bot_tls_name }}", name).replace("/etc/nginx/tls/upstream-ca.crt", str(ca))
-        for line in picked
-    ]
-    assert not any("{{" in line for line in filled), filled
-    return filled
+    assert "{{ upstream_tls(tls_proxy_bot_tls_name) | indent(6) }}" in block, block
+    return upstream_tls_macro(ca, name)
 
 
 def start_nginx(tmp: Path, bot_port: int, ca: Path, name: str) -> tuple[subprocess.Popen, str, Path, str]:

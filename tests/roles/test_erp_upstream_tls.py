@@ -124,21 +124,29 @@ def test_the_erp_port_speaks_tls_only_with_a_certificate_of_its_ca(tls_erp: TlsE
         wrong.wrap_socket(raw, server_hostname=SERVER_NAME)
 
 
-def role_upstream_tls_lines(ca: Path, name: str) -> list[str]:
-    """The ERP's proxy_ssl_* lines of the role's template (what every deployment renders with TLS on), with
-    this test's CA file and upstream name. The bot's location has its own (its name), not taken here."""
+def upstream_tls_macro(ca: Path, name: str) -> list[str]:
+    """The proxy_ssl_* lines of the role's template macro upstream_tls (one for every internal hop: the
+    ERP, the bot, Rocket.Chat's sidecars), with this test's CA file and upstream name."""
     template = TEMPLATE.read_text(encoding="utf-8")
-    start = template.index("{% if tls_proxy_erp_tls | bool %}")
-    block = template[start : template.index("{% endif %}", start)]
-    lines = [line.strip() for line in block.splitlines()]
-    picked = [line for line in lines if line.startswith("proxy_ssl_")]
-    assert picked, "the role's template has no proxy_ssl_ lines"
+    start = template.index("{% macro upstream_tls(name) %}")
+    block = template[start : template.index("endmacro", start)]
+    picked = [line.strip() for line in block.splitlines() if line.strip().startswith("proxy_ssl_")]
+    assert "proxy_ssl_verify on;" in picked, block
     filled = [
-        line.replace("{{ tls_proxy_erp_tls_name }}", name).replace("/etc/nginx/tls/upstream-ca.crt", str(ca))
-        for line in picked
+        line.replace("{{ name }}", name).replace("/etc/nginx/tls/upstream-ca.crt", str(ca)) for line in picked
     ]
     assert not any("{{" in line or "{%" in line for line in filled), filled
     return filled
+
+
+def role_upstream_tls_lines(ca: Path, name: str) -> list[str]:
+    """The ERP's upstream TLS lines as the role's template writes them with TLS on (the macro, called for
+    the ERP's name at the server level), with this test's CA file and upstream name."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    start = template.index("{% if tls_proxy_erp_tls | bool %}")
+    block = template[start : template.index("{% endif %}", start)]
+    assert "{{ upstream_tls(tls_proxy_erp_tls_name) | indent(4) }}" in block, block
+    return upstream_tls_macro(ca, name)
 
 
 @dataclass(frozen=True)

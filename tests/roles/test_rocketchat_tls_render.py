@@ -3,9 +3,9 @@
 follows it), the proxy's rocketchat upstream is https:// to the TLS sidecar beside each instance, verified
 against the internal CA for the sidecars' name (rocketchat-tls), ip_hash kept; across hosts the chat host
 publishes the sidecars' port (3443+i), not Rocket.Chat's 3000+i, and admits the proxy alone to it
-(Prometheus reads the exporter's own ports, 9458+i); the sidecar accepts only the proxy. The switch off gives the old plain upstream. Rendered by Ansible
-with the roles' defaults and playbooks/group_vars/all (tests/roles/render_defaults.yml), and the proxy's
-nginx.conf as the role writes it (tasks/config.yml)."""
+(Prometheus reads the exporter's own ports, 9458+i); the sidecar accepts only the proxy. The switch off
+gives the old plain upstream. Rendered by Ansible with the roles' defaults and playbooks/group_vars/all
+(tests/roles/render_defaults.yml), and the proxy's nginx.conf as the role writes it (tasks/config.yml)."""
 
 from __future__ import annotations
 
