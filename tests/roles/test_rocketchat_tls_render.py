@@ -42,6 +42,7 @@ RENDERED = [
     "rocketchat_metrics_publish_address",
     "monitoring_rocketchat_tls",
     "monitoring_rocketchat_targets",
+    "rocketchat_tls_ipv4_address",
 ]
 REALTIME = "~ ^/(websocket|sockjs)"
 UPSTREAM_TLS = [
@@ -210,3 +211,46 @@ def test_the_switch_off_gives_the_old_plain_upstream(tmp_path: Path) -> None:
     assert re.search(r"upstream rocketchat_servers \{[^}]*ip_hash;[^}]*10\.77\.0\.11:3002", conf)
     assert "proxy_ssl_name rocketchat-tls;" not in conf
     assert "proxy_ssl_verify" not in location(conf, REALTIME)
+
+
+SEVERAL_BESIDE_THE_PROXY = {"rocketchat_instance_count": 3}
+FIXED = {
+    "photomatrix_container_addresses": {
+        "proxy": "10.250.0.10",
+        "bot": "10.250.0.20",
+        "rocketchat_tls": "10.250.0.40",
+    }
+}
+
+
+def test_several_instances_beside_the_proxy_are_named_by_fixed_sidecar_addresses(tmp_path: Path) -> None:
+    """An nginx upstream block resolves its names once, at start: beside the proxy, several instances'
+    sidecars get fixed addresses (photomatrix_container_addresses.rocketchat_tls, +i for the next) and the
+    upstream names them by those, so a sidecar re-created by an upgrade is not lost to the proxy."""
+    solo = render(tmp_path / "values", multi=False, extra=SEVERAL_BESIDE_THE_PROXY | FIXED)["solo"]
+    assert solo["rocketchat_tls_ipv4_address"] == "10.250.0.40"
+    assert solo["tls_proxy_rocketchat_servers"] == [
+        "10.250.0.40:3443",
+        "10.250.0.41:3443",
+        "10.250.0.42:3443",
+    ]
+    (tmp_path / "conf").mkdir()
+    conf = rendered_nginx_conf(tmp_path / "conf", multi=False, extra=SEVERAL_BESIDE_THE_PROXY | FIXED)
+    upstream = re.search(r"upstream rocketchat_servers \{[^}]*\}", conf)
+    assert upstream, conf
+    for address in ("10.250.0.40", "10.250.0.41", "10.250.0.42"):
+        assert f"server {address}:3443 " in upstream.group(0)
+    assert "rocketchat-tls-2" not in upstream.group(0)
+    # The proxy still verifies them for the sidecars' name, whatever address it dials.
+    assert "proxy_ssl_name rocketchat-tls;" in location(conf, "/ ")
+
+
+def test_several_instances_beside_the_proxy_without_fixed_addresses_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match=r"set\s+photomatrix_container_addresses\.rocketchat_tls"):
+        rendered_nginx_conf(tmp_path, multi=False, extra=SEVERAL_BESIDE_THE_PROXY)
+
+
+def test_one_instance_beside_the_proxy_keeps_its_alias_looked_up_per_request(tmp_path: Path) -> None:
+    solo = render(tmp_path, multi=False)["solo"]
+    assert solo["rocketchat_tls_ipv4_address"] == ""
+    assert solo["tls_proxy_rocketchat_servers"] == ["rocketchat-tls:3443"]
