@@ -184,7 +184,7 @@ if printf '%s\n' "$$status" | grep -v ': no containers$$' | grep -q .; then \
   exit 2; fi
 endef
 
-test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, site.yml again (changed=0 on every host), make upgrade then make rollback under load, the ERP alerts drill (both ERP hosts post through the proxy), the host-loss drill, lab down
+test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, site.yml again (changed=0 on every host), make upgrade then make rollback under load, the ERP alerts drill (both ERP hosts post their own alerts through the proxy), the host-loss drill, lab down
 	@$(call refuse_running_lab,$(MULTI_INVENTORY))
 	$(PY) -m lab.multi -i $(MULTI_INVENTORY) $(MULTI_ARGS)
 .PHONY: test-multi

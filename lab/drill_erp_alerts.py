@@ -8,10 +8,12 @@ post goes through the public name and the proxy, the name mapped to the proxy in
 /etc/hosts and the certificate checked against ERP_ALERT_WEBHOOK_CA_FILE (roles/erp_api). `make verify`
 checks the route read-only (`python -m erp alerts-check`); this drill posts for real:
 
-1. a burst of requests with a wrong API key to GET /api/bot/v1/positions, from inside the bot's container
-   on the bot host, through the public name: the bot's own route and source address, so the proxy admits
-   them (its allowlist) and balances them over the ERP hosts (round robin) at PACE, under the proxy's rate
-   limit for the route. Each answer must be 401;
+1. in every ERP replica of every ERP host, a burst of requests with a wrong API key to its own
+   GET /api/bot/v1/positions, over its TLS (verified against the internal CA for erp-api), from SOURCES
+   loopback addresses (127.0.0.2, 127.0.0.3, ...), PER_SOURCE requests each. The ERP answers a source's
+   failed keys 401 up to ERP_AUTH_FAILURE_LIMIT (10 within 5 minutes), then 429 until that window passes:
+   one source cannot reach the alert's threshold (20 failures within 60 s per replica), and a burst from the
+   bot's host would have shut the bot out of the ERP for five minutes. Each answer must be 401;
 2. every ERP host must raise `auth_failures` (erp_alerts_total{kind="auth_failures"} of each of its
    instances grows, read from Prometheus on the monitoring host), no delivery may fail
    (erp_alert_webhook_failures_total unchanged), and the admins channel must hold one new ERP alert per
@@ -31,15 +33,17 @@ from typing import Any
 
 from lab import remote
 from lab.drill_host_loss import DrillError, Stack
-from lab.topology import Lab, ansible_inventory
+from lab.topology import Lab
 
-BOT_CONTAINER = "photomatrix-chatbot"
+ERP_CONTAINERS = "sudo docker ps --format '{{.Names}}' --filter name=^photomatrix-erp-api"
 PATH = "/api/bot/v1/positions"
-# The ERP's threshold (ERP_ALERT_AUTH_FAILURES_THRESHOLD, 20 within 60 s per replica) for each instance,
-# round robin over them, with room: MARGIN times the threshold per instance.
-THRESHOLD = 20
-MARGIN = 1.5
-PACE_SECONDS = 0.08  # ~12 requests/s: under the proxy's 20 r/s for the route (tls_proxy_rate_erp_api)
+PORT = 8000  # erp_api_port, inside the container
+TLS_NAME = "erp-api"  # erp_api_tls_server_name: first in every ERP certificate
+CA_FILE = "/run/secrets/erp/tls-ca.crt"  # the internal CA in the ERP container (its health check's)
+# ERP_AUTH_FAILURE_LIMIT (10) failures per source, from enough sources for the alert's threshold
+# (ERP_ALERT_AUTH_FAILURES_THRESHOLD, 20 within 60 s per replica), with room.
+PER_SOURCE = 10
+SOURCES = 3
 NEEDLE = "ERP: suspicious activity `auth_failures`"
 TIMEOUT = 180.0
 POLL_SECONDS = 5.0
@@ -49,23 +53,27 @@ def _log(message: str) -> None:
     print(f"drill erp-alerts: {time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def burst_code(domain: str, count: int, pace: float) -> str:
-    """The Python the bot's container runs: COUNT requests with a wrong key through the public name (the
-    bot's CA), one every PACE seconds; prints their statuses as JSON."""
+def burst_code(sources: int, per_source: int) -> str:
+    """The Python an ERP replica runs: PER_SOURCE requests with a wrong key from each of SOURCES loopback
+    addresses to its own port, over TLS when it serves TLS (its CA file there); prints the statuses as
+    JSON."""
     return f"""
-import json, ssl, time, urllib.error, urllib.request
-context = ssl.create_default_context(cafile="/etc/bot/ca.crt")
+import json, os, socket, ssl
+context = ssl.create_default_context(cafile="{CA_FILE}") if os.path.exists("{CA_FILE}") else None
+request = b"GET {PATH} HTTP/1.0\\r\\nHost: {TLS_NAME}\\r\\nX-API-Key: pmlab-drill-wrong-key\\r\\n\\r\\n"
 statuses = []
-for _ in range({count}):
-    headers = {{"X-API-Key": "pmlab-drill-wrong-key"}}
-    request = urllib.request.Request("https://{domain}{PATH}", headers=headers)
-    try:
-        statuses.append(urllib.request.urlopen(request, timeout=15, context=context).status)
-    except urllib.error.HTTPError as exc:
-        statuses.append(exc.code)
-    except OSError as exc:
-        statuses.append(str(exc)[:80])
-    time.sleep({pace})
+for source in range({sources}):
+    for _ in range({per_source}):
+        try:
+            address = (f"127.0.0.{{source + 2}}", 0)
+            s = socket.create_connection(("127.0.0.1", {PORT}), 15, source_address=address)
+            if context is not None:
+                s = context.wrap_socket(s, server_hostname="{TLS_NAME}")
+            s.sendall(request)
+            statuses.append(int(s.recv(64).split()[1]))
+            s.close()
+        except (OSError, ValueError, IndexError) as exc:
+            statuses.append(str(exc)[:80])
 print(json.dumps(statuses))
 """
 
@@ -87,38 +95,34 @@ def raised_on(hosts: dict[str, str], before: dict[str, float], after: dict[str, 
 def run(lab: Lab) -> dict[str, tuple[float, float]]:
     """The drill on the kept lab; returns its timings by name, for lab.multi's summary."""
     stack = Stack.of(lab)
-    data = ansible_inventory(lab.inventory, DrillError)
-    bots = data.get("bots", {}).get("hosts", [])
-    if not bots:
-        raise DrillError("the ERP alerts drill needs a bots host")
-    bot = bots[0]
     erp_hosts = {host: lab.hosts[host] for host in [stack.victim, *stack.survivors]}
     raised_q = 'sum by (instance) (erp_alerts_total{job="erp-api",kind="auth_failures"})'
     failed_q = 'sum(erp_alert_webhook_failures_total{job="erp-api"})'
     up = by_instance(stack.query('up{job="erp-api"}'))
-    instances = [i for i, value in up.items() if value == 1]
-    if len(instances) < len(erp_hosts):
+    down = [instance for instance, value in up.items() if value != 1]
+    if down or not up:
         raise DrillError(f"the ERP targets are not all up before the drill: {up}")
     before = by_instance(stack.query(raised_q))
     failed_before = sum(by_instance(stack.query(failed_q)).values())
     stack.login()
     seen = {m["_id"] for m in stack.admins_messages() if NEEDLE in m.get("msg", "")}
-    count = int(THRESHOLD * MARGIN * len(instances))
-    _log(
-        f"{count} requests with a wrong key, GET https://{stack.domain}{PATH} from {BOT_CONTAINER} on {bot}, "
-        f"over {len(instances)} ERP instance(s) on {', '.join(erp_hosts)}"
-    )
     started = time.time()
-    code = burst_code(stack.domain, count, PACE_SECONDS)
-    command = f"sudo docker exec {BOT_CONTAINER} python3 -c {shlex.quote(code)}"
-    statuses = json.loads(remote.capture(lab, bot, command, timeout=count * 20 + 60).strip().splitlines()[-1])
-    burst = time.time() - started
-    others = [s for s in statuses if s != 401]
-    _log(f"burst sent in {burst:.0f} s: {statuses.count(401)} answered 401, others {others[:5]}")
-    if others:
-        raise DrillError(
-            f"{len(others)} of {count} requests did not answer 401 (the ERP's refusal): {others[:5]}"
-        )
+    code = burst_code(SOURCES, PER_SOURCE)
+    for host in erp_hosts:
+        replicas = remote.capture(lab, host, ERP_CONTAINERS, timeout=60).split()
+        if not replicas:
+            raise DrillError(f"no ERP container runs on {host}")
+        for replica in replicas:
+            command = f"sudo docker exec {replica} python -c {shlex.quote(code)}"
+            answer = remote.capture(lab, host, command, timeout=120).strip().splitlines()
+            statuses = json.loads(answer[-1]) if answer else []
+            others = [s for s in statuses if s != 401]
+            _log(
+                f"{host}/{replica}: {len(statuses)} requests with a wrong key from {SOURCES} sources, "
+                f"{statuses.count(401)} answered 401"
+            )
+            if others or len(statuses) != SOURCES * PER_SOURCE:
+                raise DrillError(f"{host}/{replica}: not every request was refused with 401: {others[:5]}")
 
     deadline = time.monotonic() + TIMEOUT
     raised: dict[str, float] = {}
@@ -151,5 +155,5 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
             f"within {TIMEOUT:.0f} s"
         )
     _log("passed")
-    step = "drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel"
+    step = "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy"
     return {step: (delivered, os.getloadavg()[0])}

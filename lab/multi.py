@@ -22,11 +22,11 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
    while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
    or the bot are rolled;
-7. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys from
-   the bot's container through the proxy; each ERP host's alert posted through the public name reaches the
-   admins channel), then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a
-   steady request loop through the proxy, TargetDown in the admins group, the host started again and
-   rejoining. Last, as `make drill` comes last in the single-host cycle: they are destructive;
+7. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
+   each ERP replica; each ERP host's alert posted through the public name reaches the admins channel),
+   then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
+   through the proxy, TargetDown in the admins group, the host started again and rejoining. Last, as
+   `make drill` comes last in the single-host cycle: they are destructive;
 
 then the lab is removed, also on failure (`--keep` keeps it).
 

@@ -30,10 +30,12 @@ def test_an_instant_vector_by_instance() -> None:
     assert by_instance(result) == {"10.77.0.31:8000": 3.0}
 
 
-def test_the_burst_is_valid_python_with_a_wrong_key_over_verified_tls() -> None:
-    code = burst_code("chat.pmlab.test", 60, 0.08)
+def test_the_burst_is_valid_python_with_a_wrong_key_from_several_sources_over_verified_tls() -> None:
+    code = burst_code(3, 10)
     compile(code, "<burst>", "exec")
-    assert f'"https://chat.pmlab.test{PATH}"' in code
-    assert 'cafile="/etc/bot/ca.crt"' in code
-    assert "range(60)" in code
+    assert f"GET {PATH} HTTP/1.0" in code
+    assert 'cafile="/run/secrets/erp/tls-ca.crt"' in code
+    assert 'server_hostname="erp-api"' in code
+    assert "range(3)" in code
+    assert "range(10)" in code
     assert "pmlab-drill-wrong-key" in code

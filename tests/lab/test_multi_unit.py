@@ -72,7 +72,9 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
-    alerts = {"drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel": (20.0, 9.0)}
+    alerts = {
+        "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy": (20.0, 9.0)
+    }
     monkeypatch.setattr(multi.drill_erp_alerts, "run", lambda lab: ran.append("alerts") or alerts)
     upgrade = {"make upgrade across the hosts, under load": (200.0, 9.0)}
     monkeypatch.setattr(multi.drill_upgrade, "run", lambda lab, inventory: ran.append("upgrade") or upgrade)
@@ -94,7 +96,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "make verify after the rotation",
         "site.yml again (changed=0)",
         "make upgrade across the hosts, under load",
-        "drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel",
+        "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "lab down",
     ]
@@ -130,7 +132,7 @@ def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> No
     figures = multi(keep=True, start="drill")
     assert steps == ["alerts", "drill"]
     assert list(figures) == [
-        "drill ERP alerts: wrong-key burst → every ERP host's alert in the admins channel",
+        "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
     ]
 
