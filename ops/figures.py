@@ -532,6 +532,9 @@ LAB_STEPS = {
     ("multi", "upgrade drill: release pmxup built and pushed"): "lab.multi.upgrade_release_s",
     ("multi", "make upgrade across the hosts, under load"): "lab.multi.upgrade_s",
     ("multi", "make rollback across the hosts, under load"): "lab.multi.rollback_s",
+    ("multi", "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy"): (
+        "lab.multi.drill_erp_alerts_s"
+    ),
     ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_1m_s",
     # Since TargetDown waits 1m in inventory/lab (monitoring_alert_for); the step names the rule's wait.
     ("multi", "drill host loss, whole drill (request loop start to stop; TargetDown for 1m)"): (
