@@ -71,7 +71,7 @@ def test_every_container_with_a_health_check_is_waited_for_through_common() -> N
 def test_the_argument_specs_document_the_defaults_literally() -> None:
     defaults = yaml.safe_load((ROLES / "common/defaults/main.yml").read_text(encoding="utf-8"))
     specs = yaml.safe_load((ROLES / "common/meta/argument_specs.yml").read_text(encoding="utf-8"))
-    assert set(specs["argument_specs"]) == {"wait_healthy", "tls_certificate"}
+    assert set(specs["argument_specs"]) == {"wait_healthy", "tls_certificate", "cron_daemon"}
     options = {
         name: spec for entry in specs["argument_specs"].values() for name, spec in entry["options"].items()
     }
@@ -100,3 +100,20 @@ def test_only_the_ca_role_and_common_make_keys_and_sign() -> None:
         "tls_proxy/tasks/ca.yml",
         "tls_proxy/tasks/cert_selfsigned.yml",
     }, found
+
+
+def test_every_role_that_needs_cron_starts_this_machines_own_through_the_entry_point() -> None:
+    """`pidof cron` also sees a container's cron on a Docker host (the lab hosts' in CI), which left this
+    machine's cron unstarted: the roles that write cron entries call the common entry point cron_daemon,
+    which counts only a cron in this machine's own PID namespace."""
+    callers = set()
+    for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        for task in tasks(path):
+            for module in ("ansible.builtin.command", "ansible.builtin.shell"):
+                assert "pidof" not in str(task.get(module, "")), (path, task.get("name"))
+            include = task.get("ansible.builtin.include_role") or {}
+            if include.get("name") == "common" and include.get("tasks_from") == "cron_daemon":
+                callers.add(path.parent.parent.name)
+    assert callers == {"backup", "monitoring", "tls_proxy"}
+    daemon = (ROLES / "common/tasks/cron_daemon.yml").read_text(encoding="utf-8")
+    assert "pgrep --exact --ns $$ --nslist pid cron" in daemon
