@@ -111,9 +111,14 @@ def test_every_role_that_needs_cron_starts_this_machines_own_through_the_entry_p
         for task in tasks(path):
             for module in ("ansible.builtin.command", "ansible.builtin.shell"):
                 assert "pidof" not in str(task.get(module, "")), (path, task.get("name"))
+            # Under systemd too, the entry point starts cron: no role keeps a copy of that branch.
+            service = task.get("ansible.builtin.systemd_service") or {}
+            if service.get("name") == "cron":
+                assert path.parent.parent.name == "common", (path, task.get("name"))
             include = task.get("ansible.builtin.include_role") or {}
             if include.get("name") == "common" and include.get("tasks_from") == "cron_daemon":
                 callers.add(path.parent.parent.name)
     assert callers == {"backup", "monitoring", "tls_proxy"}
     daemon = (ROLES / "common/tasks/cron_daemon.yml").read_text(encoding="utf-8")
     assert "pgrep --exact --ns $$ --nslist pid cron" in daemon
+    assert "/run/systemd/system" in daemon
