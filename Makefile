@@ -49,7 +49,7 @@ DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 # pytest beside the deployment cycles (each waits mostly on processes and containers). In the background:
 # the project's images built once on this machine's engine (playbooks/docker.yml --tags images, in
 # TEST_IMAGES_LOG), then, side by side, make test-infra (this machine's stack), make test-multi (the
-# production-shaped inventory/lab across its hosts: upgrade and host-loss drills included) and make
+# production-shaped inventory/lab across its hosts: upgrade, host-fault and host-loss drills included) and make
 # test-delivery (the delivery pipeline against its lab; its release builds have their own directory and
 # find the layers just built), in TEST_INFRA_LOG, TEST_MULTI_LOG and TEST_DELIVERY_LOG. Should that first
 # build fail, they run one after the other. In the foreground: pytest. All are summarised at the end; all
@@ -184,7 +184,7 @@ if printf '%s\n' "$$status" | grep -v ': no containers$$' | grep -q .; then \
   exit 2; fi
 endef
 
-test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, site.yml again (changed=0 on every host), make upgrade then make rollback under load, the ERP alerts drill (both ERP hosts post their own alerts through the proxy), the host-loss drill, lab down
+test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, site.yml again (changed=0 on every host), make upgrade then make rollback under load, the ERP alerts drill (both ERP hosts post their own alerts through the proxy), the host-loss drill beside three host faults (restart loop, disk nearly full, certificate expiring: each alert in admins), lab down
 	@$(call refuse_running_lab,$(MULTI_INVENTORY))
 	$(PY) -m lab.multi -i $(MULTI_INVENTORY) $(MULTI_ARGS)
 .PHONY: test-multi

@@ -25,8 +25,11 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
 7. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
    each ERP replica; each ERP host's alert posted through the public name reaches the admins channel),
    then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
-   through the proxy, TargetDown in the admins group, the host started again and rejoining. Last, as
-   `make drill` comes last in the single-host cycle: they are destructive;
+   through the proxy, TargetDown in the admins group, the host started again and rejoining. Beside it, three
+   host faults (lab/drill_host_faults.py), set before the kill and watched meanwhile: a container
+   restarting in a loop on the bot host, a disk nearly full on the db host, the proxy's certificate about
+   to expire; each alert in the admins group, each fault undone and its recovery seen. Last, as `make
+   drill` comes last in the single-host cycle: they are destructive;
 
 then the lab is removed, also on failure (`--keep` keeps it).
 
@@ -51,7 +54,7 @@ from pathlib import Path
 
 import yaml
 
-from lab import control, docker, drill_erp_alerts, drill_host_loss, drill_upgrade
+from lab import control, docker, drill_erp_alerts, drill_host_faults, drill_host_loss, drill_upgrade
 from lab.cycle import CycleError, report
 from lab.remote import RemoteError
 from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
@@ -260,10 +263,15 @@ def multi(
                     flush=True,
                 )
                 figures.update(drill_erp_alerts.run(lab))
-                print("lab multi: drill: host loss (lab/drill_host_loss.py)", flush=True)
-                # Each timing with the highest load average sampled during it (the load at the end
-                # of a 10-minute drill says little about the kill).
-                figures.update(drill_host_loss.run(lab))
+                print(
+                    "lab multi: drill: host loss (lab/drill_host_loss.py), beside three host faults "
+                    "(lab/drill_host_faults.py)",
+                    flush=True,
+                )
+                # Each host-loss timing with the highest load average sampled during it (the load at the
+                # end of a 10-minute drill says little about the kill). The faults are set first and
+                # watched meanwhile: the cycle waits for the longer of the two drills, not their sum.
+                figures.update(drill_host_faults.around(lab, lambda: drill_host_loss.run(lab)))
         finally:
             if not keep:
                 mark = time.monotonic()

@@ -535,6 +535,20 @@ LAB_STEPS = {
     ("multi", "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy"): (
         "lab.multi.drill_erp_alerts_s"
     ),
+    # lab/drill_host_faults.py STEPS, beside the host loss.
+    ("multi", "drill host faults: restart loop on the bot host → ContainerRestartLoop in the admins group"): (
+        "lab.multi.drill_faults_restart_s"
+    ),
+    (
+        "multi",
+        "drill host faults: disk nearly full on the db host → HostDiskNearlyFull in the admins group",
+    ): ("lab.multi.drill_faults_disk_s"),
+    ("multi", "drill host faults: certificate expiring on the proxy → CertificateExpiringSoon in admins"): (
+        "lab.multi.drill_faults_certificate_s"
+    ),
+    ("multi", "drill host faults, whole (faults set to every one undone and recovered)"): (
+        "lab.multi.drill_faults_whole_s"
+    ),
     ("multi", "drill host loss, whole drill (request loop start to stop)"): "lab.multi.drill_whole_1m_s",
     # Since TargetDown waits 1m in inventory/lab (monitoring_alert_for); the step names the rule's wait.
     ("multi", "drill host loss, whole drill (request loop start to stop; TargetDown for 1m)"): (

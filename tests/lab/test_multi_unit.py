@@ -72,6 +72,13 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
     drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
     monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
+    faults = {"drill host faults, whole (faults set to every one undone and recovered)": (240.0, 9.0)}
+
+    def around(lab: object, inner):  # the faults set, the host-loss drill run inside, then theirs
+        ran.append("faults")
+        return {**inner(), **faults}
+
+    monkeypatch.setattr(multi.drill_host_faults, "around", around)
     alerts = {
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy": (20.0, 9.0)
     }
@@ -86,7 +93,8 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "alerts", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "alerts", "faults", "drill",
+        "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -98,6 +106,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "make upgrade across the hosts, under load",
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
+        "drill host faults, whole (faults set to every one undone and recovered)",
         "lab down",
     ]
 
@@ -106,7 +115,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "site.yml", "upgrade", "alerts", "drill"]
+    assert steps == ["rotate", "verify", "site.yml", "upgrade", "alerts", "faults", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -130,10 +139,11 @@ def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> No
     from lab.multi import multi
 
     figures = multi(keep=True, start="drill")
-    assert steps == ["alerts", "drill"]
+    assert steps == ["alerts", "faults", "drill"]
     assert list(figures) == [
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
+        "drill host faults, whole (faults set to every one undone and recovered)",
     ]
 
 

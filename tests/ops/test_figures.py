@@ -119,7 +119,7 @@ def lab_log(when: str, text: str) -> str:
 def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
     """The passed cycles' step times in the lab's log (lab.multi's own summary lines; lab.cycle single's
     format) widen docs/lab.md's generated table; a failed cycle and a run already counted add nothing."""
-    from lab import drill_erp_alerts
+    from lab import drill_erp_alerts, drill_host_faults
     from lab.multi import AGAIN_STEP, summary
 
     assert ("multi", AGAIN_STEP) in figures.LAB_STEPS
@@ -139,6 +139,8 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
     multi["drill host loss, whole drill (request loop start to stop)"] = (654.0, 14.0)
     multi["drill host loss: erp1 started → something new"] = (9.0, 1.0)  # unknown: left out
     multi[drill_erp_alerts.STEP] = (13.0, 2.0)
+    for n, name in enumerate(drill_host_faults.STEPS.values()):
+        multi[name] = (60.0 + n, 2.0)
     log = "".join(
         [
             lab_log("2026-12-01T10:00:00Z", "lab cycle single: FAILED after 900 s: make verify failed"),
@@ -176,6 +178,10 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
         "lab.multi.drill_resolved_1m_s": 291.0,
         "lab.multi.drill_whole_1m_s": 654.0,
         "lab.multi.drill_erp_alerts_s": 13.0,
+        "lab.multi.drill_faults_restart_s": 60.0,
+        "lab.multi.drill_faults_disk_s": 61.0,
+        "lab.multi.drill_faults_certificate_s": 62.0,
+        "lab.multi.drill_faults_whole_s": 63.0,
         "lab.multi.load_average": 20.5,
     }
     assert len(lines) == len(recorded)  # the highest load of a run, once
