@@ -44,6 +44,7 @@ ended (the figures are only comparable with the load beside them) and appends th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess  # nosec B404
@@ -54,10 +55,10 @@ from pathlib import Path
 
 import yaml
 
-from lab import control, docker, drill_erp_alerts, drill_host_faults, drill_host_loss, drill_upgrade
+from lab import control, docker, drill_upgrade
 from lab.cycle import CycleError, report
 from lab.remote import RemoteError
-from lab.topology import DEFAULT_INVENTORY, ROOT, LabConfigError, load
+from lab.topology import DEFAULT_INVENTORY, ROOT, Lab, LabConfigError, load
 
 PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 # One host's line of Ansible's PLAY RECAP.
@@ -188,6 +189,46 @@ class LayerClock:
 
 
 MAKE = ("/usr/bin/make", "--no-print-directory")
+# The drills' timings, in the lab's state (tests/infra/test_drill_hosts.py adds each drill's as it passes).
+DRILL_FIGURES = "drill-figures.json"
+
+
+def drill_report(inventory: Path) -> Path:
+    """Where playbooks/verify.yml keeps the whole report of `make drill INVENTORY=<inventory>` (its
+    verify_report: PHOTOMATRIX_REPORT_DIR, by default .state/verify)."""
+    folder = os.environ.get("PHOTOMATRIX_REPORT_DIR") or str(ROOT / ".state" / "verify")
+    return Path(folder) / f"drill-{inventory.name}.log"
+
+
+def add_drill_figures(lab: Lab, new: dict[str, Figure]) -> None:
+    """Add a passed drill's timings (step name: (seconds, load average)) to the lab's record of them."""
+    path = lab.state_dir / DRILL_FIGURES
+    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    known.update({step: list(figure) for step, figure in new.items()})
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(known, ensure_ascii=False, indent=1), encoding="utf-8")
+    temporary.replace(path)
+
+
+def drill_figures(lab: Lab) -> dict[str, Figure]:
+    """The drills' timings recorded in the lab's state, in the order they passed (none: {})."""
+    path = lab.state_dir / DRILL_FIGURES
+    if not path.is_file():
+        return {}
+    return {
+        step: (float(seconds), float(load))
+        for step, (seconds, load) in json.loads(path.read_text("utf-8")).items()
+    }
+
+
+def _show_report(path: Path) -> None:
+    """The whole pytest report of `make drill` (each drill's account of what it did and saw), on the
+    terminal and so in `make test`'s TEST_MULTI_LOG."""
+    if path.is_file():
+        print(f"lab multi: the drills' whole report ({path}):", flush=True)
+        print(path.read_text(encoding="utf-8", errors="replace"), flush=True)
+
+
 DOCKER_STEP = "docker layer (engines, firewall, images built once, pushed, pulled)"
 # With the docker step: site.yml's layers after its docker layer (until 2026-12-05 the whole of a second
 # site.yml run, whose docker layer was a no-op pass after docker.yml alone).
@@ -258,20 +299,18 @@ def multi(
                 print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
                 figures.update(drill_upgrade.run(lab, str(name)))
             if "drill" in todo:
-                print(
-                    "lab multi: drill: the ERP's alerts from every ERP host (lab/drill_erp_alerts.py)",
-                    flush=True,
-                )
-                figures.update(drill_erp_alerts.run(lab))
-                print(
-                    "lab multi: drill: host loss (lab/drill_host_loss.py), beside three host faults "
-                    "(lab/drill_host_faults.py)",
-                    flush=True,
-                )
-                # Each host-loss timing with the highest load average sampled during it (the load at the
-                # end of a 10-minute drill says little about the kill). The faults are set first and
-                # watched meanwhile: the cycle waits for the longer of the two drills, not their sum.
-                figures.update(drill_host_faults.around(lab, lambda: drill_host_loss.run(lab)))
+                # `make drill INVENTORY=<inventory>` (tests/infra/test_drill_hosts.py): the ERP's alerts from
+                # every ERP host (lab/drill_erp_alerts.py), then the host loss (lab/drill_host_loss.py)
+                # beside three host faults (lab/drill_host_faults.py). Each drill adds its timings to the
+                # lab's state; the host loss's each with the highest load average sampled during it.
+                (lab.state_dir / DRILL_FIGURES).unlink(missing_ok=True)
+                drill_report(inventory).unlink(missing_ok=True)
+                drill = [*MAKE, "drill", f"INVENTORY={name}"]
+                try:
+                    _run(drill, "drill (the ERP's alerts, host faults beside the host loss)")
+                finally:
+                    _show_report(drill_report(inventory))
+                    figures.update(drill_figures(lab))
         finally:
             if not keep:
                 mark = time.monotonic()

@@ -103,6 +103,11 @@ REGISTRY: list[tuple[str, object]] = [
     ),
     (r"make drill", "make:drill"),
     (r"make drill DRILL_SKIP=upgrade", "tests/lab/test_verify_playbook.py"),
+    # lab.multi's step drill runs it (its argv checked there; CI's make test runs make test-multi).
+    (
+        r"make drill INVENTORY=inventory/lab",
+        "tests/lab/test_multi_unit.py::test_from_drill_runs_the_drill_alone_on_the_kept_lab",
+    ),
     (
         r"make load",
         (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab.multi import recap, summary
@@ -45,16 +47,29 @@ def test_each_step_is_reported_with_the_load_beside_it() -> None:
 class _Lab:
     name = "pmlabx"
 
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+
+DRILLS = {
+    "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy": (20.0, 9.0),
+    "drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2),
+    "drill host faults, whole (faults set to every one undone and recovered)": (240.0, 9.0),
+}
+
 
 @pytest.fixture
-def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """lab.multi with the lab and every command replaced: the steps it runs, in order."""
+def steps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """lab.multi with the lab and every command replaced: the steps it runs, in order. `make drill`
+    records the drills' timings in the lab's state as tests/infra/test_drill_hosts.py does."""
     from contextlib import nullcontext
 
     import lab.multi as multi
 
     ran: list[str] = []
-    monkeypatch.setattr(multi, "load", lambda inventory: _Lab())
+    lab = _Lab(tmp_path)
+    monkeypatch.setattr(multi, "load", lambda inventory: lab)
+    monkeypatch.setenv("PHOTOMATRIX_REPORT_DIR", str(tmp_path / "reports"))
     monkeypatch.setattr(multi.control, "lock", lambda lab: nullcontext())
     monkeypatch.setattr(multi.control, "status", lambda lab: [("pmlabx-edge", "running", "10.0.0.1")])
     monkeypatch.setattr(multi.control, "down", lambda lab: ran.append("down"))
@@ -69,20 +84,16 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return 1.0, "", clean
 
     monkeypatch.setattr(multi, "_playbook_output", playbook)
-    monkeypatch.setattr(multi, "_run", lambda argv, what: ran.append(argv[2]) or (1.0, ""))
-    drill = {"drill host loss: erp1 killed → TargetDown in the admins group": (330.0, 14.2)}
-    monkeypatch.setattr(multi.drill_host_loss, "run", lambda lab: ran.append("drill") or drill)
-    faults = {"drill host faults, whole (faults set to every one undone and recovered)": (240.0, 9.0)}
 
-    def around(lab: object, inner):  # the faults set, the host-loss drill run inside, then theirs
-        ran.append("faults")
-        return {**inner(), **faults}
+    def run(argv: list[str], what: str) -> tuple[float, str]:
+        ran.append(argv[2])
+        if argv[2] == "drill":
+            assert argv[3] == "INVENTORY=inventory/lab"
+            for step, figure in DRILLS.items():  # each drill as it passes
+                multi.add_drill_figures(lab, {step: figure})  # type: ignore[arg-type]
+        return 1.0, ""
 
-    monkeypatch.setattr(multi.drill_host_faults, "around", around)
-    alerts = {
-        "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy": (20.0, 9.0)
-    }
-    monkeypatch.setattr(multi.drill_erp_alerts, "run", lambda lab: ran.append("alerts") or alerts)
+    monkeypatch.setattr(multi, "_run", run)
     upgrade = {"make upgrade across the hosts, under load": (200.0, 9.0)}
     monkeypatch.setattr(multi.drill_upgrade, "run", lambda lab, inventory: ran.append("upgrade") or upgrade)
     return ran
@@ -93,8 +104,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "alerts", "faults", "drill",
-        "down",
+        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -115,7 +125,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "site.yml", "upgrade", "alerts", "faults", "drill"]
+    assert steps == ["rotate", "verify", "site.yml", "upgrade", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -139,7 +149,7 @@ def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> No
     from lab.multi import multi
 
     figures = multi(keep=True, start="drill")
-    assert steps == ["alerts", "faults", "drill"]
+    assert steps == ["drill"]
     assert list(figures) == [
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
@@ -147,20 +157,43 @@ def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> No
     ]
 
 
-def test_a_failed_drill_fails_the_cycle_and_leaves_no_lab(
-    steps: list[str], monkeypatch: pytest.MonkeyPatch
+def test_a_failed_drill_fails_the_cycle_shows_its_report_and_leaves_no_lab(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import lab.multi as multi
 
-    def drill_fails(lab: object) -> dict[str, float]:
-        raise multi.drill_host_loss.DrillError("1 request(s) failed after the proxy's detection")
+    alerts = next(iter(DRILLS.items()))
+    real_run = multi._run
+
+    def drill_fails(argv: list[str], what: str) -> tuple[float, str]:
+        if argv[2] != "drill":
+            return real_run(argv, what)
+        steps.append("drill")
+        multi.add_drill_figures(multi.load(Path()), dict([alerts]))  # the ERP alerts drill passed
+        report = multi.drill_report(Path("inventory/lab"))
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("E   DrillError: 1 request(s) failed after the proxy's detection\n")
+        raise multi.CycleError("drill failed (exit code 2)")
 
     reports: list[str] = []
-    monkeypatch.setattr(multi.drill_host_loss, "run", drill_fails)
+    monkeypatch.setattr(multi, "_run", drill_fails)
     monkeypatch.setattr(multi, "report", lambda text, stream: reports.append(text))
     assert multi.main([]) == 1
-    assert "failed after the proxy's detection" in reports[0].splitlines()[0]
+    assert "drill failed" in reports[0].splitlines()[0]
+    assert alerts[0] in reports[0]  # the drill that passed keeps its figure
+    assert "failed after the proxy's detection" in capsys.readouterr().out  # the whole report, shown
     assert steps[-1] == "down"
+
+
+def test_the_drills_figures_are_read_in_the_order_they_passed(tmp_path: Path) -> None:
+    from lab.multi import add_drill_figures, drill_figures
+
+    lab = _Lab(tmp_path)
+    assert drill_figures(lab) == {}  # type: ignore[arg-type]
+    for step, figure in DRILLS.items():
+        add_drill_figures(lab, {step: figure})  # type: ignore[arg-type]
+    assert drill_figures(lab) == DRILLS  # type: ignore[arg-type]
+    assert list(drill_figures(lab)) == list(DRILLS)  # type: ignore[arg-type]
 
 
 def test_from_refuses_without_a_kept_lab(steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

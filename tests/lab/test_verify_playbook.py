@@ -50,6 +50,7 @@ def test_drill_skip_leaves_out_the_drills_it_names(tmp_path: Path) -> None:
         "test_drill_rocketchat.py",
         "test_drill_alerts.py",
         "test_drill_silent.py",
+        "test_drill_hosts.py",
     ):
         assert f"tests/infra/{drill}: " in everything.stdout, everything.stdout[-2000:]
     assert "tests/infra/test_drill_alerts.py: " in skipped.stdout
@@ -63,5 +64,18 @@ def test_drill_skip_refuses_a_name_that_is_no_drill() -> None:
     said = " ".join(result.stdout.split())
     assert result.returncode != 0
     assert "DRILL_SKIP names upgrades, but there is no" in said, result.stdout[-2000:]
-    assert "the drills: alerts, proxy, rocketchat, silent, upgrade" in said
+    assert "the drills: alerts, hosts, proxy, rocketchat, silent, upgrade" in said
     assert "Run the deployment tests" not in result.stdout
+
+
+def test_make_drill_fails_when_every_drill_skips(tmp_path: Path) -> None:
+    # inventory/staging is neither this machine's stack nor a lab: no drill applies, and a run of nothing
+    # but skips must not read as a pass.
+    result = make("drill", "INVENTORY=inventory/staging", env={"PHOTOMATRIX_REPORT_DIR": str(tmp_path)})
+    said = " ".join(result.stdout.split())
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "No drill ran for" in said, result.stdout[-2000:]
+    report = (tmp_path / "drill-staging.log").read_text()
+    assert " skipped" in report
+    assert " passed" not in report
+    assert "the multi-host drills run for a lab inventory only" in report  # a drill run names each skip (-rs)
