@@ -47,6 +47,7 @@ SOURCES = 3
 NEEDLE = "ERP: suspicious activity `auth_failures`"
 TIMEOUT = 180.0
 POLL_SECONDS = 5.0
+UP_TIMEOUT = 120.0  # every ERP target up in Prometheus before the burst
 # Its figure in lab.multi's summary (ops/figures.py LAB_STEPS reads it by this name).
 STEP = "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy"
 
@@ -94,16 +95,27 @@ def raised_on(hosts: dict[str, str], before: dict[str, float], after: dict[str, 
     return raised
 
 
+def wait_targets_up(stack: Stack, timeout: float = UP_TIMEOUT) -> dict[str, float]:
+    """Every ERP target up in Prometheus (right after a deploy, an upgrade or a rollback a replica may not
+    be scraped up yet); returns {instance: up}. None within TIMEOUT, or no target at all: DrillError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        up = by_instance(stack.query('up{job="erp-api"}'))
+        if up and all(value == 1 for value in up.values()):
+            return up
+        if time.monotonic() > deadline:
+            raise DrillError(f"the ERP targets are not all up within {timeout:.0f} s before the drill: {up}")
+        _log(f"waiting for every ERP target up: {up}")
+        time.sleep(POLL_SECONDS)
+
+
 def run(lab: Lab) -> dict[str, tuple[float, float]]:
     """The drill on the kept lab; returns its timings by name, for lab.multi's summary."""
     stack = Stack.of(lab)
     erp_hosts = {host: lab.hosts[host] for host in [stack.victim, *stack.survivors]}
     raised_q = 'sum by (instance) (erp_alerts_total{job="erp-api",kind="auth_failures"})'
     failed_q = 'sum(erp_alert_webhook_failures_total{job="erp-api"})'
-    up = by_instance(stack.query('up{job="erp-api"}'))
-    down = [instance for instance, value in up.items() if value != 1]
-    if down or not up:
-        raise DrillError(f"the ERP targets are not all up before the drill: {up}")
+    wait_targets_up(stack)
     before = by_instance(stack.query(raised_q))
     failed_before = sum(by_instance(stack.query(failed_q)).values())
     stack.login()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.drill_erp_alerts import PATH, burst_code, by_instance, raised_on
+import lab.drill_erp_alerts as drill
+from lab.drill_erp_alerts import PATH, DrillError, burst_code, by_instance, raised_on, wait_targets_up
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +40,29 @@ def test_the_burst_is_valid_python_with_a_wrong_key_from_several_sources_over_ve
     assert "range(3)" in code
     assert "range(10)" in code
     assert "pmlab-drill-wrong-key" in code
+
+
+class _Prometheus:
+    """up{job="erp-api"} as Prometheus answers it, one answer per query in turn (the last one repeated)."""
+
+    def __init__(self, *answers: dict[str, str]) -> None:
+        self.answers = list(answers)
+
+    def query(self, promql: str) -> list[dict]:
+        assert promql == 'up{job="erp-api"}'
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return [{"metric": {"instance": i}, "value": [0, v]} for i, v in answer.items()]
+
+
+def test_the_drill_waits_for_a_replica_scraped_down_after_a_rollback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drill.time, "sleep", lambda seconds: None)
+    stack = _Prometheus(
+        {"10.77.0.31:8000": "0", "10.77.0.32:8000": "1"}, {"10.77.0.31:8000": "1", "10.77.0.32:8000": "1"}
+    )
+    assert wait_targets_up(stack) == {"10.77.0.31:8000": 1.0, "10.77.0.32:8000": 1.0}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("answer", [{"10.77.0.31:8000": "0", "10.77.0.32:8000": "1"}, {}])
+def test_a_target_still_down_or_none_at_all_fails_the_drill(answer: dict[str, str]) -> None:
+    with pytest.raises(DrillError, match="not all up within 0 s"):
+        wait_targets_up(_Prometheus(answer), timeout=0)  # type: ignore[arg-type]
