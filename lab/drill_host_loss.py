@@ -15,7 +15,9 @@
 4. the host is started again: its engine restarts the stack's containers (restart policy), the ERP is
    healthy, the Prometheus target up, the loop's requests reach it again through the proxy (its request
    counter for the stylesheet route), its host firewall's rules are the deployed ones again (the lab
-   host's init applies them at boot, as photomatrix-firewall.service does on a server), and the resolved
+   host's init applies them at boot, as photomatrix-firewall.service does on a server), its cron daemon
+   runs again (backups, container metrics: the lab host's init starts it, as systemd starts an enabled
+   cron.service), and the resolved
    notification reaches the admins group.
 
 DETECTION: nginx marks a server failed on the first attempt that errors or times out
@@ -355,6 +357,14 @@ class Stack:
         except (remote.RemoteError, json.JSONDecodeError):
             return "unreachable"
 
+    def cron(self, host: str) -> str:
+        """Whether the host's own cron daemon runs (backups, container metrics): counted in the host's
+        PID namespace only, as roles/common cron_daemon counts it."""
+        command = (
+            "sudo sh -c 'pgrep --exact --ns $$ --nslist pid cron >/dev/null' && echo running || echo stopped"
+        )
+        return remote.capture(self.lab, host, command, timeout=60).strip()
+
     def firewall(self, host: str) -> str:
         command = f"sudo {FIREWALL_SCRIPT} check >/dev/null 2>&1; echo $?"
         code = remote.capture(self.lab, host, command, timeout=60).strip()
@@ -407,6 +417,7 @@ class Timeline:
     resolved_in_admins: float | None = None
     loop_stopped: float = 0.0
     firewall: str = ""
+    cron: str = ""
 
 
 def _admins_event(stack: Stack, status: str, after: float) -> float | None:
@@ -493,6 +504,7 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
             t1,
         )
         line.firewall = stack.firewall(victim)
+        line.cron = stack.cron(victim)
         line.resolved_in_admins = _wait(
             f"admins group: {ALERT} resolved",
             lambda: _admins_event(stack, "resolved", t0),
@@ -518,6 +530,10 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
         raise DrillError("the drill ended without the alert, the rejoin or the resolved notification")
     if line.firewall != "as deployed":
         raise DrillError(f"{victim}'s host firewall rules after the restart: {line.firewall}")
+    if line.cron != "running":
+        raise DrillError(
+            f"{victim}'s cron daemon after the restart: {line.cron} (no backup, no container metrics)"
+        )
     killed, started, stopped = line.killed, line.started, line.loop_stopped
     return {
         f"drill host loss: {victim} killed → {ALERT} (for {wait}) in the admins group": (
@@ -591,6 +607,7 @@ def report(line: Timeline, verdict: Judgement, stack: Stack) -> list[str]:
         f"after {_after(line.serving, t1)} (its request counter for {ROUTE}, via Prometheus)",
         f"  admins group: {ALERT} resolved {_after(line.resolved_in_admins, t1)} after the start",
         f"  {victim}'s host firewall rules after the restart: {line.firewall or 'not checked'}",
+        f"  {victim}'s cron daemon after the restart: {line.cron or 'not checked'}",
         "drill host-loss: " + ("passed" if verdict.passed else "FAILED: requests failed after detection"),
     ]
     return lines
