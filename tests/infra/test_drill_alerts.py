@@ -15,7 +15,6 @@ all, bounded by their `for:` durations); each test then waits for its own alert 
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import subprocess
@@ -25,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from infra.test_monitoring import admins_messages_naming, prometheus_api, query, wait_for
 from plugins.images import tiny_image
 from plugins.infra import Stack, docker_inspect
 
+from lab.drill_host_faults import short_lived_chain as lab_short_lived_chain
 from ops.figures import append_record
 
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
@@ -73,28 +71,10 @@ def report(
 
 def short_lived_chain(stack: Stack, original: bytes, days: int) -> bytes:
     """The served certificate re-issued by the stack's CA with the same key, names and extensions,
-    valid for `days` more days; the rest of the original chain kept."""
+    valid for `days` more days; the rest of the original chain kept (the lab's drill does the same)."""
     pki = stack.root / "pki"
-    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((pki / "private" / "ca.key").read_bytes(), password=None)
-    chain = x509.load_pem_x509_certificates(original)
-    leaf = chain[0]
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(leaf.subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(leaf.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-    )
-    for extension in leaf.extensions:
-        if extension.oid != x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER:
-            builder = builder.add_extension(extension.value, extension.critical)
-    new = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    rest = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain[1:])
-    return new.public_bytes(serialization.Encoding.PEM) + rest
+    ca_cert, ca_key = (pki / "ca.crt").read_bytes(), (pki / "private" / "ca.key").read_bytes()
+    return lab_short_lived_chain(original, ca_cert, ca_key, days)
 
 
 def reload_proxy(stack: Stack) -> None:

@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from plugins.pki import make_test_ca
 
 import lab.drill_host_faults as faults
 from lab.drill_host_faults import (
@@ -39,18 +40,7 @@ def _name(common: str) -> x509.Name:
 def _pki() -> tuple[bytes, bytes, bytes, ec.EllipticCurvePrivateKey]:
     """(chain, CA certificate, CA key) as PEM: a CA and a leaf for chat.pmlab.test valid 90 days."""
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("pm lab CA"))
-        .issuer_name(_name("pm lab CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca, ca_key = make_test_ca("pm lab CA", days=3650)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
