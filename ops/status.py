@@ -16,6 +16,7 @@ import subprocess  # nosec B404
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ops.ansible_env import json_env
 from security.report import inventory_vars, proxy_address
@@ -44,8 +45,11 @@ class Status:
     public: str
 
 
-def ansible_command(inventory: Path, pattern: str, command: str) -> dict[str, tuple[int, str, str]]:
-    """Run one read-only command on the hosts of `pattern`; {host: (rc, stdout, error)}."""
+def ansible_command(
+    inventory: Path, pattern: str, command: str, module: str = "ansible.builtin.command"
+) -> dict[str, tuple[int, str, str]]:
+    """Run one read-only command (or MODULE with these arguments) on the hosts of `pattern`;
+    {host: (rc, stdout, error)}."""
     binary = Path(sys.executable).with_name("ansible")
     env = {
         **json_env("json"),
@@ -53,7 +57,7 @@ def ansible_command(inventory: Path, pattern: str, command: str) -> dict[str, tu
     }
     try:
         result = subprocess.run(  # noqa: S603  # nosec B603
-            [str(binary), pattern, "-i", str(inventory), "-m", "ansible.builtin.command", "-a", command],
+            [str(binary), pattern, "-i", str(inventory), "-m", module, "-a", command],
             capture_output=True,
             text=True,
             env=env,
@@ -73,8 +77,37 @@ def ansible_command(inventory: Path, pattern: str, command: str) -> dict[str, tu
             for host, res in task.get("hosts", {}).items():
                 failed = res.get("failed") or res.get("unreachable")
                 error = ((res.get("stderr") or "").strip() or res.get("msg", "")) if failed else ""
-                out[host] = (int(res.get("rc", 1 if error else 0)), res.get("stdout", ""), str(error)[-300:])
+                stdout = res.get("stdout", res.get("msg", "") if not failed else "")
+                out[host] = (int(res.get("rc", 1 if error else 0)), str(stdout), str(error)[-300:])
     return out
+
+
+# The settings make status reads from the inventory, as Ansible templates them for the proxy host.
+SETTINGS = ("photomatrix_domain", "photomatrix_ca_file", "photomatrix_root", "tls_proxy_cert_mode")
+
+
+def inventory_settings(inventory: Path) -> dict[str, Any]:
+    """SETTINGS as Ansible templates them for the first proxy host (else the first Docker host), undefined
+    ones left out: a value such as inventory/lab's photomatrix_ca_file, "{{ inventory_dir }}/.lab/secrets/
+    ca.crt", is a path only then. The debug module runs here, reaching no host. {} when Ansible cannot
+    answer (the raw group_vars stand in)."""
+    fields = ", ".join(f"'{name}': {name} | default(none)" for name in SETTINGS)
+    message = "msg={{ {" + fields + ", 'groups': group_names} | to_json }}"
+    answers: list[tuple[int, str, dict[str, Any]]] = []
+    for host, (rc, stdout, error) in ansible_command(
+        inventory, "proxy:docker_hosts", message, module="ansible.builtin.debug"
+    ).items():
+        if rc or error:
+            continue
+        try:
+            found = json.loads(stdout)
+        except ValueError:
+            continue
+        answers.append((0 if "proxy" in found.pop("groups", []) else 1, host, found))
+    if not answers:
+        return {}
+    _, _, found = min(answers, key=lambda answer: answer[:2])
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def containers(inventory: Path, prefix: str) -> list[HostStatus]:
@@ -195,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.inventory / "hosts.yml").is_file():
         print(f"error: {args.inventory}: no hosts.yml (give an inventory folder)", file=sys.stderr)
         return 2
-    variables = inventory_vars(args.inventory)
+    variables = {**inventory_vars(args.inventory), **inventory_settings(args.inventory)}
     public = args.public or str(variables.get("photomatrix_domain", "localhost"))
     ca = args.ca or variables.get("photomatrix_ca_file")
     # <root>/pki/ca.crt is the internal CA, in every certificate mode; it signs the public certificate in

@@ -219,3 +219,29 @@ def test_status_refuses_a_missing_inventory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "no hosts.yml" in result.stderr
+
+
+@pytest.mark.integration
+def test_the_inventory_settings_are_read_as_ansible_templates_them(tmp_path: Path) -> None:
+    """inventory/lab's and inventory/staging's CA file is "{{ inventory_dir }}/…": a path only once Ansible
+    templates it (read raw, make status found no such file and said UNKNOWN for the certificate)."""
+    from ops.status import inventory_settings
+
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(
+        "all:\n  children:\n    docker_hosts:\n      hosts:\n        db: {ansible_host: 10.9.0.2}\n"
+        "        edge: {ansible_host: 10.9.0.1}\n    proxy:\n      hosts:\n        edge:\n"
+    )
+    (inventory / "group_vars" / "all.yml").write_text(
+        'photomatrix_domain: chat.example.test\nphotomatrix_ca_file: "{{ inventory_dir }}/.lab/ca.crt"\n'
+    )
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars" / "edge.yml").write_text("tls_proxy_cert_mode: provided\n")
+    assert inventory_settings(inventory) == {
+        "photomatrix_domain": "chat.example.test",
+        "photomatrix_ca_file": f"{inventory}/.lab/ca.crt",
+        "tls_proxy_cert_mode": "provided",  # the proxy host's, not the first Docker host's
+    }
+    (inventory / "hosts.yml").write_text("all: {hosts: {}}\n")
+    assert inventory_settings(inventory) == {}  # no host: the raw group_vars stand in
