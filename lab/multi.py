@@ -13,7 +13,9 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    ERP's and PostgreSQL's re-signed on their hosts, every consumer restarted);
 4. `verify`: `make verify INVENTORY=<inventory>`, the read-only checks of every host and the public name,
    once, on the rotated deployment: every cross-host TLS hop verifies against the new CA (a cold deploy
-   checked before any rotation is `--keep --to site`, then `make verify INVENTORY=<inventory>`);
+   checked before any rotation is `--keep --to site`, then `make verify INVENTORY=<inventory>`); then
+   `make status INVENTORY=<inventory>`, which must read every host's containers, the alerts and the public
+   certificate (no UNKNOWN) and find no container down;
 5. `again`: `playbooks/site.yml` a second time, on the rotated and verified deployment: every host's PLAY
    RECAP must say changed=0 (a task that changes on a converged lab is a defect: a template that renders
    differently each run, a check that cannot see what it deployed, or a rotation that left a host
@@ -236,6 +238,17 @@ SITE_STEP = "site.yml (cold deploy across the hosts)"
 # The steps in order, by the name `--from` takes.
 STEPS = ("up", "docker", "site", "rotate", "verify", "again", "upgrade", "drill")
 AGAIN_STEP = "site.yml again (changed=0)"
+STATUS_STEP = "make status (every host read, none down)"
+
+
+def status_problems(output: str) -> list[str]:
+    """The lines of `make status` (ops/status.py) that say it could not look (UNKNOWN) or a container is
+    down (DOWN), stripped; a status without its closing line counts as one too."""
+    lines = [line.strip() for line in output.splitlines()]
+    found = [line for line in lines if "UNKNOWN" in line or line.startswith("DOWN ")]
+    if not any(line == "all good" or line.endswith("thing(s) need attention") for line in lines):
+        found.append("no verdict line (all good / … need attention)")
+    return found
 
 
 def multi(
@@ -286,6 +299,16 @@ def multi(
             if "verify" in todo:
                 seconds, _ = _run(verify, "verify")
                 figures["make verify after the rotation"] = _figure(seconds)
+                # The one screen an operator reads first, across the hosts: every host's containers, the
+                # alerts on the monitoring host and the public certificate must each be read (no UNKNOWN),
+                # and no container down. An alert firing is not a failure here: a loaded CI machine may
+                # fire HostCpuSaturated.
+                status = [*MAKE, "status", f"INVENTORY={name}"]
+                seconds, output = _run(status, "status (read-only, every host)")
+                problems = status_problems(output)
+                if problems:
+                    raise CycleError(f"make status could not read or found down: {'; '.join(problems)}")
+                figures[STATUS_STEP] = _figure(seconds)
             if "again" in todo:
                 seconds, output, hosts = _playbook_output(name, "site.yml", "second run (changed=0 expected)")
                 changed = {host: counts["changed"] for host, counts in hosts.items() if counts["changed"]}

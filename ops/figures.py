@@ -529,6 +529,7 @@ LAB_STEPS = {
     ("multi", "site.yml again (changed=0)"): "lab.multi.again_s",
     ("multi", "make rotate WHAT=ca (certificates re-signed, restarts)"): "lab.multi.rotate_s",
     ("multi", "make verify after the rotation"): "lab.multi.verify_rotated_s",
+    ("multi", "make status (every host read, none down)"): "lab.multi.status_s",
     ("multi", "upgrade drill: release pmxup built and pushed"): "lab.multi.upgrade_release_s",
     ("multi", "make upgrade across the hosts, under load"): "lab.multi.upgrade_s",
     ("multi", "make rollback across the hosts, under load"): "lab.multi.rollback_s",

@@ -87,6 +87,8 @@ def steps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
 
     def run(argv: list[str], what: str) -> tuple[float, str]:
         ran.append(argv[2])
+        if argv[2] == "status":
+            return 1.0, "Photomatrix status at …\n\nAlerts\n  none firing\n\nall good\n"
         if argv[2] == "drill":
             assert argv[3] == "INVENTORY=inventory/lab"
             for step, figure in DRILLS.items():  # each drill as it passes
@@ -104,7 +106,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "site.yml", "upgrade", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "status", "site.yml", "upgrade", "drill", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -112,6 +114,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "site.yml (cold deploy across the hosts)",
         "make rotate WHAT=ca (certificates re-signed, restarts)",
         "make verify after the rotation",
+        "make status (every host read, none down)",
         "site.yml again (changed=0)",
         "make upgrade across the hosts, under load",
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
@@ -125,14 +128,14 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "site.yml", "upgrade", "drill"]
+    assert steps == ["rotate", "verify", "status", "site.yml", "upgrade", "drill"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
     from lab.multi import multi
 
     figures = multi(stop="verify")
-    assert steps == ["down", "up", "site.yml", "rotate", "verify", "down"]
+    assert steps == ["down", "up", "site.yml", "rotate", "verify", "status", "down"]
     assert "upgrade" not in steps
     assert list(figures)[-1] == "lab down"
 
@@ -310,3 +313,39 @@ def test_a_second_run_that_changes_anything_fails_the_cycle_naming_the_tasks(
     assert "erp1: erp_api : Start the ERP's containers" in str(caught.value)
     assert "mon: monitoring : Rules" in str(caught.value)
     assert steps == ["site.yml"]
+
+
+STATUS = """Photomatrix status at 2026-12-06 08:06 UTC
+
+Containers
+  bot: 2/2 up
+    ok   photomatrix-chatbot              Up 3 minutes (healthy)
+    wait photomatrix-node-exporter        Up About a minute (health: starting)
+  erp1: UNKNOWN (Failed to connect to the host via ssh)
+  erp2: 1/2 up
+    DOWN photomatrix-erp-api              Exited (1) 2 minutes ago
+
+Alerts
+  FIRING HostCpuSaturated (warning) since 2026-12-06 07:40 mon: CPU above 90 % for 15 minutes
+
+Certificate
+  chat.pmlab.test: ok, expires 2027-03-06 08:02 UTC (90 days)
+
+4 thing(s) need attention
+"""
+
+
+def test_make_status_fails_the_cycle_where_it_could_not_look_or_a_container_is_down() -> None:
+    from lab.multi import status_problems
+
+    assert status_problems(STATUS) == [
+        "erp1: UNKNOWN (Failed to connect to the host via ssh)",
+        "DOWN photomatrix-erp-api              Exited (1) 2 minutes ago",
+    ]  # a firing alert alone is not a failure of the cycle (a loaded machine fires HostCpuSaturated)
+    healthy = STATUS.replace("  erp1: UNKNOWN (Failed to connect to the host via ssh)\n", "").replace(
+        "    DOWN photomatrix-erp-api              Exited (1) 2 minutes ago\n", ""
+    )
+    assert status_problems(healthy) == []
+    assert status_problems("make: *** [Makefile:144: status] Error 1") == [
+        "no verdict line (all good / … need attention)"
+    ]
