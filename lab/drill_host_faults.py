@@ -147,6 +147,12 @@ rmdir {mount} 2>/dev/null || true
 """
 
 
+def disk_free(host: str) -> str:
+    """PromQL: the free share of the drill's filesystem on HOST, as node exporter there reports it."""
+    where = f'{{host="{host}",mountpoint="{DISK_MOUNT}"}}'
+    return f"node_filesystem_avail_bytes{where} / node_filesystem_size_bytes{where}"
+
+
 @dataclass
 class Fault:
     """One fault: where, what is expected, and the times seen (Unix time)."""
@@ -159,7 +165,6 @@ class Fault:
     set_at: float = 0.0
     firing: float | None = None
     delivered: float | None = None
-    line: str = ""
     undone: float | None = None
     recovered: float | None = None
     observed: str = ""
@@ -295,11 +300,9 @@ class HostFaults:
         if name == "restart":
             return not self.stack.query(f'photomatrix_container_restarts_total{{container="{CRASHLOOP}"}}')
         if name == "disk":
-            ratio = (
-                f'node_filesystem_avail_bytes{{host="{fault.host}",mountpoint="{DISK_MOUNT}"}}'
-                f' / node_filesystem_size_bytes{{host="{fault.host}",mountpoint="{DISK_MOUNT}"}} > 0.5'
+            return bool(self.stack.query(disk_free(fault.host) + " > 0.5")) and not self.stack.query(
+                fault.selector
             )
-            return bool(self.stack.query(ratio)) and not self.stack.query(fault.selector)
         return bool(self.stack.query('probe_ssl_earliest_cert_expiry{probe="public"} - time() > 14 * 86400'))
 
     def _poll(self) -> bool:
@@ -322,7 +325,7 @@ class HostFaults:
                     "",
                 )
                 if line:
-                    fault.delivered, fault.line = now, line
+                    fault.delivered = now
                     _log(
                         f"admins group: {fault.alert} ({fault.host}): after {now - fault.set_at:.0f} s: "
                         f"{line[:160]}"
@@ -353,10 +356,7 @@ class HostFaults:
                 ).strip()
                 fault.observed = f"Docker restarted {CRASHLOOP} {count} times"
             elif name == "disk":
-                result = self.stack.query(
-                    f'node_filesystem_avail_bytes{{host="{fault.host}",mountpoint="{DISK_MOUNT}"}}'
-                    f' / node_filesystem_size_bytes{{host="{fault.host}",mountpoint="{DISK_MOUNT}"}}'
-                )
+                result = self.stack.query(disk_free(fault.host))
                 free = float(result[0]["value"][1]) if result else float("nan")
                 fault.observed = f"node exporter on {fault.host} reported {free:.1%} free on {DISK_MOUNT}"
             else:
