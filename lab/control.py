@@ -168,6 +168,36 @@ def _registry(lab: Lab, image: str) -> None:
     shutil.copyfile(pki_dir / "ca.crt", trust / "ca.crt")
 
 
+def _acme(lab: Lab, image: str) -> None:
+    """The lab's ACME CA (pebble) at lab_acme: its directory and management API over TLS from the lab CA,
+    the lab's public names resolved to their hosts for its HTTP-01 validations."""
+    name = lab.acme_container
+    pki_dir = lab.state_dir / "pki"
+    if not _wanted(name, image, lab):
+        docker.run(
+            ["run", "--detach", "--name", name, "--hostname", "acme", "--label", lab.label,
+             "--label", f"{LABEL}.role=acme", "--network", lab.network, "--ip", lab.acme,
+             "--restart", "unless-stopped", "--tmpfs", "/run", "--cap-drop", "ALL",
+             "--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "DAC_OVERRIDE",
+             "--cap-add", "FOWNER", "--security-opt", "no-new-privileges",
+             "--mount", f"type=bind,src={pki_dir / 'acme.crt'},dst=/etc/lab/tls.crt,readonly",
+             "--mount", f"type=bind,src={pki_dir / 'acme.key'},dst=/etc/lab/tls.key,readonly",
+             *[f"--add-host={n}:{a}" for n, a in sorted(lab.public_names.items())],
+             image]
+        )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+
+    def answers() -> bool:
+        # https only (the URLs are built here), verified against the lab CA.
+        for url in (lab.acme_directory, lab.acme_roots):
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:  # noqa: S310  # nosec B310
+                if response.status != 200:
+                    return False
+        return True
+
+    _wait(f"ACME CA {lab.acme_directory}", answers)
+
+
 def _host(lab: Lab, host: str, address: str, image: str) -> None:
     name = lab.container(host)
     if _wanted(name, image, lab):
@@ -181,13 +211,16 @@ def _host(lab: Lab, host: str, address: str, image: str) -> None:
     ca_mount = (
         f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/docker/certs.d/{lab.registry}/ca.crt,readonly"
     )
+    # The lab CA signs the lab's public services (registry, ACME CA): the host trusts it as a server trusts
+    # the public CAs (lab-host-init adds it to the system's bundle).
+    lab_ca = f"type=bind,src={state / 'pki' / 'ca.crt'},dst=/etc/lab/lab-ca.crt,readonly"
     docker.run(
         ["run", "--detach", "--name", name, "--hostname", host, "--label", lab.label,
          "--label", f"{LABEL}.host={host}", "--network", lab.network, "--ip", address,
          "--restart", "unless-stopped", *HOST_RUN_OPTIONS, *loop_options(),
          "--mount", f"type=volume,src={name}-docker,dst=/var/lib/docker,volume-label={lab.label}",
          "--mount", f"type=bind,src={state / 'ssh' / 'id_ed25519.pub'},dst=/etc/lab/authorized_keys,readonly",
-         "--mount", ca_mount, *site_ca,
+         "--mount", ca_mount, "--mount", lab_ca, *site_ca,
          *[f"--add-host={n}:{a}" for n, a in sorted(lab.public_names.items())],
          image]
     )  # fmt: skip
@@ -259,13 +292,18 @@ def _up(lab: Lab) -> dict[str, float]:
     lab.state_dir.mkdir(mode=0o700, exist_ok=True)
     _ssh_key(lab)
     pki.ensure_registry_pki(lab.state_dir / "pki", lab.name, lab.registry_ip)
+    if lab.acme:
+        pki.ensure_service_cert(lab.state_dir / "pki", "acme", f"acme.{lab.name}.lab", lab.acme)
     base = images.base_image()
     host_image = images.recipe_image("host", base)
     registry_image = images.recipe_image("registry", base)
+    acme_image = images.recipe_image("acme", base) if lab.acme else ""
     times["images"] = time.monotonic() - started
     mark = time.monotonic()
     _network(lab)
     _registry(lab, registry_image)
+    if lab.acme:
+        _acme(lab, acme_image)
     _remove_stale_hosts(lab)
     for host, address in lab.hosts.items():
         _host(lab, host, address, host_image)
@@ -280,6 +318,8 @@ def _up(lab: Lab) -> dict[str, float]:
     times["push"] = time.monotonic() - mark
     times["total"] = time.monotonic() - started
     _log(f"registry {lab.registry} holds {ref}")
+    if lab.acme:
+        _log(f"ACME CA {lab.acme_directory} (roots: {lab.acme_roots})")
     for host, address in lab.hosts.items():
         _log(f"{host:<10} {address:<15} ssh deploy@{address}")
     _log(

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INVENTORY = ROOT / "inventory" / "lab"
 LABEL = "org.photomatrix.lab"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,19}$")
+# The lab's ACME CA (lab_acme): pebble's ACME directory and its management API (the roots).
+ACME_PORT = 14000
+ACME_MANAGEMENT_PORT = 15000
 
 
 class LabConfigError(ValueError):
@@ -29,6 +32,8 @@ class Lab:
     inventory: Path
     # Public names (e.g. photomatrix_domain) and the address they resolve to, here and on the hosts.
     public_names: dict[str, str] = field(default_factory=dict)
+    # The address of the lab's ACME CA (pebble, lab_acme), or "" when the lab runs none.
+    acme: str = ""
 
     @property
     def state_dir(self) -> Path:
@@ -61,6 +66,20 @@ class Lab:
     @property
     def network(self) -> str:
         return f"{self.name}-net"
+
+    @property
+    def acme_container(self) -> str:
+        return f"{self.name}-acme"
+
+    @property
+    def acme_directory(self) -> str:
+        """The ACME directory URL (tls_proxy_acme_directory of a lab inventory in ACME mode)."""
+        return f"https://{self.acme}:{ACME_PORT}/dir"
+
+    @property
+    def acme_roots(self) -> str:
+        """The URL of the ACME CA's root (tls_proxy_acme_trust_roots), from pebble's management API."""
+        return f"https://{self.acme}:{ACME_MANAGEMENT_PORT}/roots/0"
 
 
 def ansible_inventory(inventory: Path, error: type[Exception] = LabConfigError) -> dict:
@@ -109,7 +128,7 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> Lab:
     taken = {match.group(1): "container_registry"}
     hosts: dict[str, str] = {}
     for host, hvars in sorted(hostvars.items()):
-        for key in ("lab_name", "lab_subnet", "container_registry"):
+        for key in ("lab_name", "lab_subnet", "container_registry", "lab_acme"):
             if str(hvars.get(key, "")) != str(first.get(key, "")):
                 raise LabConfigError(f"{host}: {key} differs between hosts; set it once for all")
         address = str(hvars.get("ansible_host", ""))
@@ -128,6 +147,16 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> Lab:
     registry_ip = ipaddress.IPv4Address(match.group(1))
     if registry_ip not in subnet or registry_ip == gateway:
         raise LabConfigError(f"container_registry {registry}: not a host address of {subnet}")
+    acme = str(first.get("lab_acme", "") or "")
+    if acme:
+        try:
+            acme_ip = ipaddress.IPv4Address(acme)
+        except ValueError as exc:
+            raise LabConfigError(f"lab_acme {acme!r}: not an IPv4 address") from exc
+        if acme_ip not in subnet or acme_ip in (gateway, subnet.network_address, subnet.broadcast_address):
+            raise LabConfigError(f"lab_acme {acme}: not a host address of {subnet} other than {gateway}")
+        if acme in taken:
+            raise LabConfigError(f"lab_acme {acme}: already {taken[acme]}'s address")
     public_names: dict[str, str] = {}
     for public, target in (first.get("lab_public_names") or {}).items():
         if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?", str(public)) or target not in hosts:
@@ -140,4 +169,5 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> Lab:
         hosts=hosts,
         inventory=inventory,
         public_names=public_names,
+        acme=acme,
     )

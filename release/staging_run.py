@@ -1,6 +1,9 @@
 """`python -m release staging-run -i release/lab`: the delivery pipeline run for real against a lab.
 
-    lab up → release 1 (this commit's images, pushed to the lab registry) → deploy by digest → gate
+    lab up (its ACME CA too) → release 1 (this commit's images, pushed to the lab registry) → deploy by
+      digest: the proxy host gets the public certificate from the lab's ACME CA over HTTP-01, as staging
+      gets one from Let's Encrypt's staging CA (checked against the exported roots, not the internal CA's)
+      → the host's renewal job renews it now → gate
     → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade under the
       upgrade drill's load and judge (no request through the proxy may fail while the ERP's two
       replicas or the bot roll) → gate
@@ -11,7 +14,8 @@
     → release 4 (release 2 with one changed image, an ERP image that cannot start) → deploy as an
       upgrade → the upgrade stops at the ERP → automatic `make rollback` → release 2's images again
       → the gate's verify again
-    → release pages → lab down (also after a failure; --keep keeps the lab).
+    → the proxy still serves the renewed certificate → release pages → lab down (also after a failure;
+      --keep keeps the lab).
 
 Each stage's time is printed; the JSON report (stages, what the gate caught, manifest and SBOM sizes)
 goes to <state>/staging-run-<stamp>.json and its path is printed last.
@@ -22,15 +26,19 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
 import ssl
 import subprocess  # nosec B404
 import time
 from pathlib import Path
 
+from cryptography import x509
+
 from lab import control as lab_control
 from lab import drill_host_loss, drill_upgrade, remote
 from lab.topology import Lab
 from lab.topology import load as load_lab
+from ops.status import inventory_settings
 from release import build, deploy, docker, gate, page
 from release.manifest import Manifest, load
 
@@ -167,12 +175,12 @@ def upgrade_under_load(
     lab: Lab, domain: str, manifest: Manifest, env: str, inventory: Path, state: Path, ca: Path | None
 ) -> dict:
     """Upgrade ENV to MANIFEST (upgrade.yml by digest) while the upgrade drill's request loop GETs an ERP
-    path through DOMAIN (RATE a second, each on a new connection, verified against the lab's CA), each
+    path through DOMAIN (RATE a second, each on a new connection, verified against the public CA), each
     request counted in the play under way when it started. Judged as `make drill` and the lab's drill
     judge an upgrade: no request may fail while the ERP (two replicas on the staging host, rolled one at
     a time behind the proxy) or the bot rolls, or around them; while the proxy swaps its nginx every
     request must get an HTTP answer. Returns each phase's requests, failures and time."""
-    context = ssl.create_default_context(cafile=str(lab.state_dir / "secrets" / "ca.crt"))
+    context = ssl.create_default_context(cafile=str(public_ca_file(inventory)))
     phases = drill_upgrade.Phases()
     loop = drill_host_loss.RequestLoop(domain, context, rate=drill_upgrade.RATE)
     phases.enter("before")
@@ -217,6 +225,69 @@ def load_credentials(lab: Lab, host: str) -> Path:
             f"LOAD_ADMINS_CHANNEL={ADMINS_CHANNEL}\nLOAD_ADMINS_ROOM_TYPE=group\nLOAD_USER_ROLES=user,app\n"
         )
     return path
+
+
+# The proxy host's renewal script (tls_proxy_acme_renew_script's default) and a renewal window wider than
+# any certificate's lifetime: `PHOTOMATRIX_ACME_RENEW_DAYS=N photomatrix-acme-renew` renews now
+# (docs/install.md, certificate modes).
+ACME_RENEW = "sudo env PHOTOMATRIX_ACME_RENEW_DAYS=3650 /usr/local/sbin/photomatrix-acme-renew"
+RELOAD_WAIT = 30.0
+
+
+def public_ca_file(inventory: Path) -> Path:
+    """The CA file the clients of the public name verify with: the inventory's photomatrix_ca_file as
+    Ansible templates it (release/lab: the root of the lab's ACME CA, exported by the proxy role)."""
+    value = inventory_settings(inventory).get("photomatrix_ca_file")
+    if not value:
+        raise StagingRunError(f"{inventory}: no photomatrix_ca_file (Ansible could not template it)")
+    return Path(str(value)).resolve()
+
+
+def served_certificate(
+    domain: str, address: str, ca: Path, internal_ca: Path | None = None, port: int = 443
+) -> dict:
+    """The certificate the proxy at ADDRESS:PORT serves for DOMAIN, verified against CA alone: its serial,
+    issuer and expiry. With INTERNAL_CA, a certificate that CA signed is refused (in ACME mode the role
+    starts with one until the first ACME certificate exists: it must not stay, nor come back)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    where = f"{domain} at {address}:{port}"
+    try:
+        with (
+            socket.create_connection((address, port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=domain) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise StagingRunError(f"{where} does not verify against {ca.name}: {exc}") from exc
+    if not der:
+        raise StagingRunError(f"{where} presented no certificate")
+    cert = x509.load_der_x509_certificate(der)
+    if internal_ca is not None and internal_ca.is_file():
+        internal = x509.load_pem_x509_certificate(internal_ca.read_bytes())
+        if cert.issuer == internal.subject:
+            raise StagingRunError(f"{domain} serves a certificate of the internal CA, not the ACME one")
+    return {
+        "serial": format(cert.serial_number, "x"),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+def acme_renewal(lab: Lab, host: str, domain: str, address: str, ca: Path, before: dict) -> dict:
+    """The proxy host's renewal job renews now (a window wider than the certificate's lifetime), on the
+    host, with lego against the ACME CA; the proxy then serves the new certificate."""
+    out = remote.capture(lab, host, ACME_RENEW, timeout=300).strip().splitlines()
+    if not out or out[-1] != "renewed":
+        raise StagingRunError(f"{host}: photomatrix-acme-renew printed {out[-1:] or 'nothing'}, not renewed")
+    # nginx reloads gracefully: the workers that read the new certificate take over within moments.
+    deadline = time.monotonic() + RELOAD_WAIT
+    while (after := served_certificate(domain, address, ca))["serial"] == before["serial"]:
+        if time.monotonic() > deadline:
+            raise StagingRunError(
+                f"{domain}: {RELOAD_WAIT:.0f} s after the renewal the proxy still serves the old certificate"
+            )
+        time.sleep(1)
+    return after
 
 
 class Run:
@@ -332,9 +403,22 @@ def run(
         )
         r.release_figures("1", m1)
         r.stage("deploy 1 (site.yml by digest)", deploy.deploy, m1, env, inventory, state, ca)
-        # The smoke profile reaches the lab's public name with the lab's CA and the stack's admin.
+        # The public name's certificate, as its clients verify it: from the lab's ACME CA in release/lab
+        # (issued on the proxy host by lego), never the internal CA's; renewed on the host by its job.
+        public_ca = public_ca_file(inventory)
+        internal_ca = lab.state_dir / "secrets" / "ca.crt"
+        certificate = r.stage(
+            "public certificate", served_certificate, domain, public_address, public_ca, internal_ca
+        )
+        if lab.acme:
+            certificate = r.stage(
+                "ACME renewal on the proxy host", acme_renewal, lab, public_host, domain, public_address,
+                public_ca, certificate,
+            )  # fmt: skip
+        r.note("public_certificate", certificate)
+        # The smoke profile reaches the lab's public name with its CA and the stack's admin.
         os.environ["LOAD_ALLOWED_HOSTS"] = domain
-        os.environ["LOAD_CA_FILE"] = str((lab.state_dir / "secrets" / "ca.crt").resolve())
+        os.environ["LOAD_CA_FILE"] = str(public_ca)
         os.environ["LOAD_CREDENTIALS_FILE"] = str(load_credentials(lab, public_host))
         _require(r.stage("gate 1", _gate, m1, inventory, target), "release 1")
 
@@ -386,6 +470,10 @@ def run(
             "verify after the rollback", _gate, m2, inventory, target, ["verify"], "staging-rollback"
         )
         _require(after, "rollback")
+        # Two upgrades, two rollbacks and four gates later: still the certificate the renewal installed.
+        kept = served_certificate(domain, public_address, public_ca, internal_ca)
+        if kept["serial"] != certificate["serial"]:
+            raise StagingRunError(f"{domain}: the public certificate changed during the run: {kept}")
         pages = [str(page.render(m)) for m in (m1, m2, m3, m4)]
         r.note("pages", pages)
         r.report["passed"] = True

@@ -373,6 +373,40 @@ def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
     assert f"location: https://{domain}/api/info".encode() in first.lower()
 
 
+def test_an_acme_proxy_serves_legos_certificate_and_renews_it_on_its_own(fleet) -> None:
+    """ACME mode (inventory/staging, production; release/lab with the lab's ACME CA): the proxy host serves
+    the certificate lego got there (not the role's temporary one from the internal CA), and renews it
+    without anyone: the renewal script, and its daily job (a systemd timer, else the cron entry with a
+    cron daemon of the host's own running)."""
+    proxies = [n for n in fleet.group("proxy") if fleet.var(n, "tls_proxy_cert_mode", "selfsigned") == "acme"]
+    if not proxies:
+        pytest.skip("no proxy host in ACME mode (tls_proxy_cert_mode)")
+    for name in proxies:
+        host = fleet.hosts[name]
+        root = fleet.var(name, "photomatrix_root", "/srv/photomatrix")
+        domain = fleet.var(name, "photomatrix_domain", "localhost")
+        lego = host.file(f"{root}/pki/acme/certificates/{domain}.crt")
+        assert lego.exists, f"{name}: lego holds no certificate for {domain}"
+        served = host.file(f"{root}/pki/server/fullchain.pem")
+        assert served.sha256sum == lego.sha256sum, f"{name}: nginx's fullchain.pem is not lego's certificate"
+        assert host.file(f"{root}/pki/acme").mode & 0o077 == 0, f"{name}: lego's directory is not private"
+        script = host.file("/usr/local/sbin/photomatrix-acme-renew")
+        assert script.exists, f"{name}: no renewal script"
+        assert script.user == "root", f"{name}: the renewal script is {script.user}'s"
+        assert script.mode & 0o777 == 0o750, f"{name}: renewal script is {oct(script.mode)}"
+        timer = host.file("/etc/systemd/system/photomatrix-acme-renew.timer")
+        cron = host.file("/etc/cron.d/photomatrix-acme-renew")
+        assert timer.exists or cron.exists, f"{name}: no renewal timer or cron entry"
+        if timer.exists:
+            enabled = host.run("systemctl is-enabled photomatrix-acme-renew.timer").stdout.strip()
+            assert enabled == "enabled", f"{name}: the renewal timer is {enabled}"
+        else:
+            assert "/usr/local/sbin/photomatrix-acme-renew" in cron.content_string
+            # The host's own cron (its PID 1's namespace), not one of its containers'.
+            daemon = host.run("pgrep -x --ns 1 cron")
+            assert daemon.rc == 0, f"{name}: the renewal is a cron entry, and no cron daemon runs"
+
+
 @pytest.fixture(scope="module")
 def firewall_rules(fleet) -> dict[str, list[dict]]:
     """photomatrix_firewall_rules of every host, derived by the playbooks' own variables (no connection):

@@ -98,6 +98,7 @@ def _inventory(tmp_path: Path, hosts: str, lab_vars: str) -> Path:
     return tmp_path
 
 
+ONE_HOST = "all: {hosts: {a: {ansible_host: 10.79.0.7}}}"
 GOOD_VARS = "lab_name: pmlabx\nlab_subnet: 10.79.0.0/24\ncontainer_registry: '10.79.0.5:5000'\n"
 
 
@@ -122,6 +123,22 @@ GOOD_VARS = "lab_name: pmlabx\nlab_subnet: 10.79.0.0/24\ncontainer_registry: '10
             "all: {hosts: {a: {ansible_host: 10.79.0.7}}}",
             GOOD_VARS.replace("'10.79.0.5:5000'", "registry.example"),
             "expected ADDRESS:PORT",
+        ),
+        (
+            "all: {hosts: {a: {ansible_host: 10.79.0.7}}}",
+            GOOD_VARS + "lab_acme: 10.79.0.7\n",
+            "already a's address",
+        ),
+        (ONE_HOST, GOOD_VARS + "lab_acme: 10.79.0.5\n", "already container_registry's address"),
+        (
+            "all: {hosts: {a: {ansible_host: 10.79.0.7}}}",
+            GOOD_VARS + "lab_acme: 10.80.0.6\n",
+            "not a host address",
+        ),
+        (
+            "all: {hosts: {a: {ansible_host: 10.79.0.7}}}",
+            GOOD_VARS + "lab_acme: acme.example\n",
+            "not an IPv4",
         ),
     ],
 )
@@ -299,6 +316,28 @@ def test_registry_speaks_tls_with_a_certificate_from_the_lab_ca(lab):
         assert "photomatrix/debian-base" in json.load(response)["repositories"]
 
 
+def test_the_acme_ca_speaks_tls_from_the_lab_ca_which_every_host_trusts(lab):
+    """The lab's ACME CA (lab_acme) serves its directory and its root over TLS with a certificate from the
+    lab CA; the hosts verify it with their system bundle, as servers verify Let's Encrypt's directory."""
+    assert lab.acme, "tests/lab/inventory sets lab_acme"
+    context = ssl.create_default_context(cafile=str(lab.state_dir / "pki" / "ca.crt"))
+    with urllib.request.urlopen(lab.acme_directory, timeout=10, context=context) as response:  # noqa: S310
+        directory = json.load(response)
+    assert directory["newOrder"].startswith(f"https://{lab.acme}:")
+    with urllib.request.urlopen(lab.acme_roots, timeout=10, context=context) as response:  # noqa: S310
+        assert response.read().startswith(b"-----BEGIN CERTIFICATE-----")
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(lab.acme_directory, timeout=10, context=ssl.create_default_context())  # noqa: S310
+    for host in sorted(lab.hosts):
+        probe = ansible(
+            lab, host, "-m", "ansible.builtin.command", "-a",
+            "python3 -c \"import urllib.request; "
+            f"print(urllib.request.urlopen('{lab.acme_directory}', timeout=10).status)\"",
+        )  # fmt: skip
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert "200" in probe.stdout
+
+
 def test_a_host_pulls_by_reference_and_its_containers_publish_ports(lab):
     tags = docker.run(
         ["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{lab.registry}/photomatrix/*"]
@@ -355,6 +394,7 @@ def test_status_lists_every_container_of_the_lab_with_its_address(lab):
     rows = {line.split()[0]: line.split()[1:] for line in status.stdout.splitlines()}
     expected = {lab.container(h): ["running", a] for h, a in lab.hosts.items()}
     expected[lab.registry_container] = ["running", lab.registry_ip]
+    expected[lab.acme_container] = ["running", lab.acme]
     assert rows == expected
 
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lab import pki
+from lab.topology import load as load_lab
 from release import deploy, gate, manifest, staging_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -294,3 +299,73 @@ def test_the_gate_runs_the_release_s_own_checks_from_its_tree(released, tmp_path
         assert record["passed"]
         assert (released.directory / "gate-probe" / "verify.log").read_text().strip() == str(tree)
     assert not tree.exists()
+
+
+@pytest.fixture
+def public_name(tmp_path: Path):
+    """Two CAs made by lab/pki.py: `acme` (stands for the lab's ACME CA) and `internal`; a loopback TLS
+    server for chat.pmrel.test whose certificate comes from the CA the test names (one connection each)."""
+    cas = {}
+    for name in ("acme", "internal"):
+        directory = tmp_path / name
+        pki.ensure_registry_pki(directory, name, "127.0.0.1")
+        pki.ensure_service_cert(directory, "chat", "chat.pmrel.test", "127.0.0.1")
+        cas[name] = directory
+
+    def serve(signer: str) -> int:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cas[signer] / "chat.crt", cas[signer] / "chat.key")
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(10)
+
+        def once() -> None:
+            with listener:
+                try:
+                    conn, _ = listener.accept()
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        tls.settimeout(5)
+                        tls.recv(1)
+                except (OSError, ssl.SSLError):
+                    pass
+
+        threading.Thread(target=once, daemon=True).start()
+        return listener.getsockname()[1]
+
+    return cas, serve
+
+
+def test_the_public_certificate_must_verify_against_the_public_ca_and_not_be_the_internal_cas(public_name):
+    cas, serve = public_name
+    acme, internal = cas["acme"] / "ca.crt", cas["internal"] / "ca.crt"
+    found = staging_run.served_certificate("chat.pmrel.test", "127.0.0.1", acme, internal, port=serve("acme"))
+    assert found["issuer"] == "CN=acme lab CA"
+    assert int(found["serial"], 16) > 0
+    # Verified against the public CA alone: the internal CA's certificate does not pass for it.
+    with pytest.raises(staging_run.StagingRunError, match="does not verify against"):
+        staging_run.served_certificate("chat.pmrel.test", "127.0.0.1", acme, internal, port=serve("internal"))
+    # Nor when the clients trusted the internal CA too (the role's temporary certificate stayed).
+    with pytest.raises(staging_run.StagingRunError, match="internal CA, not the ACME one"):
+        staging_run.served_certificate(
+            "chat.pmrel.test", "127.0.0.1", internal, internal, port=serve("internal")
+        )
+
+
+def test_the_release_lab_takes_its_public_certificate_as_inventory_staging_does() -> None:
+    """release/lab stands for staging: every setting of inventory/staging's public certificate and of its
+    clients' trust is release/lab's too, the same, but for the ACME CA itself (the lab's, lab_acme)."""
+    staging = yaml.safe_load((ROOT / "inventory" / "staging" / "group_vars" / "all" / "main.yml").read_text())
+    lab = yaml.safe_load((ROOT / "release" / "lab" / "group_vars" / "all.yml").read_text())
+    keys = [k for k in staging if k.startswith("tls_proxy_") or k.endswith(("_ca_src", "_ca_file"))]
+    assert "tls_proxy_acme_trust_export" in keys
+    assert "chatbot_ca_src" in keys
+    own = {
+        "tls_proxy_acme_directory",
+        "tls_proxy_acme_email",
+        "tls_proxy_acme_trust_roots",
+        "photomatrix_ca_file",
+    }
+    assert {k: lab.get(k) for k in keys if k not in own} == {k: staging[k] for k in keys if k not in own}
+    acme = load_lab(ROOT / "release" / "lab")
+    assert lab["tls_proxy_acme_directory"] == acme.acme_directory
+    assert lab["tls_proxy_acme_trust_roots"] == [acme.acme_roots]
+    assert lab["photomatrix_ca_file"].endswith("/acme-roots.pem")
