@@ -334,6 +334,12 @@ def test_the_role_issues_over_http01_and_the_proxy_serves_the_chain(
     lego = proxy.root / "pki" / "acme" / "certificates" / f"{pebble.domain}.crt"
     assert lego.read_text() == chain.read_text()
     assert served_leaf(proxy, pebble) == issued[0]
+    # Every file of lego's (its account key and certificate keys included) is private, as make verify
+    # checks on a host (the renewal script's umask 022 is for the challenge files nginx reads).
+    acme = proxy.root / "pki" / "acme"
+    assert acme.stat().st_mode & 0o777 == 0o700
+    shared = [str(p) for p in acme.rglob("*") if p.stat().st_mode & 0o077]
+    assert not shared, shared
     # The answer was lego's file in the challenge directory nginx serves (lego removes it afterwards).
     assert (proxy.root / "acme-challenge" / ".well-known" / "acme-challenge").is_dir()
     assert (proxy.root / "pki" / "server" / "server.key").stat().st_mode & 0o777 == 0o600
