@@ -3,7 +3,8 @@
     lab up (its ACME CA too) → release 1 (this commit's images, pushed to the lab registry) → deploy by
       digest: the proxy host gets the public certificate from the lab's ACME CA over HTTP-01, as staging
       gets one from Let's Encrypt's staging CA (checked against the exported roots, not the internal CA's)
-      → the host's renewal job renews it now → gate
+      → the host's renewal job renews it now → `make rotate WHAT=ca` (a new internal CA; every container
+      keeps its image, the ACME certificate stays) → gate
     → release 2 (release 1's images with one more label: new digests) → deploy as an upgrade under the
       upgrade drill's load and judge (no request through the proxy may fail while the ERP's two
       replicas or the bot roll) → gate
@@ -290,6 +291,40 @@ def acme_renewal(lab: Lab, host: str, domain: str, address: str, ca: Path, befor
     return after
 
 
+def rotate_ca(
+    lab: Lab, inventory: Path, state: Path, domain: str, address: str, public_ca: Path, before: dict
+) -> dict:
+    """`make rotate WHAT=ca INVENTORY=…` on the environment the pipeline deployed (images by digest), in
+    ACME mode: the internal CA is new, every container keeps its image, and the public certificate (and the
+    ACME account) stay (docs/operations.md, rotating credentials)."""
+    store = lab.state_dir / "secrets" / "ca.crt"
+    old_ca = store.read_bytes()
+    images = running_images(lab)
+    log = state / f"rotate-ca-{_now()}.log"
+    argv = ["make", "--no-print-directory", "rotate", "WHAT=ca", f"INVENTORY={inventory}"]
+    with log.open("w") as handle:
+        done = subprocess.run(  # noqa: S603  # nosec B603
+            argv, cwd=deploy.ROOT, stdout=handle, stderr=subprocess.STDOUT, timeout=1800, check=False
+        )
+    if done.returncode != 0:
+        raise StagingRunError(f"make rotate WHAT=ca failed (exit {done.returncode}); log {log}")
+    if store.read_bytes() == old_ca:
+        raise StagingRunError(f"make rotate WHAT=ca left the internal CA as it was ({store})")
+    now = running_images(lab)
+    changed = {
+        f"{host}/{name}": f"{was[:19]} -> {now.get(host, {}).get(name, 'gone')[:19]}"
+        for host, containers in images.items()
+        for name, was in containers.items()
+        if now.get(host, {}).get(name) != was
+    }
+    if changed:
+        raise StagingRunError(f"make rotate WHAT=ca changed images: {changed}")
+    after = served_certificate(domain, address, public_ca, store)
+    if after["serial"] != before["serial"]:
+        raise StagingRunError(f"{domain}: make rotate WHAT=ca replaced the ACME certificate ({after})")
+    return {"log": str(log), "public": after}
+
+
 class Run:
     """The stages, their times and findings; the JSON report."""
 
@@ -415,6 +450,11 @@ def run(
                 "ACME renewal on the proxy host", acme_renewal, lab, public_host, domain, public_address,
                 public_ca, certificate,
             )  # fmt: skip
+        rotated = r.stage(
+            "make rotate WHAT=ca (ACME mode, images by digest)", rotate_ca, lab, inventory, state, domain,
+            public_address, public_ca, certificate,
+        )  # fmt: skip
+        r.note("rotate_ca", rotated)
         r.note("public_certificate", certificate)
         # The smoke profile reaches the lab's public name with its CA and the stack's admin.
         os.environ["LOAD_ALLOWED_HOSTS"] = domain
