@@ -138,64 +138,60 @@ def _wait(what: str, probe, timeout: float = READY_TIMEOUT) -> None:
     raise docker.DockerError(f"{what} not ready within {timeout:.0f} s ({error})")
 
 
-def _registry(lab: Lab, image: str) -> None:
-    name = lab.registry_container
+# A lab service (its registry, its ACME CA): every capability dropped but those its init script needs to
+# hand the TLS key to the service's own user, no new privileges.
+SERVICE_RUN_OPTIONS = (
+    "--restart", "unless-stopped", "--tmpfs", "/run", "--cap-drop", "ALL",
+    "--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "DAC_OVERRIDE",
+    "--cap-add", "FOWNER", "--security-opt", "no-new-privileges",
+)  # fmt: skip
+
+
+def _service(
+    lab: Lab, role: str, address: str, image: str, urls: list[str], extra: tuple[str, ...] = ()
+) -> None:
+    """The lab service <lab>-ROLE at ADDRESS, serving TLS with <pki>/ROLE.crt and .key (read-only at
+    /etc/lab/tls.*), ready once each of URLS answers 200, verified against the lab CA."""
+    name = f"{lab.name}-{role}"
     pki_dir = lab.state_dir / "pki"
     if not _wanted(name, image, lab):
         docker.run(
-            ["run", "--detach", "--name", name, "--hostname", "registry", "--label", lab.label,
-             "--label", f"{LABEL}.role=registry", "--network", lab.network, "--ip", lab.registry_ip,
-             "--restart", "unless-stopped", "--tmpfs", "/run", "--cap-drop", "ALL",
-             "--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "DAC_OVERRIDE",
-             "--cap-add", "FOWNER", "--security-opt", "no-new-privileges",
-             "--mount", f"type=volume,src={name}-data,dst=/var/lib/docker-registry,volume-label={lab.label}",
-             "--mount", f"type=bind,src={pki_dir / 'registry.crt'},dst=/etc/lab/tls.crt,readonly",
-             "--mount", f"type=bind,src={pki_dir / 'registry.key'},dst=/etc/lab/tls.key,readonly",
-             image]
-        )  # fmt: skip
-    context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
-    url = f"https://{lab.registry}/v2/"
-
-    def answers() -> bool:
-        # https only (the URL is built here), verified against the lab CA.
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:  # nosec B310
-            return response.status == 200
-
-    _wait(f"registry {url}", answers)
-    # This machine's engine trusts the lab CA for this registry only, so it can push there.
-    trust = CERTS_D / lab.registry
-    trust.mkdir(mode=0o755, parents=True, exist_ok=True)
-    shutil.copyfile(pki_dir / "ca.crt", trust / "ca.crt")
-
-
-def _acme(lab: Lab, image: str) -> None:
-    """The lab's ACME CA (pebble) at lab_acme: its directory and management API over TLS from the lab CA,
-    the lab's public names resolved to their hosts for its HTTP-01 validations."""
-    name = lab.acme_container
-    pki_dir = lab.state_dir / "pki"
-    if not _wanted(name, image, lab):
-        docker.run(
-            ["run", "--detach", "--name", name, "--hostname", "acme", "--label", lab.label,
-             "--label", f"{LABEL}.role=acme", "--network", lab.network, "--ip", lab.acme,
-             "--restart", "unless-stopped", "--tmpfs", "/run", "--cap-drop", "ALL",
-             "--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "DAC_OVERRIDE",
-             "--cap-add", "FOWNER", "--security-opt", "no-new-privileges",
-             "--mount", f"type=bind,src={pki_dir / 'acme.crt'},dst=/etc/lab/tls.crt,readonly",
-             "--mount", f"type=bind,src={pki_dir / 'acme.key'},dst=/etc/lab/tls.key,readonly",
-             *[f"--add-host={n}:{a}" for n, a in sorted(lab.public_names.items())],
-             image]
+            ["run", "--detach", "--name", name, "--hostname", role, "--label", lab.label,
+             "--label", f"{LABEL}.role={role}", "--network", lab.network, "--ip", address,
+             *SERVICE_RUN_OPTIONS,
+             "--mount", f"type=bind,src={pki_dir / f'{role}.crt'},dst=/etc/lab/tls.crt,readonly",
+             "--mount", f"type=bind,src={pki_dir / f'{role}.key'},dst=/etc/lab/tls.key,readonly",
+             *extra, image]
         )  # fmt: skip
     context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
 
     def answers() -> bool:
         # https only (the URLs are built here), verified against the lab CA.
-        for url in (lab.acme_directory, lab.acme_roots):
+        for url in urls:
             with urllib.request.urlopen(url, timeout=5, context=context) as response:  # noqa: S310  # nosec B310
                 if response.status != 200:
                     return False
         return True
 
-    _wait(f"ACME CA {lab.acme_directory}", answers)
+    _wait(f"{role} {urls[0]}", answers)
+
+
+def _registry(lab: Lab, image: str) -> None:
+    volume = (
+        f"type=volume,src={lab.registry_container}-data,dst=/var/lib/docker-registry,volume-label={lab.label}"
+    )
+    _service(lab, "registry", lab.registry_ip, image, [f"https://{lab.registry}/v2/"], ("--mount", volume))
+    # This machine's engine trusts the lab CA for this registry only, so it can push there.
+    trust = CERTS_D / lab.registry
+    trust.mkdir(mode=0o755, parents=True, exist_ok=True)
+    shutil.copyfile(lab.state_dir / "pki" / "ca.crt", trust / "ca.crt")
+
+
+def _acme(lab: Lab, image: str) -> None:
+    """The lab's ACME CA (pebble) at lab_acme: its directory and management API over TLS from the lab CA,
+    the lab's public names resolved to their hosts for its HTTP-01 validations."""
+    names = tuple(f"--add-host={n}:{a}" for n, a in sorted(lab.public_names.items()))
+    _service(lab, "acme", lab.acme, image, [lab.acme_directory, lab.acme_roots], names)
 
 
 def _host(lab: Lab, host: str, address: str, image: str) -> None:

@@ -76,6 +76,16 @@ def ansible(lab: Lab, pattern: str, *args: str, timeout: float = 300) -> subproc
     )
 
 
+def assert_host_gets(lab: Lab, host: str, url: str) -> None:
+    """HOST fetches URL with its own Python (its system's CA bundle for https) and gets 200."""
+    probe = ansible(
+        lab, host, "-m", "ansible.builtin.command", "-a",
+        f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}', timeout=10).status)\"",
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert "200" in probe.stdout
+
+
 @pytest.fixture(scope="module")
 def lab() -> Lab:
     config = load(lab_inventory())
@@ -329,13 +339,7 @@ def test_the_acme_ca_speaks_tls_from_the_lab_ca_which_every_host_trusts(lab):
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
         urllib.request.urlopen(lab.acme_directory, timeout=10, context=ssl.create_default_context())  # noqa: S310
     for host in sorted(lab.hosts):
-        probe = ansible(
-            lab, host, "-m", "ansible.builtin.command", "-a",
-            "python3 -c \"import urllib.request; "
-            f"print(urllib.request.urlopen('{lab.acme_directory}', timeout=10).status)\"",
-        )  # fmt: skip
-        assert probe.returncode == 0, probe.stdout + probe.stderr
-        assert "200" in probe.stdout
+        assert_host_gets(lab, host, lab.acme_directory)
 
 
 def test_a_host_pulls_by_reference_and_its_containers_publish_ports(lab):
@@ -366,13 +370,7 @@ def test_a_host_pulls_by_reference_and_its_containers_publish_ports(lab):
         with urllib.request.urlopen(f"http://{PUBLIC_NAME}:18080/", timeout=10) as response:
             assert response.status == 200
         # Host to host over the lab network, by public name.
-        probe = ansible(
-            lab, h2, "-m", "ansible.builtin.command", "-a",
-            "python3 -c \"import urllib.request; "
-            f"print(urllib.request.urlopen('http://{PUBLIC_NAME}:18080/', timeout=5).status)\"",
-        )  # fmt: skip
-        assert probe.returncode == 0, probe.stdout + probe.stderr
-        assert "200" in probe.stdout
+        assert_host_gets(lab, h2, f"http://{PUBLIC_NAME}:18080/")
     finally:
         ansible(lab, h1, "-m", "ansible.builtin.command", "-a", "docker rm -f labprobe")
 
