@@ -213,6 +213,35 @@ def test_prometheus_scrapes_every_target_of_every_host_and_each_is_up(fleet, fle
     assert scraped_hosts == set(fleet.group("docker_hosts")), scraped_hosts
 
 
+PROMETHEUS_PROBES = (
+    'docker exec photomatrix-prometheus python3 -c "import urllib.request; print(urllib.request.urlopen('
+    "'http://127.0.0.1:9090/api/v1/query?query=probe_success', timeout=10).read().decode())\""
+)
+
+
+def test_the_probes_through_the_public_name_pass(fleet, fleet_host, host_name) -> None:
+    """The blackbox exporter's HTTPS probes through the proxy (`public`: Rocket.Chat, `erp`: the ERP) pass,
+    TLS verified for photomatrix_domain against the CA the monitoring role gave it
+    (monitoring_blackbox_ca_file: the ACME CA's roots in ACME mode, as inventory/staging sets it; the
+    internal CA otherwise). A probe that failed during a deployment, a rotation or a rollback passes again
+    within a few intervals: waited for up to two minutes."""
+    name, host = fleet_host
+    if name not in fleet.group("monitoring"):
+        pytest.skip(f"{name} runs no Prometheus")
+    deadline = time.monotonic() + 120
+    while True:
+        result = json.loads(host.check_output(PROMETHEUS_PROBES))["data"]["result"]
+        probes = {r["metric"].get("probe", "?"): r["value"][1] for r in result}
+        if (probes and set(probes.values()) == {"1"}) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert "public" in probes, f"{name}: no probe of the public name in Prometheus: {probes}"
+    failed = sorted(probe for probe, value in probes.items() if value != "1")
+    assert not failed, (
+        f"{name}: probes failing through {fleet.var(name, 'photomatrix_domain', '?')}: {failed}"
+    )
+
+
 def test_only_the_proxy_listens_on_every_address(fleet, fleet_host, host_name) -> None:
     """The proxy's network holder publishes 80/443 to all; the rest only on the host's private address."""
     name, host = fleet_host
