@@ -502,7 +502,8 @@ def run(
         if history.current()["sha256"] != m2.sha256:
             raise StagingRunError("the environment's record does not name release 2 after the rollback")
         # Day 2 on the environment as the pipeline left it (release 2 by digest, ACME): a new internal CA.
-        # Last, while the multi-host cycle beside it in `make test` runs its drills (they mostly wait).
+        # Last: in `make test` the multi-host cycle beside it is then past its cold deploy and its own CA
+        # rotation (a rotation before gate 1 overlapped them: 450 s instead of 82 s, CI 60.6 min).
         rotated = r.stage(
             "make rotate WHAT=ca (ACME mode, images by digest)", rotate_ca, lab, inventory, state, domain,
             public_address, public_ca, certificate,
