@@ -173,7 +173,14 @@ def runs_release(lab: Lab, manifest: Manifest) -> list[str]:
 
 
 def upgrade_under_load(
-    lab: Lab, domain: str, manifest: Manifest, env: str, inventory: Path, state: Path, ca: Path | None
+    lab: Lab,
+    domain: str,
+    manifest: Manifest,
+    env: str,
+    inventory: Path,
+    state: Path,
+    ca: Path | None,
+    public_ca: Path,
 ) -> dict:
     """Upgrade ENV to MANIFEST (upgrade.yml by digest) while the upgrade drill's request loop GETs an ERP
     path through DOMAIN (RATE a second, each on a new connection, verified against the public CA), each
@@ -181,7 +188,7 @@ def upgrade_under_load(
     judge an upgrade: no request may fail while the ERP (two replicas on the staging host, rolled one at
     a time behind the proxy) or the bot rolls, or around them; while the proxy swaps its nginx every
     request must get an HTTP answer. Returns each phase's requests, failures and time."""
-    context = ssl.create_default_context(cafile=str(public_ca_file(inventory)))
+    context = ssl.create_default_context(cafile=str(public_ca))
     phases = drill_upgrade.Phases()
     loop = drill_host_loss.RequestLoop(domain, context, rate=drill_upgrade.RATE)
     phases.enter("before")
@@ -461,7 +468,7 @@ def run(
         r.release_figures("2", m2)
         under_load = r.stage(
             "upgrade to 2 (upgrade.yml by digest, under load)", upgrade_under_load, lab, domain, m2, env,
-            inventory, state, ca,
+            inventory, state, ca, public_ca,
         )  # fmt: skip
         r.note("upgrade_under_load", under_load)
         problems = runs_release(lab, m2)

@@ -189,6 +189,29 @@ PROMETHEUS_TARGETS = (
 PROMETHEUS_JOBS = {"prometheus", "erp-api", "chatbot", "node", "blackbox", "rocketchat"}
 
 
+def prometheus_until(host, command: str, done, timeout: float) -> dict:
+    """The `data` of Prometheus's answer to COMMAND (run on HOST), asked every 5 s until DONE(data) holds
+    or TIMEOUT seconds have passed; the last answer either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = json.loads(host.check_output(command))["data"]
+        if done(data) or time.monotonic() > deadline:
+            return data
+        time.sleep(5)
+
+
+def down_targets(targets: list[dict]) -> list[str]:
+    return [
+        f"{t['labels']['job']} {t['labels'].get('instance', '')}: {t['health']} {t.get('lastError', '')}"
+        for t in targets if t["health"] != "up"
+    ]  # fmt: skip
+
+
+def probe_values(data: dict) -> dict[str, str]:
+    """probe -> probe_success value in a query answer's data."""
+    return {r["metric"].get("probe", "?"): r["value"][1] for r in data["result"]}
+
+
 def test_prometheus_scrapes_every_target_of_every_host_and_each_is_up(fleet, fleet_host, host_name) -> None:
     """From the monitoring host, every host's exporters and services answer Prometheus: across hosts that
     is each published port, its firewall rule and its certificate from the internal CA (the ERP, the bot,
@@ -197,16 +220,10 @@ def test_prometheus_scrapes_every_target_of_every_host_and_each_is_up(fleet, fle
     name, host = fleet_host
     if name not in fleet.group("monitoring"):
         pytest.skip(f"{name} runs no Prometheus")
-    deadline = time.monotonic() + 90
-    while True:
-        targets = json.loads(host.check_output(PROMETHEUS_TARGETS))["data"]["activeTargets"]
-        down = [
-            f"{t['labels']['job']} {t['labels'].get('instance', '')}: {t['health']} {t.get('lastError', '')}"
-            for t in targets if t["health"] != "up"
-        ]  # fmt: skip
-        if not down or time.monotonic() > deadline:
-            break
-        time.sleep(5)
+    targets = prometheus_until(
+        host, PROMETHEUS_TARGETS, lambda data: not down_targets(data["activeTargets"]), 90
+    )["activeTargets"]
+    down = down_targets(targets)
     assert not down, f"{name}: targets not up:\n" + "\n".join(down)
     assert {t["labels"]["job"] for t in targets} == PROMETHEUS_JOBS
     scraped_hosts = {t["labels"]["host"] for t in targets if t["labels"]["job"] == "node"}
@@ -228,13 +245,8 @@ def test_the_probes_through_the_public_name_pass(fleet, fleet_host, host_name) -
     name, host = fleet_host
     if name not in fleet.group("monitoring"):
         pytest.skip(f"{name} runs no Prometheus")
-    deadline = time.monotonic() + 120
-    while True:
-        result = json.loads(host.check_output(PROMETHEUS_PROBES))["data"]["result"]
-        probes = {r["metric"].get("probe", "?"): r["value"][1] for r in result}
-        if (probes and set(probes.values()) == {"1"}) or time.monotonic() > deadline:
-            break
-        time.sleep(5)
+    result = prometheus_until(host, PROMETHEUS_PROBES, lambda data: set(probe_values(data)) == {"1"}, 120)
+    probes = probe_values(result)
     assert "public" in probes, f"{name}: no probe of the public name in Prometheus: {probes}"
     failed = sorted(probe for probe, value in probes.items() if value != "1")
     assert not failed, (
