@@ -1,6 +1,7 @@
 """Failure drill of the multi-host lab (issue 11): the ERP's own alerts reach Rocket.Chat from every ERP host.
 
-`python -m lab.multi --from drill` (a kept lab of inventory/lab) or the step `drill` of a whole cycle, before
+`python -m lab.multi --from drill --to drill` (a kept lab of inventory/lab) or the step `drill` of a
+whole cycle, before
 the host-loss drill. The ERP raises its own suspicious-activity alerts (erp/services/alerts.py: failed
 authentications, rate-limited requests, registrations above a threshold within a window) and posts them to
 Rocket.Chat's incoming webhook `erp-alerts` (the admins channel). On an ERP host without Rocket.Chat that

@@ -1,7 +1,8 @@
 """Failure drill of the multi-host lab (issue 11): three host faults, each on its own host, each alert
 raised by Prometheus on the monitoring host and delivered to the admins group across the hosts.
 
-`python -m lab.multi --from drill` (a kept lab of inventory/lab) or the step `drill` of a whole cycle. The
+`python -m lab.multi --from drill --to drill` (a kept lab of inventory/lab) or the step `drill` of a
+whole cycle. The
 single-host drills of `make drill` (tests/infra/test_drill_alerts.py) prove the rules and the route on one
 machine; here each fault is on a host that is neither the monitoring host nor the chat host, so each alert
 travels node exporter or blackbox exporter → Prometheus (mon) → Alertmanager → the bot (bot) → Rocket.Chat

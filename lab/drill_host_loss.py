@@ -1,6 +1,7 @@
 """Failure drill of the multi-host lab (issue 11): host loss of an ERP host.
 
-`python -m lab.multi --from drill` (a kept lab of inventory/lab) or the step `drill` of a whole cycle:
+`python -m lab.multi --from drill --to drill` (a kept lab of inventory/lab) or the step `drill` of a
+whole cycle:
 
 1. a steady request loop from this machine to the public name (HTTPS verified against the stack's CA)
    on an ERP path of the proxy with no rate limit, GET /activate/style.css: RATE requests/s, each one's

@@ -20,22 +20,24 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    RECAP must say changed=0 (a task that changes on a converged lab is a defect: a template that renders
    differently each run, a check that cannot see what it deployed, or a rotation that left a host
    unlike what site.yml declares). On failure it names each changed task and its host;
-6. `upgrade`: the rolling upgrade and rollback under load (lab/drill_upgrade.py): a new release of the
-   project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
-   while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
-   or the bot are rolled;
-7. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
+6. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
    each ERP replica; each ERP host's alert posted through the public name reaches the admins channel),
    then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
    through the proxy, TargetDown in the admins group, the host started again and rejoining. Beside it, three
    host faults (lab/drill_host_faults.py), set before the kill and watched meanwhile: a container
    restarting in a loop on the bot host, a disk nearly full on the db host, the proxy's certificate about
-   to expire; each alert in the admins group, each fault undone and its recovery seen. Last, as `make
-   drill` comes last in the single-host cycle: they are destructive;
+   to expire; each alert in the admins group, each fault undone and its recovery seen;
+7. `upgrade`: the rolling upgrade and rollback under load (lab/drill_upgrade.py): a new release of the
+   project's images pushed to the lab registry, `make upgrade` then `make rollback` across the hosts
+   while a request loop runs through the proxy; no request may fail while the ERP hosts (one at a time)
+   or the bot are rolled. Last: its rollback leaves the lab on the release it started with, and it runs on
+   a deployment that went through the drills, as a real one does after incidents. It is also the cycle's
+   heaviest step (every host backed up, new images pulled), so in `make test` it runs as pytest and the
+   other cycles end, while the drills before it mostly wait on alerts;
 
 then the lab is removed, also on failure (`--keep` keeps it).
 
-`--from STEP` (docker, site, rotate, verify, again, upgrade, drill) resumes a kept lab at that step, to
+`--from STEP` (docker, site, rotate, verify, again, drill, upgrade) resumes a kept lab at that step, to
 iterate on a fix without a fresh lab; without it, a run starts by removing whatever lab of that name is left.
 `--to STEP` ends the run after that step. `make test-multi` (which CI's `make test` runs beside `make
 test-infra`) is the whole cycle. Prints the time of each step with this machine's load average when it
@@ -236,7 +238,7 @@ DOCKER_STEP = "docker layer (engines, firewall, images built once, pushed, pulle
 # site.yml run, whose docker layer was a no-op pass after docker.yml alone).
 SITE_STEP = "site.yml (cold deploy across the hosts)"
 # The steps in order, by the name `--from` takes.
-STEPS = ("up", "docker", "site", "rotate", "verify", "again", "upgrade", "drill")
+STEPS = ("up", "docker", "site", "rotate", "verify", "again", "drill", "upgrade")
 AGAIN_STEP = "site.yml again (changed=0)"
 STATUS_STEP = "make status (every host read, none down)"
 
@@ -318,9 +320,6 @@ def multi(
                         f"the second site.yml run changed {changed} ({tasks or 'no task named'})"
                     )
                 figures[AGAIN_STEP] = _figure(seconds)
-            if "upgrade" in todo:
-                print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
-                figures.update(drill_upgrade.run(lab, str(name)))
             if "drill" in todo:
                 # `make drill INVENTORY=<inventory>` (tests/infra/test_drill_hosts.py): the ERP's alerts from
                 # every ERP host (lab/drill_erp_alerts.py), then the host loss (lab/drill_host_loss.py)
@@ -334,6 +333,9 @@ def multi(
                 finally:
                     _show_report(drill_report(inventory))
                     figures.update(drill_figures(lab))
+            if "upgrade" in todo:
+                print("lab multi: upgrade: make upgrade and make rollback under load (lab/drill_upgrade.py)")
+                figures.update(drill_upgrade.run(lab, str(name)))
         finally:
             if not keep:
                 mark = time.monotonic()

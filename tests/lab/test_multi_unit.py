@@ -106,7 +106,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
     figures = multi()
     assert steps == [
-        "down", "up", "site.yml", "rotate", "verify", "status", "site.yml", "upgrade", "drill", "down",
+        "down", "up", "site.yml", "rotate", "verify", "status", "site.yml", "drill", "upgrade", "down",
     ]  # fmt: skip
     assert list(figures) == [
         "lab up",
@@ -116,10 +116,10 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "make verify after the rotation",
         "make status (every host read, none down)",
         "site.yml again (changed=0)",
-        "make upgrade across the hosts, under load",
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "drill host faults, whole (faults set to every one undone and recovered)",
+        "make upgrade across the hosts, under load",
         "lab down",
     ]
 
@@ -128,7 +128,7 @@ def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -
     from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    assert steps == ["rotate", "verify", "status", "site.yml", "upgrade", "drill"]
+    assert steps == ["rotate", "verify", "status", "site.yml", "drill", "upgrade"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -151,7 +151,7 @@ def test_to_before_from_is_refused(steps: list[str]) -> None:
 def test_from_drill_runs_the_drill_alone_on_the_kept_lab(steps: list[str]) -> None:
     from lab.multi import multi
 
-    figures = multi(keep=True, start="drill")
+    figures = multi(keep=True, start="drill", stop="drill")
     assert steps == ["drill"]
     assert list(figures) == [
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
