@@ -39,7 +39,7 @@ LABEL = "org.photomatrix.drill-release"
 # Repositories of the project's images (playbooks/group_vars/all/images.yml): these get new ids.
 REBUILT = ("erp-api", "chatbot", "nginx")
 RETAGGED = ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "redis", "postgresql")
-RETAGGED += ("rocketchat-sim",)
+RETAGGED += ("rocketchat-sim", "nats")
 RATE = 4.0
 MAKE_TIMEOUT = 1800
 DOCKER = "/usr/bin/docker"
