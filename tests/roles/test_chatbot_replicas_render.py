@@ -8,8 +8,6 @@ through the inventory (photomatrix.rocketchat topology filters).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from ansible_collections.photomatrix.rocketchat.plugins.filter.topology import (
     instance_address,
     source_addresses,
 )
+from roles.test_topology_render import render_common, render_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,16 +46,7 @@ RENDERED = [
 
 
 def render(tmp: Path, *, multi: bool, replicas: int, mode: str = "realtime") -> dict[str, dict]:
-    common = {
-        "chatbot_mode": mode,
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "photomatrix_domain": "chat.lab.example",
-        "photomatrix_bootstrap_secrets_dir": str(tmp / "store"),
-        "photomatrix_internal_subnet": "10.250.0.0/24",
-        "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
-        "photomatrix_network": "photomatrix-render-test",
-    }
+    common = render_common(tmp) | {"chatbot_mode": mode}
     groups = ["proxy", "rocketchat", "mongodb", "erp", "bots", "monitoring", "docker_hosts"]
     if multi:
         hosts = {"edge": "10.77.0.10", "bot": "10.77.0.51"}
@@ -75,28 +65,7 @@ def render(tmp: Path, *, multi: bool, replicas: int, mode: str = "realtime") -> 
         children = {group: {"hosts": {"solo": {"chatbot_replicas": replicas}}} for group in groups}
     inventory = tmp / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": children, "vars": common}}), encoding="utf-8")
-    out = tmp / "rendered"
-    out.mkdir()
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    argv = [
-        str(BIN / "ansible-playbook"),
-        "-i",
-        str(inventory),
-        "tests/roles/render_defaults.yml",
-        "--tags",
-        "render",
-    ]
-    run = subprocess.run(
-        [*argv, "-e", json.dumps({"render_dir": str(out), "render_vars": RENDERED})],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    return render_inventory(tmp, inventory, RENDERED)
 
 
 def alertmanager_config(host: dict) -> dict:

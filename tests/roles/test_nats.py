@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from plugins.processes import free_port
+from roles.test_topology_render import ansible_playbook, render_common, render_inventory
 
 from lab import images as lab_images
 
@@ -42,14 +43,6 @@ RENDERED = [
 ]
 
 
-def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
 def render(tmp: Path, chat_hosts: dict[str, int]) -> dict[str, dict]:
     """The derived variables per host, for rocketchat hosts {name: instances} beside a proxy and a
     monitoring host (tests/roles/render_defaults.yml)."""
@@ -62,25 +55,11 @@ def render(tmp: Path, chat_hosts: dict[str, int]) -> dict[str, dict]:
     groups = {"proxy": ["edge"], "rocketchat": list(chat_hosts), "monitoring": ["mon"]}
     groups |= {group: [] for group in ("mongodb", "erp", "bots")}
     children = {g: {"hosts": {h: host(h) for h in hosts}} for g, hosts in groups.items()}
-    common = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "photomatrix_domain": "chat.lab.example",
-        "photomatrix_bootstrap_secrets_dir": str(tmp / "store"),
-        "photomatrix_internal_subnet": "10.250.0.0/24",
-        "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
-        "photomatrix_network": "photomatrix-render-test",
-    }
     inventory = tmp / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"children": children, "vars": common}}), encoding="utf-8")
-    out = tmp / "rendered"
-    out.mkdir()
-    run = ansible_playbook(
-        "-i", str(inventory), "tests/roles/render_defaults.yml", "--tags", "render",
-        "-e", json.dumps({"render_dir": str(out), "render_vars": RENDERED}),
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    inventory.write_text(
+        yaml.safe_dump({"all": {"children": children, "vars": render_common(tmp)}}), encoding="utf-8"
+    )
+    return render_inventory(tmp, inventory, RENDERED)
 
 
 def nats_rules(host: dict) -> list[dict]:

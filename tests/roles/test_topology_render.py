@@ -103,18 +103,22 @@ RENDERED = [
 ]
 
 
-def write_inventory(tmp: Path, *, multi: bool, extra: dict | None = None) -> Path:
-    """The lab shape (multi) or everything on one host (inventory/local's shape)."""
-    store = tmp / "store"
-    common = {
+def render_common(tmp: Path) -> dict:
+    """The variables every render inventory sets: this machine as each host, the store under TMP."""
+    return {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "photomatrix_domain": DOMAIN,
-        "photomatrix_bootstrap_secrets_dir": str(store),
+        "photomatrix_bootstrap_secrets_dir": str(tmp / "store"),
         "photomatrix_internal_subnet": "10.250.0.0/24",
         "photomatrix_container_addresses": {"proxy": "10.250.0.10", "bot": "10.250.0.20"},
         "photomatrix_network": "photomatrix-render-test",
-    } | (extra or {})
+    }
+
+
+def write_inventory(tmp: Path, *, multi: bool, extra: dict | None = None) -> Path:
+    """The lab shape (multi) or everything on one host (inventory/local's shape)."""
+    common = render_common(tmp) | (extra or {})
     if multi:
         children = {
             group: {
@@ -151,7 +155,11 @@ def render(
     tmp: Path, *, multi: bool, extra: dict | None = None, variables: list[str] = RENDERED
 ) -> dict[str, dict]:
     """VARIABLES as the roles derive them, per host (tests/roles/render_defaults.yml)."""
-    inventory = write_inventory(tmp, multi=multi, extra=extra)
+    return render_inventory(tmp, write_inventory(tmp, multi=multi, extra=extra), variables)
+
+
+def render_inventory(tmp: Path, inventory: Path, variables: list[str]) -> dict[str, dict]:
+    """VARIABLES per host of INVENTORY (tests/roles/render_defaults.yml), written under TMP."""
     out = tmp / "rendered"
     out.mkdir()
     run = ansible_playbook(
