@@ -85,16 +85,19 @@ async def test_sqlite_reads_on_the_loop_see_every_write_in_an_awkward_path(tmp_p
 
 
 async def test_a_lease_has_one_holder_until_it_runs_out_or_is_given_back(store):
-    assert await store.hold("leader", "replica-a", 0.3) is True
-    assert await store.hold("leader", "replica-b", 0.3) is False  # a's lease runs
-    assert await store.hold("leader", "replica-a", 0.3) is True  # renewed by its holder
+    # Leases far longer than any pause between these calls on a loaded machine (a 0.3 s lease ran out
+    # between two of them in CI): only the one meant to run out is short.
+    assert await store.hold("leader", "replica-a", 30) is True
+    assert await store.hold("leader", "replica-b", 30) is False  # a's lease runs
+    assert await store.hold("leader", "replica-a", 30) is True  # renewed by its holder
     await store.let_go("leader", "replica-b")  # not b's to give back
-    assert await store.hold("leader", "replica-b", 0.3) is False
-    await asyncio.sleep(0.45)  # not renewed: it ran out
-    assert await store.hold("leader", "replica-b", 0.3) is True
-    assert await store.hold("leader", "replica-a", 0.3) is False
+    assert await store.hold("leader", "replica-b", 30) is False
+    assert await store.hold("leader", "replica-a", 0.2) is True  # renewed for 0.2 s only
+    await asyncio.sleep(0.6)  # not renewed: it ran out
+    assert await store.hold("leader", "replica-b", 30) is True
+    assert await store.hold("leader", "replica-a", 30) is False
     await store.let_go("leader", "replica-b")
-    assert await store.hold("leader", "replica-a", 0.3) is True
+    assert await store.hold("leader", "replica-a", 30) is True
 
 
 async def test_a_message_is_claimed_by_one_live_replica_and_marked_handled_after(store):
