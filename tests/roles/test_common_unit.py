@@ -71,7 +71,8 @@ def test_every_container_with_a_health_check_is_waited_for_through_common() -> N
 def test_the_argument_specs_document_the_defaults_literally() -> None:
     defaults = yaml.safe_load((ROLES / "common/defaults/main.yml").read_text(encoding="utf-8"))
     specs = yaml.safe_load((ROLES / "common/meta/argument_specs.yml").read_text(encoding="utf-8"))
-    assert set(specs["argument_specs"]) == {"wait_healthy", "tls_certificate", "cron_daemon"}
+    entries = {"wait_healthy", "tls_certificate", "cron_daemon", "cron_daemon_stop"}
+    assert set(specs["argument_specs"]) == entries
     options = {
         name: spec for entry in specs["argument_specs"].values() for name, spec in entry["options"].items()
     }
