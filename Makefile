@@ -60,6 +60,9 @@ TEST_IMAGES_LOG ?= .state/test-images.log
 TEST_INFRA_LOG ?= .state/test-infra.log
 TEST_DELIVERY_LOG ?= .state/test-delivery.log
 TEST_MULTI_LOG ?= .state/test-multi.log
+# How busy the machine was, minute by minute, while make test ran (ops/cpu_busy.py): its last line, the whole
+# run, is printed at the end.
+TEST_CPU_LOG ?= .state/cpu-busy.log
 # make test runs make test-infra at this niceness beside the others: it has the most slack of them, and the
 # multi-host cycle (make test-multi) is CI's longest path (its steps get the CPU first).
 TEST_INFRA_NICE ?= 10
@@ -76,7 +79,8 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	  if [ "$(TEST_SERIAL)" = true ]; then \
 	  $(MAKE) lint && $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
 	  mkdir -p $(dir $(TEST_IMAGES_LOG)) $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); \
-	  rm -f $(TEST_INFRA_LOG).rc $(TEST_INFRA_LOG).lint; \
+	  rm -f $(TEST_INFRA_LOG).rc $(TEST_INFRA_LOG).lint $(TEST_CPU_LOG); \
+	  $(PY) -m ops.cpu_busy sample --every 60 --out $(TEST_CPU_LOG) & cpu=$$!; \
 	  echo "the images (beside lint), then make test-infra, make test-multi and make test-delivery side by side," \
 	    "beside pytest; logs: $(TEST_IMAGES_LOG), $(TEST_INFRA_LOG), $(TEST_MULTI_LOG), $(TEST_DELIVERY_LOG)"; \
 	  ( built=false; $(BIN)/ansible-playbook playbooks/docker.yml --tags images > $(TEST_IMAGES_LOG) 2>&1 && built=true; \
@@ -92,9 +96,10 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	      multi > $(TEST_MULTI_LOG) 2>&1; multi_rc=$$?; \
 	      delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; fi; \
 	    echo "$$infra_rc $$multi_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
-	  trap 'kill $$cycles 2>/dev/null; wait $$cycles' INT TERM; \
+	  trap 'kill $$cycles $$cpu 2>/dev/null; wait $$cycles' INT TERM; \
 	  $(MAKE) lint; lint_rc=$$?; echo $$lint_rc > $(TEST_INFRA_LOG).lint; \
-	  if [ $$lint_rc != 0 ]; then wait $$cycles; echo "lint failed (exit $$lint_rc): no test ran"; exit $$lint_rc; fi; \
+	  if [ $$lint_rc != 0 ]; then wait $$cycles; kill $$cpu 2>/dev/null; echo "lint failed (exit $$lint_rc): no test ran"; \
+	    exit $$lint_rc; fi; \
 	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
 	  echo "pytest done; waiting for make test-infra, make test-multi and make test-delivery"; \
 	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \
@@ -113,6 +118,8 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	    echo "== make test-$$name failed (exit $$rc): its last lines, then its failures ($$log):"; \
 	    tail -n 40 "$$log"; echo "-- make test-$$name, its failures:"; \
 	    grep -E '(FAILED|ERROR) tests/|^fatal:|^failed:|FAILED!|^E  |Error: ' "$$log" | tail -n 40 || true; done; \
+	  kill $$cpu 2>/dev/null; wait $$cpu; echo "== the machine's CPUs (minute by minute: $(TEST_CPU_LOG))"; \
+	  tail -n 1 $(TEST_CPU_LOG) 2>/dev/null || true; \
 	  echo "pytest exit $$pytest_rc, make test-delivery exit $$delivery_rc, make test-infra exit $$infra_rc," \
 	    "make test-multi exit $$multi_rc"; \
 	  [ $$pytest_rc = 0 ] && [ $$infra_rc = 0 ] && [ $$delivery_rc = 0 ] && [ $$multi_rc = 0 ]

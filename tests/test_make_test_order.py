@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess  # nosec B404
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def make_test(tmp_path: Path, lint_rc: int) -> tuple[subprocess.CompletedProcess
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
         (bin_dir / name).chmod(0o755)
     done = subprocess.run(
-        ["make", "--no-print-directory", "test", f"BIN={bin_dir}", f"LINT_RC={lint_rc}"],
+        ["make", "--no-print-directory", "test", f"BIN={bin_dir}", f"PY={sys.executable}",
+         f"LINT_RC={lint_rc}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "MAKEFLAGS": ""},
     )  # fmt: skip
@@ -57,6 +59,10 @@ def test_lint_runs_beside_the_build_and_the_cycles_wait_for_both(tmp_path: Path)
         assert events.index(cycle) > events.index("lint-end")
         assert events.index(cycle) > events.index("images-end")
     assert events.index("pytest") > events.index("lint-end")
+    # The machine's CPUs sampled beside it all (ops/cpu_busy.py), the whole run summed up at the end.
+    summary = done.stdout.split("== the machine's CPUs", 1)[-1]
+    assert "whole run" in summary, done.stdout[-2000:]
+    assert "busy" in (tmp_path / ".state" / "cpu-busy.log").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("lint_rc", [1])
