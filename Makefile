@@ -156,13 +156,13 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
-test-infra: setup ## the deployment cycle on this machine: up, verify, the second run changed=0 (--check --diff of site.yml, playbooks/bot.yml alone for real), --tags, drill but the upgrade drill (TEST_INFRA_DRILL_SKIP; make test-delivery judges a single-host upgrade under load), down
+test-infra: setup ## the deployment cycle on this machine: up, verify, the second run changed=0 (--check --diff of site.yml, each layer for real), --tags, drill but the upgrade drill (TEST_INFRA_DRILL_SKIP; make test-delivery judges a single-host upgrade under load), down
 	@if docker ps -aq --filter name='^photomatrix-' 2>/dev/null | grep -q . || [ -e /srv/photomatrix ]; then \
 	  echo "make test-infra deploys a stack on this machine and removes it afterwards (volumes and secrets" \
 	    "too), so it refuses to run next to one: this machine already has photomatrix-* containers or" \
 	    "/srv/photomatrix. Run it on a machine without a stack (CI does), or \`make down PURGE=true\` first" \
 	    "if that stack may go." >&2; exit 2; fi
-	@set -e; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run up, verify, the second run (check mode and the bot's layer), drill, down"; exit 0; fi; \
+	@set -e; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run up, verify, the second run (check mode and each layer), drill, down"; exit 0; fi; \
 	  trap '$(MAKE) down PURGE=true' EXIT; \
 	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
 	  $(MAKE) verify; \
@@ -172,7 +172,7 @@ test-infra: setup ## the deployment cycle on this machine: up, verify, the secon
 # Inside a lab host only: lab/cycle.py writes the marker file there and runs this as root. The guard is
 # part of the one recipe line, so even `make -n` (which runs lines naming $(MAKE)) stops at it.
 LAB_HOST_MARKER := /etc/photomatrix-lab/inventory.yml
-deploy-cycle: setup ## in a lab host only (python -m lab.cycle runs it): up, verify, the second run changed=0 (--check --diff, the bot's layer), --tags, drill
+deploy-cycle: setup ## in a lab host only (python -m lab.cycle runs it): up, verify, the second run changed=0 (--check --diff, each layer), --tags, drill
 	@set -e; if [ ! -f $(LAB_HOST_MARKER) ]; then echo "deploy-cycle deploys onto the machine it runs on:" \
 	  "it runs only inside a lab host (no $(LAB_HOST_MARKER) here); run make test-infra" >&2; exit 2; fi; \
 	  step() { local start=$$(date +%s); echo "deploy-cycle: $$*"; "$$@"; \
@@ -196,7 +196,7 @@ if printf '%s\n' "$$status" | grep -v ': no containers$$' | grep -q .; then \
   exit 2; fi
 endef
 
-test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, each layer playbook of site.yml alone (changed=0 on every host), the ERP alerts drill (both ERP hosts post their own alerts through the proxy), the host-loss drill beside three host faults (restart loop, disk nearly full, certificate expiring: each alert in admins), make upgrade then make rollback under load, lab down
+test-multi: setup ## the production-shaped inventory/lab across its hosts: lab up, docker layer, site.yml, make rotate WHAT=ca then verify, site.yml again (changed=0 on every host), the ERP alerts drill (both ERP hosts post their own alerts through the proxy), the host-loss drill beside three host faults (restart loop, disk nearly full, certificate expiring: each alert in admins), make upgrade then make rollback under load, lab down
 	@$(call refuse_running_lab,$(MULTI_INVENTORY))
 	$(PY) -m lab.multi -i $(MULTI_INVENTORY) $(MULTI_ARGS)
 .PHONY: test-multi

@@ -5,7 +5,7 @@ images are built once on this machine by the container_images role (lab/playbook
 to the lab registry. As a new user would, the Quickstart's prerequisites are installed on the host, the
 repository is copied in, and CMD (from the Makefile: `make deploy-cycle`) runs there as root: `make up`
 with inventory/local, `make verify`, the second run that must report changed=0 (`--check --diff` of
-site.yml and `playbooks/bot.yml` alone for real), the documented `--tags` runs, `make drill`. The only
+site.yml and each layer playbook for real), the documented `--tags` runs, `make drill`. The only
 difference from a new user's machine is which image stands behind each reference: a second inventory
 source on the host (ANSIBLE_INVENTORY, LAB_VARS below) sets `container_registry` to the lab registry and
 `container_images_build: false`, so `make up` pulls the project's images instead of building them.

@@ -16,14 +16,10 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    checked before any rotation is `--keep --to site`, then `make verify INVENTORY=<inventory>`); then
    `make status INVENTORY=<inventory>`, which must read every host's containers, the alerts and the public
    certificate (no UNKNOWN) and find no container down;
-5. `again`: the second run, on the rotated and verified deployment: each layer playbook site.yml imports
-   (`playbooks/docker.yml`, `playbooks/mongodb.yml`, … `playbooks/bot.yml`, …), run alone in site.yml's
-   order; every host's PLAY RECAP must say changed=0 (a task that changes on a converged lab is a defect: a
-   template that renders differently each run, a check that cannot see what it deployed, a rotation that
-   left a host unlike what site.yml declares, or a layer that needs a fact only another layer's play
-   sets). These are site.yml's plays one by one, so this is also site.yml run again; on a single host
-   `make test-infra` runs `site.yml --check --diff` and `playbooks/bot.yml` alone. On failure it names the
-   layer, each changed task and its host;
+5. `again`: `playbooks/site.yml` a second time, on the rotated and verified deployment: every host's PLAY
+   RECAP must say changed=0 (a task that changes on a converged lab is a defect: a template that renders
+   differently each run, a check that cannot see what it deployed, or a rotation that left a host
+   unlike what site.yml declares). On failure it names each changed task and its host;
 6. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
    each ERP replica; each ERP host's alert posted through the public name reaches the admins channel),
    then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
@@ -196,14 +192,6 @@ class LayerClock:
             self.figure = _figure(time.monotonic() - self.started)
 
 
-def site_layers() -> list[str]:
-    """The layer playbooks site.yml imports, in its order (its summary play aside): read from site.yml, so
-    a layer added there is run alone too."""
-    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text(encoding="utf-8"))
-    imported = [Path(entry["ansible.builtin.import_playbook"]).stem for entry in site]
-    return [layer for layer in imported if layer != "summary"]
-
-
 MAKE = ("/usr/bin/make", "--no-print-directory")
 # The drills' timings, in the lab's state (tests/infra/test_drill_hosts.py adds each drill's as it passes).
 DRILL_FIGURES = "drill-figures.json"
@@ -251,9 +239,7 @@ DOCKER_STEP = "docker layer (engines, firewall, images built once, pushed, pulle
 SITE_STEP = "site.yml (cold deploy across the hosts)"
 # The steps in order, by the name `--from` takes.
 STEPS = ("up", "docker", "site", "rotate", "verify", "again", "drill", "upgrade")
-# Until 2026-12-06 the step ran site.yml whole again ("site.yml again (changed=0)"); make test-infra ran each
-# layer alone on its single host besides. Both passes now are this one.
-AGAIN_STEP = "each layer playbook alone (changed=0 on every host)"
+AGAIN_STEP = "site.yml again (changed=0)"
 STATUS_STEP = "make status (every host read, none down)"
 
 
@@ -326,22 +312,14 @@ def multi(
                     raise CycleError(f"make status could not read or found down: {'; '.join(problems)}")
                 figures[STATUS_STEP] = _figure(seconds)
             if "again" in todo:
-                total = 0.0
-                for layer in site_layers():
-                    book = f"{layer}.yml"
-                    seconds, output, hosts = _playbook_output(
-                        name, book, f"{book} alone (changed=0 expected)"
+                seconds, output, hosts = _playbook_output(name, "site.yml", "second run (changed=0 expected)")
+                changed = {host: counts["changed"] for host, counts in hosts.items() if counts["changed"]}
+                if changed:
+                    tasks = "; ".join(f"{host}: {task}" for task, host in changed_tasks(output))
+                    raise CycleError(
+                        f"the second site.yml run changed {changed} ({tasks or 'no task named'})"
                     )
-                    print(f"lab multi: playbooks/{book} alone: {seconds:.0f} s", flush=True)
-                    total += seconds
-                    changed = {host: counts["changed"] for host, counts in hosts.items() if counts["changed"]}
-                    if changed:
-                        tasks = "; ".join(f"{host}: {task}" for task, host in changed_tasks(output))
-                        named = tasks or "no task named"
-                        raise CycleError(
-                            f"the second run: playbooks/{book} alone changed {changed} ({named})"
-                        )
-                figures[AGAIN_STEP] = _figure(total)
+                figures[AGAIN_STEP] = _figure(seconds)
             if "drill" in todo:
                 # `make drill INVENTORY=<inventory>` (tests/infra/test_drill_hosts.py): the ERP's alerts from
                 # every ERP host (lab/drill_erp_alerts.py), then the host loss (lab/drill_host_loss.py)

@@ -526,8 +526,7 @@ LAB_STEPS = {
     ("multi", "lab up"): "lab.multi.up_s",
     ("multi", "docker layer (engines, firewall, images built once, pushed, pulled)"): "lab.multi.docker_s",
     ("multi", "site.yml (cold deploy across the hosts)"): "lab.multi.site_s",
-    ("multi", "site.yml again (changed=0)"): "lab.multi.again_s",  # until 2026-12-06
-    ("multi", "each layer playbook alone (changed=0 on every host)"): "lab.multi.layers_alone_s",
+    ("multi", "site.yml again (changed=0)"): "lab.multi.again_s",
     ("multi", "make rotate WHAT=ca (certificates re-signed, restarts)"): "lab.multi.rotate_s",
     ("multi", "make verify after the rotation"): "lab.multi.verify_rotated_s",
     ("multi", "make status (every host read, none down)"): "lab.multi.status_s",

@@ -63,12 +63,6 @@ WITH_BOT = "tests/rcchat/test_with_bot.py"
 RUNBOOK_INFRA = "tests/infra/test_runbooks.py"
 ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-infra runs
 LAYERS = "tests/infra/test_layers.py"  # in make test-infra (CI) and make deploy-cycle (lab host)
-# Every layer playbook alone: lab.multi's second run (step `again`, its argv checked there; CI's make test
-# runs make test-multi), across the lab's hosts; test_layers runs playbooks/bot.yml alone on one machine.
-MULTI_LAYERS = (
-    "tests/lab/test_multi_unit.py"
-    "::test_a_second_run_that_changes_anything_fails_the_cycle_naming_the_layer_and_tasks"
-)
 BACKUP = "tests/infra/test_backup.py"
 AS_WRITTEN = "tests/test_docs.py"  # the tests below run these from the document, in a scratch directory
 
@@ -177,7 +171,7 @@ REGISTRY: list[tuple[str, object]] = [
     (
         r"ansible-playbook playbooks/(docker|mongodb|rocketchat|proxy|rocketchat_config|erp|bot|backup"
         r"|monitoring)\.yml",
-        (f"{LAYERS}::test_the_bot_layer_playbook_runs_alone", MULTI_LAYERS),
+        f"{LAYERS}::test_each_layer_playbook_runs_alone",  # the layers it parametrizes
     ),
     (
         r"docker logs photomatrix-chatbot 2>&1 \| grep '\"(outcome|user)\": .*'",

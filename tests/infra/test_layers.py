@@ -3,16 +3,14 @@ which together are the second run that must report `changed=0`:
 
 - `ansible-playbook playbooks/site.yml --check --diff` reports no change and no failure: the whole site,
   its plays sharing their facts as in `make up`, would change nothing;
-- `playbooks/bot.yml`, the layer docs/operations.md shows run alone, runs alone for real and changes
-  nothing (every layer playbook alone, site.yml's plays one by one, is the second run of `make
-  test-multi` across the lab's hosts: lab/multi.py, step `again`; until 2026-12-06 this file ran each
-  layer alone on this machine too, the same pass again: 413 s of CI's `make test-infra`);
+- every layer playbook runs alone (`playbooks/bot.yml` included), for real, and changes nothing: these
+  are site.yml's plays one by one, every one of them (the list is read from site.yml's imports);
 - `ansible-playbook playbooks/site.yml --tags rocketchat` works (no fact from another play is needed),
   and `--tags certificates` reaches the certificate tasks;
 - no secret is in any container's configuration (`docker inspect`).
 
-(A further whole `site.yml` run would repeat the check mode's plays for real: 229-514 s on these
-machines, once the slowest step of `make test-infra`.)
+(A further whole `site.yml` run would repeat the layers' runs: 229-514 s on these machines, once the
+slowest step of `make test-infra`.)
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from plugins.infra import docker_inspect
 
 from ops.ansible_env import json_env
@@ -32,6 +31,17 @@ from ops.ansible_env import json_env
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def site_layers() -> list[str]:
+    """The layer playbooks site.yml imports, in order (its summary play aside)."""
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    imported = [Path(entry["ansible.builtin.import_playbook"]).stem for entry in site]
+    return [name for name in imported if name != "summary"]
+
+
+# Read from site.yml, so a layer added there is run alone here too.
+LAYERS = site_layers()
 
 
 @pytest.fixture(autouse=True)
@@ -104,13 +114,12 @@ def test_tags_rocketchat_runs_without_the_images_play() -> None:
     assert "Wait until the container is healthy (/livez)" in ran
 
 
-@pytest.mark.timeout(900)
-def test_the_bot_layer_playbook_runs_alone() -> None:
-    report, elapsed = playbook("playbooks/bot.yml")
-    print(f"playbooks/bot.yml alone: {elapsed:.1f} s")
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_playbook_runs_alone(layer: str) -> None:
+    report, elapsed = playbook(f"playbooks/{layer}.yml")
+    print(f"playbooks/{layer}.yml alone: {elapsed:.1f} s")
     assert_quiet(report)
-    ran = ran_tasks(report)
-    assert any(name.startswith("Run the bot replica (internal network only)") for name in ran), sorted(ran)
 
 
 # Files in the secrets directories that name something rather than grant access: a user id is

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from lab.multi import recap, summary
-from lab.topology import ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -40,9 +39,7 @@ def test_no_recap_is_no_hosts() -> None:
 
 
 def test_each_step_is_reported_with_the_load_beside_it() -> None:
-    lines = summary(
-        {"lab up": (78.4, 12.91), "each layer playbook alone (changed=0 on every host)": (301.0, 3.0)}
-    )
+    lines = summary({"lab up": (78.4, 12.91), "site.yml again (changed=0)": (301.0, 3.0)})
     assert lines[0].split() == ["lab", "up", "78", "s", "(load", "12.9)"]
     assert lines[1].endswith("301 s  (load 3.0)")
 
@@ -105,22 +102,12 @@ def steps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
 
 
 def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
-    from lab.multi import multi, site_layers
+    from lab.multi import multi
 
     figures = multi()
-    layers = [f"{layer}.yml" for layer in site_layers()]
     assert steps == [
-        "down",
-        "up",
-        "site.yml",
-        "rotate",
-        "verify",
-        "status",
-        *layers,
-        "drill",
-        "upgrade",
-        "down",
-    ]
+        "down", "up", "site.yml", "rotate", "verify", "status", "site.yml", "drill", "upgrade", "down",
+    ]  # fmt: skip
     assert list(figures) == [
         "lab up",
         "docker layer (engines, firewall, images built once, pushed, pulled)",
@@ -128,7 +115,7 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
         "make rotate WHAT=ca (certificates re-signed, restarts)",
         "make verify after the rotation",
         "make status (every host read, none down)",
-        "each layer playbook alone (changed=0 on every host)",
+        "site.yml again (changed=0)",
         "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy",
         "drill host loss: erp1 killed → TargetDown in the admins group",
         "drill host faults, whole (faults set to every one undone and recovered)",
@@ -138,11 +125,10 @@ def test_a_run_starts_from_a_fresh_lab_and_removes_it(steps: list[str]) -> None:
 
 
 def test_from_resumes_the_kept_lab_without_removing_it_first(steps: list[str]) -> None:
-    from lab.multi import multi, site_layers
+    from lab.multi import multi
 
     multi(keep=True, start="rotate")
-    layers = [f"{layer}.yml" for layer in site_layers()]
-    assert steps == ["rotate", "verify", "status", *layers, "drill", "upgrade"]
+    assert steps == ["rotate", "verify", "status", "site.yml", "drill", "upgrade"]
 
 
 def test_to_ends_after_that_step_and_still_removes_the_lab(steps: list[str]) -> None:
@@ -311,38 +297,22 @@ def test_changed_tasks_names_each_task_and_host() -> None:
     assert changed_tasks("") == []
 
 
-def test_the_second_run_is_each_layer_of_site_yml_alone_in_its_order() -> None:
-    from lab.multi import site_layers
-
-    layers = site_layers()
-    assert layers[0] == "docker"
-    assert {"bot", "rocketchat_config", "erp", "monitoring"} <= set(layers)
-    assert "summary" not in layers
-    assert layers.index("mongodb") < layers.index("rocketchat") < layers.index("proxy") < layers.index("bot")
-    assert all((ROOT / "playbooks" / f"{layer}.yml").is_file() for layer in layers)
-
-
-def test_a_second_run_that_changes_anything_fails_the_cycle_naming_the_layer_and_tasks(
+def test_a_second_run_that_changes_anything_fails_the_cycle_naming_the_tasks(
     steps: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lab.multi as multi
 
-    clean = {"edge": {"changed": 0, "unreachable": 0, "failed": 0}}
-
     def playbook(inventory: object, book: str, what: str, on_line=None) -> tuple[float, str, dict]:
         steps.append(book)
-        if book == "erp.yml":
-            return 1.0, SECOND_RUN, multi.recap(SECOND_RUN)
-        return 1.0, "", clean
+        return 1.0, SECOND_RUN, multi.recap(SECOND_RUN)
 
     monkeypatch.setattr(multi, "_playbook_output", playbook)
-    with pytest.raises(multi.CycleError, match=r"playbooks/erp\.yml alone changed") as caught:
+    with pytest.raises(multi.CycleError, match=r"second site\.yml run changed") as caught:
         multi.multi(keep=True, start="again")
     assert "{'erp1': 1, 'mon': 1}" in str(caught.value)
     assert "erp1: erp_api : Start the ERP's containers" in str(caught.value)
     assert "mon: monitoring : Rules" in str(caught.value)
-    layers = multi.site_layers()
-    assert steps == [f"{layer}.yml" for layer in layers[: layers.index("erp") + 1]]  # none after it
+    assert steps == ["site.yml"]
 
 
 STATUS = """Photomatrix status at 2026-12-06 08:06 UTC
