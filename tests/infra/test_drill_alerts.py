@@ -15,7 +15,6 @@ all, bounded by their `for:` durations); each test then waits for its own alert 
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import time
@@ -28,6 +27,13 @@ from infra.test_monitoring import admins_messages_naming, prometheus_api, query,
 from plugins.images import tiny_image
 from plugins.infra import Stack, docker_inspect
 
+from lab.drill_host_faults import (
+    DISK_FULL,
+    DISK_MIB,
+    RESTART_NODE_EXPORTER,
+    disk_cleanup_script,
+    disk_script,
+)
 from lab.drill_host_faults import short_lived_chain as lab_short_lived_chain
 from ops.figures import append_record
 
@@ -35,8 +41,6 @@ pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
 CRASHLOOP = "photomatrix-drill-crashloop"
 NODE_EXPORTER = "photomatrix-node-exporter"
-DISK_MIB = 32
-DISK_FULL = 0.95  # HostDiskNearlyFull fires under 10 % free
 # Alert `for:` durations plus scrape, evaluation, group wait and the bot's post.
 ALERT_TIMEOUT = 330
 
@@ -84,64 +88,28 @@ def reload_proxy(stack: Stack) -> None:
 
 @dataclass
 class SmallDisk:
-    """An ext4 image file loop-mounted at `mountpoint` (0 % reserved blocks, so "free" is what a
-    process may write). Node exporter's bind of the host's / is private (Docker's default, and this
+    """The disk fault of the lab's host-faults drill, its scripts run here as root
+    (lab/drill_host_faults.py disk_script, disk_cleanup_script): an ext4 image file loop-mounted at
+    `mountpoint` (0 % reserved blocks, so "free" is what a process may write), node exporter restarted,
+    filled to DISK_FULL. Node exporter's bind of the host's / is private (Docker's default, and this
     machine's / is not a shared mount), so it sees a mount made after it started only once restarted."""
 
     image: Path
     mountpoint: Path
     device: str = ""
-    steps: list[str] = field(default_factory=list)
 
-    @property
-    def fill(self) -> Path:
-        return self.mountpoint / "drill-fill"
-
-    def create(self) -> None:
-        self.mountpoint.mkdir(mode=0o700, exist_ok=True)
-        for argv in (
-            ["truncate", "--size", f"{DISK_MIB}M", str(self.image)],
-            ["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pmxdrill", str(self.image)],
-        ):
-            out = run(argv)
-            assert out.returncode == 0, f"{argv[0]}: {out.stderr}"
-        out = run(["losetup", "--find", "--show", str(self.image)])
-        assert out.returncode == 0, f"losetup: {out.stderr}"
-        self.device = out.stdout.strip()
-        self.steps.append("losetup")
-        out = run(["mount", "-o", "nodev,nosuid,noexec", self.device, str(self.mountpoint)])
-        assert out.returncode == 0, f"mount: {out.stderr}"
-        self.steps.append("mount")
-        out = run(["docker", "restart", "--time", "10", NODE_EXPORTER])
-        assert out.returncode == 0, out.stderr
-        self.steps.append("restart")
-
-    def fill_up(self) -> int:
-        """Allocate a file leaving 1 - DISK_FULL of the filesystem free; returns its size in bytes."""
-        vfs = os.statvfs(self.mountpoint)
-        size, avail = vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
-        length = avail - int(size * (1 - DISK_FULL))
-        out = run(["fallocate", "--length", str(length), str(self.fill)])
-        assert out.returncode == 0, f"fallocate: {out.stderr}"
-        return length
+    def create_full(self) -> None:
+        out = run(["sh", "-c", disk_script(str(self.mountpoint), str(self.image), RESTART_NODE_EXPORTER)])
+        assert out.returncode == 0, f"the disk fault: {out.stderr}"
+        self.device = out.stdout.strip().splitlines()[-1]
 
     def free(self) -> None:
-        self.fill.unlink(missing_ok=True)
+        """The file removed (the lab drill's undo, before the alert may resolve)."""
+        (self.mountpoint / "drill-fill").unlink(missing_ok=True)
 
     def remove(self) -> None:
-        """Undo in reverse; each step only if it was done. Node exporter restarts again so it lets go
-        of its copy of the mount (the loop device is released once nothing holds it)."""
-        if "mount" in self.steps:
-            self.free()
-            run(["umount", str(self.mountpoint)])
-        if "restart" in self.steps:
-            run(["docker", "restart", "--time", "10", NODE_EXPORTER])
-        if "losetup" in self.steps:
-            run(["losetup", "--detach", self.device])
-        self.steps.clear()
-        self.image.unlink(missing_ok=True)
-        if self.mountpoint.is_dir() and not any(self.mountpoint.iterdir()):
-            self.mountpoint.rmdir()
+        """Undone step by step, each only if it is there (the fault may have stopped half-way)."""
+        run(["sh", "-c", disk_cleanup_script(str(self.mountpoint), str(self.image), RESTART_NODE_EXPORTER)])
 
 
 @dataclass
@@ -188,8 +156,7 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     disk = SmallDisk(image=workdir / "disk.img", mountpoint=stack.root / "drill-disk")
     done = Faults(time.monotonic(), stack, f"{tag}:drill", fullchain, original, disk)
     try:
-        disk.create()
-        disk.fill_up()
+        disk.create_full()
         out = run(
             ["docker", "run", "--detach", "--name", CRASHLOOP, "--restart", "always", "--network", "none",
              "--memory", "16m", "--log-driver", "json-file", "--log-opt", "max-size=1m",
