@@ -111,7 +111,7 @@ def _run(
 
 
 # After each playbook, the tasks that took longest (ansible.posix.profile_tasks, its summary only): where a
-# run's time goes across ten hosts.
+# run's time goes across the hosts.
 PROFILE = {
     "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     "PROFILE_TASKS_SUMMARY_ONLY": "true",
