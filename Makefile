@@ -70,12 +70,15 @@ TEST_DELIVERY ?= true
 TEST_MULTI ?= true
 test: setup ## lint (beside the images' build), then every test: pytest, beside make test-infra, make test-multi and make test-delivery
 	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run lint, pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
+	  cpu_of() { set -- "$$1" $$(times | tail -n 1); \
+	    echo "CPU of $$1: user $$2, system $$3 (its processes on this machine; its containers' not counted)"; }; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
-	    $(MAKE) test-delivery; }; \
+	    ( $(MAKE) test-delivery; rc=$$?; cpu_of "make test-delivery"; exit $$rc ); }; \
 	  multi() { if [ "$(TEST_MULTI)" = false ]; then echo "TEST_MULTI=false: no multi-host cycle"; return 0; fi; \
-	    $(MAKE) test-multi; }; \
-	  infra_cycle() { start=$$(date +%s); nice -n $(TEST_INFRA_NICE) $(MAKE) test-infra; rc=$$?; \
-	    echo "test-infra: exit $$rc after $$(( $$(date +%s) - start )) s (nice $(TEST_INFRA_NICE))"; return $$rc; }; \
+	    ( $(MAKE) test-multi; rc=$$?; cpu_of "make test-multi"; exit $$rc ); }; \
+	  infra_cycle() { ( start=$$(date +%s); nice -n $(TEST_INFRA_NICE) $(MAKE) test-infra; rc=$$?; \
+	    echo "test-infra: exit $$rc after $$(( $$(date +%s) - start )) s (nice $(TEST_INFRA_NICE))"; \
+	    cpu_of "make test-infra"; exit $$rc ); }; \
 	  if [ "$(TEST_SERIAL)" = true ]; then \
 	  $(MAKE) lint && $(BIN)/pytest $(PYTEST_ARGS) && $(MAKE) test-infra && delivery && multi; exit $$?; fi; \
 	  mkdir -p $(dir $(TEST_IMAGES_LOG)) $(dir $(TEST_INFRA_LOG)) $(dir $(TEST_DELIVERY_LOG)) $(dir $(TEST_MULTI_LOG)); \
@@ -100,18 +103,18 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	  $(MAKE) lint; lint_rc=$$?; echo $$lint_rc > $(TEST_INFRA_LOG).lint; \
 	  if [ $$lint_rc != 0 ]; then wait $$cycles; kill $$cpu 2>/dev/null; echo "lint failed (exit $$lint_rc): no test ran"; \
 	    exit $$lint_rc; fi; \
-	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; \
+	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; cpu_of "lint and pytest"; \
 	  echo "pytest done; waiting for make test-infra, make test-multi and make test-delivery"; \
 	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \
 	    || { infra_rc=1; multi_rc=1; delivery_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
-	  grep -E '^(cold deploy|test-infra|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
+	  grep -E '^(cold deploy|test-infra|CPU of|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
 	  echo "== make test-delivery (whole log: $(TEST_DELIVERY_LOG))"; \
-	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|make.*Error)' \
+	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|CPU of|make.*Error)' \
 	    $(TEST_DELIVERY_LOG) || true; \
 	  echo "== make test-multi (whole log: $(TEST_MULTI_LOG))"; \
-	  grep -E '^(lab cycle multi|  .* s  \(load|drill host-loss: (passed|FAILED)|  requests: |  failed |TEST_MULTI|make.*Error)' \
+	  grep -E '^(lab cycle multi|  .* s  \(load|drill host-loss: (passed|FAILED)|  requests: |  failed |TEST_MULTI|CPU of|make.*Error)' \
 	    $(TEST_MULTI_LOG) || true; \
 	  for part in infra:$$infra_rc:$(TEST_INFRA_LOG) delivery:$$delivery_rc:$(TEST_DELIVERY_LOG) \
 	    multi:$$multi_rc:$(TEST_MULTI_LOG); do IFS=: read name rc log <<< "$$part"; [ "$$rc" = 0 ] && continue; \

@@ -9,6 +9,7 @@ reads the Makefile of its folder, so nothing of the real suites can start)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess  # nosec B404
 import sys
@@ -63,6 +64,10 @@ def test_lint_runs_beside_the_build_and_the_cycles_wait_for_both(tmp_path: Path)
     summary = done.stdout.split("== the machine's CPUs", 1)[-1]
     assert "whole run" in summary, done.stdout[-2000:]
     assert "busy" in (tmp_path / ".state" / "cpu-busy.log").read_text(encoding="utf-8")
+    # Each stream's own CPU (bash's times: its processes on this machine), in its log and the summary.
+    for stream in ("make test-infra", "make test-multi", "make test-delivery", "lint and pytest"):
+        line = rf"^CPU of {stream}: user \d+m[\d.]+s, system \d+m[\d.]+s"
+        assert re.search(line, done.stdout, re.MULTILINE), stream
 
 
 @pytest.mark.parametrize("lint_rc", [1])
