@@ -8,6 +8,9 @@ last window and a summary of the whole run, then exits 0. `make test` runs it be
 work makes CI shorter; idle windows are room that another order of the streams could use.
 
 Busy is everything /proc/stat does not count as idle or iowait (user, nice, system, irq, softirq, steal).
+Where cgroup v1 accounts Docker's containers together (CONTAINERS), each line also gives the share of the
+busy time that was inside containers (the labs' hosts and what they run, the stacks), the rest being this
+machine's own processes (pytest, Ansible's controllers, the load clients).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 from typing import TextIO
 
 STAT = Path("/proc/stat")
+# Docker's containers together, nested engines' included (cgroup v1's cpuacct; the labs' engines make their
+# containers' groups under the same parent): nanoseconds of CPU. Absent elsewhere: no containers column.
+CONTAINERS = Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,24 @@ def window(before: Sample, after: Sample, seconds: float) -> tuple[float, float]
     return share, (1.0 - share) * seconds * after.cpus
 
 
-def line(label: str, seconds: float, share: float, idle: float) -> str:
-    return f"{label}  {seconds:6.0f} s  busy {share * 100:5.1f} %  idle {idle:7.0f} core-s"
+def line(label: str, seconds: float, share: float, idle: float, containers: float | None = None) -> str:
+    """One window; CONTAINERS: the core-seconds spent inside containers in it, when known."""
+    text = f"{label}  {seconds:6.0f} s  busy {share * 100:5.1f} %  idle {idle:7.0f} core-s"
+    if containers is not None:
+        text += f"  containers {containers:7.0f} core-s"
+    return text
+
+
+def containers_seconds() -> float | None:
+    """Docker's containers' CPU so far, in seconds (None: not accounted here)."""
+    try:
+        return int(CONTAINERS.read_text(encoding="ascii")) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else max(after - before, 0.0)
 
 
 class _Stop(Exception):
@@ -75,26 +97,28 @@ def sample(every: float, out: TextIO) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     first = last = read()
+    first_in, last_in = containers_seconds(), containers_seconds()
     started = mark = time.monotonic()
     windows: list[float] = []
     try:
         while True:
             time.sleep(every)
-            now, current = time.monotonic(), read()
+            now, current, inside = time.monotonic(), read(), containers_seconds()
             stamp = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")
-            out.write(line(stamp, now - mark, *window(last, current, now - mark)) + "\n")
+            share, idle = window(last, current, now - mark)
+            out.write(line(stamp, now - mark, share, idle, _delta(last_in, inside)) + "\n")
             out.flush()
-            windows.append(window(last, current, now - mark)[0])
-            last, mark = current, now
+            windows.append(share)
+            last, last_in, mark = current, inside, now
     except _Stop:
         pass
-    now, current = time.monotonic(), read()
+    now, current, inside = time.monotonic(), read(), containers_seconds()
     if now - mark >= 1:
         windows.append(window(last, current, now - mark)[0])
     share, idle = window(first, current, now - started)
     quiet = sum(1 for value in windows if value < 0.9)
     out.write(
-        line("whole run", now - started, share, idle)
+        line("whole run", now - started, share, idle, _delta(first_in, inside))
         + f"  ({quiet} of {len(windows)} windows under 90 % busy; {current.cpus} CPUs)\n"
     )
     out.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from plugins.images import tiny_image
 
-from ops.cpu_busy import Sample, parse, window
+from ops.cpu_busy import Sample, containers_seconds, parse, window
 
 STAT = """cpu  100 20 30 400 50 5 5 0 7 0
 cpu0 50 10 15 200 25 3 2 0 7 0
@@ -61,3 +64,33 @@ def test_every_must_be_positive() -> None:
     )
     assert result.returncode == 2
     assert "--every must be above 0" in result.stderr
+
+
+@pytest.mark.timeout(180)
+def test_cpu_spent_in_a_container_is_in_the_containers_column(tmp_path: Path) -> None:
+    """Two seconds of CPU in a container (ulimit -t stops it there, however loaded the machine) are
+    counted in the whole run's containers column."""
+    if containers_seconds() is None:
+        pytest.skip("this machine does not account Docker's containers in cgroup v1's cpuacct")
+    reference = f"photomatrix-test/cpu-busy:{os.getpid()}"
+    tiny_image(tmp_path, reference, ("/bin/sh",))
+    out = tmp_path / "cpu.log"
+    sampler = subprocess.Popen(
+        [sys.executable, "-m", "ops.cpu_busy", "sample", "--every", "600", "--out", str(out)]
+    )
+    try:
+        time.sleep(0.5)  # its first reading taken
+        burn = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", reference,
+             "/bin/sh", "-c", "ulimit -t 2; while :; do :; done"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert burn.returncode != 0  # killed at its CPU limit (SIGXCPU)
+    finally:
+        sampler.send_signal(signal.SIGTERM)
+        sampler.wait(timeout=30)
+        subprocess.run(["docker", "rmi", "--force", reference], capture_output=True, timeout=60, check=False)
+    (whole,) = [line for line in out.read_text().splitlines() if line.startswith("whole run")]
+    found = re.search(r"containers +(\d+) core-s", whole)
+    assert found, whole
+    assert int(found[1]) >= 2, whole
