@@ -53,6 +53,8 @@ ROOT = "/srv/photomatrix"  # photomatrix_root on the lab's hosts
 CRASHLOOP = "photomatrix-drill-crashloop"
 BOT_CONTAINER = "photomatrix-chatbot"
 NODE_EXPORTER = "photomatrix-node-exporter"
+# The file that fills the drill's filesystem, in its mount point (removing it undoes the fault).
+DISK_FILL = "drill-fill"
 PROXY = "photomatrix-proxy"
 DISK_MIB = 32
 DISK_FULL = 0.95  # HostDiskNearlyFull fires under 10 % free
@@ -123,7 +125,7 @@ mount -o nodev,nosuid,noexec "$device" {mount}
 {restart}
 size=$(df --output=size -B1 {mount} | tail -n 1)
 avail=$(df --output=avail -B1 {mount} | tail -n 1)
-fallocate --length $((avail - size * {round((1 - DISK_FULL) * 100)} / 100)) {mount}/drill-fill
+fallocate --length $((avail - size * {round((1 - DISK_FULL) * 100)} / 100)) {mount}/{DISK_FILL}
 echo "$device"
 """
 
@@ -133,7 +135,7 @@ def disk_cleanup_script(
 ) -> str:
     """Undo the disk fault, each step only if it is there; node exporter restarted again (RESTART) so it
     lets go of its copy of the mount (the loop device is released once nothing holds it)."""
-    return f"""rm -f {mount}/drill-fill
+    return f"""rm -f {mount}/{DISK_FILL}
 if mountpoint -q {mount}; then
   device=$(findmnt --noheadings --output SOURCE {mount})
   umount {mount}
@@ -276,7 +278,7 @@ class HostFaults:
         if name == "restart":
             self._sudo(fault.host, f"docker rm --force {CRASHLOOP} >/dev/null 2>&1 || true")
         elif name == "disk":
-            self._sudo(fault.host, f"rm -f {DISK_MOUNT}/drill-fill")  # freed: the rest once resolved
+            self._sudo(fault.host, f"rm -f {DISK_MOUNT}/{DISK_FILL}")  # freed: the rest once resolved
         elif name == "certificate":
             self._write_chain(self.original_chain)
         fault.undone = time.time()

@@ -8,9 +8,9 @@ last window and a summary of the whole run, then exits 0. `make test` runs it be
 work makes CI shorter; idle windows are room that another order of the streams could use.
 
 Busy is everything /proc/stat does not count as idle or iowait (user, nice, system, irq, softirq, steal).
-Where cgroup v1 accounts Docker's containers together (CONTAINERS), each line also gives the share of the
-busy time that was inside containers (the labs' hosts and what they run, the stacks), the rest being this
-machine's own processes (pytest, Ansible's controllers, the load clients).
+Where cgroup v1 accounts Docker's containers together (CONTAINERS), each line also gives the core-seconds
+of the busy time spent inside containers (the labs' hosts and what they run, the stacks), the rest being
+this machine's own processes (pytest, Ansible's controllers, the load clients).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def sample(every: float, out: TextIO) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     first = last = read()
-    first_in, last_in = containers_seconds(), containers_seconds()
+    first_in = last_in = containers_seconds()
     started = mark = time.monotonic()
     windows: list[float] = []
     try:

@@ -28,8 +28,10 @@ from plugins.images import tiny_image
 from plugins.infra import Stack, docker_inspect
 
 from lab.drill_host_faults import (
+    DISK_FILL,
     DISK_FULL,
     DISK_MIB,
+    NODE_EXPORTER,
     RESTART_NODE_EXPORTER,
     disk_cleanup_script,
     disk_script,
@@ -40,7 +42,6 @@ from ops.figures import append_record
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
 CRASHLOOP = "photomatrix-drill-crashloop"
-NODE_EXPORTER = "photomatrix-node-exporter"
 # Alert `for:` durations plus scrape, evaluation, group wait and the bot's post.
 ALERT_TIMEOUT = 330
 
@@ -96,16 +97,14 @@ class SmallDisk:
 
     image: Path
     mountpoint: Path
-    device: str = ""
 
     def create_full(self) -> None:
         out = run(["sh", "-c", disk_script(str(self.mountpoint), str(self.image), RESTART_NODE_EXPORTER)])
         assert out.returncode == 0, f"the disk fault: {out.stderr}"
-        self.device = out.stdout.strip().splitlines()[-1]
 
     def free(self) -> None:
         """The file removed (the lab drill's undo, before the alert may resolve)."""
-        (self.mountpoint / "drill-fill").unlink(missing_ok=True)
+        (self.mountpoint / DISK_FILL).unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Undone step by step, each only if it is there (the fault may have stopped half-way)."""
