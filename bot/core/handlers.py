@@ -79,6 +79,14 @@ async def cancel(bot: Router, ctx: Context) -> Outcome:
 @COMMANDS.botcmd(en=("approve",), ru=("одобрить",), args=parser.staff_id_args, admin=True)
 async def approve(bot: Router, ctx: Context) -> Outcome:
     staff_id = int(ctx.args["staff_id"])
+    async with bot.deciding(staff_id) as taken:  # the approval watch stays out meanwhile (one code, one DM)
+        if not taken:
+            await bot.reply(ctx, "approval.busy", id=staff_id)
+            return Outcome("decision_in_progress", f"staff {staff_id}")
+        return await _approve(bot, ctx, staff_id)
+
+
+async def _approve(bot: Router, ctx: Context, staff_id: int) -> Outcome:
     result = await bot.staff_call(ctx, staff_id, "approve", bot.erp.approve(staff_id))
     if isinstance(result, Outcome):
         return result
@@ -98,7 +106,15 @@ async def approve(bot: Router, ctx: Context) -> Outcome:
 
 @COMMANDS.botcmd(en=("reject",), ru=("отклонить",), args=parser.reject_args, admin=True)
 async def reject(bot: Router, ctx: Context) -> Outcome:
-    staff_id, reason = int(ctx.args["staff_id"]), ctx.args.get("reason")
+    staff_id = int(ctx.args["staff_id"])
+    async with bot.deciding(staff_id) as taken:
+        if not taken:
+            await bot.reply(ctx, "approval.busy", id=staff_id)
+            return Outcome("decision_in_progress", f"staff {staff_id}")
+        return await _reject(bot, ctx, staff_id, ctx.args.get("reason"))
+
+
+async def _reject(bot: Router, ctx: Context, staff_id: int, reason: str | None) -> Outcome:
     staff = await bot.staff_call(ctx, staff_id, "reject", bot.erp.reject(staff_id, reason))
     if isinstance(staff, Outcome):
         return staff

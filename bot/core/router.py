@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -55,6 +56,15 @@ from bot.tasks.outbox import TaskOutbox
 log = logging.getLogger("bot.commands")
 
 PENDING_KEY = "router.pending_approvals"
+# One decision on a request at a time, across replicas: an admin's command, or the watch telling the person
+# about one made in the ERP (a claim in the store; it outlasts an ERP call with its retries, and a replica
+# that dies holding it frees it when it ends).
+DECIDING_PREFIX = "router.deciding:"
+DECIDING_SECONDS = 120.0
+DECIDING_WAIT_SECONDS = 10.0  # an admin's command waits this long for the watch to finish with the request
+# The map of requests waiting for approval is edited by one task at a time (read, change, write).
+PENDING_EDIT_KEY = "router.pending_approvals.edit"
+PENDING_EDIT_SECONDS = 10.0
 # ERP validation error field -> the dialog step that asks for it again.
 FIELD_STEPS = {"full_name": "name", "email": "email", "phone": "phone", "position_code": "position"}
 STATE_HINT_COMMANDS = {"pending_approval": "approve", "awaiting_activation": "reissue", "blocked": "unblock"}
@@ -176,6 +186,7 @@ class Router:
         self.timezone = timezone  # the company's: every time the bot shows is in it
         self.tasks = tasks  # the task tracker's outbox (None: no tracker configured)
         self.registry = registry
+        self.deciding_wait = DECIDING_WAIT_SECONDS
         self.conversation = ConversationHandler(names=translate_name)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
@@ -650,21 +661,53 @@ class Router:
         raw = await self.store.get_value(PENDING_KEY)
         return json.loads(raw) if raw else {}
 
+    @contextlib.asynccontextmanager
+    async def _claimed(self, key: str, seconds: float, wait: float) -> AsyncIterator[bool]:
+        """Hold the claim `key` (trying for up to `wait` seconds); yields whether it was taken."""
+        deadline = time.monotonic() + wait
+        while True:
+            now = self.clock()
+            until = now + seconds
+            if await self.store.claim(key, until, now):
+                break
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            await asyncio.sleep(0.05)
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(Exception):  # a claim not given back ends on its own
+                await self.store.release(key, until)
+
+    def deciding(self, staff_id: int, *, wait: float | None = None) -> Any:
+        """The claim on deciding request `staff_id` (yields False when another holds it past `wait`,
+        by default `deciding_wait`)."""
+        wait = self.deciding_wait if wait is None else wait
+        return self._claimed(f"{DECIDING_PREFIX}{staff_id}", DECIDING_SECONDS, wait)
+
+    async def _edit_pending(self, change: Callable[[dict[str, dict[str, str]]], Any]) -> Any:
+        """Read the map, change it, write it back, with no other edit in between (else one is lost)."""
+        async with self._claimed(PENDING_EDIT_KEY, PENDING_EDIT_SECONDS, PENDING_EDIT_SECONDS) as taken:
+            if not taken:  # a stuck editor: edit anyway rather than lose this one
+                log.warning("pending approvals edited without the claim")
+            pending = await self._pending()
+            result = change(pending)
+            await self.store.set_value(PENDING_KEY, json.dumps(pending))
+            return result
+
     async def _remember_pending(
         self, staff_id: int, username: str, lang: str, posted: Any, request: str
     ) -> None:
-        pending = await self._pending()
         entry = {"username": username, "lang": lang, "text": request}
         if isinstance(posted, dict) and posted.get("room_id") and posted.get("message_id"):
             entry |= {"room_id": str(posted["room_id"]), "message_id": str(posted["message_id"])}
-        pending[str(staff_id)] = entry
-        await self.store.set_value(PENDING_KEY, json.dumps(pending))
+        await self._edit_pending(lambda pending: pending.__setitem__(str(staff_id), entry))
 
     async def forget_pending(self, staff_id: int) -> dict[str, str]:
-        pending = await self._pending()
-        entry = pending.pop(str(staff_id), None)
-        if entry is not None:
-            await self.store.set_value(PENDING_KEY, json.dumps(pending))
+        if str(staff_id) not in await self._pending():
+            return {}
+        entry = await self._edit_pending(lambda pending: pending.pop(str(staff_id), None))
         return entry or {}
 
     async def mark_request_decided(self, entry: dict[str, str], outcome: str, admin: str | None) -> None:
@@ -681,35 +724,45 @@ class Router:
     async def check_pending(self) -> int:
         """Tell people whose request was decided outside the bot; called periodically by the app."""
         told = 0
-        for key, entry in (await self._pending()).items():
-            staff_id, username, lang = int(key), entry["username"], entry.get("lang", self.language)
-            try:
-                staff = await self.erp.get_staff(staff_id)
-                if staff["status"] == "pending_approval":
-                    continue
-                outcome = str(staff["status"])
-                text = await self._outcome_text(staff, lang)
-            except ErpUnavailable:
+        for key in await self._pending():
+            async with self.deciding(int(key), wait=0) as taken:
+                if not taken:
+                    continue  # an admin is deciding it through the bot right now: they tell the person
+                result = await self._tell_decided(int(key))
+            if result is None:
                 return told  # the ERP is down: try again next round
-            except ErpError as exc:
-                if exc.code != "not_found":
-                    continue
-                text, outcome = None, "deleted"
-            await self.forget_pending(staff_id)
-            await self.mark_request_decided(entry, outcome, None)
-            await self.task_decided(staff_id, outcome)
-            if text:
-                await self.direct(username, text)
-                told += 1
-                await self.store.add_audit(
-                    {
-                        "username": username,
-                        "command": "approval_watch",
-                        "outcome": outcome,
-                        "detail": f"staff {staff_id}",
-                    }
-                )
+            told += result
         return told
+
+    async def _tell_decided(self, staff_id: int) -> int | None:
+        """Tell the person about request `staff_id` if it was decided (held under its deciding claim):
+        1 if told, 0 if not (still waiting, or already told), None while the ERP is down."""
+        entry = (await self._pending()).get(str(staff_id))
+        if entry is None:
+            return 0  # decided through the bot meanwhile: the admin's command told the person
+        username, lang = entry["username"], entry.get("lang", self.language)
+        try:
+            staff = await self.erp.get_staff(staff_id)
+            if staff["status"] == "pending_approval":
+                return 0
+            outcome = str(staff["status"])
+            text = await self._outcome_text(staff, lang)
+        except ErpUnavailable:
+            return None
+        except ErpError as exc:
+            if exc.code != "not_found":
+                return 0
+            text, outcome = None, "deleted"
+        await self.forget_pending(staff_id)
+        await self.mark_request_decided(entry, outcome, None)
+        await self.task_decided(staff_id, outcome)
+        if not text:
+            return 0
+        await self.direct(username, text)
+        await self.store.add_audit(
+            {"username": username, "command": "approval_watch", "outcome": outcome, "detail": f"staff {staff_id}"}
+        )
+        return 1
 
     async def _outcome_text(self, staff: dict[str, Any], lang: str) -> str:
         staff_id, status = staff["id"], staff["status"]

@@ -142,6 +142,7 @@ MESSAGES: dict[str, str] = {
     "admins.decided.erp": "☑️ Решено в ERP ({status}), замечено {at}.",
     "approval.approved_admin": "Заявка №{id} (@{username}) одобрена, код отправлен сотруднику.",
     "approval.rejected_admin": "Заявка №{id} (@{username}) отклонена, сотруднику сообщено.",
+    "approval.busy": "Заявка №{id} сейчас обрабатывается (решение пришло из ERP). Проверьте её статус через минуту.",
     "approval.approved_user": "Ваша регистрация одобрена.",
     "approval.rejected_user": (
         "Ваша заявка на регистрацию отклонена.{reason}\nЧто дальше: если это ошибка или данные были "

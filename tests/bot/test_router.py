@@ -292,6 +292,56 @@ async def test_approval_through_the_bot_is_not_announced_twice(env):
     assert len(chat.texts("dm-ivan")) == told
 
 
+async def test_the_watch_stays_out_while_an_admin_decides_through_the_bot(env):
+    """The ERP has approved, the bot has not yet told anyone: the watch must not tell the person too (it
+    would issue a second code, which voids the one the admin's command is about to send)."""
+    router, chat, erp, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "да"])
+    approved, answer = asyncio.Event(), asyncio.Event()
+    erp_approve = erp.approve
+
+    async def slow_approve(staff_id):
+        result = await erp_approve(staff_id)
+        approved.set()
+        await answer.wait()  # the ERP's answer still on its way back
+        return result
+
+    erp.approve = slow_approve
+    erp.reissue_code = None  # the watch must not issue another code: calling it fails the test
+    admin = asyncio.create_task(router.handle(dm("одобрить 1", "admin1", "root")))
+    await asyncio.wait_for(approved.wait(), 5)
+    assert erp.staff[1]["status"] == "awaiting_activation"
+    told = len(chat.texts("dm-ivan"))
+    assert await router.check_pending() == 0
+    assert len(chat.texts("dm-ivan")) == told
+    answer.set()
+    assert await asyncio.wait_for(admin, 5) == "approved"
+    (decided,) = chat.texts("dm-ivan")[told:]
+    assert "одобрена" in decided and "483920" in decided
+    assert await router.check_pending() == 0
+
+
+async def test_an_admin_command_waits_for_the_watch_then_says_the_request_is_being_handled(env):
+    router, chat, _, _, _ = env
+    await register(router, ["Петров Пётр", "2", "p@example.com", "-", "да"])
+    router.deciding_wait = 0.2
+    async with router.deciding(1, wait=0) as taken:  # the watch is telling the person about it
+        assert taken
+        assert await router.handle(dm("одобрить 1", "admin1", "root")) == "decision_in_progress"
+        assert await router.handle(dm("reject 1 no", "admin1", "root")) == "decision_in_progress"
+    assert "сейчас обрабатывается" in chat.texts("dm-root")[-2]
+    assert "being handled right now" in chat.texts("dm-root")[-1]
+    assert await router.handle(dm("одобрить 1", "admin1", "root")) == "approved"  # the claim was given back
+
+
+async def test_requests_remembered_together_are_all_kept(env):
+    router, _, _, _, _ = env
+    await asyncio.gather(*(router._remember_pending(i, f"u{i}", "ru", None, f"r{i}") for i in range(20)))
+    assert sorted(map(int, await router._pending())) == list(range(20))
+    await asyncio.gather(*(router.forget_pending(i) for i in range(0, 20, 2)))
+    assert sorted(map(int, await router._pending())) == list(range(1, 20, 2))
+
+
 def in_channel(text, user="admin1", username="root", room_name="erp-admins", **kw):
     return IncomingMessage(
         message_id=f"c{next(ids)}",
