@@ -70,7 +70,7 @@ TEST_DELIVERY ?= true
 TEST_MULTI ?= true
 test: setup ## lint (beside the images' build), then every test: pytest, beside make test-infra, make test-multi and make test-delivery
 	@set -u; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run lint, pytest, make test-delivery, make test-infra, make test-multi"; exit 0; fi; \
-	  cpu_of() { set -- "$$1" $$(times | tail -n 1); \
+	  cpu_of() { t=$$(mktemp); times > "$$t"; set -- "$$1" $$(tail -n 1 "$$t"); rm -f "$$t"; \
 	    echo "CPU of $$1: user $$2, system $$3 (its processes on this machine; its containers' not counted)"; }; \
 	  delivery() { if [ "$(TEST_DELIVERY)" = false ]; then echo "TEST_DELIVERY=false: no delivery run"; return 0; fi; \
 	    ( $(MAKE) test-delivery; rc=$$?; cpu_of "make test-delivery"; exit $$rc ); }; \

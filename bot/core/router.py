@@ -760,7 +760,12 @@ class Router:
             return 0
         await self.direct(username, text)
         await self.store.add_audit(
-            {"username": username, "command": "approval_watch", "outcome": outcome, "detail": f"staff {staff_id}"}
+            {
+                "username": username,
+                "command": "approval_watch",
+                "outcome": outcome,
+                "detail": f"staff {staff_id}",
+            }
         )
         return 1
 

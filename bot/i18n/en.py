@@ -147,7 +147,10 @@ MESSAGES: dict[str, str] = {
     "admins.decided.erp": "☑️ Decided in the ERP ({status}), seen {at}.",
     "approval.approved_admin": "Request #{id} (@{username}) approved; the employee has their code.",
     "approval.rejected_admin": "Request #{id} (@{username}) rejected; the employee has been told.",
-    "approval.busy": "Request #{id} is being handled right now (a decision came from the ERP). Check its status in a minute.",
+    "approval.busy": (
+        "Request #{id} is being handled right now (a decision came from the ERP). "
+        "Check its status in a minute."
+    ),
     "approval.approved_user": "Your registration has been approved.",
     "approval.rejected_user": (
         "Your registration request has been rejected.{reason}\nWhat next: if this is a mistake or your "
