@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess  # nosec B404
@@ -66,6 +67,10 @@ ROLLED = {
     "photomatrix-blackbox-exporter": "blackbox_exporter",
 }
 BUILD_TIMEOUT = 600
+# Layers `make rollback` must leave as they are after releases 3 and 4 (each changed the ERP's image only):
+# rollback.yml re-deploys only the layers with a container not on its recorded image.
+LEFT_ALONE = ("bot", "proxy", "node exporter", "monitoring")
+ROLLED_BACK = "ERP API"
 # The bot's admins room as the roles create it (chatbot_admins_channel): a private group.
 ADMINS_CHANNEL = "admins"
 # Where the rocketchat role leaves the stack's admin password on its host (a path, not a secret; the smoke
@@ -390,6 +395,24 @@ def _gate(
         return gate.run(manifest, env, [s for s in every if steps is None or s.name in steps])
 
 
+def layers_left_alone(log: Path) -> set[str]:
+    """The layers rollback.yml said were already on their recorded images (its log, YAML-folded or not)."""
+    text = re.sub(r"\s+", " ", log.read_text(errors="replace") if log.is_file() else "")
+    return set(re.findall(r"\(([^()]+)\): already on the recorded images: not rolled back", text))
+
+
+def rolled_back_only_the_erp(caught: dict) -> dict:
+    """Check that the rollback re-deployed the ERP alone (LEFT_ALONE said so, the ERP not); its findings."""
+    left = layers_left_alone(Path(caught["rollback_log"]))
+    missing = sorted(set(LEFT_ALONE) - left)
+    if missing or ROLLED_BACK in left:
+        raise StagingRunError(
+            f"make rollback of {caught['version']} should re-deploy the {ROLLED_BACK} alone; it left alone "
+            f"{sorted(left) or 'nothing'} (expected {', '.join(LEFT_ALONE)}): log {caught['rollback_log']}"
+        )
+    return {"left_alone": sorted(left), "rollback_seconds": caught["rollback_seconds"]}
+
+
 def gate_caught(caught: dict, previous: Manifest, directory: Path) -> None:
     """Release 3 must have passed its upgrade, failed the gate at verify on the environment check, and been
     rolled back to PREVIOUS. DIRECTORY: release 3's (the gate's log paths are relative to it)."""
@@ -487,6 +510,7 @@ def run(
         )  # fmt: skip
         r.note("forced_gate_failure", caught)
         gate_caught(caught, m2, m3.directory)
+        r.note("rollback_3_layers", rolled_back_only_the_erp(caught))
         problems = r.stage("check release 2 runs again (after 3)", runs_release, lab, m2)
         if problems:
             raise StagingRunError("after the rollback from release 3: " + "; ".join(problems))
@@ -503,6 +527,7 @@ def run(
         r.note("forced_failure", caught)
         if caught["outcome"] != "rolled back" or caught["caught"]["by"] != "upgrade":
             raise StagingRunError(f"release 4 was not stopped by the upgrade and rolled back: {caught}")
+        r.note("rollback_4_layers", rolled_back_only_the_erp(caught))
         problems = r.stage("check release 2 runs again", runs_release, lab, m2)
         if problems:
             raise StagingRunError("after the rollback: " + "; ".join(problems))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess  # nosec B404
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from release import staging_run
 from release.staging_run import LEAK_CAUGHT_BY, StagingRunError, gate_caught
 
+ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS = SimpleNamespace(version="v1.r2")
 
 
@@ -56,3 +61,38 @@ def test_the_leak_is_an_env_line_in_the_erp_image_only_and_the_check_exists():
     hosts = (Path(__file__).resolve().parents[1] / "infra" / "test_hosts.py").read_text()
     assert f"def {LEAK_CAUGHT_BY}(" in hosts
     assert '"ERP_ALERT_WEBHOOK_URL",' in hosts  # one of SECRET_NAMES
+
+
+def _rollback_log(tmp_path: Path, layers: list[str]) -> Path:
+    """A log as ansible-playbook writes it (the project's ansible.cfg: YAML results) with the messages of
+    rollback.yml's layers left alone; a long host name makes the YAML fold them."""
+    book = tmp_path / "book.yml"
+    host = "stage-with-a-rather-long-host-name-so-the-line-folds.example.internal"
+    said = "already on the recorded images: not rolled back."
+    tasks = [
+        {"name": f"Say {layer}", "ansible.builtin.debug": {"msg": f"{host} ({layer}): {said}"}}
+        for layer in layers
+    ]
+    book.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(book)],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    log = tmp_path / "rollback.log"
+    log.write_text(done.stdout)
+    return log
+
+
+def test_the_layers_a_rollback_left_alone_are_read_from_its_log(tmp_path):
+    log = _rollback_log(tmp_path, list(staging_run.LEFT_ALONE))
+    assert staging_run.layers_left_alone(log) == set(staging_run.LEFT_ALONE)
+    caught = {"version": "v1.r3", "rollback_log": str(log), "rollback_seconds": 99.0}
+    assert staging_run.rolled_back_only_the_erp(caught)["left_alone"] == sorted(staging_run.LEFT_ALONE)
+
+
+@pytest.mark.parametrize("layers", [["bot", "proxy", "node exporter"], [*staging_run.LEFT_ALONE, "ERP API"]])
+def test_a_rollback_that_rolled_more_or_left_the_erp_alone_is_an_error(tmp_path, layers):
+    caught = {"version": "v1.r3", "rollback_log": str(_rollback_log(tmp_path, layers)), "rollback_seconds": 9}
+    with pytest.raises(StagingRunError, match="ERP API alone"):
+        staging_run.rolled_back_only_the_erp(caught)
