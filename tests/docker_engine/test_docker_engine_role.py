@@ -1,5 +1,9 @@
 """roles/docker_engine leaves a host's running engine alone: the role run by ansible-playbook against a
 throwaway dockerd this test starts on its own socket, data-root and exec-root (never the machine's engine).
+Each dockerd runs in a network namespace of its own (`unshare --net`; the role's, because ansible-playbook
+runs in one): started with `--bridge=none`, dockerd deletes any interface named docker0 it sees, and in
+the machine's namespace that is the machine's engine's bridge (every later build or container on the
+default bridge then fails: "could not find bridge docker0", seen in CI).
 
 - an engine the role did not start: daemon.json untouched and the engine not restarted (a clear message
   says which keys it would merge and which flag does it); with docker_engine_manage_config=true the keys
@@ -27,6 +31,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# A network namespace of its own for each dockerd (unshare execs the program: the pid is dockerd's).
+OWN_NETWORK = ["unshare", "--net"]
+MACHINE_BRIDGE = Path("/sys/class/net/docker0")
 # Each test starts dockerd and runs the role two to four times: minutes on a loaded machine.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -120,6 +127,7 @@ class Engine:
         }
         return subprocess.run(
             [
+                *OWN_NETWORK,  # the dockerd the role starts inherits it
                 str(ROOT / ".venv/bin/ansible-playbook"),
                 "-i",
                 "localhost,",
@@ -164,6 +172,7 @@ def stop(pid: int) -> None:
 def engine() -> Iterator[Engine]:
     if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("start-stop-daemon"):
         pytest.skip("needs root, dockerd and start-stop-daemon (Debian docker.io)")
+    bridge = MACHINE_BRIDGE.exists()
     # A short path: a unix socket path must stay under 108 bytes.
     directory = Path(tempfile.mkdtemp(prefix="pmde", dir="/tmp"))
     machine_engine = (
@@ -182,6 +191,8 @@ def engine() -> Iterator[Engine]:
         shutil.rmtree(directory, ignore_errors=True)
         if machine_engine:  # the machine's engine, which everyone uses, was never touched
             assert alive(int(machine_engine))
+        if bridge:  # nor its default bridge
+            assert MACHINE_BRIDGE.exists(), "the machine's docker0 was deleted"
 
 
 def start_foreign(engine: Engine, config: dict) -> subprocess.Popen[bytes]:
@@ -189,7 +200,7 @@ def start_foreign(engine: Engine, config: dict) -> subprocess.Popen[bytes]:
     engine.config.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
     log = (engine.dir / "foreign.log").open("wb")
     proc = subprocess.Popen(
-        ["/usr/sbin/dockerd", *engine.dockerd_args()], stdout=log, stderr=subprocess.STDOUT
+        [*OWN_NETWORK, "/usr/sbin/dockerd", *engine.dockerd_args()], stdout=log, stderr=subprocess.STDOUT
     )
     engine.wait_answering()
     return proc

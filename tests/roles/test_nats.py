@@ -103,7 +103,10 @@ def test_one_instance_runs_no_nats(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- for real
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode != 0:  # what Docker said, not only its exit status
+        pytest.fail(f"docker {' '.join(args[:3])} …: exit {done.returncode}: {done.stderr.strip()[-1500:]}")
+    return done
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,9 @@ def nats_image() -> str:
     """images/nats built on the lab's debootstrap base (the project's recipe); cached by Docker."""
     tag = "photomatrix-test/nats:role-test"
     docker(
-        "build", "--quiet", "--build-arg", f"BASE_IMAGE={lab_images.base_image()}", "-t", tag,
-        str(ROOT / "images" / "nats"), timeout=900,
+        # The host's network, as the roles build (its RUN step only fetches Debian packages).
+        "build", "--quiet", "--network", "host", "--build-arg", f"BASE_IMAGE={lab_images.base_image()}",
+        "-t", tag, str(ROOT / "images" / "nats"), timeout=900,
     )  # fmt: skip
     return tag
 
