@@ -100,10 +100,10 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	      delivery > $(TEST_DELIVERY_LOG) 2>&1; delivery_rc=$$?; fi; \
 	    echo "$$infra_rc $$multi_rc $$delivery_rc" > $(TEST_INFRA_LOG).rc ) & cycles=$$!; \
 	  trap 'kill $$cycles $$cpu 2>/dev/null; wait $$cycles' INT TERM; \
-	  $(MAKE) lint; lint_rc=$$?; echo $$lint_rc > $(TEST_INFRA_LOG).lint; \
+	  ( $(MAKE) lint; rc=$$?; cpu_of "lint"; exit $$rc ); lint_rc=$$?; echo $$lint_rc > $(TEST_INFRA_LOG).lint; \
 	  if [ $$lint_rc != 0 ]; then wait $$cycles; kill $$cpu 2>/dev/null; echo "lint failed (exit $$lint_rc): no test ran"; \
 	    exit $$lint_rc; fi; \
-	  $(BIN)/pytest --durations=25 $(PYTEST_ARGS); pytest_rc=$$?; cpu_of "lint and pytest"; \
+	  ( $(BIN)/pytest --durations=25 $(PYTEST_ARGS); rc=$$?; cpu_of "pytest"; exit $$rc ); pytest_rc=$$?; \
 	  echo "pytest done; waiting for make test-infra, make test-multi and make test-delivery"; \
 	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \
 	    || { infra_rc=1; multi_rc=1; delivery_rc=1; }; \
