@@ -22,7 +22,10 @@ inventory with its own Docker Engine and sshd, and the lab registry), then from 
    unlike what site.yml declares). On failure it names each changed task and its host;
 6. `drill`: the ERP's own alerts from every ERP host (lab/drill_erp_alerts.py: a burst of wrong keys in
    each ERP replica; each ERP host's alert posted through the public name reaches the admins channel),
-   then the host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
+   then Rocket.Chat down and back (lab/drill_rocketchat.py: Rocket.Chat stopped on the chat host while an
+   employee is in the registration dialog with the bot on the bot host; the bot reconnects, every answer is
+   answered once, BotRocketChatDisconnected reaches the admins group once Rocket.Chat is back), then the
+   host-loss drill (lab/drill_host_loss.py): the lab host erp1 killed under a steady request loop
    through the proxy, TargetDown in the admins group, the host started again and rejoining. Beside it, three
    host faults (lab/drill_host_faults.py), set before the kill and watched meanwhile: a container
    restarting in a loop on the bot host, a disk nearly full on the db host, the proxy's certificate about
@@ -322,14 +325,15 @@ def multi(
                 figures[AGAIN_STEP] = _figure(seconds)
             if "drill" in todo:
                 # `make drill INVENTORY=<inventory>` (tests/infra/test_drill_hosts.py): the ERP's alerts from
-                # every ERP host (lab/drill_erp_alerts.py), then the host loss (lab/drill_host_loss.py)
+                # every ERP host (lab/drill_erp_alerts.py), Rocket.Chat down and back
+                # (lab/drill_rocketchat.py), then the host loss (lab/drill_host_loss.py)
                 # beside three host faults (lab/drill_host_faults.py). Each drill adds its timings to the
                 # lab's state; the host loss's each with the highest load average sampled during it.
                 (lab.state_dir / DRILL_FIGURES).unlink(missing_ok=True)
                 drill_report(inventory).unlink(missing_ok=True)
                 drill = [*MAKE, "drill", f"INVENTORY={name}"]
                 try:
-                    _run(drill, "drill (the ERP's alerts, host faults beside the host loss)")
+                    _run(drill, "drill (ERP alerts, Rocket.Chat down, host faults beside the host loss)")
                 finally:
                     _show_report(drill_report(inventory))
                     figures.update(drill_figures(lab))

@@ -536,6 +536,20 @@ LAB_STEPS = {
     ("multi", "drill ERP alerts: every ERP host's own alert in the admins channel, through the proxy"): (
         "lab.multi.drill_erp_alerts_s"
     ),
+    # lab/drill_rocketchat.py STEP_*.
+    (
+        "multi",
+        "drill Rocket.Chat down: stopped on the chat host → BotRocketChatDisconnected firing in Prometheus",
+    ): ("lab.multi.drill_rocketchat_alert_s"),
+    ("multi", "drill Rocket.Chat down: started → the employee's next answer answered by the bot"): (
+        "lab.multi.drill_rocketchat_answer_s"
+    ),
+    ("multi", "drill Rocket.Chat down: started → BotRocketChatDisconnected in the admins group"): (
+        "lab.multi.drill_rocketchat_delivered_s"
+    ),
+    ("multi", "drill Rocket.Chat down, whole (the dialog's first answer to the alert resolved)"): (
+        "lab.multi.drill_rocketchat_whole_s"
+    ),
     # lab/drill_host_faults.py STEPS, beside the host loss.
     ("multi", "drill host faults: restart loop on the bot host → ContainerRestartLoop in the admins group"): (
         "lab.multi.drill_faults_restart_s"

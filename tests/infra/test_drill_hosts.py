@@ -4,6 +4,9 @@ hosts, from this machine (lab/drill_*.py, docs/lab.md):
 
 - the ERP's own alerts from every ERP host, posted through the proxy into the admins group
   (lab/drill_erp_alerts.py);
+- Rocket.Chat down and back on the chat host while an employee is in a dialog with the bot on the bot host:
+  the bot reconnects across hosts, loses no answer, and BotRocketChatDisconnected from the monitoring host
+  reaches the admins group once Rocket.Chat is back (lab/drill_rocketchat.py);
 - an ERP host lost under a request loop through the proxy (lab/drill_host_loss.py: the lab host killed, so
   only a lab inventory whose hosts run here), with three host faults beside it
   (lab/drill_host_faults.py: a restart loop, a disk nearly full, the proxy's certificate about to expire,
@@ -19,7 +22,7 @@ from __future__ import annotations
 import pytest
 from plugins.infra import verify_inventory
 
-from lab import control, drill_erp_alerts, drill_host_faults, drill_host_loss
+from lab import control, drill_erp_alerts, drill_host_faults, drill_host_loss, drill_rocketchat
 from lab.multi import add_drill_figures
 from lab.topology import Lab, LabConfigError, ansible_inventory, load
 
@@ -53,6 +56,11 @@ def lab() -> Lab:
 @pytest.mark.timeout(900)
 def test_every_erp_host_posts_its_own_alert_through_the_proxy(lab: Lab) -> None:
     add_drill_figures(lab, drill_erp_alerts.run(lab))
+
+
+@pytest.mark.timeout(1800)
+def test_rocketchat_down_and_back_across_hosts_loses_no_answer(lab: Lab) -> None:
+    add_drill_figures(lab, drill_rocketchat.run(lab))
 
 
 @pytest.mark.timeout(3600)
