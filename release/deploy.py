@@ -196,7 +196,7 @@ def _link_inventory(inventory: Path, source: Path) -> None:
     target.symlink_to(ROOT / relative, target_is_directory=True)
 
 
-def _logged(
+def run_logged(
     argv: list[str], extra_env: dict, log: Path, timeout: float, on_line: Callable[[str], None] | None = None
 ) -> int | None:
     """Run ARGV from the repository, its output (stderr too) written to LOG line by line and shown to
@@ -251,7 +251,7 @@ def _run(
     program = Path(sys.executable).parent / "ansible-playbook"
     print(f"deploy {manifest.version} to {env} ({inventory}) by digest; log {log}", flush=True)
     argv = [str(program), "-i", str(inventory), str(playbook), "-e", f"@{vars_file}"]
-    returncode = _logged(argv, extra_env, log, DEPLOY_TIMEOUT, on_line)
+    returncode = run_logged(argv, extra_env, log, DEPLOY_TIMEOUT, on_line)
     if returncode is None:
         raise PlaybookFailed(f"deployment to {env} did not finish within {DEPLOY_TIMEOUT} s; log {log}", log)
     if returncode != 0:
@@ -308,7 +308,7 @@ def make_rollback(
             program = Path(sys.executable).parent / "ansible-playbook"
             argv = [str(program), "-i", str(inventory), str(source / ROLLBACK)]
             extra_env["ANSIBLE_CONFIG"] = str(source / "ansible.cfg")
-        returncode = _logged(argv, extra_env, log, ROLLBACK_TIMEOUT)
+        returncode = run_logged(argv, extra_env, log, ROLLBACK_TIMEOUT)
     if returncode is None:
         raise DeployError(f"rollback of {env} did not finish within {ROLLBACK_TIMEOUT} s; log {log}")
     if returncode != 0:

@@ -13,6 +13,8 @@
       → automatic `make rollback` → release 2's images run again (checked on every host, image by image)
     → release 4 (release 2 with one changed image, an ERP image that cannot start) → deploy as an
       upgrade → the upgrade stops at the ERP → automatic `make rollback` → release 2's images again
+      → `make rollback ROLLBACK_ARGS='-e rollback_every_layer=true'` (every container already on its
+      recorded image: the play says so, and re-deploys every layer) → release 2's images still
       → `make rotate WHAT=ca` (a new internal CA; every container keeps its image, the ACME certificate
       stays) → the gate's verify again
     → the proxy still serves the renewed certificate → release pages → lab down (also after a failure;
@@ -413,6 +415,71 @@ def rolled_back_only_the_erp(caught: dict) -> dict:
     return {"left_alone": sorted(left), "rollback_seconds": caught["rollback_seconds"]}
 
 
+# `make rollback` with every layer re-deployed (docs/operations.md): the operator's way to run the recorded
+# images again on a host whose containers already run them (after a hand-made change, say).
+EVERY_LAYER_ARGS = "-e rollback_every_layer=true"
+
+
+def roles_run(log: Path) -> tuple[set[str], set[str]]:
+    """(roles the rollback ran, roles it skipped) from its log: each `TASK [Run the role <role>]` followed
+    by `included: <role> for <host>` or by `skipping:`."""
+    ran: set[str] = set()
+    skipped: set[str] = set()
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    for number, line in enumerate(lines):
+        header = re.match(r"TASK \[Run the role (\w+)\]", line)
+        if not header:
+            continue
+        role = header.group(1)
+        after = next((x for x in lines[number + 1 : number + 4] if x.strip()), "")
+        (ran if after.startswith(f"included: {role} for ") else skipped).add(role)
+    return ran, skipped
+
+
+def every_layer_findings(log: Path) -> dict:
+    """Check that `make rollback ROLLBACK_ARGS='-e rollback_every_layer=true'`, on an environment already on
+    its recorded images, said so and re-deployed every layer anyway; its findings."""
+    text = re.sub(r"\s+", " ", log.read_text(errors="replace") if log.is_file() else "")
+    ran, skipped = roles_run(log)
+    problems = []
+    if "every container runs its recorded image" not in text:
+        problems.append("it did not find every container on its recorded image first")
+    if "(every layer re-deployed: rollback_every_layer)" not in text:
+        problems.append("it did not say that every layer is re-deployed")
+    left = layers_left_alone(log)
+    if left:
+        problems.append(f"it left {sorted(left)} alone")
+    if skipped or not {"erp_api", "chatbot", "tls_proxy", "monitoring"} <= ran:
+        problems.append(f"it ran the roles {sorted(ran)} and skipped {sorted(skipped)}")
+    if problems:
+        raise StagingRunError(
+            f"make rollback ROLLBACK_ARGS='{EVERY_LAYER_ARGS}': {'; '.join(problems)}: log {log}"
+        )
+    return {"roles_run": sorted(ran)}
+
+
+def rollback_every_layer(inventory: Path, state: Path) -> dict:
+    """`make rollback INVENTORY=<inventory> ROLLBACK_ARGS='-e rollback_every_layer=true'`, as an operator
+    types it, on the environment the rollbacks left on release 2; its findings (every_layer_findings) and
+    time."""
+    log = state / f"rollback-every-layer-{_now()}.log"
+    argv = [
+        "make",
+        "--no-print-directory",
+        "rollback",
+        f"INVENTORY={inventory}",
+        f"ROLLBACK_ARGS={EVERY_LAYER_ARGS}",
+    ]
+    print(f"staging-run: {' '.join(argv)}; log {log}", flush=True)
+    started = time.monotonic()
+    returncode = deploy.run_logged(argv, {}, log, deploy.ROLLBACK_TIMEOUT)
+    if returncode != 0:
+        raise StagingRunError(
+            f"make rollback ROLLBACK_ARGS='{EVERY_LAYER_ARGS}' failed ({returncode}): log {log}"
+        )
+    return {**every_layer_findings(log), "seconds": round(time.monotonic() - started, 1), "log": str(log)}
+
+
 def gate_caught(caught: dict, previous: Manifest, directory: Path) -> None:
     """Release 3 must have passed its upgrade, failed the gate at verify on the environment check, and been
     rolled back to PREVIOUS. DIRECTORY: release 3's (the gate's log paths are relative to it)."""
@@ -533,6 +600,14 @@ def run(
             raise StagingRunError("after the rollback: " + "; ".join(problems))
         if history.current()["sha256"] != m2.sha256:
             raise StagingRunError("the environment's record does not name release 2 after the rollback")
+        # Every container on its recorded image now: the documented re-deploy of every layer anyway.
+        every_layer = r.stage(
+            "make rollback, every layer (rollback_every_layer)", rollback_every_layer, inventory, state
+        )
+        r.note("rollback_every_layer", every_layer)
+        problems = r.stage("check release 2 runs (after every layer)", runs_release, lab, m2)
+        if problems:
+            raise StagingRunError("after the rollback of every layer: " + "; ".join(problems))
         # Day 2 on the environment as the pipeline left it (release 2 by digest, ACME): a new internal CA.
         # Last: in `make test` the multi-host cycle beside it is then past its cold deploy and its own CA
         # rotation (a rotation before gate 1 overlapped them: 450 s instead of 82 s, CI 60.6 min).

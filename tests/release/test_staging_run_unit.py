@@ -96,3 +96,65 @@ def test_a_rollback_that_rolled_more_or_left_the_erp_alone_is_an_error(tmp_path,
     caught = {"version": "v1.r3", "rollback_log": str(_rollback_log(tmp_path, layers)), "rollback_seconds": 9}
     with pytest.raises(StagingRunError, match="ERP API alone"):
         staging_run.rolled_back_only_the_erp(caught)
+
+
+def _every_layer_log(tmp_path: Path, ran: list[str], skipped: list[str], said: str) -> Path:
+    """A rollback log as ansible-playbook writes it: SAID as the play's finding, then rollback.yml's task
+    `Run the role <role>` for each role, included (RAN) or skipped (SKIPPED), as tasks/upgrade_host.yml
+    runs it."""
+    for role in ran + skipped:
+        tasks = tmp_path / "roles" / role / "tasks"
+        tasks.mkdir(parents=True, exist_ok=True)
+        (tasks / "main.yml").write_text(
+            yaml.safe_dump([{"ansible.builtin.debug": {"msg": f"{role} deployed"}}])
+        )
+    tasks = [{"name": "Say what rolls back here", "ansible.builtin.debug": {"msg": said}}]
+    for role in ran + skipped:
+        tasks.append({
+            "name": f"Run the role {role}", "ansible.builtin.include_role": {"name": role},
+            "when": role in ran,
+        })  # fmt: skip
+    book = tmp_path / "book.yml"
+    book.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(book)],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+             "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")},
+    )  # fmt: skip
+    log = tmp_path / "rollback-every-layer.log"
+    log.write_text(done.stdout)
+    return log
+
+
+EVERY = "stage: every container runs its recorded image (every layer re-deployed: rollback_every_layer)."
+ROLES = ["erp_api", "chatbot", "rocketchat", "tls_proxy", "monitoring"]
+
+
+def test_a_rollback_of_every_layer_is_read_from_its_log(tmp_path):
+    log = _every_layer_log(tmp_path, ROLES, [], EVERY)
+    assert staging_run.roles_run(log) == (set(ROLES), set())
+    assert staging_run.every_layer_findings(log) == {"roles_run": sorted(ROLES)}
+
+
+@pytest.mark.parametrize(("skipped", "said", "problem"), [
+    (["chatbot"], EVERY, r"skipped \['chatbot'\]"),
+    ([], "stage: not on the recorded images: photomatrix-erp-api.", "did not find every container"),
+    ([], "stage: every container runs its recorded image.", "did not say that every layer"),
+])  # fmt: skip
+def test_a_rollback_that_skipped_a_layer_or_had_stale_containers_is_an_error(
+    tmp_path, skipped, said, problem
+):
+    ran = [role for role in ROLES if role not in skipped]
+    log = _every_layer_log(tmp_path, ran, skipped, said)
+    with pytest.raises(StagingRunError, match=problem):
+        staging_run.every_layer_findings(log)
+
+
+def test_the_rollback_playbook_says_what_the_staging_run_reads():
+    book = (ROOT / "playbooks" / "rollback.yml").read_text()
+    assert "every container runs its recorded image" in book
+    assert "(every layer re-deployed: rollback_every_layer)" in book
+    host = (ROOT / "playbooks" / "tasks" / "upgrade_host.yml").read_text()
+    assert "name: Run the role {{ upgrade_role }}" in host
+    assert "ROLLBACK_ARGS" in (ROOT / "Makefile").read_text()
