@@ -286,12 +286,12 @@ class Stack:
     def query(self, promql: str) -> list[dict[str, Any]]:
         return self._prometheus("query", {"query": promql})["result"]
 
-    def alert_wait(self) -> str:
-        """The deployed rule's `for:` of ALERT, as Prometheus reports it ("1m", "5m", "90s")."""
+    def alert_wait(self, name: str = ALERT) -> str:
+        """The deployed rule's `for:` of the alert NAME, as Prometheus reports it ("1m", "5m", "90s")."""
         groups = self._prometheus("rules", {"type": "alert"})["groups"]
-        durations = [r.get("duration", 0) for g in groups for r in g["rules"] if r.get("name") == ALERT]
+        durations = [r.get("duration", 0) for g in groups for r in g["rules"] if r.get("name") == name]
         if not durations:
-            raise DrillError(f"Prometheus has no alert rule {ALERT}")
+            raise DrillError(f"Prometheus has no alert rule {name}")
         return duration_text(durations[0])
 
     def up(self, host: str) -> float | None:

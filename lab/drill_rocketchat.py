@@ -126,6 +126,7 @@ def dialog_problems(counts: list[tuple[str, int]], answers: list[str]) -> list[s
 
 @dataclass
 class Timeline:
+    rule_wait: str = ""
     dialog_started: float = 0.0
     stopped: float = 0.0
     lost: float | None = None
@@ -345,12 +346,12 @@ def report(line: Timeline, drill: Drill) -> list[str]:
         "  the employee's next answer sent as soon as Rocket.Chat answered through the proxy, then the rest",
         "drill rocketchat: observed",
         f"  {drill.bot}: the bot lost its stream {_after(line.lost, t0)} after the stop; "
-        f"{drill.stack.mon}: {ALERT} firing after {_after(line.firing, t0)}",
+        f"{drill.stack.mon}: {ALERT} (for {line.rule_wait}) firing after {_after(line.firing, t0)}",
         f"  Rocket.Chat answered through the proxy {_after(line.answering, t1)} after the start; "
         f"the next answer was sent with the bot {sent} and answered {_after(line.first_answer, t1)} "
         "after the start",
-        f"  the dialog: {len(line.counts)} answers, answered "
-        f"{sorted({n for _, n in line.counts}) or '-'} time(s) each; "
+        f"  the dialog: {len(line.counts)} answers, "
+        f"{'each answered once' if line.counts and all(n == 1 for _, n in line.counts) else line.counts}; "
         f"finished {_after(line.finished, t1)} after the start",
         f"  the bot: {line.reconnects:.0f} reconnect attempt(s), {line.caught_up:.0f} message(s) caught up "
         f"from history, {line.duplicates:.0f} duplicate(s) dropped",
@@ -368,8 +369,9 @@ def run(lab: Lab) -> dict[str, tuple[float, float]]:
         raise DrillError(f"the bot on {drill.bot} is not connected to Rocket.Chat before the drill")
     if drill.firing():
         raise DrillError(f"{ALERT} is already firing before the drill")
+    line = Timeline(rule_wait=drill.stack.alert_wait(ALERT))
+    _log(f"{ALERT} fires after {line.rule_wait} without a stream (the deployed rule's for:)")
     drill.stack.login()
-    line = Timeline()
     try:
         asyncio.run(_run(drill, line))
     except ChatError as exc:

@@ -3,6 +3,7 @@ the names lab.multi's figures read, and that Rocket.Chat is started again whatev
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,6 +81,10 @@ class FakeStack:
     def login(self) -> None:
         pass
 
+    def alert_wait(self, name: str) -> str:
+        assert name == drill_rocketchat.ALERT
+        return "1m"
+
     def admins_messages(self) -> list[dict[str, Any]]:
         return self.messages
 
@@ -113,7 +118,7 @@ class FakeDrill:
             self.stack.messages.append(
                 {
                     "msg": f"• FIRING [critical] *{drill_rocketchat.ALERT}*: no stream",
-                    "ts": "2026-12-07T01:00:00Z",
+                    "ts": dt.datetime.now(dt.UTC).isoformat(),
                 }
             )
 
@@ -183,7 +188,8 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(drill_rocketchat, "Session", FakeSession)
     monkeypatch.setattr(drill_rocketchat, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(drill_rocketchat, "SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(drill_rocketchat, "ALERT_TIMEOUT", 0.05)
+    for name in ("ALERT_TIMEOUT", "DELIVERY_TIMEOUT", "RESOLVE_TIMEOUT", "LOST_TIMEOUT", "BACK_TIMEOUT"):
+        monkeypatch.setattr(drill_rocketchat, name, 0.05)
 
 
 def run_with(monkeypatch: pytest.MonkeyPatch, drill: FakeDrill) -> dict[str, tuple[float, float]]:
