@@ -155,6 +155,11 @@ upgrade: setup ## rolling upgrade of this machine's stack or INVENTORY's: prefli
 rollback: setup ## back to the images the last upgrade recorded (releases/previous.json); restores the ERP database if it migrated
 	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/rollback.yml $(ROLLBACK_ARGS)
 
+mongodb-fcv: setup ## MongoDB's feature compatibility version after an upgrade: every member's version and FCV; raised only with FCV=<x.y> CONFIRM=true [INVENTORY=…]
+	$(BIN)/ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/mongodb_fcv.yml \
+	  $(if $(FCV),-e 'mongodb_fcv="$(FCV)"') -e mongodb_fcv_confirm=$(or $(CONFIRM),false)
+.PHONY: mongodb-fcv
+
 status: setup ## read-only, one screen: containers and health per host, firing alerts, certificate expiry (INVENTORY, default inventory/local)
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status

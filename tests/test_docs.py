@@ -65,6 +65,8 @@ ROTATE = "tests/infra/test_rotate.py"  # in `make drill`, which CI's make test-i
 LAYERS = "tests/infra/test_layers.py"  # in make test-infra (CI) and make deploy-cycle (lab host)
 BACKUP = "tests/infra/test_backup.py"
 AS_WRITTEN = "tests/test_docs.py"  # the tests below run these from the document, in a scratch directory
+# make mongodb-fcv against members whose docker answers as a replica set would (MongoDB cannot run here).
+MONGODB_UPGRADE = "tests/roles/test_mongodb_upgrade.py"
 
 # (command regex, evidence). Evidence kinds:
 #   "tests/x.py::test_y"  that test runs the command (or, for `docker logs … | grep`, matches the pattern
@@ -97,6 +99,14 @@ REGISTRY: list[tuple[str, object]] = [
     (r"make rotate WHAT=erp-key,rocketchat-token,alerts-token", f"{ROTATE}::test_rotate_erp_key"),
     (r"make upgrade", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
     (r"make rollback", "tests/infra/test_drill_upgrade.py::test_upgrade_then_rollback_under_load"),
+    (
+        r"make mongodb-fcv",
+        f"{MONGODB_UPGRADE}::test_make_mongodb_fcv_without_confirmation_changes_nothing_and_says_what_it_would_do",
+    ),
+    (
+        r"make mongodb-fcv FCV=[0-9.]+ CONFIRM=true",
+        f"{MONGODB_UPGRADE}::test_make_mongodb_fcv_confirmed_raises_it_on_the_primary_alone",
+    ),
     (
         r"make status",
         "tests/ops/test_status.py::test_status_against_its_own_container_and_tls_server_changes_nothing",
