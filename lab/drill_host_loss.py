@@ -182,6 +182,15 @@ def first_event(events: list[tuple[float, str]], status: str, after: float) -> f
     return next((when for when, seen in events if seen == status and when >= after), None)
 
 
+def episode(events: list[tuple[float, str]], since: float) -> tuple[float | None, float | None]:
+    """(firing, resolved) of the first episode that fired at or after SINCE: its resolution is the first
+    one after that firing. A resolved line posted between SINCE and the firing belongs to an earlier
+    episode, its notification held back (Alertmanager retries while the bot or Rocket.Chat cannot take it:
+    seen in CI on 2026-12-07, 16 s after the kill, right after the Rocket.Chat drill)."""
+    firing = first_event(events, "firing", since)
+    return firing, first_event(events, "resolved", firing) if firing is not None else None
+
+
 def vector_value(result: list[dict[str, Any]]) -> float | None:
     """The value of a one-element instant vector (Prometheus /api/v1/query), None when empty."""
     if not result:
@@ -421,9 +430,12 @@ class Timeline:
     cron: str = ""
 
 
-def _admins_event(stack: Stack, status: str, after: float) -> float | None:
-    events = alert_events(stack.admins_messages(), ALERT, stack.instance(stack.victim))
-    return first_event(events, status, after)
+def _admins_event(stack: Stack, status: str, since: float) -> float | None:
+    """When the admins group got the firing or the resolved line of the episode that fired since SINCE."""
+    firing, resolved = episode(
+        alert_events(stack.admins_messages(), ALERT, stack.instance(stack.victim)), since
+    )
+    return firing if status == "firing" else resolved
 
 
 def run(lab: Lab) -> dict[str, tuple[float, float]]:

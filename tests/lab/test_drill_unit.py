@@ -11,6 +11,7 @@ import pytest
 from lab.drill_host_loss import (
     Sample,
     alert_events,
+    episode,
     first_event,
     judge,
     parse_ts,
@@ -125,6 +126,21 @@ def test_the_bots_alert_lines_are_read_in_either_language() -> None:
     assert first_event(events, "firing", fired - 1) == fired
     assert first_event(events, "firing", fired + 1) is None
     assert first_event(events, "resolved", fired) == resolved
+
+
+def test_a_resolution_held_back_from_an_earlier_episode_is_not_this_ones() -> None:
+    # CI, 2026-12-07: a resolved line for the victim's instance posted 16 s after the kill, before the
+    # alert fired (an earlier episode's notification, held back while Rocket.Chat was down).
+    messages = [
+        {"msg": RESOLVED_EN, "ts": "2026-12-02T19:00:16Z"},
+        {"msg": FIRING_RU, "ts": "2026-12-02T19:02:16Z"},
+        {"msg": RESOLVED_EN, "ts": "2026-12-02T19:04:00Z"},
+    ]
+    events = alert_events(messages, "TargetDown", INSTANCE)
+    killed = parse_ts("2026-12-02T19:00:00Z")
+    assert episode(events, killed) == (parse_ts("2026-12-02T19:02:16Z"), parse_ts("2026-12-02T19:04:00Z"))
+    assert episode(events[:2], killed) == (parse_ts("2026-12-02T19:02:16Z"), None)
+    assert episode(events[:1], killed) == (None, None)
 
 
 def test_an_older_alert_of_the_same_target_does_not_count() -> None:
