@@ -331,10 +331,12 @@ class Stack:
             raise DrillError(f"{method} {path}: {response.status} {text[:300]}")
         return json.loads(text)
 
+    def admin_password(self) -> str:
+        """The stack's Rocket.Chat admin password, read on the chat host into this process only."""
+        return remote.capture(self.lab, self.chat, f"sudo cat {ADMIN_SECRET_PATH}").strip()
+
     def login(self) -> None:
-        command = f"sudo cat {ADMIN_SECRET_PATH}"
-        password = remote.capture(self.lab, self.chat, command).strip()
-        answer = self._rest("POST", "/api/v1/login", {"user": ADMIN_USER, "password": password})
+        answer = self._rest("POST", "/api/v1/login", {"user": ADMIN_USER, "password": self.admin_password()})
         if not answer or answer.get("status") != "success":
             raise DrillError(f"cannot log in to Rocket.Chat as {ADMIN_USER}")
         self._token = {"X-User-Id": answer["data"]["userId"], "X-Auth-Token": answer["data"]["authToken"]}

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from lab import remote
-from lab.drill_host_loss import ADMIN_SECRET_PATH, DrillError, Stack, alert_events, first_event
+from lab.drill_host_loss import DrillError, Stack, alert_events, first_event
 from lab.topology import Lab, ansible_inventory
 from rcchat.api import ChatError, RoomStream, Session
 
@@ -70,16 +70,20 @@ STEP_ANSWER = "drill Rocket.Chat down: started → the employee's next answer an
 STEP_DELIVERED = f"drill Rocket.Chat down: started → {ALERT} in the admins group"
 STEP_WHOLE = "drill Rocket.Chat down, whole (the dialog's first answer to the alert resolved)"
 
-# The bot's /metrics from its own port, inside its container: HTTPS when it serves it (its certificate is
-# for its names, so the chain is checked, not the name), else plain HTTP (tests/plugins/infra.py bot_get).
-METRICS_CODE = (
-    "import os, ssl, urllib.request; tls = bool(os.environ.get('BOT_HTTP_TLS_CERTFILE')); "
-    "c = ssl.create_default_context(cafile=os.environ.get('BOT_HTTP_TLS_CAFILE') or '/etc/bot/ca.crt') "
-    "if tls else None\n"
-    "if c: c.check_hostname = False\n"
-    "print(urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:8080/metrics', "
-    "timeout=10, context=c).read().decode())"
-)
+
+def bot_get_code(path: str, timeout: float = 10) -> str:
+    """The Python a bot replica runs (its own interpreter) to GET PATH from its own port and print the
+    body: HTTPS when it serves it (BOT_HTTP_TLS_CERTFILE), the chain checked against the internal CA it has
+    (BOT_HTTP_TLS_CAFILE, else /etc/bot/ca.crt; its certificate is for its names, which Prometheus and
+    Alertmanager check), else plain HTTP. Also tests/plugins/infra.py bot_get."""
+    return (
+        "import os, ssl, urllib.request; tls = bool(os.environ.get('BOT_HTTP_TLS_CERTFILE')); "
+        "c = ssl.create_default_context(cafile=os.environ.get('BOT_HTTP_TLS_CAFILE') or '/etc/bot/ca.crt') "
+        "if tls else None\n"
+        "if c: c.check_hostname = False\n"
+        f"print(urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:8080{path}', "
+        f"timeout={timeout}, context=c).read().decode())"
+    )
 
 
 def _log(message: str) -> None:
@@ -161,7 +165,7 @@ class Drill:
         self.url = f"https://{self.stack.domain}"
 
     def bot_metrics(self) -> dict[str, float]:
-        command = f"sudo docker exec {BOT} python -c {shlex.quote(METRICS_CODE)}"
+        command = f"sudo docker exec {BOT} python -c {shlex.quote(bot_get_code('/metrics'))}"
         return parse_metrics(remote.capture(self.lab, self.bot, command, timeout=60))
 
     def firing(self) -> bool:
@@ -174,9 +178,6 @@ class Drill:
     def bot_log(self, since: str) -> str:
         command = f"sudo docker logs --since {since} {BOT} 2>&1"
         return remote.capture(self.lab, self.bot, command, timeout=60)
-
-    def admin_password(self) -> str:
-        return remote.capture(self.lab, self.chat, f"sudo cat {ADMIN_SECRET_PATH}").strip()
 
 
 async def _wait(what: str, probe: Callable[[], Any], within: float, origin: float) -> float:
@@ -217,7 +218,7 @@ async def new_employee(drill: Drill) -> tuple[str, str, str]:
     username = f"drill{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(12) + "aA1"
     email = f"{username}@example.com"
-    admin_password = await asyncio.to_thread(drill.admin_password)
+    admin_password = await asyncio.to_thread(drill.stack.admin_password)
     async with Session(drill.url, ca_file=drill.ca_file, timeout=30) as admin:
         await admin.login("admin", admin_password)
         await admin.create_user(username, name="Sidorov Petr", email=email, password=password, roles=["user"])

@@ -22,13 +22,14 @@ import pytest
 from infra.test_chat_registration import ChatSession, post_within_rate_limit
 from plugins.infra import Stack, bot_get, docker_health, docker_inspect
 
+from lab.drill_rocketchat import ANSWERS
+
 pytestmark = pytest.mark.infra
 
 REDIS = "photomatrix-redis"
 PROMETHEUS = "photomatrix-prometheus"
 TAKEOVER_SECONDS = 10
 # A dialog the bot answers message by message (the registration of test_chat_registration.py).
-ANSWERS = ["регистрация", "Петров Иван", "ENG", "{email}", "-", "да"]
 KILL_AFTER = 2  # answers before the leader is killed
 
 

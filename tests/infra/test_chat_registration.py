@@ -14,9 +14,9 @@ import pytest
 import websockets
 from plugins.infra import Stack
 
-pytestmark = [pytest.mark.infra, pytest.mark.e2e]
+from lab.drill_rocketchat import ANSWERS  # the registration dialog's six answers
 
-ANSWERS = ["регистрация", "Петров Иван", "ENG", "{email}", "-", "да"]
+pytestmark = [pytest.mark.infra, pytest.mark.e2e]
 
 
 async def post_within_rate_limit(http: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response:

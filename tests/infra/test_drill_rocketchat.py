@@ -21,10 +21,12 @@ import time
 
 import httpx
 import pytest
-from infra.test_chat_registration import ANSWERS, ChatSession, post_within_rate_limit
+from infra.test_chat_registration import ChatSession, post_within_rate_limit
 from infra.test_drill_alerts import ALERT_TIMEOUT, delivered, firing, report
 from infra.test_monitoring import wait_for
 from plugins.infra import Stack, bot_get
+
+from lab.drill_rocketchat import ANSWERS, answers_per_message, dialog_problems, parse_metrics
 
 pytestmark = [pytest.mark.infra, pytest.mark.drill]
 
@@ -48,10 +50,8 @@ def bot_metrics(stack: Stack) -> dict[str, float]:
     nothing is published)."""
     found: dict[str, float] = {}
     for replica in bot_replicas(stack):
-        for line in bot_get(replica, "/metrics").splitlines():
-            match = re.fullmatch(r"([a-z_]+) ([0-9.e+-]+)", line)
-            if match:
-                found[match.group(1)] = found.get(match.group(1), 0.0) + float(match.group(2))
+        for name, value in parse_metrics(bot_get(replica, "/metrics")).items():
+            found[name] = found.get(name, 0.0) + value
     return found
 
 
@@ -110,26 +110,14 @@ async def listening(chat: ChatSession, room_id: str) -> asyncio.Task[None]:
 
 
 async def dm_history(chat: ChatSession, room_id: str) -> list[dict]:
-    """The DM's messages, oldest first (Rocket.Chat's im.history is newest first)."""
+    """The DM's messages as Rocket.Chat's im.history gives them, newest first."""
     for _ in range(5):
         response = await chat.http.get("/api/v1/im.history", params={"roomId": room_id, "count": 100})
         if response.status_code != 429:
             break
         await asyncio.sleep(13)
     assert response.status_code == 200, response.text
-    return list(reversed(response.json()["messages"]))
-
-
-def answers_per_message(history: list[dict], user_id: str, bot_user_id: str) -> list[tuple[str, int]]:
-    """(employee's message, how many bot messages follow it before the employee's next message)."""
-    counts: list[tuple[str, int]] = []
-    for message in history:
-        if message["u"]["_id"] == user_id:
-            counts.append((message["msg"], 0))
-        elif message["u"]["_id"] == bot_user_id and counts:
-            text, seen = counts[-1]
-            counts[-1] = (text, seen + 1)
-    return counts
+    return response.json()["messages"]
 
 
 @pytest.mark.timeout(1200)
@@ -183,9 +171,9 @@ async def test_rocketchat_down_and_back_loses_no_command(stack: Stack) -> None:
             replies.append(await next_reply(chat, bot_user_id, REPLY_TIMEOUT))
         assert re.search(r"(?:Код активации|Activation code): `(\d+)`", replies[-1]), replies
         await asyncio.sleep(SETTLE_SECONDS)
-        counts = answers_per_message(await dm_history(chat, room_id), user_id, bot_user_id)
-        assert [text for text, _ in counts] == answers, counts
-        assert all(seen == 1 for _, seen in counts), f"not answered exactly once: {counts}"
+        counts = answers_per_message(await dm_history(chat, room_id), user_id)
+        problems = dialog_problems(counts, answers)
+        assert not problems, problems
     finally:
         listener.cancel()
         await chat.http.aclose()

@@ -81,6 +81,9 @@ class FakeStack:
     def login(self) -> None:
         pass
 
+    def admin_password(self) -> str:
+        return "pw"
+
     def alert_wait(self, name: str) -> str:
         assert name == drill_rocketchat.ALERT
         return "1m"
@@ -124,9 +127,6 @@ class FakeDrill:
 
     def bot_log(self, since: str) -> str:
         return "realtime disconnected\nrealtime connected\n"
-
-    def admin_password(self) -> str:
-        return "pw"
 
 
 class FakeStream:

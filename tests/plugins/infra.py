@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from lab.drill_rocketchat import bot_get_code
 from ops.scripts import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,15 +215,7 @@ def bot_get(container: str, path: str, timeout: float = 10) -> str:
     BOT_HTTP_TLS_CERTFILE), the chain checked against the internal CA it has (BOT_HTTP_TLS_CAFILE, else
     /etc/bot/ca.crt; the name is checked by Prometheus and Alertmanager, which call it by name), else plain
     HTTP."""
-    code = (
-        "import os, ssl, urllib.request; tls = bool(os.environ.get('BOT_HTTP_TLS_CERTFILE')); "
-        "c = ssl.create_default_context(cafile=os.environ.get('BOT_HTTP_TLS_CAFILE') or '/etc/bot/ca.crt') "
-        "if tls else None\n"
-        "if c: c.check_hostname = False\n"
-        f"print(urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:8080{path}', "
-        f"timeout={timeout}, context=c).read().decode())"
-    )
-    return container_python(container, code, timeout=timeout + 50)
+    return container_python(container, bot_get_code(path, timeout), timeout=timeout + 50)
 
 
 # Alertmanager's call to the bot (roles/monitoring, alertmanager.yml.j2), from its container: HTTPS with
