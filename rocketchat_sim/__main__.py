@@ -16,6 +16,7 @@ from .app import Simulator
 from .config import SimSettings
 from .faults import ListenerControl, control_app
 from .metrics import Exporter, exporter_port
+from .migrations import MigrationError
 from .state import StateFileError
 
 log = logging.getLogger("rocketchat_sim")
@@ -102,6 +103,10 @@ def main() -> int:
     except StateFileError as exc:
         print(f"rocketchat_sim: {exc}", file=sys.stderr)
         return 2
+    except MigrationError as exc:
+        # Rocket.Chat's process.exit(1) after its error box: before uvicorn binds, nothing saved
+        print(exc.box, file=sys.stderr, flush=True)
+        return 1
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, sim))
     return 0

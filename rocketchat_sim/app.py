@@ -52,6 +52,8 @@ class Simulator:
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self.workspace.bootstrap()
+        # Before anything is served: the first start's documents and the migrations control version
+        # (read from the file by the upgrade playbooks once the container is healthy).
         self.state.save()
         self.http = self._build_http()
 

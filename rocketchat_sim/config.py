@@ -36,6 +36,10 @@ class SimSettings(BaseSettings):
     SIM_STATE_FILE: Path | None = None
     SIM_CONTROL_PORT: int | None = Field(None, ge=1, le=65535)
     SIM_VERSION: str = "8.6.1"  # the release roles/container_images pins
+    # The latest database migration this build knows; a release image built for an upgrade drill raises
+    # it. Known migrations: 1..SIM_MIGRATION_VERSION (no-ops); the state file's `migrations.version`
+    # follows Rocket.Chat's startup rule (migrations.py), an unknown higher one stops the start.
+    SIM_MIGRATION_VERSION: int = Field(330, ge=1)
     # DDP heartbeat: ping after this many idle seconds, drop if nothing arrives for as long again.
     SIM_DDP_PING_INTERVAL: float = Field(15.0, gt=0)
     SIM_DDP_PING_TIMEOUT: float = Field(15.0, gt=0)

@@ -44,6 +44,9 @@ class State:
         self.reports: list[dict[str, Any]] = []  # chat.reportMessage / moderation.reportUser
         self.invites: dict[str, dict[str, Any]] = {}
         self.custom_user_status: dict[str, dict[str, Any]] = {}
+        # Rocket.Chat's migrations control document {_id: 'control', version, locked}; None: none stored
+        # (version 0, a fresh database). Set at startup by migrations.migrate_database.
+        self.migrations: dict[str, Any] | None = None
         # rid → [{_id, _deletedAt}] for chat.getDeletedMessages (memory only)
         self.deleted_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         # indexes, rebuilt on load
@@ -124,6 +127,7 @@ class State:
             "reports": self.reports,
             "invites": list(self.invites.values()),
             "customUserStatus": list(self.custom_user_status.values()),
+            **({"migrations": self.migrations} if self.migrations is not None else {}),
         }
 
     def load(self) -> bool:
@@ -137,6 +141,14 @@ class State:
             raise StateFileError(f"cannot read state file {self.path}: {exc}") from exc
         if data.get("format") != FORMAT_VERSION:
             raise StateFileError(f"state file {self.path} has unknown format {data.get('format')!r}")
+        # Absent in files written before it existed: no control document, as a database without one.
+        migrations = data.get("migrations")
+        if migrations is not None and not (
+            isinstance(migrations, dict)
+            and isinstance(migrations.get("version"), int)
+            and not isinstance(migrations.get("version"), bool)
+        ):
+            raise StateFileError(f"state file {self.path} has a malformed migrations control: {migrations!r}")
         for user in data["users"]:
             self.users[user["_id"]] = user
             self.index_user(user)
@@ -154,6 +166,7 @@ class State:
         self.reports = list(data.get("reports", []))
         self.invites = {i["_id"]: i for i in data.get("invites", [])}
         self.custom_user_status = {s["_id"]: s for s in data.get("customUserStatus", [])}
+        self.migrations = migrations
         return True
 
     def save(self) -> None:

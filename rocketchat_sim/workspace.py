@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import auth
 from .config import SimSettings, setting_overrides
 from .errors import ApiError, meteor_error
+from .migrations import migrate_database
 from .permissions import DEFAULT_PERMISSIONS, DEFAULT_ROLES, ROOM_ROLES
 from .settings_registry import FACTS, SettingValueError, convert
 from .state import State
@@ -54,6 +55,11 @@ class Workspace:
     def bootstrap(self) -> None:
         """First start: defaults, roles, permissions, first admin; every start: OVERWRITE_SETTING_*."""
         loaded = self.state.load()
+        # Rocket.Chat migrates its database before it serves; MigrationError stops the start with the
+        # state as it was loaded (nothing saved: a newer build's data stays as that build left it).
+        self.state.migrations = migrate_database(
+            self.state.migrations, self.config.SIM_MIGRATION_VERSION, self.config.SIM_VERSION
+        )
         initial, overwrite = setting_overrides()
         now = now_ms()
         for sid, fact in FACTS.items():
