@@ -2,20 +2,25 @@
 `python -m lab.multi` (or `--from upgrade` on a kept lab of inventory/lab).
 
 1. A new release in the lab registry, made on this machine without touching the working tree: the ERP,
-   bot and proxy images re-built on top of the ones the lab runs with one more label (new image ids),
+   bot, proxy and Rocket.Chat (simulator) images re-built on top of the ones the lab runs with one more
+   label (new image ids; the simulator's knows one more database migration, SIM_MIGRATION_VERSION),
    every other project image re-tagged, all pushed as <registry>/photomatrix/<name>:pmxup;
 2. the host-loss drill's request loop from this machine to the public name (GET /activate/style.css, an
    ERP path of the proxy, RATE/s, verified against the stack's CA), each request counted in the play of
    upgrade.yml / rollback.yml that was under way when it started;
 3. `make upgrade INVENTORY=<inventory> UPGRADE_ARGS="-e container_images_tag=pmxup -e
    container_images_build=false"`: preflight and a verified backup on every host, every host pulls its
-   new references, then the ERP hosts one at a time (each ERP container stopped gracefully while the
-   proxy sends its requests to the other host), the bot, the proxy, the exporters, monitoring. It must
-   pass, the ERP container of every erp host must run the new image, and no request may fail, whatever
-   play was under way, but for the proxy's swap (its new nginx starts beside the running one): there no
-   connection may be refused or go unanswered, HTTP errors are printed (JUDGED, CONNECTION_JUDGED);
-4. `make rollback INVENTORY=<inventory>`: the recorded previous images on every erp host again, under
-   the same rule.
+   new references, then Rocket.Chat (its one instance re-created: it migrates its database as it
+   starts), the ERP hosts one at a time (each ERP container stopped gracefully while the proxy sends
+   its requests to the other host), the bot, the proxy, the exporters, monitoring. It must pass, the ERP
+   containers and Rocket.Chat must run the new images, and no request may fail, whatever play was under
+   way, but for the proxy's swap (its new nginx starts beside the running one): there no connection may
+   be refused or go unanswered, HTTP errors are printed (JUDGED, CONNECTION_JUDGED). A second loop asks
+   Rocket.Chat (GET /livez through the proxy): it may fail only in Rocket.Chat's own plays, its window
+   is printed;
+4. `make rollback INVENTORY=<inventory>`: the recorded previous images on every host again, under the
+   same rule; Rocket.Chat's database, migrated by the new release, RESTORED from the pre-upgrade backup
+   before the previous Rocket.Chat starts.
 
 Prints each phase's requests, failures and time; lab.multi logs the timings. The single-host drill
 (tests/infra/test_drill_upgrade.py) judges the same phases.
@@ -37,15 +42,17 @@ from lab.topology import ROOT, Lab, ansible_inventory
 TAG = "pmxup"
 LABEL = "org.photomatrix.drill-release"
 # Repositories of the project's images (playbooks/group_vars/all/images.yml): these get new ids.
-REBUILT = ("erp-api", "chatbot", "nginx")
+REBUILT = ("erp-api", "chatbot", "nginx", "rocketchat-sim")
 RETAGGED = ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "redis", "postgresql")
-RETAGGED += ("rocketchat-sim", "nats")
+RETAGGED += ("nats",)
 RATE = 4.0
 MAKE_TIMEOUT = 1800
 DOCKER = "/usr/bin/docker"
 ERP = "photomatrix-erp-api"
+RC = "photomatrix-rocketchat"
 # The plays of upgrade.yml / rollback.yml (by the start of their names) → the phase of the load.
 PHASES = {
+    "Rocket.Chat instances": "rocketchat",
     "ERP API": "erp",
     "Onboarding bot": "bot",
     "Rocket.Chat's TLS sidecars": "sidecar",
@@ -54,8 +61,17 @@ PHASES = {
     "Monitoring": "monitoring",
 }
 # No request may fail in these: the ERP and the bot roll replicas behind the proxy's upstream, the rest
-# (Rocket.Chat's TLS sidecars included: the loop's ERP path does not pass them) is off the request path.
-JUDGED = ("prepare", "erp", "bot", "sidecar", "exporters", "monitoring", "finish")
+# (Rocket.Chat and its TLS sidecars included: the loop's ERP path does not pass them) is off the request path.
+JUDGED = ("prepare", "rocketchat", "erp", "bot", "sidecar", "exporters", "monitoring", "finish")
+# Rocket.Chat through the proxy (GET /livez, a second loop): one instance in the lab, so it is down while it
+# is re-created (its layer, and the rollback's restore of its database); in every other phase no request
+# may fail, as above. Its window is printed.
+RC_PATH = "/livez"
+RC_RATE = 2.0
+RC_JUDGED = tuple(phase for phase in JUDGED if phase != "rocketchat")
+# The simulator's release image knows one more database migration (rocketchat_sim.config,
+# SIM_MIGRATION_VERSION): its first start migrates Rocket.Chat's database, so make rollback must restore it.
+RC_REPOSITORY = "rocketchat-sim"
 # While the proxy swaps its nginx (roles/tls_proxy, swap.yml: the next one beside the running one) no
 # connection may be refused, reset or go unanswered; an HTTP error status is counted and printed: the
 # new nginx's first upstream connections are cold (40 of 601 got a 502 in one CI run at load ~20, 0 the
@@ -124,17 +140,17 @@ class PlayMarker:
             self.phases.enter(phase)
 
 
-def judge(rows: dict[str, dict]) -> list[str]:
+def judge(rows: dict[str, dict], judged: tuple[str, ...] = JUDGED) -> list[str]:
     """Problems: a failed request in a judged phase, or a judged phase that no request saw."""
     problems = []
     for name, row in rows.items():
         layer = name.split()[-1]
-        if layer not in JUDGED and layer not in CONNECTION_JUDGED:
+        if layer not in judged and layer not in CONNECTION_JUDGED:
             continue
-        failed = row["failed"] if layer in JUDGED else [s for s in row["failed"] if s.status is None]
+        failed = row["failed"] if layer in judged else [s for s in row["failed"] if s.status is None]
         if failed:
             kinds = sorted({str(s.status) if s.status is not None else s.error.split(":")[0] for s in failed})
-            what = "requests failed" if layer in JUDGED else "requests got no HTTP answer"
+            what = "requests failed" if layer in judged else "requests got no HTTP answer"
             problems.append(f"{name}: {len(failed)} of {row['sent']} {what} ({', '.join(kinds)})")
         elif row["sent"] == 0 and row["seconds"] >= 1:
             problems.append(f"{name}: no request was sent in this phase ({row['seconds']:.0f} s)")
@@ -184,12 +200,41 @@ def new_release(lab: Lab, current: str) -> dict[str, str]:
             continue  # not part of this lab (Redis runs only with bot replicas)
         if repository in REBUILT:
             dockerfile = f"FROM {source}\nLABEL {LABEL}={token}\n"
+            if repository == RC_REPOSITORY:
+                dockerfile += f"ENV SIM_MIGRATION_VERSION={migration_version(source) + 1}\n"
             _docker("build", "--network", "none", "--tag", target, "-", stdin=dockerfile)
             built[repository] = _docker("image", "inspect", "--format", "{{.Id}}", target, timeout=60)
         else:
             _docker("tag", source, target, timeout=60)
         _docker("push", "--quiet", target, timeout=1200)
     return built
+
+
+def migration_version(image: str) -> int:
+    """The last database migration the simulator image knows (its SIM_MIGRATION_VERSION, or the default)."""
+    from rocketchat_sim.config import SimSettings
+
+    found = SimSettings.model_fields["SIM_MIGRATION_VERSION"].default
+    env = _docker("image", "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", image)
+    for line in env.split():
+        if line.startswith("SIM_MIGRATION_VERSION="):
+            found = int(line.split("=", 1)[1])
+    return int(found)
+
+
+def container_images(lab: Lab, hosts: list[str], prefix: str) -> dict[str, str]:
+    """{host/container: image id} of every container whose name starts with PREFIX on HOSTS."""
+    found = {}
+    for host in hosts:
+        names = remote.capture(
+            lab, host, f"sudo docker ps --all --format '{{{{.Names}}}}' --filter name=^{prefix}", timeout=60
+        ).split()
+        for name in names:
+            image = remote.capture(
+                lab, host, f"sudo docker inspect --format '{{{{.Image}}}}' {name}", timeout=60
+            )
+            found[f"{host}/{name}"] = image.strip()
+    return found
 
 
 def erp_images(lab: Lab, hosts: list[str]) -> dict[str, str]:
@@ -238,6 +283,17 @@ def make(target: str, inventory: str, phases: Phases, *args: str) -> tuple[float
     return time.monotonic() - started, "".join(lines)
 
 
+def rc_window(rows: dict[str, dict]) -> str:
+    """Rocket.Chat's failed requests in its own phases: how many, over how long (first to last failure)."""
+    spans = []
+    for name, row in rows.items():
+        failed = row["failed"]
+        if name.split()[-1] == "rocketchat" and failed:
+            span = max(s.started for s in failed) - min(s.started for s in failed)
+            spans.append(f"{name}: {len(failed)} failed over {span:.0f} s")
+    return "; ".join(spans) or "none failed"
+
+
 def report(rows: dict[str, dict]) -> list[str]:
     lines = []
     for name, row in rows.items():
@@ -281,14 +337,20 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
     built = new_release(lab, current)
     figures[f"upgrade drill: release {TAG} built and pushed"] = (time.monotonic() - mark, os.getloadavg()[0])
     before = erp_images(lab, erp_hosts)
+    rc_hosts = data.get("rocketchat", {}).get("hosts", [])
+    rc_before = container_images(lab, rc_hosts, RC)
     print(
-        f"lab multi: upgrade drill: ERP images before: {before}; new ERP image {built['erp-api']}", flush=True
+        f"lab multi: upgrade drill: ERP images before: {before}; new ERP image {built['erp-api']}; "
+        f"Rocket.Chat before: {rc_before}, new {built[RC_REPOSITORY]}",
+        flush=True,
     )
 
     phases = Phases()
     loop = host_loss.RequestLoop(stack.domain, stack.context, rate=RATE)
+    rc_loop = host_loss.RequestLoop(stack.domain, stack.context, path=RC_PATH, rate=RC_RATE)
     phases.enter("before")
     loop.start()
+    rc_loop.start()
     stopped: UpgradeDrillError | None = None
     proxy_log: list[str] = []
     try:
@@ -296,9 +358,13 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         upgrade_args = f"UPGRADE_ARGS=-e container_images_tag={TAG} -e container_images_build=false"
         seconds, output = make("upgrade", inventory, phases, upgrade_args)
         figures["make upgrade across the hosts, under load"] = (seconds, os.getloadavg()[0])
-        if "NOT rolled by this playbook" not in " ".join(output.split()):
-            raise UpgradeDrillError("make upgrade did not say that Rocket.Chat and MongoDB were not rolled")
+        said = " ".join(output.split())
+        if "MongoDB NOT rolled by this playbook" not in said:
+            raise UpgradeDrillError("make upgrade did not say that MongoDB was not rolled (no mongod here)")
+        if "make rollback restores its pre-upgrade backup if it has to run" not in said:
+            raise UpgradeDrillError("make upgrade did not say that Rocket.Chat's database migrated forward")
         after = erp_images(lab, erp_hosts)
+        rc_after = container_images(lab, rc_hosts, RC)
         proxy_log = proxy_errors(lab, data.get("proxy", {}).get("hosts", []))
         seconds, output = make("rollback", inventory, phases)
         figures["make rollback across the hosts, under load"] = (seconds, os.getloadavg()[0])
@@ -307,6 +373,7 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         stopped = exc
     finally:
         samples = loop.stop()
+        rc_samples = rc_loop.stop()
     # What the load saw, printed also when a run stopped (until then).
     rows = phases.table(samples, time.time())
     failed = sum(len(row["failed"]) for row in rows.values())
@@ -325,11 +392,27 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         # What the new nginx said while it answered with an error (its log ends with the rollback's swap).
         print("lab multi: upgrade drill: the upgraded proxy's warnings and errors:", flush=True)
         print("\n".join(f"  {line}" for line in proxy_log), flush=True)
+    rc_rows = phases.table(rc_samples, time.time())
+    rc_failed = sum(len(row["failed"]) for row in rc_rows.values())
+    print(
+        f"lab multi: upgrade drill: Rocket.Chat ({RC_PATH}): {len(rc_samples)} requests, {rc_failed} failed "
+        f"(down while its one instance is re-created; its window: {rc_window(rc_rows)}):",
+        flush=True,
+    )
+    print("\n".join(report(rc_rows)), flush=True)
     if stopped is not None:
         raise stopped
     restored = erp_images(lab, erp_hosts)
+    rc_restored = container_images(lab, rc_hosts, RC)
 
-    problems = judge(rows)
+    problems = judge(rows) + [f"Rocket.Chat: {p}" for p in judge(rc_rows, RC_JUDGED)]
+    rc_stale = {name: image for name, image in rc_after.items() if image != built[RC_REPOSITORY]}
+    if not rc_after or rc_stale:
+        problems.append(f"after the upgrade Rocket.Chat does not run the new image: {rc_after}")
+    if rc_restored != rc_before:
+        problems.append(f"after the rollback Rocket.Chat runs {rc_restored}, not {rc_before}")
+    if "RESTORED from the pre-upgrade backup" not in " ".join(output.split()):
+        problems.append("make rollback did not restore Rocket.Chat's database (the new release migrated it)")
     stale = {name: image for name, image in after.items() if image != built["erp-api"]}
     if stale:
         problems.append(f"after the upgrade these ERP containers do not run the new image: {stale}")

@@ -288,6 +288,9 @@ def statistics(call: Call) -> dict[str, Any]:
         "version": call.sim.config.SIM_VERSION,
         **workspace_counts(call.sim),  # the counts the Prometheus exporter serves too
         "totalIntegrations": len(state.integrations),
+        # Rocket.Chat's statistics.ts: statistics.migration = getControl(), the control record of its
+        # `migrations` collection (make upgrade / make rollback read its version: roles/rocketchat).
+        "migration": dict(state.migrations or {"_id": "control", "version": 0, "locked": False}),
         "createdAt": iso(now_ms()),
     }
 

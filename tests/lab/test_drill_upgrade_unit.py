@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab.drill_host_loss import Sample
-from lab.drill_upgrade import Phases, PlayMarker, judge, play_phase, report
+from lab.drill_upgrade import RC_JUDGED, Phases, PlayMarker, judge, play_phase, rc_window, report
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +93,51 @@ def test_an_http_error_while_the_proxy_swaps_is_printed_not_judged() -> None:
     rows = _phases().table(samples, 40.0)
     assert judge(rows) == []
     assert "502" in "\n".join(report(rows))
+
+
+def test_rocketchat_plays_are_their_own_phase() -> None:
+    assert play_phase("upgrade", "Rocket.Chat instances, one host at a time", False) == "upgrade rocketchat"
+    assert (
+        play_phase(
+            "rollback",
+            "Rocket.Chat instances, whether the database migrated forward (restored when it did)",
+            False,
+        )
+        == "rollback rocketchat"
+    )
+    # The TLS sidecars stay their own layer.
+    assert play_phase("upgrade", "Rocket.Chat's TLS sidecars, one host at a time", True) == "upgrade sidecar"
+
+
+def _rc_phases() -> Phases:
+    phases = Phases()
+    for when, name in [
+        (0, "before"),
+        (10, "upgrade prepare"),
+        (20, "upgrade rocketchat"),
+        (40, "upgrade erp"),
+    ]:
+        phases.enter(name, float(when))
+    return phases
+
+
+def test_rocketchat_down_in_its_own_play_is_a_window_not_a_failure_of_its_loop() -> None:
+    samples = [
+        Sample(11, 12, 200),
+        Sample(22, 23, 502),
+        Sample(30, 31, 502),
+        Sample(35, 36, 200),
+        Sample(41, 42, 200),
+    ]
+    rows = _rc_phases().table(samples, 50.0)
+    assert judge(rows, RC_JUDGED) == []
+    assert rc_window(rows) == "upgrade rocketchat: 2 failed over 8 s"
+    # The ERP loop is judged in Rocket.Chat's play too: the ERP path does not pass through Rocket.Chat.
+    assert judge(rows) == ["upgrade rocketchat: 2 of 3 requests failed (502)"]
+
+
+def test_rocketchat_down_outside_its_own_play_fails_the_drill() -> None:
+    samples = [Sample(11, 12, 200), Sample(22, 23, 200), Sample(41, 42, 502), Sample(45, 46, 200)]
+    rows = _rc_phases().table(samples, 50.0)
+    assert judge(rows, RC_JUDGED) == ["upgrade erp: 1 of 2 requests failed (502)"]
+    assert rc_window(rows) == "none failed"

@@ -198,6 +198,11 @@ def test_newer_build_migrates_an_older_database_and_keeps_its_data(rocketchat_si
     assert "Running up() on version 331" in log
     assert log.index("Migrating from version 330 -> 331") < log.index("Finished migrating.")
     assert _read_version(path) == 331  # persisted at startup, before the shutdown save
+    # What make upgrade / make rollback read (roles/rocketchat/tasks/migration.yml): the statistics'
+    # `migration`, Rocket.Chat's control record (statistics.ts: statistics.migration = getControl()).
+    stats = sim.api("GET", "statistics", headers=sim.admin_headers, params={"refresh": "true"}).json()
+    assert stats["migration"]["_id"] == "control"
+    assert stats["migration"]["version"] == 331
     after = json.loads(path.read_text())
     assert {u["_id"] for u in after["users"]} == {u["_id"] for u in before["users"]}
     assert {r["_id"] for r in after["rooms"]} == {r["_id"] for r in before["rooms"]}
