@@ -64,11 +64,13 @@ PHASES = {
 # (Rocket.Chat and its TLS sidecars included: the loop's ERP path does not pass them) is off the request path.
 JUDGED = ("prepare", "rocketchat", "erp", "bot", "sidecar", "exporters", "monitoring", "finish")
 # Rocket.Chat through the proxy (GET /livez, a second loop): one instance in the lab, so it is down while it
-# is re-created (its layer, and the rollback's restore of its database); in every other phase no request
-# may fail, as above. Its window is printed.
+# or its TLS sidecar is re-created (their layers, and the rollback's restore of its database); in every
+# other phase no request may fail, as above. Its windows are printed.
 RC_PATH = "/livez"
 RC_RATE = 2.0
-RC_JUDGED = tuple(phase for phase in JUDGED if phase != "rocketchat")
+# Its own plays: the instance, and its TLS sidecar (Rocket.Chat's front door on its host, re-created too).
+RC_OWN = ("rocketchat", "sidecar")
+RC_JUDGED = tuple(phase for phase in JUDGED if phase not in RC_OWN)
 # The simulator's release image knows one more database migration (rocketchat_sim.config,
 # SIM_MIGRATION_VERSION): its first start migrates Rocket.Chat's database, so make rollback must restore it.
 RC_REPOSITORY = "rocketchat-sim"
@@ -222,12 +224,16 @@ def migration_version(image: str) -> int:
     return int(found)
 
 
-def container_images(lab: Lab, hosts: list[str], prefix: str) -> dict[str, str]:
-    """{host/container: image id} of every container whose name starts with PREFIX on HOSTS."""
+def container_images(lab: Lab, hosts: list[str], name: str) -> dict[str, str]:
+    """{host/container: image id} of the container NAME and its instances NAME-2, NAME-3, … on HOSTS (not
+    NAME-tls, the TLS sidecar)."""
     found = {}
     for host in hosts:
         names = remote.capture(
-            lab, host, f"sudo docker ps --all --format '{{{{.Names}}}}' --filter name=^{prefix}", timeout=60
+            lab,
+            host,
+            f"sudo docker ps --all --format '{{{{.Names}}}}' --filter 'name=^{name}(-[0-9]+)?$'",
+            timeout=60,
         ).split()
         for name in names:
             image = remote.capture(
@@ -283,12 +289,21 @@ def make(target: str, inventory: str, phases: Phases, *args: str) -> tuple[float
     return time.monotonic() - started, "".join(lines)
 
 
+def rocketchat_restored(output: str) -> bool:
+    """Whether rollback.yml's output says it restored Rocket.Chat's database (its message, as the callback
+    prints it: folded over lines, an apostrophe doubled inside YAML quotes)."""
+    said = " ".join(output.replace("''", "'").split())
+    return "Rocket.Chat's database had migrated forward (migration version" in said and (
+        "RESTORED from the pre-upgrade backup" in said
+    )
+
+
 def rc_window(rows: dict[str, dict]) -> str:
     """Rocket.Chat's failed requests in its own phases: how many, over how long (first to last failure)."""
     spans = []
     for name, row in rows.items():
         failed = row["failed"]
-        if name.split()[-1] == "rocketchat" and failed:
+        if name.split()[-1] in RC_OWN and failed:
             span = max(s.started for s in failed) - min(s.started for s in failed)
             spans.append(f"{name}: {len(failed)} failed over {span:.0f} s")
     return "; ".join(spans) or "none failed"
@@ -411,7 +426,7 @@ def _drill(lab: Lab, inventory: str) -> dict[str, tuple[float, float]]:
         problems.append(f"after the upgrade Rocket.Chat does not run the new image: {rc_after}")
     if rc_restored != rc_before:
         problems.append(f"after the rollback Rocket.Chat runs {rc_restored}, not {rc_before}")
-    if "RESTORED from the pre-upgrade backup" not in " ".join(output.split()):
+    if not rocketchat_restored(output):
         problems.append("make rollback did not restore Rocket.Chat's database (the new release migrated it)")
     stale = {name: image for name, image in after.items() if image != built["erp-api"]}
     if stale:

@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TAG = "pmxdrill"
 # Re-built (a new id each): these must be replaced by the upgrade and brought back by the rollback.
 REBUILT = {"photomatrix-erp-api": "erp-api", "photomatrix-chatbot": "chatbot", "photomatrix-proxy": "nginx"}
+# The same image under the new tag (Rocket.Chat's layer runs it again: no change, no restart).
 RETAGGED = ["prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "redis"]
+RETAGGED += ["rocketchat-sim", "nats"]
 MAKE_TIMEOUT = 900
 # The load: at most this many requests a second, for at most LOAD_SECONDS.
 LOAD_RATE = 20

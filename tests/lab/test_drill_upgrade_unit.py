@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from lab.drill_host_loss import Sample
-from lab.drill_upgrade import RC_JUDGED, Phases, PlayMarker, judge, play_phase, rc_window, report
+from lab.drill_upgrade import (
+    RC_JUDGED,
+    Phases,
+    PlayMarker,
+    judge,
+    play_phase,
+    rc_window,
+    report,
+    rocketchat_restored,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -141,3 +150,24 @@ def test_rocketchat_down_outside_its_own_play_fails_the_drill() -> None:
     rows = _rc_phases().table(samples, 50.0)
     assert judge(rows, RC_JUDGED) == ["upgrade erp: 1 of 2 requests failed (502)"]
     assert rc_window(rows) == "none failed"
+
+
+# rollback.yml's messages as ansible-playbook's default callback printed them in the lab (2026-12-07).
+RESTORED = """TASK [Say that Rocket.Chat's database was restored] ****************************
+ok: [chat] =>
+    msg: 'Rocket.Chat''s database had migrated forward (migration version 331, before
+        the upgrade 330): RESTORED from the pre-upgrade backup /var/backups/photomatrix/photomatrix-1.pmbackup
+        on chat. Changes made since the upgrade are in the safety backup the restore took
+        first.'
+"""
+NOT_RESTORED = """    msg: 'Rocket.Chat''s database is at the migration version it had before the upgrade
+        (330): not restored.'
+    msg: The ERP database had migrated forward (0002, before the upgrade 0001): RESTORED from the
+        pre-upgrade backup /var/backups/photomatrix/photomatrix-1.pmbackup.
+"""
+
+
+def test_the_rollbacks_restore_of_rocketchat_is_read_from_its_output() -> None:
+    assert rocketchat_restored(RESTORED)
+    # The ERP's own RESTORED line is not Rocket.Chat's.
+    assert not rocketchat_restored(NOT_RESTORED)

@@ -550,14 +550,27 @@ def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
     if mode == "simulator":
         state = container_env(info)["SIM_STATE_FILE"]
         out = staging / "rocketchat-sim-state.json"
-        # The simulator replaces its state file atomically, so one read is a consistent snapshot.
-        with open(out, "wb") as f:
-            run(
-                ["docker", "exec", name, "cat", state],
-                stdout=f,
-                timeout=600,
-                what="reading the simulator state",
+        if (info.get("State") or {}).get("Running"):
+            # The simulator replaces its state file atomically, so one read is a consistent snapshot.
+            with open(out, "wb") as f:
+                run(
+                    ["docker", "exec", name, "cat", state],
+                    stdout=f,
+                    timeout=600,
+                    what="reading the simulator state",
+                )
+        else:
+            # Stopped (make rollback stops Rocket.Chat before the restore's safety backup): docker cp
+            # reads its volume without starting it, as a tar stream of the one file.
+            copied = run(
+                ["docker", "cp", f"{name}:{state}", "-"], timeout=600, what="copying the simulator state"
             )
+            with tarfile.open(fileobj=io.BytesIO(copied)) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                data = tar.extractfile(member) if member is not None else None
+                if data is None:
+                    raise BackupError("copying the simulator state: docker cp returned no file")
+                out.write_bytes(data.read())
         try:
             json.loads(out.read_bytes())
         except ValueError as exc:
