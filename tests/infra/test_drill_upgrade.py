@@ -53,6 +53,7 @@ LOAD_SECONDS = 1800
 PHASES = drill_upgrade.PHASES
 ZERO_FAILURE_PHASES = drill_upgrade.JUDGED
 ANSWERED_PHASES = drill_upgrade.CONNECTION_JUDGED
+RC_OWN = drill_upgrade.RC_OWN
 
 
 def run(argv: list[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -269,11 +270,15 @@ def test_upgrade_then_rollback_under_load(stack: Stack, release: dict[str, str])
         f"{replicas}, {replicas[1]} memory after the upgrade: {second_memory}; load through the proxy, "
         f"{load.sent} requests, {len(load.failed)} failed:\n{load.report()}"
     )
-    # No request failed while the ERP's replicas or the bot were rolled, forward and back.
+    # No request failed while the ERP's replicas or the bot were rolled, forward and back. Rocket.Chat runs
+    # one instance here: while it or its TLS sidecar is re-created (their own plays) its /api/info may fail,
+    # printed above as its window; the ERP's requests may not.
     for name, phase in load.phases.items():
-        if name.split()[-1] in ZERO_FAILURE_PHASES:
+        layer = name.split()[-1]
+        if layer in ZERO_FAILURE_PHASES:
             assert phase.sent > 0 or phase.seconds < 1, (name, "no request was sent in this phase")
-            assert not phase.failed, (name, phase.failed[:10])
+            failed = [f for f in phase.failed if not (layer in RC_OWN and f.startswith("/api/info: "))]
+            assert not failed, (name, failed[:10])
         if name.split()[-1] in ANSWERED_PHASES:
             unanswered = [f for f in phase.failed if not f.rsplit(": ", 1)[-1].isdigit()]
             assert not unanswered, (name, unanswered[:10])
