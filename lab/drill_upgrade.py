@@ -235,26 +235,17 @@ def container_images(lab: Lab, hosts: list[str], name: str) -> dict[str, str]:
             f"sudo docker ps --all --format '{{{{.Names}}}}' --filter 'name=^{name}(-[0-9]+)?$'",
             timeout=60,
         ).split()
-        for name in names:
+        for container in names:
             image = remote.capture(
-                lab, host, f"sudo docker inspect --format '{{{{.Image}}}}' {name}", timeout=60
+                lab, host, f"sudo docker inspect --format '{{{{.Image}}}}' {container}", timeout=60
             )
-            found[f"{host}/{name}"] = image.strip()
+            found[f"{host}/{container}"] = image.strip()
     return found
 
 
 def erp_images(lab: Lab, hosts: list[str]) -> dict[str, str]:
     """{host/container: image id} of every ERP container (the first and its replicas) on HOSTS."""
-    found = {}
-    for host in hosts:
-        names = remote.capture(
-            lab, host, f"sudo docker ps --format '{{{{.Names}}}}' --filter name=^{ERP}", timeout=60
-        ).split()
-        for name in names:
-            image = remote.capture(
-                lab, host, f"sudo docker inspect --format '{{{{.Image}}}}' {name}", timeout=60
-            )
-            found[f"{host}/{name}"] = image.strip()
+    found = container_images(lab, hosts, ERP)
     if not found:
         raise UpgradeDrillError(f"no ERP container runs on {', '.join(hosts)}")
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lab import drill_upgrade
 from lab.drill_host_loss import Sample
 from lab.drill_upgrade import (
     RC_JUDGED,
@@ -171,3 +172,24 @@ def test_the_rollbacks_restore_of_rocketchat_is_read_from_its_output() -> None:
     assert rocketchat_restored(RESTORED)
     # The ERP's own RESTORED line is not Rocket.Chat's.
     assert not rocketchat_restored(NOT_RESTORED)
+
+
+def test_each_hosts_containers_are_listed_by_the_same_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """erp1 runs a replica (photomatrix-erp-api-2): erp2 is still asked for every ERP container, and the
+    TLS sidecar never counts as one of Rocket.Chat's instances (the name filter is anchored)."""
+    asked: list[tuple[str, str]] = []
+
+    def capture(lab, host: str, command: str, timeout: float = 60) -> str:
+        asked.append((host, command))
+        if "docker ps" in command:
+            return {"erp1": "photomatrix-erp-api\nphotomatrix-erp-api-2", "erp2": "photomatrix-erp-api"}[host]
+        return f"sha256:{host}"
+
+    monkeypatch.setattr(drill_upgrade.remote, "capture", capture)
+    assert drill_upgrade.erp_images(None, ["erp1", "erp2"]) == {
+        "erp1/photomatrix-erp-api": "sha256:erp1",
+        "erp1/photomatrix-erp-api-2": "sha256:erp1",
+        "erp2/photomatrix-erp-api": "sha256:erp2",
+    }
+    filters = {command.split("--filter ")[1] for _, command in asked if "docker ps" in command}
+    assert filters == {"'name=^photomatrix-erp-api(-[0-9]+)?$'"}
