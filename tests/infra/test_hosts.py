@@ -377,6 +377,24 @@ def test_rocketchat_gets_a_mongo_url_naming_every_member(fleet) -> None:
             assert over_tls, f"{name}: MONGO_URL does not ask for TLS (tls=true)"
 
 
+def test_the_backup_dumps_and_restores_mongodb_through_the_replica_set(fleet) -> None:
+    """photomatrix-backup's configuration on each member names the set and every member: the dump reads a
+    secondary, and a restore (make rollback runs one on the first member, which need not be the primary
+    after make upgrade's rs.stepDown()) writes to the primary, wherever it is now."""
+    members = fleet.group("mongodb")
+    if len(members) < 2:
+        pytest.skip("fewer than two MongoDB members")
+    port = fleet.var(members[0], "mongodb_port", 27017)
+    expected = [f"{fleet.address(m)}:{port}" for m in members]
+    for name in members:
+        config = fleet.hosts[name].file("/etc/photomatrix-backup/config.json")
+        assert config.exists, f"{name}: photomatrix-backup is not configured"
+        assert config.mode & 0o077 == 0, f"{name}: its configuration is {oct(config.mode)}"
+        settings = json.loads(config.content_string)
+        assert settings["mongodb_replica_set"] == fleet.var(name, "mongodb_replica_set", "rs0"), name
+        assert settings["mongodb_members"] == expected, name
+
+
 def test_the_public_name_serves_rocketchat_over_verified_tls(fleet) -> None:
     """End to end through the public name, resolved to the proxy host (no DNS change needed)."""
     proxies = fleet.group("proxy")

@@ -95,6 +95,8 @@ RENDERED = [
     "monitoring_alertmanager_receiver_urls",
     "photomatrix_firewall_rules",
     "backup_components",
+    "backup_mongodb_replica_set",
+    "backup_mongodb_members",
     "erp_api_alert_webhook_url",
     "erp_api_alert_webhook_ca",
     "erp_api_extra_hosts",
@@ -871,3 +873,21 @@ def test_mongodb_is_dumped_on_its_first_member_only_where_mongod_runs(
     no_mongod = render(tmp_path_factory.mktemp("no-mongod"), multi=True, extra={"mongodb_run_mongod": False})
     assert no_mongod["mongo1"]["backup_components"] == ["secrets"]
     assert "rocketchat" in no_mongod["chat"]["backup_components"]  # the simulator's state or the uploads
+
+
+def test_the_backup_reaches_mongodb_through_the_set_its_role_derives(
+    lab: dict[str, dict], solo: dict[str, dict]
+) -> None:
+    """With several members the backup dumps and restores through the replica set, with the members the
+    mongodb role gives Rocket.Chat (a restore on a member that is no longer the primary reaches the
+    primary); with one, the local member."""
+    for host in ("mongo1", "mongo2", "mongo3", "chat"):
+        assert lab[host]["backup_mongodb_replica_set"] == "rs0"
+        assert lab[host]["backup_mongodb_members"] == lab["mongo1"]["mongodb_members"]
+    assert lab["mongo1"]["backup_mongodb_members"] == [
+        "10.77.0.21:27017",
+        "10.77.0.22:27017",
+        "10.77.0.23:27017",
+    ]
+    assert solo["solo"]["backup_mongodb_replica_set"] == ""
+    assert solo["solo"]["backup_mongodb_members"] == []

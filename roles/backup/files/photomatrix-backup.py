@@ -139,10 +139,17 @@ rm -rf .restore-new .restore-old
 sync
 """
 
-MONGO_AUTH = (
-    '--username "$MONGO_INITDB_ROOT_USERNAME" --password "$(cat "$MONGO_INITDB_ROOT_PASSWORD_FILE")" '
-    "--authenticationDatabase admin --quiet"
+# The root password reaches mongodump/mongorestore through a --config file (MongoDB Database Tools 100.3+,
+# YAML `password:`), never a command line: the host's `ps` lists a container's processes and their
+# arguments. The shell writes it 0600 into the container's /tmp with its own builtin printf (no process
+# sees the password as an argument) and removes it when the tool exits, fails or is interrupted. Expanded
+# in the container's shell; the password is a YAML single-quoted scalar (a quote doubled).
+MONGO_CONFIG = (
+    "umask 077 && cfg=\"$(mktemp)\" || exit 1; trap 'rm -f \"$cfg\"' EXIT; trap 'exit 143' HUP INT TERM; "
+    'pw="$(cat "$MONGO_INITDB_ROOT_PASSWORD_FILE")" || exit 1; '
+    'printf "password: \'%s\'\\n" "$(printf \'%s\' "$pw" | sed "s/\'/\'\'/g")" > "$cfg" || exit 1; unset pw; '
 )
+MONGO_AUTH = '--config "$cfg" --username "$MONGO_INITDB_ROOT_USERNAME" --authenticationDatabase admin --quiet'
 # TLS to mongod where the mongodb role serves it (roles/mongodb, mongodb_tls): the container names its CA
 # file in MONGODB_TLS_CA_FILE, and the tools verify the member against it (the name localhost, or the
 # members' addresses of the set's URI, are on its certificate). Expanded in the container's shell.
@@ -185,7 +192,7 @@ class Config:
         except (OSError, ValueError) as exc:
             raise BackupError(f"cannot read the configuration {path}: {exc}") from exc
         try:
-            return cls(
+            config = cls(
                 backup_dir=Path(raw["backup_dir"]),
                 key_file=Path(raw["key_file"]),
                 root=Path(raw["root"]),
@@ -213,6 +220,9 @@ class Config:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BackupError(f"configuration {path} is incomplete or invalid: {exc!r}") from exc
+        # Checked before any command runs: a restore stops containers before it reaches MongoDB.
+        replica_set_uri(config)
+        return config
 
 
 @dataclass
@@ -520,28 +530,40 @@ MEMBER_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 
 
+def replica_set_uri(config: Config) -> str:
+    """The replica set through every member (mongodb_replica_set, mongodb_members), or "" for the local
+    member; the settings are checked here, as they go into a shell command."""
+    if not config.mongodb_replica_set:
+        return ""
+    if not config.mongodb_members or not all(MEMBER_RE.match(m) for m in config.mongodb_members):
+        raise BackupError("mongodb_members must list the replica set's members as host[:port]")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", config.mongodb_replica_set):
+        raise BackupError("mongodb_replica_set is not a valid replica set name")
+    if config.mongodb_read_preference not in READ_PREFERENCES:
+        raise BackupError(f"mongodb_read_preference must be one of {', '.join(READ_PREFERENCES)}")
+    return f"mongodb://{','.join(config.mongodb_members)}/?replicaSet={config.mongodb_replica_set}"
+
+
 def mongodump_shell(config: Config) -> str:
     """The mongodump command run in the MongoDB container: the local member, or, with a replica set
     configured, the set through its URI reading from a secondary; --oplog either way (a consistent
     point in time); over verified TLS where the container names its CA (MONGO_TLS). The password comes
-    from the container's file, inside the container only."""
-    command = "exec mongodump"
-    if config.mongodb_replica_set:
-        if not config.mongodb_members or not all(MEMBER_RE.match(m) for m in config.mongodb_members):
-            raise BackupError("mongodb_members must list the replica set's members as host[:port]")
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", config.mongodb_replica_set):
-            raise BackupError("mongodb_replica_set is not a valid replica set name")
-        if config.mongodb_read_preference not in READ_PREFERENCES:
-            raise BackupError(f"mongodb_read_preference must be one of {', '.join(READ_PREFERENCES)}")
-        uri = f"mongodb://{','.join(config.mongodb_members)}/?replicaSet={config.mongodb_replica_set}"
+    from the container's file, inside the container only (MONGO_CONFIG)."""
+    command = "mongodump"
+    uri = replica_set_uri(config)
+    if uri:
         command += f" --uri '{uri}' --readPreference={config.mongodb_read_preference}"
-    return f"{command} {MONGO_AUTH} {MONGO_TLS} --oplog --archive --gzip"
+    return f"{MONGO_CONFIG}{command} {MONGO_AUTH} {MONGO_TLS} --oplog --archive --gzip"
 
 
-def mongorestore_shell() -> str:
-    """The mongorestore command run in the MongoDB container: the archive from stdin over the local member,
-    its collections dropped first, the oplog replayed (the dump's point in time); TLS as mongodump's."""
-    return f"exec mongorestore {MONGO_AUTH} {MONGO_TLS} --drop --oplogReplay --archive --gzip"
+def mongorestore_shell(config: Config) -> str:
+    """The mongorestore command run in the MongoDB container: the archive from stdin, its collections
+    dropped first, the oplog replayed (the dump's point in time). With a replica set, through the set's
+    URI: the writes go to whichever member is the PRIMARY now (after `make upgrade`'s rs.stepDown() it
+    need not be this one; a secondary refuses them) and the others replicate them. TLS as mongodump's."""
+    uri = replica_set_uri(config)
+    command = f"mongorestore --uri '{uri}'" if uri else "mongorestore"
+    return f"{MONGO_CONFIG}{command} {MONGO_AUTH} {MONGO_TLS} --drop --oplogReplay --archive --gzip"
 
 
 def dump_rocketchat(config: Config, staging: Path) -> list[Part]:
@@ -1358,7 +1380,7 @@ def restore_rocketchat(config: Config, unpacked: Path, manifest: dict) -> None:
                     config.containers["mongodb"],
                     "sh",
                     "-c",
-                    mongorestore_shell(),
+                    mongorestore_shell(config),
                 ],
                 stdin=f,
                 timeout=config.command_timeout,
