@@ -271,8 +271,9 @@ def test_upgrade_then_rollback_under_load(stack: Stack, release: dict[str, str])
         f"{load.sent} requests, {len(load.failed)} failed:\n{load.report()}"
     )
     # No request failed while the ERP's replicas or the bot were rolled, forward and back. Rocket.Chat runs
-    # one instance here: while it or its TLS sidecar is re-created (their own plays) its /api/info may fail,
-    # printed above as its window; the ERP's requests may not.
+    # one instance here: while it is re-created (its own play; its TLS sidecar in the same window) its
+    # /api/info may fail, printed above as its window; the ERP's requests may not, nor Rocket.Chat's in the
+    # sidecars' play, which finds them current.
     for name, phase in load.phases.items():
         layer = name.split()[-1]
         if layer in ZERO_FAILURE_PHASES:
