@@ -66,7 +66,8 @@ JUDGED = ("prepare", "rocketchat", "erp", "bot", "sidecar", "exporters", "monito
 # Rocket.Chat through the proxy (GET /livez, a second loop): one instance in the lab, so it is down while it
 # is re-created in its own play (with the rollback's restore of its database); its TLS sidecar, which runs
 # the proxy's nginx image, is re-created in that same window (roles/rocketchat, roll_instance.yml), so the
-# sidecars' play finds it current and no request may fail there, nor in any other phase. Its window is printed.
+# sidecars' play finds it current and no request may fail there, nor in any other phase. Its window is
+# printed.
 RC_PATH = "/livez"
 RC_RATE = 2.0
 RC_OWN = ("rocketchat",)
