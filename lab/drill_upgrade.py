@@ -290,6 +290,17 @@ def rocketchat_restored(output: str) -> bool:
     )
 
 
+def rc_own_phases(output: str) -> tuple[str, ...]:
+    """Rocket.Chat's own phases in one run of upgrade.yml or rollback.yml, read from its output: its
+    instances' play, and its TLS sidecars' play too when the instances' play left Rocket.Chat as it was
+    ("already on the recorded images", playbooks/tasks/upgrade_host.yml): the sidecars are then re-created
+    alone, in a window of their own (the single-host drill's rollback: its Rocket.Chat image is only
+    re-tagged, the proxy's nginx image is new)."""
+    said = " ".join(output.replace("''", "'").split())
+    left_alone = "(Rocket.Chat): already on the recorded images" in said
+    return RC_OWN + (("sidecar",) if left_alone else ())
+
+
 def rc_window(rows: dict[str, dict]) -> str:
     """Rocket.Chat's failed requests in its own phases: how many, over how long (first to last failure)."""
     spans = []

@@ -115,8 +115,11 @@ def test_rocketchat_plays_are_their_own_phase() -> None:
         )
         == "rollback rocketchat"
     )
-    # The TLS sidecars stay their own layer.
+    # The TLS sidecars stay their own layer, where Rocket.Chat may not fail: its instance's roll re-created
+    # the sidecar in the instance's own window, so the sidecars' play finds it current.
     assert play_phase("upgrade", "Rocket.Chat's TLS sidecars, one host at a time", True) == "upgrade sidecar"
+    assert drill_upgrade.RC_OWN == ("rocketchat",)
+    assert "sidecar" in drill_upgrade.RC_JUDGED
 
 
 def _rc_phases() -> Phases:
@@ -193,3 +196,16 @@ def test_each_hosts_containers_are_listed_by_the_same_name(monkeypatch: pytest.M
     }
     filters = {command.split("--filter ")[1] for _, command in asked if "docker ps" in command}
     assert filters == {"'name=^photomatrix-erp-api(-[0-9]+)?$'"}
+
+
+def test_the_sidecars_play_is_rocketchats_own_only_where_its_instances_were_left_alone() -> None:
+    rolled = "TASK [rocketchat : Run instance 1] ***\nchanged: [chat]\n"
+    left = (
+        'ok: [localhost] => {\n    "msg": "localhost (Rocket.Chat): already on the recorded'
+        ' images: not rolled\n    back."\n}\n'
+    )
+    assert drill_upgrade.rc_own_phases(rolled) == ("rocketchat",)
+    assert drill_upgrade.rc_own_phases(left) == ("rocketchat", "sidecar")
+    # Another layer left alone says nothing about Rocket.Chat's.
+    other = left.replace("(Rocket.Chat)", "(ERP API)")
+    assert drill_upgrade.rc_own_phases(other) == ("rocketchat",)
