@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 from roles.test_topology_render import LAB_WEBHOOK, ansible_playbook, render, write_inventory
 
+from lab import images as lab_images
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
@@ -63,3 +67,20 @@ def mongodb_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongodbLab
         yield MongodbLab(tmp, run(), run)
     finally:
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="session")
+def nats_image() -> str:
+    """images/nats built on the lab's debootstrap base (the project's recipe); cached by Docker. make up
+    builds it only where several Rocket.Chat instances run: test_nats and test_rocketchat_roll build it."""
+    tag = "photomatrix-test/nats:role-test"
+    argv = [
+        "docker", "build", "--quiet",
+        # The host's network, as the roles build (its RUN step only fetches Debian packages).
+        "--network", "host", "--build-arg", f"BASE_IMAGE={lab_images.base_image()}",
+        "-t", tag, str(ROOT / "images" / "nats"),
+    ]  # fmt: skip
+    built = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    if built.returncode != 0:
+        pytest.fail(f"building images/nats: exit {built.returncode}: {built.stderr.strip()[-1500:]}")
+    return tag

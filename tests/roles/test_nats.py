@@ -26,8 +26,6 @@ import yaml
 from plugins.processes import free_port
 from roles.test_topology_render import ansible_playbook, render_common, render_inventory
 
-from lab import images as lab_images
-
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,18 +127,6 @@ class Deployed:
 
     def run(self, **extra: object) -> subprocess.CompletedProcess[str]:
         return ansible_playbook("-i", str(self.inventory), str(self.playbook), "-e", json.dumps(extra))
-
-
-@pytest.fixture(scope="module")
-def nats_image() -> str:
-    """images/nats built on the lab's debootstrap base (the project's recipe); cached by Docker."""
-    tag = "photomatrix-test/nats:role-test"
-    docker(
-        # The host's network, as the roles build (its RUN step only fetches Debian packages).
-        "build", "--quiet", "--network", "host", "--build-arg", f"BASE_IMAGE={lab_images.base_image()}",
-        "-t", tag, str(ROOT / "images" / "nats"), timeout=900,
-    )  # fmt: skip
-    return tag
 
 
 @pytest.fixture(scope="module")
