@@ -100,6 +100,11 @@ class Fleet:
             return "127.0.0.1"
         return str(self.var(host, "photomatrix_host_address") or self.var(host, "ansible_host") or host)
 
+    def deployed_name(self, host: str) -> str:
+        """The host's name in the inventory that deployed it: its own, except for a lab host whose stack
+        `make up` deployed there with inventory/local (lab/single's `lab_deployed_as: localhost`)."""
+        return str(self.var(host, "lab_deployed_as") or host)
+
     @cached_property
     def hosts(self) -> dict[str, testinfra.host.Host]:
         # testinfra's Ansible backend calls ansible-inventory from PATH: the venv's.
