@@ -63,8 +63,9 @@ TEST_MULTI_LOG ?= .state/test-multi.log
 # How busy the machine was, minute by minute, while make test ran (ops/cpu_busy.py): its last line, the whole
 # run, is printed at the end.
 TEST_CPU_LOG ?= .state/cpu-busy.log
-# make test runs make test-infra at this niceness beside the others: it has the most slack of them, and the
-# multi-host cycle (make test-multi) is CI's longest path (its steps get the CPU first).
+# make test runs make test-infra at this niceness beside the others, so the multi-host cycle (make test-multi),
+# CI's longest path, gets the CPU first. It reaches test-infra's processes on this machine (the images' push,
+# the verification from here); what runs in its lab host (make deploy-cycle there) runs at normal priority.
 TEST_INFRA_NICE ?= 10
 TEST_DELIVERY ?= true
 TEST_MULTI ?= true
@@ -108,7 +109,7 @@ test: setup ## lint (beside the images' build), then every test: pytest, beside 
 	  wait $$cycles; read infra_rc multi_rc delivery_rc < $(TEST_INFRA_LOG).rc \
 	    || { infra_rc=1; multi_rc=1; delivery_rc=1; }; \
 	  echo "== make test-infra (whole log: $(TEST_INFRA_LOG))"; \
-	  grep -E '^(cold deploy|test-infra|CPU of|PLAY RECAP|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
+	  grep -E '^(lab cycle single|  .* +[0-9]+ s$$|deploy-cycle: .* took|test-infra|CPU of|localhost +:|=+ .*(passed|failed|error).* =+$$|make.*Error)' \
 	    $(TEST_INFRA_LOG) || true; \
 	  echo "== make test-delivery (whole log: $(TEST_DELIVERY_LOG))"; \
 	  grep -E '^(stage |staging-run: FAILED|staging-run report|gate .*: (passed|FAILED)|TEST_DELIVERY|CPU of|make.*Error)' \
@@ -164,18 +165,13 @@ status: setup ## read-only, one screen: containers and health per host, firing a
 	$(PY) -m ops.status --inventory $(or $(INVENTORY),inventory/local) $(STATUS_ARGS)
 .PHONY: status
 
-test-infra: setup ## the deployment cycle on this machine: up, verify, the second run changed=0 (--check --diff of site.yml, each layer for real), --tags, drill but the upgrade drill (TEST_INFRA_DRILL_SKIP; make test-delivery judges a single-host upgrade under load), down
-	@if docker ps -aq --filter name='^photomatrix-' 2>/dev/null | grep -q . || [ -e /srv/photomatrix ]; then \
-	  echo "make test-infra deploys a stack on this machine and removes it afterwards (volumes and secrets" \
-	    "too), so it refuses to run next to one: this machine already has photomatrix-* containers or" \
-	    "/srv/photomatrix. Run it on a machine without a stack (CI does), or \`make down PURGE=true\` first" \
-	    "if that stack may go." >&2; exit 2; fi
-	@set -e; if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run up, verify, the second run (check mode and each layer), drill, down"; exit 0; fi; \
-	  trap '$(MAKE) down PURGE=true' EXIT; \
-	  start=$$(date +%s); $(MAKE) up; echo "cold deploy: $$(( $$(date +%s) - start )) s"; \
-	  $(MAKE) verify; \
-	  PHOTOMATRIX_IDEMPOTENCE=1 $(BIN)/pytest -m infra -s -p no:cacheprovider tests/infra/test_layers.py; \
-	  $(MAKE) drill DRILL_SKIP='$(TEST_INFRA_DRILL_SKIP)'
+# The lab of the single-host cycle (make test-infra): one fresh host.
+SINGLE_INVENTORY ?= lab/single
+test-infra: setup ## the single-host deployment cycle in a fresh lab host (lab/single; python -m lab.cycle), never this machine's stack: there, as a new user would, make up, verify, the second run changed=0 (--check --diff of site.yml, each layer for real), --tags, drill but the upgrade drill (TEST_INFRA_DRILL_SKIP; make test-delivery judges a single-host upgrade under load); from here make verify INVENTORY=lab/single (read-only: containers unchanged); make down PURGE=true there; lab down
+	@$(call refuse_running_lab,$(SINGLE_INVENTORY))
+	@if [ -n "$(DRY_RUN)" ]; then echo "make -n: would run, in a fresh lab host ($(SINGLE_INVENTORY)): up, verify, the second run (check mode and each layer), drill, down"; exit 0; fi; \
+	  $(PY) -m lab.cycle single -i $(SINGLE_INVENTORY) \
+	    --deploy 'make deploy-cycle DRILL_SKIP=$(TEST_INFRA_DRILL_SKIP)' --teardown 'make down PURGE=true'
 
 # Inside a lab host only: lab/cycle.py writes the marker file there and runs this as root. The guard is
 # part of the one recipe line, so even `make -n` (which runs lines naming $(MAKE)) stops at it.

@@ -12,7 +12,8 @@ source on the host (ANSIBLE_INVENTORY, LAB_VARS below) sets `container_registry`
 Then, from this machine, `make verify INVENTORY=lab/single` checks the host over SSH; the containers'
 ids and start times must be the same before and after (verification is read-only). Then the teardown
 CMD runs there (`make down PURGE=true`) and must leave no photomatrix container. The lab is removed at
-the end, also on failure (`--keep` keeps it).
+the end, also on failure (`--keep` keeps it). A stack `make up` deployed on this machine is never
+touched: its containers' ids, start times and restart counts must be the same after the cycle.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ SNAPSHOT = (
     "sudo docker ps --all --quiet --no-trunc --filter name=^photomatrix- | sort | "
     "xargs -r sudo docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}'"
 )
+
+
+def this_machines_stack(prefix: str = "photomatrix-") -> str:
+    """What `make up` deployed on this machine, if anything: the cycle must leave it as it was."""
+    names = docker.run(["ps", "--all", "--quiet", "--no-trunc", "--filter", f"name=^{prefix}"]).split()
+    if not names:
+        return ""
+    return docker.run(
+        ["inspect", "--format", "{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}", *sorted(names)]
+    )
 
 
 class CycleError(RuntimeError):
@@ -102,7 +113,14 @@ def single(
     lab = load(inventory)
     (host,) = lab.hosts
     with control.lock(lab):
-        return _single(lab, host, deploy, teardown, keep)
+        own = this_machines_stack()
+        figures = _single(lab, host, deploy, teardown, keep)
+        if this_machines_stack() != own:
+            raise CycleError(
+                f"this machine's own stack (make up here) changed during the cycle:\nbefore:\n{own}\n"
+                f"after:\n{this_machines_stack()}"
+            )
+        return figures
 
 
 def _single(lab, host: str, deploy: str, teardown: str, keep: bool) -> dict[str, float]:

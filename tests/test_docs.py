@@ -237,7 +237,7 @@ def evidence_problem(evidence: object) -> str | None:
 
 
 def ci_make_targets(makefile: str) -> set[str]:
-    """Targets `make test` runs: its prerequisites and `$(MAKE) x` calls, transitively."""
+    """Targets `make test` runs, transitively: prerequisites, `$(MAKE) x` calls, the lab cycle's commands."""
     rules: dict[str, tuple[list[str], str]] = {}
     for match in re.finditer(r"^([a-z][a-z-]*):(?!=)([^\n]*)\n((?:\t[^\n]*\n?)*)", makefile, re.M):
         prerequisites = [p for p in match.group(2).split("##")[0].split() if re.fullmatch(r"[a-z][a-z-]*", p)]
@@ -249,7 +249,9 @@ def ci_make_targets(makefile: str) -> set[str]:
             continue
         reached.add(target)
         prerequisites, recipe = rules[target]
-        todo += prerequisites + re.findall(r"\$\(MAKE\) ([a-z][a-z-]*)", recipe)
+        # `$(MAKE) x`, and what python -m lab.cycle runs in its lab host (`--deploy 'make x …'`).
+        called = re.findall(r"(?:\$\(MAKE\)|--(?:deploy|teardown) 'make) ([a-z][a-z-]*)", recipe)
+        todo += prerequisites + called
     return reached
 
 

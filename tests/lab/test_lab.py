@@ -22,6 +22,7 @@ import pytest
 
 from lab import docker
 from lab.control import CERTS_D
+from lab.cycle import this_machines_stack
 from lab.topology import LABEL, Lab, LabConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,9 +165,14 @@ def test_a_bad_inventory_is_refused_with_a_clear_error(tmp_path, hosts, lab_vars
     assert not (inventory / ".lab").exists()
 
 
-def test_make_test_multi_refuses_a_lab_of_its_inventory_that_exists(tmp_path):
-    """The guard in front of `make test-multi` (and test-delivery): a container of the lab, even one only
-    created, makes it refuse before lab.multi starts; a status that cannot be read refuses too."""
+@pytest.mark.parametrize(
+    ("target", "variable", "started"),
+    [("test-multi", "MULTI_INVENTORY", "lab multi:"), ("test-infra", "SINGLE_INVENTORY", "lab cycle")],
+)
+def test_make_test_cycles_refuse_a_lab_of_their_inventory_that_exists(tmp_path, target, variable, started):
+    """The guard in front of `make test-multi`, `make test-infra` (and test-delivery): a container of the
+    lab, even one only created, makes it refuse before the cycle starts; a status that cannot be read
+    refuses too."""
     name = f"pmguard{RUN}"
     inventory = _inventory(
         tmp_path,
@@ -176,9 +182,10 @@ def test_make_test_multi_refuses_a_lab_of_its_inventory_that_exists(tmp_path):
     image = f"{name}/empty:1"
     decoy = f"{name}-h1"
 
-    def make_test_multi(inv: Path) -> subprocess.CompletedProcess:
+    def make_test_cycle(inv: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["make", "--no-print-directory", "test-multi", f"MULTI_INVENTORY={inv}", "MULTI_ARGS=--to up"],
+            # MULTI_ARGS: were the guard to let lab.multi through, it would stop after `lab up`.
+            ["make", "--no-print-directory", target, f"{variable}={inv}", "MULTI_ARGS=--to up"],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
 
@@ -190,11 +197,11 @@ def test_make_test_multi_refuses_a_lab_of_its_inventory_that_exists(tmp_path):
         docker.run(
             ["create", "--name", decoy, "--label", f"{LABEL}={name}", "--network", "none", image, "/none"]
         )
-        refused = make_test_multi(inventory)
+        refused = make_test_cycle(inventory)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "refuses to run while that lab runs" in refused.stderr
         assert decoy in refused.stderr  # what it found, named
-        assert "lab multi:" not in refused.stdout  # lab.multi never started
+        assert started not in refused.stdout + refused.stderr  # the cycle never started
         assert docker.inspect("container", decoy) is not None  # and nothing was removed
         assert "Traceback" not in refused.stderr
         # A status that cannot be read (an inventory that does not load) refuses as well.
@@ -202,12 +209,38 @@ def test_make_test_multi_refuses_a_lab_of_its_inventory_that_exists(tmp_path):
         broken = _inventory(
             tmp_path / "broken", "all: {hosts: {h1: {ansible_host: 10.81.0.1}}}", "lab_name: x\n"
         )
-        unread = make_test_multi(broken)
+        unread = make_test_cycle(broken)
         assert unread.returncode == 2, unread.stdout + unread.stderr
-        assert "lab multi:" not in unread.stdout
+        assert started not in unread.stdout + unread.stderr
     finally:
         docker.run(["rm", "--force", decoy], check=False)
         docker.run(["image", "rm", image], check=False)
+
+
+def test_the_cycle_sees_a_change_to_this_machines_stack():
+    """lab.cycle compares this machine's own stack before and after (it must be untouched): a container
+    that appears, goes or is re-created is a difference. A prefix of its own stands for `photomatrix-`."""
+    prefix = f"pmstack{RUN}-"
+    image = f"pmstack{RUN}/empty:1"
+    empty = subprocess.run(["tar", "-cf", "-", "--files-from", "/dev/null"], capture_output=True, check=True)
+    subprocess.run(
+        ["docker", "import", "--change", "CMD [\"/none\"]", "-", image],
+        input=empty.stdout, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    try:
+        assert this_machines_stack(prefix) == ""
+        docker.run(["create", "--name", f"{prefix}one", "--network", "none", image])
+        created = this_machines_stack(prefix)
+        assert f"/{prefix}one " in created
+        assert this_machines_stack(prefix) == created  # read twice, unchanged: equal
+        # Re-created under the same name (`make down`, then `make up`): another container.
+        docker.run(["rm", f"{prefix}one"])
+        docker.run(["create", "--name", f"{prefix}one", "--network", "none", image])
+        assert this_machines_stack(prefix) != created
+    finally:
+        docker.run(["rm", "--force", f"{prefix}one"], check=False)
+        docker.run(["image", "rm", image], check=False)
+    assert this_machines_stack(prefix) == ""
 
 
 def test_inventory_lab_has_the_production_shape():
