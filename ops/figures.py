@@ -516,7 +516,10 @@ def record_run(
 
 
 # The lab cycles' step names (lab/cycle.py `single`, lab/multi.py) and their figures. A step of the
-# single cycle "<command> (in the host)" is the deploy command the first time, the teardown the second.
+# single cycle "<command> (in the host)" is a figure when the command is make test-infra's: its deploy
+# command (`make deploy-cycle …`) or its teardown (`make down …`); any other (a quick `--deploy 'make up'`
+# run) is left out.
+SINGLE_IN_HOST = (("make deploy-cycle", "lab.single.deploy_s"), ("make down", "lab.single.teardown_s"))
 LAB_STEPS = {
     ("single", "lab up"): "lab.single.up_s",
     ("single", "images (built here, pushed to the lab registry)"): "lab.single.images_s",
@@ -605,13 +608,12 @@ def lab_records(text: str, after: str = "") -> tuple[list[str], str]:
             current = None
     records = []
     for cycle, steps in entries:
-        in_host, loads = 0, []
+        loads = []
         for step in steps:
             name = step["step"]
             key = LAB_STEPS.get((cycle, name))
             if cycle == "single" and name.endswith(" (in the host)"):
-                key = ("lab.single.deploy_s", "lab.single.teardown_s", None)[min(in_host, 2)]
-                in_host += 1
+                key = next((figure for command, figure in SINGLE_IN_HOST if name.startswith(command)), None)
             elif cycle == "multi" and name.startswith("make verify INVENTORY="):
                 key = "lab.multi.verify_s"
             elif cycle == "multi" and key is None:

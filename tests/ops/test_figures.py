@@ -151,13 +151,25 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
                 ),
             ),
             lab_log("2026-12-01T12:00:00Z", "\n".join(["lab cycle multi: passed in 900 s", *summary(multi)])),
+            # A quick cycle with another deploy command: its step in the host is no figure, the rest are.
+            lab_log(
+                "2026-12-01T12:30:00Z",
+                "\n".join(
+                    [
+                        "lab cycle single: passed in 227 s",
+                        f"  {'make up (in the host)':<48} {128:6.0f} s",
+                        f"  {'make down PURGE=true (in the host)':<48} {60:6.0f} s",
+                    ]
+                ),
+            ),
         ]
     )
     lines, last = figures.lab_records(log)
-    assert last == "2026-12-01T12:00:00Z"
-    recorded = {}
+    assert last == "2026-12-01T12:30:00Z"
+    recorded: dict[str, float] = {}
     for line in lines:
         item = json.loads(line)
+        assert item["value"] != 128.0, item  # `make up` is not the deploy command's figure
         recorded[item["figure"]] = item["value"]
     assert recorded == {
         "lab.single.up_s": 21.0,
@@ -184,7 +196,7 @@ def test_the_lab_cycle_log_becomes_figures_once(tree: Path) -> None:
         "lab.multi.drill_faults_whole_s": 63.0,
         "lab.multi.load_average": 20.5,
     }
-    assert len(lines) == len(recorded)  # the highest load of a run, once
+    assert len(lines) == len(recorded) + 1  # the highest load of a run, once; the quick run's teardown
     assert figures.lab_records(log, last) == ([], last)  # counted once
 
     data = figures.load(tree / "ops/figures.json")
