@@ -63,8 +63,8 @@ TEST_MULTI_LOG ?= .state/test-multi.log
 # How busy the machine was, minute by minute, while make test ran (ops/cpu_busy.py): its last line, the whole
 # run, is printed at the end.
 TEST_CPU_LOG ?= .state/cpu-busy.log
-# make test runs make test-infra at this niceness beside the others, so the multi-host cycle (make test-multi),
-# CI's longest path, gets the CPU first. It reaches test-infra's processes on this machine (the images' push,
+# make test runs make test-infra at this niceness beside the others, so the multi-host cycle (make test-multi)
+# gets the CPU first. It reaches test-infra's processes on this machine (the images' push,
 # the verification from here); what runs in its lab host (make deploy-cycle there) runs at normal priority.
 TEST_INFRA_NICE ?= 10
 TEST_DELIVERY ?= true
