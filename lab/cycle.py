@@ -115,10 +115,11 @@ def single(
     with control.lock(lab):
         own = this_machines_stack()
         figures = _single(lab, host, deploy, teardown, keep)
-        if this_machines_stack() != own:
+        after = this_machines_stack()
+        if after != own:
             raise CycleError(
                 f"this machine's own stack (make up here) changed during the cycle:\nbefore:\n{own}\n"
-                f"after:\n{this_machines_stack()}"
+                f"after:\n{after}"
             )
         return figures
 

@@ -56,3 +56,27 @@ def test_deploy_cycle_refuses_to_run_outside_a_lab_host(dry_run: bool) -> None:
     assert run.returncode == 2, run.stdout + run.stderr
     assert "it runs only inside a lab host" in run.stderr
     assert "deploy-cycle: false" not in run.stdout
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["untouched", "changed"])
+def test_the_cycle_fails_when_this_machines_stack_changed(
+    monkeypatch: pytest.MonkeyPatch, changed: bool
+) -> None:
+    """single() reads this machine's stack before and after its cycle (lab/cycle.py this_machines_stack,
+    run against Docker in tests/lab/test_lab.py): a difference fails the cycle, naming both."""
+    import contextlib
+
+    from lab import cycle
+
+    after = "/photomatrix-proxy id2" if changed else "/photomatrix-proxy id1"
+    reads = iter(["/photomatrix-proxy id1", after])  # read twice: before and after, nothing more
+    monkeypatch.setattr(cycle, "this_machines_stack", lambda: next(reads))
+    monkeypatch.setattr(cycle.control, "lock", lambda lab: contextlib.nullcontext())
+    monkeypatch.setattr(cycle, "_single", lambda *args: {"lab up": 1.0})
+    if not changed:
+        assert cycle.single("make deploy-cycle", "make down PURGE=true") == {"lab up": 1.0}
+        return
+    with pytest.raises(cycle.CycleError, match="this machine's own stack") as failed:
+        cycle.single("make deploy-cycle", "make down PURGE=true")
+    assert "before:\n/photomatrix-proxy id1" in str(failed.value)
+    assert "after:\n/photomatrix-proxy id2" in str(failed.value)

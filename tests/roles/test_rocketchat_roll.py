@@ -13,7 +13,9 @@ runs while `docker events` records what happened to each container. Required, fr
   every moment (the official Helm chart's RollingUpdate);
 - each instance's sidecar is re-created inside its instance's window (after the instance stopped, before
   the next instance stops), not in a window of its own afterwards;
-- every container runs the new reference; a second roll changes nothing and stops no container.
+- every container runs the new reference; a second roll changes nothing and stops no container;
+- make rollback's pass that re-creates the instances stopped (before it restores the database) leaves the
+  sidecars alone; the pass that starts the instances re-creates each sidecar in its instance's window.
 
 Containers, network, volumes and tags are this test's own (a random suffix): a stack deployed on this
 machine is never touched."""
@@ -103,9 +105,10 @@ class Deployed:
     prefix: str
     network: str
 
-    def run(self, playbook: str, tag: str) -> subprocess.CompletedProcess[str]:
+    def run(self, playbook: str, tag: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return ansible_playbook(
-            "-i", str(self.inventory), str(self.tmp / playbook), "-e", json.dumps(self.images(tag))
+            "-i", str(self.inventory), str(self.tmp / playbook),
+            "-e", json.dumps({**self.images(tag), **extra}),
         )  # fmt: skip
 
     def images(self, tag: str) -> dict[str, str]:
@@ -256,3 +259,42 @@ def test_two_instances_roll_one_at_a_time_with_nats_first_and_each_sidecar_in_it
     assert again.returncode == 0, again.stdout[-5000:]
     assert "changed=0" in again.stdout.split("PLAY RECAP")[-1], again.stdout[-3000:]
     assert not [e for e in again_events.seen if e[2] in ("die", "kill", "stop", "destroy")], again_events.seen
+
+
+def test_a_roll_that_leaves_the_instances_stopped_leaves_the_sidecars_to_the_pass_that_starts_them(
+    deployed: Deployed,
+) -> None:
+    """playbooks/rollback.yml after a migration: the instances stopped, re-created stopped on the previous
+    images (the roll with rocketchat_container_state=stopped), the database restored, then started. A
+    sidecar re-created in the stopped pass would lengthen the outage the restore holds open."""
+    first = deployed.run("deploy.yml", "two")
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
+    docker("stop", "--time", "5", f"{deployed.prefix}rc", f"{deployed.prefix}rc-2")
+
+    with Events(deployed.prefix) as stopped_events:
+        stopped = deployed.run("roll.yml", "one", rocketchat_container_state="stopped")
+    assert stopped.returncode == 0, stopped.stdout[-5000:] + stopped.stderr[-2000:]
+    for name in ("rc", "rc-2"):
+        assert deployed.image_of(name).endswith(":one"), name
+        assert (
+            docker("inspect", "--format", "{{.State.Running}}", deployed.prefix + name).stdout.strip()
+            == "false"
+        )
+    for name in ("tls", "tls-2"):
+        assert deployed.image_of(name).endswith(":two"), name  # left alone
+    touched = [
+        e for e in stopped_events.seen if e[1] in ("tls", "tls-2") and e[2] in ("die", "kill", "destroy")
+    ]
+    assert not touched, stopped_events.seen
+
+    with Events(deployed.prefix) as events:
+        started = deployed.run("roll.yml", "one")
+    assert started.returncode == 0, started.stdout[-5000:] + started.stderr[-2000:]
+    for container in CONTAINERS:
+        assert deployed.image_of(container).endswith(":one"), container
+    # Each sidecar re-created after its instance started, before the next instance is touched.
+    rc1_started = events.first("rc", "start")
+    tls1_stopped = events.first("tls", "die")
+    assert rc1_started < tls1_stopped < events.first("tls", "start", after=tls1_stopped), events.seen
+    assert tls1_stopped < events.first("rc-2", "start"), events.seen
+    assert events.first("rc-2", "start") < events.first("tls-2", "die"), events.seen
